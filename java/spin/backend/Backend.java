@@ -1,0 +1,211 @@
+package spin.backend;
+
+import java.util.List;
+
+/**
+ * The compute surface the model, losses, optimizers and ZeRO code are written against.
+ *
+ * <h2>Shapes</h2>
+ * B batch, T time, C model dim, H query heads, KVH key/value heads (H is a multiple of KVH: grouped
+ * query attention), D head dim, V vocab, F feed-forward dim, N = B*T rows. Every tensor is
+ * row-major and contiguous; [B,T,H,D] and [N,H*D] name the same memory.
+ *
+ * <h2>The gradient rule</h2>
+ * Every {@code xForward} has an {@code xBackward}. Parameter gradients (dWeight, dTable)
+ * <b>accumulate</b> ({@code +=}), so that micro-batches and tied uses sum without extra buffers.
+ * Activation gradients (dIn, dq, dGate, dLogits, ...) are <b>overwritten</b> ({@code =}). The one
+ * exception is the residual stream, whose gradient is summed explicitly with {@link #accumulate}.
+ * A {@code null} activation-gradient argument means "not needed" where the Javadoc says so.
+ *
+ * <h2>Determinism</h2>
+ * The same inputs on the same backend (same thread count, same device) give bit-identical outputs.
+ * Reductions have a fixed order; no result depends on thread scheduling.
+ *
+ * <h2>Precision</h2>
+ * Ops compute in fp32 with fp32 (or wider) accumulators. Unless an op says otherwise its floating
+ * tensors are {@link DType#F32}; {@link #cast} converts to and from {@link DType#BF16}.
+ *
+ * <h2>Synchronisation</h2>
+ * A device backend may run ops asynchronously; methods that return host values, and
+ * {@link #read}, synchronise. {@link #synchronize()} waits for all queued work.
+ */
+public interface Backend extends AutoCloseable {
+
+    String name();
+
+    // ---------------------------------------------------------------- memory
+
+    /** A new tensor filled with zeros. */
+    Tensor allocate(DType dtype, int... shape);
+
+    /** A new F32 tensor holding {@code values}. */
+    Tensor fromHost(float[] values, int... shape);
+
+    /** A new I32 tensor holding {@code values}. */
+    Tensor fromHost(int[] values, int... shape);
+
+    /** Copies {@code values} (F32, or BF16 after rounding) into {@code dst}. */
+    void write(Tensor dst, float[] values);
+
+    /** The elements of a F32 or BF16 tensor as floats. */
+    float[] read(Tensor src);
+
+    /** The elements of an I32 tensor. */
+    int[] readInts(Tensor src);
+
+    /** {@code dst = src} element by element; same dtype and size. */
+    void copy(Tensor dst, Tensor src);
+
+    /** Sets every element of a F32 tensor to {@code value}. */
+    void fill(Tensor dst, float value);
+
+    /** Waits until all queued work is done. */
+    void synchronize();
+
+    @Override
+    void close();
+
+    // ---------------------------------------------------------------- element-wise
+
+    /** out = a + b. Shapes equal; out may alias a or b. */
+    void add(Tensor out, Tensor a, Tensor b);
+
+    /** dst += src: sums residual-stream gradients and gradient micro-batches. */
+    void accumulate(Tensor dst, Tensor src);
+
+    /** dst *= factor (gradient clipping, loss scaling). */
+    void scale(Tensor dst, float factor);
+
+    /**
+     * Converts between F32 and BF16 (either direction, or same-type copy). F32 to BF16 rounds to
+     * nearest-even and keeps NaN a NaN; BF16 to F32 is exact. The backward of a cast is a cast of
+     * the gradient in the other direction.
+     */
+    void cast(Tensor out, Tensor in);
+
+    // ---------------------------------------------------------------- embedding
+
+    /** out[N,C] = table[ids[n], :]. ids I32 [N] in [0, V). */
+    void embeddingForward(Tensor out, Tensor ids, Tensor table);
+
+    /** dTable[V,C] += scatter of dOut[N,C] rows by ids[N]. */
+    void embeddingBackward(Tensor dTable, Tensor ids, Tensor dOut);
+
+    // ---------------------------------------------------------------- linear layers
+
+    /** out[N,O] = in[N,I] · weight[O,I]^T (HF Linear layout, no bias). */
+    void matmulForward(Tensor out, Tensor in, Tensor weight);
+
+    /**
+     * dIn[N,I] = dOut[N,O] · weight[O,I] (skipped when dIn is null);
+     * dWeight[O,I] += dOut[N,O]^T · in[N,I].
+     */
+    void matmulBackward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight);
+
+    // ---------------------------------------------------------------- normalisation
+
+    /**
+     * RMSNorm as HF Mistral: out[N,C] = in * rsqrt(mean(in^2) + eps) * weight[C].
+     * Saves rstd[N] = rsqrt(mean(in^2) + eps) for the backward.
+     */
+    void rmsnormForward(Tensor out, Tensor rstd, Tensor in, Tensor weight, float eps);
+
+    /** dIn[N,C] = d/d in; dWeight[C] += d/d weight. */
+    void rmsnormBackward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight, Tensor rstd);
+
+    // ---------------------------------------------------------------- rotary embedding
+
+    /**
+     * Rotary position embedding with rotate-half pairing (element i with i + D/2), as HF Llama/Mistral:
+     * angle(p, i) = p * theta^(-2i/D) computed in fp32, out = in*cos + rotate_half(in)*sin.
+     * in, out [B,T,H,D] (H any head count); positions I32 [B,T]. out may alias in.
+     */
+    void ropeForward(Tensor out, Tensor in, Tensor positions, float theta);
+
+    /** dIn[B,T,H,D] = rotation of dOut by the negative angle. dIn may alias dOut. */
+    void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta);
+
+    // ---------------------------------------------------------------- attention
+
+    /**
+     * Causal grouped-query attention with a sliding window and a per-key mask, softmax scale 1/sqrt(D).
+     * Query head h reads key/value head h / (H/KVH). Query i of a sequence sees key j when
+     * {@code j <= i}, {@code keyMask[b,j] != 0} and, if {@code window > 0}, {@code j > i - window}
+     * (exactly {@code window} positions including itself: HF's sliding_window_overlay). A query that
+     * sees no key gets a zero output and lse = -inf.
+     *
+     * @param out [B,T,H,D]
+     * @param lse [B,H,T] log-sum-exp of the scaled scores, saved for the backward
+     * @param q [B,T,H,D], after RoPE
+     * @param k [B,T,KVH,D], after RoPE
+     * @param v [B,T,KVH,D]
+     * @param keyMask I32 [B,T]; 0 excludes the key
+     * @param window sliding window length, 0 for none
+     */
+    void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window);
+
+    /** dq[B,T,H,D], dk[B,T,KVH,D], dv[B,T,KVH,D] (all overwritten) from dOut[B,T,H,D]. */
+    void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v,
+            Tensor keyMask, Tensor out, Tensor lse, int window);
+
+    // ---------------------------------------------------------------- MLP
+
+    /** out[N,F] = silu(gate[N,F]) * up[N,F]. */
+    void swigluForward(Tensor out, Tensor gate, Tensor up);
+
+    /** dGate[N,F], dUp[N,F] from dOut[N,F]. */
+    void swigluBackward(Tensor dGate, Tensor dUp, Tensor dOut, Tensor gate, Tensor up);
+
+    // ---------------------------------------------------------------- log-probs and losses
+
+    /** Label value whose position contributes nothing (HF's ignore_index). */
+    int IGNORE_INDEX = -100;
+
+    /**
+     * Fused log-softmax gather: logp[N] = logits[n, labels[n]] - logsumexp(logits[n, :]), or 0 where
+     * labels[n] == IGNORE_INDEX. Saves lse[N]. Never materialises the [N,V] log-softmax.
+     * labels I32 [N] in [0, V) or IGNORE_INDEX.
+     */
+    void logprobForward(Tensor logp, Tensor lse, Tensor logits, Tensor labels);
+
+    /** dLogits[N,V] = dLogp[n] * (onehot(labels[n]) - softmax(logits[n])); rows with ignored labels get 0. */
+    void logprobBackward(Tensor dLogits, Tensor dLogp, Tensor logits, Tensor labels, Tensor lse);
+
+    /** out[B] = sum over t of in[B,T] (per-sequence sum of token log-probs). */
+    void rowSumForward(Tensor out, Tensor in);
+
+    /** dIn[B,T] = dOut[B] broadcast over T. */
+    void rowSumBackward(Tensor dIn, Tensor dOut);
+
+    /**
+     * SPIN loss on per-sequence summed log-probs, all F32 [B]:
+     * logits = (policyReal - policyGenerated) - (opponentReal - opponentGenerated),
+     * loss = mean(-logsigmoid(beta * logits)) or mean(relu(1 - beta * logits)). Returns host values.
+     */
+    SpinLossStats spinLossForward(Tensor policyReal, Tensor policyGenerated, Tensor opponentReal,
+            Tensor opponentGenerated, float beta, SpinLossType type);
+
+    /**
+     * dPolicyReal[B], dPolicyGenerated[B] (overwritten) = lossScale * d(loss)/d(policy logps).
+     * lossScale is 1 for a plain step and 1/accumulationSteps under gradient accumulation.
+     */
+    void spinLossBackward(Tensor dPolicyReal, Tensor dPolicyGenerated, Tensor policyReal, Tensor policyGenerated,
+            Tensor opponentReal, Tensor opponentGenerated, float beta, SpinLossType type, float lossScale);
+
+    // ---------------------------------------------------------------- reductions
+
+    /** Sum of all elements of a F32 tensor, accumulated in double in a fixed order. */
+    double sum(Tensor in);
+
+    /** Sum of squares of all elements of a F32 tensor, accumulated in double in a fixed order. */
+    double sumOfSquares(Tensor in);
+
+    /** sqrt(sum of squares over every tensor): the global gradient norm used for clipping. */
+    default double globalNorm(List<Tensor> tensors) {
+        double total = 0;
+        for (Tensor t : tensors) {
+            total += sumOfSquares(t);
+        }
+        return Math.sqrt(total);
+    }
+}
