@@ -1,0 +1,191 @@
+package spin.backend.cpu;
+
+import static spin.backend.cpu.Mem.f;
+import static spin.backend.cpu.Mem.i32;
+
+import java.lang.foreign.MemorySegment;
+import spin.backend.DType;
+import spin.backend.Tensor;
+
+/**
+ * Flash-style causal grouped-query attention on the CPU (semantics in
+ * {@link spin.backend.Backend#attentionForward}). The forward streams keys in blocks with an online
+ * softmax and keeps only the log-sum-exp per query, so memory stays O(T*D) for any T; the backward
+ * recomputes probabilities from that log-sum-exp.
+ */
+final class CpuAttention {
+    private static final int QUERY_BLOCK = 16;
+    private static final int KEY_BLOCK = 64;
+
+    private final CpuParallel pool;
+
+    CpuAttention(CpuParallel pool) {
+        this.pool = pool;
+    }
+
+    /** Shapes of one attention call, validated once. */
+    private record Dims(int batch, int time, int heads, int kvHeads, int headDim, float scale) {
+        static Dims of(Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
+            if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4) {
+                throw new IllegalArgumentException("attention expects q [B,T,H,D], k and v [B,T,KVH,D]; got q "
+                        + q + ", k " + k + ", v " + v);
+            }
+            int b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3), kvh = k.dim(2);
+            if (k.dim(0) != b || k.dim(1) != t || k.dim(3) != d || kvh == 0 || h % kvh != 0
+                    || v.size() != k.size() || v.dim(2) != kvh) {
+                throw new IllegalArgumentException("attention shapes disagree: q " + q + ", k " + k + ", v " + v
+                        + " (need equal B, T, D and H a multiple of KVH)");
+            }
+            if (keyMask.dtype() != DType.I32 || keyMask.size() != (long) b * t) {
+                throw new IllegalArgumentException("keyMask must be I32 [B,T] = [" + b + "," + t + "], got " + keyMask);
+            }
+            if (window < 0) {
+                throw new IllegalArgumentException("sliding window must be >= 0 (0 = none), got " + window);
+            }
+            for (Tensor t4 : new Tensor[] {q, k, v}) {
+                if (t4.dtype() != DType.F32) {
+                    throw new IllegalArgumentException("attention operands must be F32, got " + t4);
+                }
+            }
+            return new Dims(b, t, h, kvh, d, (float) (1.0 / Math.sqrt(d)));
+        }
+
+        long qRow(int b, int i, int h) {
+            return (((long) b * time + i) * heads + h) * headDim;
+        }
+
+        long kvRow(int b, int j, int g) {
+            return (((long) b * time + j) * kvHeads + g) * headDim;
+        }
+
+        long lseIndex(int b, int h, int i) {
+            return ((long) b * heads + h) * time + i;
+        }
+
+        int firstKey(int i, int window) {
+            return window > 0 ? Math.max(0, i - window + 1) : 0;
+        }
+    }
+
+    void forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
+        Dims dims = Dims.of(q, k, v, keyMask, window);
+        requireShape(out, q.size(), "out");
+        requireShape(lse, (long) dims.batch * dims.heads * dims.time, "lse");
+        int queryBlocks = (dims.time + QUERY_BLOCK - 1) / QUERY_BLOCK;
+        int groupSize = dims.heads / dims.kvHeads;
+        MemorySegment o = out.memory(), ls = lse.memory(), qm = q.memory(), km = k.memory(), vm = v.memory(),
+                mask = keyMask.memory();
+        pool.forRange(dims.batch * dims.heads * queryBlocks, 1, (start, end) -> {
+            float[] scores = new float[KEY_BLOCK];
+            MemorySegment acc = MemorySegment.ofArray(new float[dims.headDim]);
+            for (int item = start; item < end; item++) {
+                int b = item / (dims.heads * queryBlocks);
+                int h = (item / queryBlocks) % dims.heads;
+                int firstQuery = (item % queryBlocks) * QUERY_BLOCK;
+                int g = h / groupSize;
+                for (int i = firstQuery; i < Math.min(dims.time, firstQuery + QUERY_BLOCK); i++) {
+                    long qRow = dims.qRow(b, i, h);
+                    acc.fill((byte) 0);
+                    float max = Float.NEGATIVE_INFINITY, denominator = 0f;
+                    for (int j0 = dims.firstKey(i, window); j0 <= i; j0 += KEY_BLOCK) {
+                        int j1 = Math.min(i + 1, j0 + KEY_BLOCK);
+                        float blockMax = Float.NEGATIVE_INFINITY;
+                        for (int j = j0; j < j1; j++) {
+                            float s = i32(mask, (long) b * dims.time + j) == 0
+                                    ? Float.NEGATIVE_INFINITY
+                                    : Mem.dot(qm, qRow, km, dims.kvRow(b, j, g), dims.headDim) * dims.scale;
+                            scores[j - j0] = s;
+                            blockMax = Math.max(blockMax, s);
+                        }
+                        if (blockMax == Float.NEGATIVE_INFINITY) {
+                            continue;
+                        }
+                        float newMax = Math.max(max, blockMax);
+                        if (newMax != max) {
+                            float correction = (float) Math.exp(max - newMax);
+                            denominator *= correction;
+                            Mem.scale(correction, acc, 0, dims.headDim);
+                            max = newMax;
+                        }
+                        for (int j = j0; j < j1; j++) {
+                            if (scores[j - j0] == Float.NEGATIVE_INFINITY) {
+                                continue;
+                            }
+                            float p = (float) Math.exp(scores[j - j0] - max);
+                            denominator += p;
+                            Mem.axpy(p, vm, dims.kvRow(b, j, g), acc, 0, dims.headDim);
+                        }
+                    }
+                    long lseAt = dims.lseIndex(b, h, i);
+                    if (denominator == 0f) {
+                        o.asSlice(qRow * Float.BYTES, (long) dims.headDim * Float.BYTES).fill((byte) 0);
+                        f(ls, lseAt, Float.NEGATIVE_INFINITY);
+                        continue;
+                    }
+                    float inv = 1f / denominator;
+                    for (int c = 0; c < dims.headDim; c++) {
+                        f(o, qRow + c, f(acc, c) * inv);
+                    }
+                    f(ls, lseAt, max + (float) Math.log(denominator));
+                }
+            }
+        });
+    }
+
+    /**
+     * One task per (batch, kv head): it owns dk and dv of that head and dq of the query heads that
+     * share it, so no two tasks write the same element and the summation order is fixed.
+     */
+    void backward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor keyMask,
+            Tensor out, Tensor lse, int window) {
+        Dims dims = Dims.of(q, k, v, keyMask, window);
+        requireShape(dq, q.size(), "dq");
+        requireShape(dOut, q.size(), "dOut");
+        requireShape(out, q.size(), "out");
+        requireShape(dk, k.size(), "dk");
+        requireShape(dv, v.size(), "dv");
+        requireShape(lse, (long) dims.batch * dims.heads * dims.time, "lse");
+        int groupSize = dims.heads / dims.kvHeads;
+        int d = dims.headDim;
+        MemorySegment dqm = dq.memory(), dkm = dk.memory(), dvm = dv.memory(), dom = dOut.memory(), qm = q.memory(),
+                km = k.memory(), vm = v.memory(), mask = keyMask.memory(), om = out.memory(), ls = lse.memory();
+        pool.forRange(dims.batch * dims.kvHeads, 1, (start, end) -> {
+            for (int item = start; item < end; item++) {
+                int b = item / dims.kvHeads, g = item % dims.kvHeads;
+                for (int j = 0; j < dims.time; j++) {
+                    dkm.asSlice(dims.kvRow(b, j, g) * Float.BYTES, (long) d * Float.BYTES).fill((byte) 0);
+                    dvm.asSlice(dims.kvRow(b, j, g) * Float.BYTES, (long) d * Float.BYTES).fill((byte) 0);
+                }
+                for (int h = g * groupSize; h < (g + 1) * groupSize; h++) {
+                    for (int i = 0; i < dims.time; i++) {
+                        long qRow = dims.qRow(b, i, h);
+                        dqm.asSlice(qRow * Float.BYTES, (long) d * Float.BYTES).fill((byte) 0);
+                        float logSumExp = f(ls, dims.lseIndex(b, h, i));
+                        if (logSumExp == Float.NEGATIVE_INFINITY) {
+                            continue;
+                        }
+                        float rowDot = Mem.dot(dom, qRow, om, qRow, d);
+                        for (int j = dims.firstKey(i, window); j <= i; j++) {
+                            if (i32(mask, (long) b * dims.time + j) == 0) {
+                                continue;
+                            }
+                            long kvRow = dims.kvRow(b, j, g);
+                            float s = Mem.dot(qm, qRow, km, kvRow, d) * dims.scale;
+                            float p = (float) Math.exp(s - logSumExp);
+                            Mem.axpy(p, dom, qRow, dvm, kvRow, d);
+                            float dScore = p * (Mem.dot(dom, qRow, vm, kvRow, d) - rowDot) * dims.scale;
+                            Mem.axpy(dScore, km, kvRow, dqm, qRow, d);
+                            Mem.axpy(dScore, qm, qRow, dkm, kvRow, d);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    private static void requireShape(Tensor t, long elements, String name) {
+        if (t.dtype() != DType.F32 || t.size() != elements) {
+            throw new IllegalArgumentException(name + " must be F32 with " + elements + " elements, got " + t);
+        }
+    }
+}

@@ -1,0 +1,661 @@
+package spin.backend.cpu;
+
+import static spin.backend.cpu.Mem.F;
+import static spin.backend.cpu.Mem.f;
+import static spin.backend.cpu.Mem.i32;
+import static spin.backend.cpu.Mem.load;
+import static spin.backend.cpu.Mem.store;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import jdk.incubator.vector.FloatVector;
+import spin.backend.BFloat16;
+import spin.backend.Backend;
+import spin.backend.DType;
+import spin.backend.SpinLossStats;
+import spin.backend.SpinLossType;
+import spin.backend.Tensor;
+
+/**
+ * The reference backend: Java on the host, Vector API inner loops, work split over a fixed thread
+ * pool in chunks that do not depend on the thread count (see {@link CpuParallel}). Every op writes
+ * each output element from exactly one chunk, in a fixed order, so results are bit-identical for
+ * any thread count.
+ */
+public final class CpuBackend implements Backend {
+    /** Elements per chunk for element-wise loops and reductions; fixes the reduction order. */
+    private static final int ELEMENT_CHUNK = 1 << 15;
+
+    private final CpuParallel pool;
+    private final CpuAttention attention;
+
+    public CpuBackend(int threads) {
+        this.pool = new CpuParallel(threads);
+        this.attention = new CpuAttention(pool);
+    }
+
+    /** A backend using every available processor. */
+    public CpuBackend() {
+        this(Runtime.getRuntime().availableProcessors());
+    }
+
+    @Override
+    public String name() {
+        return "cpu(" + pool.threads() + " threads)";
+    }
+
+    public int threads() {
+        return pool.threads();
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    @Override
+    public Tensor allocate(DType dtype, int... shape) {
+        long bytes = Tensor.elementCount(shape) * dtype.byteSize();
+        Arena arena = Arena.ofShared();
+        MemorySegment memory = arena.allocate(bytes, 64);
+        return new Tensor(this, dtype, shape, memory, arena::close);
+    }
+
+    @Override
+    public Tensor fromHost(float[] values, int... shape) {
+        Tensor t = allocate(DType.F32, shape);
+        write(t, values);
+        return t;
+    }
+
+    @Override
+    public Tensor fromHost(int[] values, int... shape) {
+        Tensor t = allocate(DType.I32, shape);
+        requireLength(t, values.length);
+        MemorySegment.copy(values, 0, t.memory(), ValueLayout.JAVA_INT, 0, values.length);
+        return t;
+    }
+
+    @Override
+    public void write(Tensor dst, float[] values) {
+        requireLength(dst, values.length);
+        switch (dst.dtype()) {
+            case F32 -> MemorySegment.copy(values, 0, dst.memory(), ValueLayout.JAVA_FLOAT, 0, values.length);
+            case BF16 -> {
+                MemorySegment m = dst.memory();
+                for (int i = 0; i < values.length; i++) {
+                    Mem.bf16(m, i, BFloat16.fromFloat(values[i]));
+                }
+            }
+            case I32 -> throw new IllegalArgumentException("write(float[]) into I32 tensor " + dst);
+        }
+    }
+
+    @Override
+    public float[] read(Tensor src) {
+        int n = Math.toIntExact(src.size());
+        float[] out = new float[n];
+        switch (src.dtype()) {
+            case F32 -> MemorySegment.copy(src.memory(), ValueLayout.JAVA_FLOAT, 0, out, 0, n);
+            case BF16 -> {
+                MemorySegment m = src.memory();
+                for (int i = 0; i < n; i++) {
+                    out[i] = BFloat16.toFloat(Mem.bf16(m, i));
+                }
+            }
+            case I32 -> throw new IllegalArgumentException("read() of I32 tensor " + src + "; use readInts");
+        }
+        return out;
+    }
+
+    @Override
+    public int[] readInts(Tensor src) {
+        requireDtype(src, DType.I32, "src");
+        int n = Math.toIntExact(src.size());
+        int[] out = new int[n];
+        MemorySegment.copy(src.memory(), ValueLayout.JAVA_INT, 0, out, 0, n);
+        return out;
+    }
+
+    @Override
+    public void copy(Tensor dst, Tensor src) {
+        if (dst.dtype() != src.dtype() || dst.size() != src.size()) {
+            throw new IllegalArgumentException("copy needs equal dtype and size: " + dst + " <- " + src);
+        }
+        MemorySegment.copy(src.memory(), 0, dst.memory(), 0, src.byteSize());
+    }
+
+    @Override
+    public void fill(Tensor dst, float value) {
+        requireDtype(dst, DType.F32, "dst");
+        MemorySegment m = dst.memory();
+        FloatVector v = FloatVector.broadcast(F, value);
+        elementwise(dst.size(), (start, end) -> {
+            long i = start;
+            for (long bound = start + F.loopBound(end - start); i < bound; i += F.length()) {
+                store(v, m, i);
+            }
+            for (; i < end; i++) {
+                f(m, i, value);
+            }
+        });
+    }
+
+    @Override
+    public void synchronize() {
+        // Host ops complete before they return.
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+    }
+
+    // ---------------------------------------------------------------- element-wise
+
+    @Override
+    public void add(Tensor out, Tensor a, Tensor b) {
+        requireF32(out, a, b);
+        requireSameSize(out, a, "a");
+        requireSameSize(out, b, "b");
+        MemorySegment o = out.memory(), x = a.memory(), y = b.memory();
+        elementwise(out.size(), (start, end) -> {
+            long i = start;
+            for (long bound = start + F.loopBound(end - start); i < bound; i += F.length()) {
+                store(load(x, i).add(load(y, i)), o, i);
+            }
+            for (; i < end; i++) {
+                f(o, i, f(x, i) + f(y, i));
+            }
+        });
+    }
+
+    @Override
+    public void accumulate(Tensor dst, Tensor src) {
+        add(dst, dst, src);
+    }
+
+    @Override
+    public void scale(Tensor dst, float factor) {
+        requireF32(dst);
+        MemorySegment m = dst.memory();
+        elementwise(dst.size(), (start, end) -> Mem.scale(factor, m, start, (int) (end - start)));
+    }
+
+    @Override
+    public void cast(Tensor out, Tensor in) {
+        requireSameSize(out, in, "in");
+        if (out.dtype() == in.dtype()) {
+            copy(out, in);
+            return;
+        }
+        MemorySegment o = out.memory(), x = in.memory();
+        if (in.dtype() == DType.F32 && out.dtype() == DType.BF16) {
+            elementwise(in.size(), (start, end) -> {
+                for (long i = start; i < end; i++) {
+                    Mem.bf16(o, i, BFloat16.fromFloat(f(x, i)));
+                }
+            });
+        } else if (in.dtype() == DType.BF16 && out.dtype() == DType.F32) {
+            elementwise(in.size(), (start, end) -> {
+                for (long i = start; i < end; i++) {
+                    f(o, i, BFloat16.toFloat(Mem.bf16(x, i)));
+                }
+            });
+        } else {
+            throw new IllegalArgumentException("cast supports F32 <-> BF16, not " + in + " -> " + out);
+        }
+    }
+
+    // ---------------------------------------------------------------- embedding
+
+    @Override
+    public void embeddingForward(Tensor out, Tensor ids, Tensor table) {
+        requireF32(out, table);
+        requireDtype(ids, DType.I32, "ids");
+        int vocab = table.dim(0), c = table.dim(-1);
+        int n = Math.toIntExact(ids.size());
+        requireLength(out, (long) n * c);
+        MemorySegment o = out.memory(), idm = ids.memory(), t = table.memory();
+        pool.forRange(n, Math.max(1, ELEMENT_CHUNK / c), (start, end) -> {
+            for (int row = start; row < end; row++) {
+                int id = checkedId(idm, row, vocab);
+                MemorySegment.copy(t, (long) id * c * Float.BYTES, o, (long) row * c * Float.BYTES, (long) c * Float.BYTES);
+            }
+        });
+    }
+
+    @Override
+    public void embeddingBackward(Tensor dTable, Tensor ids, Tensor dOut) {
+        requireF32(dTable, dOut);
+        requireDtype(ids, DType.I32, "ids");
+        int vocab = dTable.dim(0), c = dTable.dim(-1);
+        int n = Math.toIntExact(ids.size());
+        requireLength(dOut, (long) n * c);
+        MemorySegment dt = dTable.memory(), idm = ids.memory(), d = dOut.memory();
+        for (int row = 0; row < n; row++) {
+            checkedId(idm, row, vocab);
+        }
+        // Columns are split across threads, rows visited in order: a repeated id sums in row order.
+        int colGrain = Math.max(F.length(), 256);
+        pool.forRange(c, colGrain, (colStart, colEnd) -> {
+            for (int row = 0; row < n; row++) {
+                int id = i32(idm, row);
+                Mem.axpy(1f, d, (long) row * c + colStart, dt, (long) id * c + colStart, colEnd - colStart);
+            }
+        });
+    }
+
+    private static int checkedId(MemorySegment ids, int row, int vocab) {
+        int id = i32(ids, row);
+        if (id < 0 || id >= vocab) {
+            throw new IllegalArgumentException("token id " + id + " at position " + row + " is outside the vocabulary [0, " + vocab + ")");
+        }
+        return id;
+    }
+
+    // ---------------------------------------------------------------- linear layers
+
+    @Override
+    public void matmulForward(Tensor out, Tensor in, Tensor weight) {
+        requireF32(out, in, weight);
+        int outFeatures = weight.dim(0), inFeatures = weight.dim(1);
+        int rows = rows(in, inFeatures, "in");
+        requireLength(out, (long) rows * outFeatures);
+        Gemm.gemm(pool, false, true, rows, outFeatures, inFeatures,
+                in.memory(), 0, inFeatures, weight.memory(), 0, inFeatures, out.memory(), 0, outFeatures, false);
+    }
+
+    @Override
+    public void matmulBackward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight) {
+        requireF32(dWeight, dOut, in, weight);
+        int outFeatures = weight.dim(0), inFeatures = weight.dim(1);
+        int rows = rows(in, inFeatures, "in");
+        requireLength(dOut, (long) rows * outFeatures);
+        requireSameSize(dWeight, weight, "weight");
+        if (dIn != null) {
+            requireF32(dIn);
+            requireSameSize(dIn, in, "in");
+            Gemm.gemm(pool, false, false, rows, inFeatures, outFeatures,
+                    dOut.memory(), 0, outFeatures, weight.memory(), 0, inFeatures, dIn.memory(), 0, inFeatures, false);
+        }
+        Gemm.gemm(pool, true, false, outFeatures, inFeatures, rows,
+                dOut.memory(), 0, outFeatures, in.memory(), 0, inFeatures, dWeight.memory(), 0, inFeatures, true);
+    }
+
+    // ---------------------------------------------------------------- normalisation
+
+    @Override
+    public void rmsnormForward(Tensor out, Tensor rstd, Tensor in, Tensor weight, float eps) {
+        requireF32(out, rstd, in, weight);
+        int c = Math.toIntExact(weight.size());
+        int n = rows(in, c, "in");
+        requireSameSize(out, in, "in");
+        requireLength(rstd, n);
+        MemorySegment o = out.memory(), r = rstd.memory(), x = in.memory(), w = weight.memory();
+        pool.forRange(n, rowGrain(c), (start, end) -> {
+            for (int row = start; row < end; row++) {
+                long base = (long) row * c;
+                float inv = (float) (1.0 / Math.sqrt(Mem.dot(x, base, x, base, c) / c + eps));
+                f(r, row, inv);
+                FloatVector iv = FloatVector.broadcast(F, inv);
+                int j = 0;
+                for (int bound = F.loopBound(c); j < bound; j += F.length()) {
+                    store(load(x, base + j).mul(iv).mul(load(w, j)), o, base + j);
+                }
+                for (; j < c; j++) {
+                    f(o, base + j, f(x, base + j) * inv * f(w, j));
+                }
+            }
+        });
+    }
+
+    @Override
+    public void rmsnormBackward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight, Tensor rstd) {
+        requireF32(dIn, dWeight, dOut, in, weight, rstd);
+        int c = Math.toIntExact(weight.size());
+        int n = rows(in, c, "in");
+        requireSameSize(dIn, in, "in");
+        requireSameSize(dOut, in, "in");
+        requireSameSize(dWeight, weight, "weight");
+        MemorySegment dx = dIn.memory(), dw = dWeight.memory(), dy = dOut.memory(), x = in.memory(),
+                w = weight.memory(), r = rstd.memory();
+        // dx = rstd * (dy*w - xhat * mean(dy*w*xhat)), xhat = x * rstd
+        pool.forRange(n, rowGrain(c), (start, end) -> {
+            for (int row = start; row < end; row++) {
+                long base = (long) row * c;
+                float inv = f(r, row);
+                float dot = 0f;
+                for (int j = 0; j < c; j++) {
+                    dot += f(dy, base + j) * f(w, j) * f(x, base + j);
+                }
+                float meanTerm = dot * inv / c;
+                for (int j = 0; j < c; j++) {
+                    float xhat = f(x, base + j) * inv;
+                    f(dx, base + j, inv * (f(dy, base + j) * f(w, j) - xhat * meanTerm));
+                }
+            }
+        });
+        // dw += sum over rows of dy * xhat: columns split, rows summed in order.
+        pool.forRange(c, Math.max(F.length(), 256), (colStart, colEnd) -> {
+            int width = colEnd - colStart;
+            float[] acc = new float[width];
+            for (int row = 0; row < n; row++) {
+                long base = (long) row * c + colStart;
+                float inv = f(r, row);
+                for (int j = 0; j < width; j++) {
+                    acc[j] += f(dy, base + j) * (f(x, base + j) * inv);
+                }
+            }
+            for (int j = 0; j < width; j++) {
+                f(dw, colStart + j, f(dw, colStart + j) + acc[j]);
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------- rotary embedding
+
+    @Override
+    public void ropeForward(Tensor out, Tensor in, Tensor positions, float theta) {
+        rotate(out, in, positions, theta, 1f);
+    }
+
+    @Override
+    public void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta) {
+        rotate(dIn, dOut, positions, theta, -1f);
+    }
+
+    /** Rotates pairs (i, i + D/2) of every head by angle * direction. */
+    private void rotate(Tensor out, Tensor in, Tensor positions, float theta, float direction) {
+        requireF32(out, in);
+        requireDtype(positions, DType.I32, "positions");
+        requireSameSize(out, in, "in");
+        if (in.rank() != 4) {
+            throw new IllegalArgumentException("rope expects [B,T,H,D], got " + in);
+        }
+        int b = in.dim(0), t = in.dim(1), heads = in.dim(2), d = in.dim(3);
+        if (d % 2 != 0) {
+            throw new IllegalArgumentException("rope needs an even head dim, got " + d);
+        }
+        requireLength(positions, (long) b * t);
+        int half = d / 2;
+        float[] invFreq = Rope.inverseFrequencies(d, theta);
+        MemorySegment o = out.memory(), x = in.memory(), pos = positions.memory();
+        pool.forRange(b * t, Math.max(1, 4096 / (heads * d)), (start, end) -> {
+            float[] cos = new float[half];
+            float[] sin = new float[half];
+            for (int bt = start; bt < end; bt++) {
+                Rope.angles(i32(pos, bt), invFreq, cos, sin);
+                for (int h = 0; h < heads; h++) {
+                    long base = ((long) bt * heads + h) * d;
+                    for (int i = 0; i < half; i++) {
+                        float x1 = f(x, base + i), x2 = f(x, base + i + half);
+                        float s = direction * sin[i];
+                        f(o, base + i, x1 * cos[i] - x2 * s);
+                        f(o, base + i + half, x2 * cos[i] + x1 * s);
+                    }
+                }
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------- attention
+
+    @Override
+    public void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
+        attention.forward(out, lse, q, k, v, keyMask, window);
+    }
+
+    @Override
+    public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v,
+            Tensor keyMask, Tensor out, Tensor lse, int window) {
+        attention.backward(dq, dk, dv, dOut, q, k, v, keyMask, out, lse, window);
+    }
+
+    // ---------------------------------------------------------------- MLP
+
+    @Override
+    public void swigluForward(Tensor out, Tensor gate, Tensor up) {
+        requireF32(out, gate, up);
+        requireSameSize(out, gate, "gate");
+        requireSameSize(out, up, "up");
+        MemorySegment o = out.memory(), g = gate.memory(), u = up.memory();
+        elementwise(out.size(), (start, end) -> {
+            for (long i = start; i < end; i++) {
+                float x = f(g, i);
+                f(o, i, x * sigmoid(x) * f(u, i));
+            }
+        });
+    }
+
+    @Override
+    public void swigluBackward(Tensor dGate, Tensor dUp, Tensor dOut, Tensor gate, Tensor up) {
+        requireF32(dGate, dUp, dOut, gate, up);
+        requireSameSize(dOut, gate, "gate");
+        requireSameSize(dOut, up, "up");
+        requireSameSize(dGate, gate, "gate");
+        requireSameSize(dUp, up, "up");
+        MemorySegment dg = dGate.memory(), du = dUp.memory(), dy = dOut.memory(), g = gate.memory(), u = up.memory();
+        elementwise(dOut.size(), (start, end) -> {
+            for (long i = start; i < end; i++) {
+                float x = f(g, i), s = sigmoid(x), grad = f(dy, i), upValue = f(u, i);
+                f(du, i, grad * x * s);
+                f(dg, i, grad * upValue * s * (1f + x * (1f - s)));
+            }
+        });
+    }
+
+    private static float sigmoid(float x) {
+        return (float) (1.0 / (1.0 + Math.exp(-x)));
+    }
+
+    // ---------------------------------------------------------------- log-probs and losses
+
+    @Override
+    public void logprobForward(Tensor logp, Tensor lse, Tensor logits, Tensor labels) {
+        requireF32(logp, lse, logits);
+        requireDtype(labels, DType.I32, "labels");
+        int vocab = logits.dim(-1);
+        int n = rows(logits, vocab, "logits");
+        requireLength(logp, n);
+        requireLength(lse, n);
+        requireLength(labels, n);
+        MemorySegment lp = logp.memory(), ls = lse.memory(), x = logits.memory(), lab = labels.memory();
+        pool.forRange(n, rowGrain(vocab), (start, end) -> {
+            for (int row = start; row < end; row++) {
+                long base = (long) row * vocab;
+                float logSumExp = logSumExp(x, base, vocab);
+                f(ls, row, logSumExp);
+                int label = checkedLabel(lab, row, vocab);
+                f(lp, row, label == IGNORE_INDEX ? 0f : f(x, base + label) - logSumExp);
+            }
+        });
+    }
+
+    @Override
+    public void logprobBackward(Tensor dLogits, Tensor dLogp, Tensor logits, Tensor labels, Tensor lse) {
+        requireF32(dLogits, dLogp, logits, lse);
+        requireDtype(labels, DType.I32, "labels");
+        int vocab = logits.dim(-1);
+        int n = rows(logits, vocab, "logits");
+        requireSameSize(dLogits, logits, "logits");
+        requireLength(dLogp, n);
+        MemorySegment dx = dLogits.memory(), dlp = dLogp.memory(), x = logits.memory(), lab = labels.memory(),
+                ls = lse.memory();
+        pool.forRange(n, rowGrain(vocab), (start, end) -> {
+            for (int row = start; row < end; row++) {
+                long base = (long) row * vocab;
+                int label = checkedLabel(lab, row, vocab);
+                if (label == IGNORE_INDEX) {
+                    dx.asSlice(base * Float.BYTES, (long) vocab * Float.BYTES).fill((byte) 0);
+                    continue;
+                }
+                float g = f(dlp, row), logSumExp = f(ls, row);
+                for (int j = 0; j < vocab; j++) {
+                    f(dx, base + j, -g * (float) Math.exp(f(x, base + j) - logSumExp));
+                }
+                f(dx, base + label, f(dx, base + label) + g);
+            }
+        });
+    }
+
+    private static float logSumExp(MemorySegment x, long base, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < n; j++) {
+            max = Math.max(max, f(x, base + j));
+        }
+        double sum = 0;
+        for (int j = 0; j < n; j++) {
+            sum += Math.exp(f(x, base + j) - max);
+        }
+        return (float) (max + Math.log(sum));
+    }
+
+    private static int checkedLabel(MemorySegment labels, int row, int vocab) {
+        int label = i32(labels, row);
+        if (label != IGNORE_INDEX && (label < 0 || label >= vocab)) {
+            throw new IllegalArgumentException("label " + label + " at position " + row
+                    + " is neither in [0, " + vocab + ") nor the ignore index " + IGNORE_INDEX);
+        }
+        return label;
+    }
+
+    @Override
+    public void rowSumForward(Tensor out, Tensor in) {
+        requireF32(out, in);
+        int cols = in.dim(-1);
+        int rows = rows(in, cols, "in");
+        requireLength(out, rows);
+        MemorySegment o = out.memory(), x = in.memory();
+        for (int r = 0; r < rows; r++) {
+            double s = 0;
+            for (int c = 0; c < cols; c++) {
+                s += f(x, (long) r * cols + c);
+            }
+            f(o, r, (float) s);
+        }
+    }
+
+    @Override
+    public void rowSumBackward(Tensor dIn, Tensor dOut) {
+        requireF32(dIn, dOut);
+        int cols = dIn.dim(-1);
+        int rows = rows(dIn, cols, "dIn");
+        requireLength(dOut, rows);
+        MemorySegment dx = dIn.memory(), dy = dOut.memory();
+        for (int r = 0; r < rows; r++) {
+            float g = f(dy, r);
+            for (int c = 0; c < cols; c++) {
+                f(dx, (long) r * cols + c, g);
+            }
+        }
+    }
+
+    @Override
+    public SpinLossStats spinLossForward(Tensor policyReal, Tensor policyGenerated, Tensor opponentReal,
+            Tensor opponentGenerated, float beta, SpinLossType type) {
+        return SpinLoss.forward(read(policyReal), read(policyGenerated), read(opponentReal), read(opponentGenerated),
+                beta, type);
+    }
+
+    @Override
+    public void spinLossBackward(Tensor dPolicyReal, Tensor dPolicyGenerated, Tensor policyReal,
+            Tensor policyGenerated, Tensor opponentReal, Tensor opponentGenerated, float beta, SpinLossType type,
+            float lossScale) {
+        float[] dLogits = SpinLoss.backward(read(policyReal), read(policyGenerated), read(opponentReal),
+                read(opponentGenerated), beta, type, lossScale);
+        float[] negated = new float[dLogits.length];
+        for (int i = 0; i < dLogits.length; i++) {
+            negated[i] = -dLogits[i];
+        }
+        write(dPolicyReal, dLogits);
+        write(dPolicyGenerated, negated);
+    }
+
+    // ---------------------------------------------------------------- reductions
+
+    @Override
+    public double sum(Tensor in) {
+        return reduce(in, false);
+    }
+
+    @Override
+    public double sumOfSquares(Tensor in) {
+        return reduce(in, true);
+    }
+
+    /** Chunk partials in double, summed in chunk order: the order is fixed by the chunk size alone. */
+    private double reduce(Tensor in, boolean squares) {
+        requireF32(in);
+        MemorySegment x = in.memory();
+        long n = in.size();
+        int chunks = Math.toIntExact((n + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK);
+        double[] partial = new double[chunks];
+        pool.forRange(chunks, 1, (start, end) -> {
+            for (int c = start; c < end; c++) {
+                long from = (long) c * ELEMENT_CHUNK, to = Math.min(n, from + ELEMENT_CHUNK);
+                double s = 0;
+                for (long i = from; i < to; i++) {
+                    double v = f(x, i);
+                    s += squares ? v * v : v;
+                }
+                partial[c] = s;
+            }
+        });
+        double total = 0;
+        for (double p : partial) {
+            total += p;
+        }
+        return total;
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    @FunctionalInterface
+    private interface LongRange {
+        void run(long start, long end);
+    }
+
+    private void elementwise(long n, LongRange body) {
+        int chunks = Math.toIntExact((n + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK);
+        pool.forRange(chunks, 1, (start, end) -> {
+            for (int c = start; c < end; c++) {
+                long from = (long) c * ELEMENT_CHUNK;
+                body.run(from, Math.min(n, from + ELEMENT_CHUNK));
+            }
+        });
+    }
+
+    private static int rowGrain(int rowLength) {
+        return Math.max(1, ELEMENT_CHUNK / Math.max(1, rowLength));
+    }
+
+    private static int rows(Tensor t, int rowLength, String name) {
+        if (rowLength == 0 || t.size() % rowLength != 0) {
+            throw new IllegalArgumentException(name + " " + t + " is not a whole number of rows of " + rowLength);
+        }
+        return Math.toIntExact(t.size() / rowLength);
+    }
+
+    private static void requireF32(Tensor... tensors) {
+        for (Tensor t : tensors) {
+            requireDtype(t, DType.F32, "operand");
+        }
+    }
+
+    private static void requireDtype(Tensor t, DType dtype, String name) {
+        if (t.dtype() != dtype) {
+            throw new IllegalArgumentException(name + " must be " + dtype + ", got " + t);
+        }
+    }
+
+    private static void requireLength(Tensor t, long elements) {
+        if (t.size() != elements) {
+            throw new IllegalArgumentException(t + " must hold " + elements + " elements");
+        }
+    }
+
+    private static void requireSameSize(Tensor t, Tensor like, String likeName) {
+        if (t.size() != like.size()) {
+            throw new IllegalArgumentException(t + " must have as many elements as " + likeName + " " + like);
+        }
+    }
+}
