@@ -4,7 +4,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -79,7 +78,7 @@ public final class Gemm {
             FloatVector y = FloatVector.fromMemorySegment(F, b, bRow + (long) p * Float.BYTES, ORDER);
             acc = x.fma(y, acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = Mem.sumLanes(acc);
         for (; p < k; p++) {
             s += a.get(FLOAT, aRow + (long) p * Float.BYTES) * b.get(FLOAT, bRow + (long) p * Float.BYTES);
         }
