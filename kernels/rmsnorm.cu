@@ -95,8 +95,8 @@ rmsnorm_dweight_reduce_kernel(float* dWeight, const float* partial, int partial_
 int backward_blocks(int N) { return (N + RMSNORM_BACKWARD_ROWS - 1) / RMSNORM_BACKWARD_ROWS; }
 
 int check_shape(const char* call, int N, int C) {
-    if (N < 0 || C <= 0) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: need N >= 0 and C > 0, got N=%d C=%d", call, N, C);
-    return SPIN_OK;
+    if (N >= 0 && C > 0) return SPIN_OK;
+    return spin::fail(SPIN_ERR_INVALID_ARG, "%s: need N >= 0 and C > 0, got N=%d C=%d", call, N, C);
 }
 
 }  // namespace

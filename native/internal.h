@@ -11,8 +11,8 @@ namespace spin {
 // `return fail(SPIN_ERR_INVALID_ARG, "...")`.
 int fail(int status, const char* format, ...) __attribute__((format(printf, 2, 3)));
 
-// SPIN_OK for cudaSuccess; otherwise records "<call>: <error name> (<message>)" and returns the
-// status the error maps to (no driver or device, out of memory, any other CUDA error).
+// SPIN_OK for cudaSuccess; otherwise records "<call> returned <error name> (<message>)" and
+// returns the status the error maps to (no driver or device, out of memory, any other CUDA error).
 int cuda_status(cudaError_t error, const char* call);
 
 inline cudaStream_t to_cuda(spin_stream_t stream) {

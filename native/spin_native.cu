@@ -55,10 +55,10 @@ int cuda_status(cudaError_t error, const char* call) {
     const char* name = cudaGetErrorName(error);
     const char* message = cudaGetErrorString(error);
     if (const char* reason = no_device_reason(error)) {
-        return fail(SPIN_ERR_NO_DEVICE, "%s (%s: %s: %s)", reason, call, name, message);
+        return fail(SPIN_ERR_NO_DEVICE, "%s: %s returned %s (%s)", reason, call, name, message);
     }
     const int status = error == cudaErrorMemoryAllocation ? SPIN_ERR_OUT_OF_MEMORY : SPIN_ERR_CUDA;
-    return fail(status, "%s: %s (%s)", call, name, message);
+    return fail(status, "%s returned %s (%s)", call, name, message);
 }
 
 }  // namespace spin
