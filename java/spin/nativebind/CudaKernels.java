@@ -24,8 +24,14 @@ public final class CudaKernels {
         SpinAbi.rmsnormForward(stream.handle(), out, rstd, in, weight, rows, columns, eps);
     }
 
-    /** Device scratch bytes {@link #rmsnormBackward} needs for these shapes. */
+    /**
+     * Device scratch bytes {@link #rmsnormBackward} needs for these shapes. Throws an
+     * {@link IllegalStateException} with the reason when the native library is unavailable.
+     */
     public static long rmsnormBackwardScratchBytes(int rows, int columns) {
+        // Unlike the launchers this takes no stream, whose existence would prove the library loaded:
+        // without this check a missing library would surface as a class initialisation error.
+        CudaRuntime.load();
         return SpinAbi.rmsnormBackwardScratchBytes(rows, columns);
     }
 
