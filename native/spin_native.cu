@@ -52,6 +52,9 @@ int fail(int status, const char* format, ...) {
 
 int cuda_status(cudaError_t error, const char* call) {
     if (error == cudaSuccess) return SPIN_OK;
+    // CUDA also keeps the error as this thread's "last error"; clear it, or the next launch check
+    // (cudaGetLastError) would report this already-handled failure again. Sticky errors persist.
+    cudaGetLastError();
     const char* name = cudaGetErrorName(error);
     const char* message = cudaGetErrorString(error);
     if (const char* reason = no_device_reason(error)) {

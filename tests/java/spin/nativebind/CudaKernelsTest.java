@@ -16,6 +16,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.SplittableRandom;
+import java.util.function.Function;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
@@ -70,8 +71,9 @@ class CudaKernelsTest {
         assertClose(reference.rstd(), download(rstd), "rstd");
     }
 
+    /** No C=1: there dIn = r*w*dy*eps/(x^2+eps) cancels catastrophically in fp32, whatever the kernel. */
     @ParameterizedTest(name = "N={0} C={1}")
-    @CsvSource({"7,1", "7,5", "8,64", "9,4096", "31,1023", "33,4095", "64,4096"})
+    @CsvSource({"7,3", "7,5", "8,64", "9,4096", "31,1023", "33,4095", "64,4096"})
     void rmsnormBackwardMatchesFp64ReferenceAndAccumulatesDWeight(int rows, int columns) {
         float[] in = gaussian(rows * columns, 3.0);
         float[] weight = aroundOne(columns);
@@ -317,27 +319,24 @@ class CudaKernelsTest {
     }
 
     private MemorySegment upload(float[] values) {
-        MemorySegment device = allocate((long) values.length * Float.BYTES);
-        try (Arena arena = Arena.ofConfined()) {
-            DeviceMemory.upload(stream, device, arena.allocateFrom(JAVA_FLOAT, values));
-        }
-        return device;
+        return upload(arena -> arena.allocateFrom(JAVA_FLOAT, values));
     }
 
     private MemorySegment uploadBits(int[] values) {
-        MemorySegment device = allocate((long) values.length * Integer.BYTES);
-        try (Arena arena = Arena.ofConfined()) {
-            DeviceMemory.upload(stream, device, arena.allocateFrom(JAVA_INT, values));
-        }
-        return device;
+        return upload(arena -> arena.allocateFrom(JAVA_INT, values));
     }
 
     private MemorySegment uploadShorts(short[] values) {
-        MemorySegment device = allocate((long) values.length * Short.BYTES);
+        return upload(arena -> arena.allocateFrom(JAVA_SHORT, values));
+    }
+
+    private MemorySegment upload(Function<Arena, MemorySegment> hostData) {
         try (Arena arena = Arena.ofConfined()) {
-            DeviceMemory.upload(stream, device, arena.allocateFrom(JAVA_SHORT, values));
+            MemorySegment host = hostData.apply(arena);
+            MemorySegment device = allocate(host.byteSize());
+            DeviceMemory.upload(stream, device, host);
+            return device;
         }
-        return device;
     }
 
     /** fp32 device memory filled with NaN, so an element the kernel fails to write shows up. */
@@ -355,27 +354,21 @@ class CudaKernelsTest {
     }
 
     private float[] download(MemorySegment device) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate(device.byteSize());
-            DeviceMemory.download(stream, host, device);
-            return host.toArray(JAVA_FLOAT);
-        }
+        return fetch(device).toArray(JAVA_FLOAT);
     }
 
     /** Raw fp32 bit patterns, so NaN payloads survive the comparison. */
     private int[] downloadBits(MemorySegment device) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate(device.byteSize());
-            DeviceMemory.download(stream, host, device);
-            return host.toArray(JAVA_INT);
-        }
+        return fetch(device).toArray(JAVA_INT);
     }
 
     private short[] downloadShorts(MemorySegment device) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate(device.byteSize());
-            DeviceMemory.download(stream, host, device);
-            return host.toArray(JAVA_SHORT);
-        }
+        return fetch(device).toArray(JAVA_SHORT);
+    }
+
+    private MemorySegment fetch(MemorySegment device) {
+        MemorySegment host = Arena.ofAuto().allocate(device.byteSize());
+        DeviceMemory.download(stream, host, device);
+        return host;
     }
 }
