@@ -1,0 +1,82 @@
+package spin.nativebind;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * One device allocation, and the copies between device and host memory.
+ *
+ * <p>Device memory appears as {@link MemorySegment}s that carry a device address and a size; they
+ * must never be read or written on the host, only passed to these methods and to
+ * {@link CudaKernels}. Host memory must be native (off-heap) segments.
+ */
+public final class DeviceMemory implements AutoCloseable {
+    private final MemorySegment segment;
+    private boolean freed;
+
+    DeviceMemory(MemorySegment segment) {
+        this.segment = segment;
+    }
+
+    /** The whole allocation; slice it for parts. */
+    public MemorySegment segment() {
+        if (freed) {
+            throw new IllegalStateException("device memory was freed");
+        }
+        return segment;
+    }
+
+    public long byteSize() {
+        return segment.byteSize();
+    }
+
+    /**
+     * Frees the allocation. cudaFree first waits for the device to finish queued work, so closing
+     * right after queueing a kernel that uses the memory is safe. Closing twice does nothing.
+     */
+    @Override
+    public void close() {
+        if (!freed) {
+            freed = true;
+            SpinAbi.free(segment);
+        }
+    }
+
+    /** Copies {@code host} into {@code device} (same size) and waits, so the host memory is free to reuse. */
+    public static void upload(CudaStream stream, MemorySegment device, MemorySegment host) {
+        requireSameSize(device, host);
+        SpinAbi.memcpy(device, requireNative(host), host.byteSize(), SpinAbi.MEMCPY_HOST_TO_DEVICE, stream.handle());
+        stream.synchronize();
+    }
+
+    /** Copies {@code device} into {@code host} (same size) once the stream's earlier work is done, and waits. */
+    public static void download(CudaStream stream, MemorySegment host, MemorySegment device) {
+        requireSameSize(host, device);
+        SpinAbi.memcpy(requireNative(host), device, device.byteSize(), SpinAbi.MEMCPY_DEVICE_TO_HOST, stream.handle());
+        stream.synchronize();
+    }
+
+    /** Queues a device-to-device copy of {@code src} into {@code dst} (same size). */
+    public static void copy(CudaStream stream, MemorySegment dst, MemorySegment src) {
+        requireSameSize(dst, src);
+        SpinAbi.memcpy(dst, src, src.byteSize(), SpinAbi.MEMCPY_DEVICE_TO_DEVICE, stream.handle());
+    }
+
+    /** Queues zeroing every byte of {@code device}. */
+    public static void zero(CudaStream stream, MemorySegment device) {
+        SpinAbi.memsetZero(device, device.byteSize(), stream.handle());
+    }
+
+    private static void requireSameSize(MemorySegment dst, MemorySegment src) {
+        if (dst.byteSize() != src.byteSize()) {
+            throw new IllegalArgumentException(
+                    "copy of " + src.byteSize() + " bytes into " + dst.byteSize() + " bytes");
+        }
+    }
+
+    private static MemorySegment requireNative(MemorySegment host) {
+        if (!host.isNative()) {
+            throw new IllegalArgumentException("host memory must be off-heap (allocate it from an Arena)");
+        }
+        return host;
+    }
+}

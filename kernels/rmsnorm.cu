@@ -1,0 +1,149 @@
+// RMSNorm as in HF Mistral, fp32: forward and backward with their launchers.
+//   forward:  rstd[n] = 1 / sqrt(mean(in[n,:]^2) + eps);  out[n,c] = (in[n,c] * rstd[n]) * weight[c]
+//   backward: dIn[n,c] = rstd * (weight[c] * dOut[n,c] - in[n,c] * rstd^2 * dot[n] / C),
+//             dot[n] = sum_c dOut[n,c] * weight[c] * in[n,c];
+//             dWeight[c] += sum_n dOut[n,c] * in[n,c] * rstd[n]
+// Shapes: in, out, dIn, dOut [N,C]; weight, dWeight [C]; rstd [N].
+#include "block_reduce.cuh"
+#include "internal.h"
+
+namespace {
+
+constexpr int RMSNORM_BLOCK = 256;
+// Rows one backward block handles. Fixed, not tuned to the device, because it sets the order in
+// which dWeight's per-row terms are summed: the same N and C give the same bits on every GPU.
+constexpr int RMSNORM_BACKWARD_ROWS = 8;
+// Block shape of the dWeight reduction: 32 columns (one coalesced warp) by 8 partial-row lanes.
+constexpr int REDUCE_COLUMNS = 32;
+constexpr int REDUCE_LANES = 8;
+// Shared memory (static plus dynamic) a kernel may use without opting in to more.
+constexpr size_t DEFAULT_SHARED_LIMIT = 48 * 1024;
+constexpr size_t BLOCK_SUM_SHARED_BYTES = RMSNORM_BLOCK / WARP_SIZE * sizeof(float);
+
+// One block per row: the row is read once for the sum of squares and again (from cache) to scale.
+__global__ void __launch_bounds__(RMSNORM_BLOCK)
+rmsnorm_forward_kernel(float* out, float* rstd, const float* in, const float* weight, int C, float eps) {
+    __shared__ float warp_sums[RMSNORM_BLOCK / WARP_SIZE];
+    const size_t row_offset = static_cast<size_t>(blockIdx.x) * C;
+    const float* x = in + row_offset;
+    float* y = out + row_offset;
+
+    float sum_squares = 0.0f;
+    for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) sum_squares += x[c] * x[c];
+    sum_squares = block_sum<RMSNORM_BLOCK>(sum_squares, warp_sums);
+
+    // 1/sqrtf rather than the approximate rsqrtf: correctly rounded, as the CPU op computes it.
+    const float r = 1.0f / sqrtf(sum_squares / C + eps);
+    for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) y[c] = (x[c] * r) * weight[c];
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+}
+
+// Block b handles rows [b * ROWS, b * ROWS + ROWS): writes their dIn and its own partial dWeight
+// row, partial[b, :], summed over those rows in row order. Thread t owns columns t, t + BLOCK, ...
+// of the shared accumulator, so the accumulation needs neither atomics nor barriers.
+__global__ void __launch_bounds__(RMSNORM_BLOCK)
+rmsnorm_backward_kernel(float* dIn, float* partial, const float* dOut, const float* in, const float* weight,
+                        const float* rstd, int N, int C) {
+    extern __shared__ float dweight_acc[];  // [C]
+    __shared__ float warp_sums[BLOCK_SUM_SHARED_BYTES / sizeof(float)];
+    for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) dweight_acc[c] = 0.0f;
+
+    const int first_row = blockIdx.x * RMSNORM_BACKWARD_ROWS;
+    const int end_row = min(first_row + RMSNORM_BACKWARD_ROWS, N);
+    for (int row = first_row; row < end_row; ++row) {
+        const size_t row_offset = static_cast<size_t>(row) * C;
+        const float* x = in + row_offset;
+        const float* dy = dOut + row_offset;
+        float* dx = dIn + row_offset;
+        const float r = rstd[row];
+
+        float dot = 0.0f;
+        for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) dot += dy[c] * weight[c] * x[c];
+        dot = block_sum<RMSNORM_BLOCK>(dot, warp_sums);
+
+        const float x_coefficient = r * r * dot / C;
+        for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) {
+            const float xc = x[c];
+            const float dyc = dy[c];
+            dx[c] = r * (weight[c] * dyc - xc * x_coefficient);
+            dweight_acc[c] += dyc * (xc * r);
+        }
+    }
+    float* partial_row = partial + static_cast<size_t>(blockIdx.x) * C;
+    for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) partial_row[c] = dweight_acc[c];
+}
+
+// dWeight[c] += sum over b of partial[b, c]. Lane l sums partial rows l, l + LANES, ... in order;
+// lane 0 then adds the lane sums in lane order.
+__global__ void __launch_bounds__(REDUCE_COLUMNS * REDUCE_LANES)
+rmsnorm_dweight_reduce_kernel(float* dWeight, const float* partial, int partial_rows, int C) {
+    __shared__ float lane_sums[REDUCE_LANES][REDUCE_COLUMNS];
+    const int c = blockIdx.x * REDUCE_COLUMNS + threadIdx.x;
+    float sum = 0.0f;
+    if (c < C) {
+        for (int b = threadIdx.y; b < partial_rows; b += REDUCE_LANES) sum += partial[static_cast<size_t>(b) * C + c];
+    }
+    lane_sums[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        float total = 0.0f;
+        for (int lane = 0; lane < REDUCE_LANES; ++lane) total += lane_sums[lane][threadIdx.x];
+        dWeight[c] += total;
+    }
+}
+
+int backward_blocks(int N) { return (N + RMSNORM_BACKWARD_ROWS - 1) / RMSNORM_BACKWARD_ROWS; }
+
+int check_shape(const char* call, int N, int C) {
+    if (N >= 0 && C > 0) return SPIN_OK;
+    return spin::fail(SPIN_ERR_INVALID_ARG, "%s: need N >= 0 and C > 0, got N=%d C=%d", call, N, C);
+}
+
+}  // namespace
+
+extern "C" {
+
+int spin_rmsnorm_forward(spin_stream_t stream, float* out, float* rstd, const float* in, const float* weight,
+                         int N, int C, float eps) {
+    if (int status = check_shape("spin_rmsnorm_forward", N, C)) return status;
+    if (N == 0) return SPIN_OK;
+    if (!out || !rstd || !in || !weight) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_rmsnorm_forward: NULL tensor pointer");
+    }
+    rmsnorm_forward_kernel<<<N, RMSNORM_BLOCK, 0, spin::to_cuda(stream)>>>(out, rstd, in, weight, C, eps);
+    SPIN_LAUNCH_CHECK(rmsnorm_forward_kernel);
+    return SPIN_OK;
+}
+
+int spin_rmsnorm_backward_scratch_bytes(int N, int C, size_t* out) {
+    if (int status = check_shape("spin_rmsnorm_backward_scratch_bytes", N, C)) return status;
+    if (!out) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_rmsnorm_backward_scratch_bytes: NULL out");
+    *out = static_cast<size_t>(backward_blocks(N)) * C * sizeof(float);
+    return SPIN_OK;
+}
+
+int spin_rmsnorm_backward(spin_stream_t stream, float* dIn, float* dWeight, float* scratch, const float* dOut,
+                          const float* in, const float* weight, const float* rstd, int N, int C) {
+    if (int status = check_shape("spin_rmsnorm_backward", N, C)) return status;
+    if (N == 0) return SPIN_OK;
+    if (!dIn || !dWeight || !scratch || !dOut || !in || !weight || !rstd) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_rmsnorm_backward: NULL tensor pointer");
+    }
+    const size_t shared_bytes = static_cast<size_t>(C) * sizeof(float);
+    if (shared_bytes + BLOCK_SUM_SHARED_BYTES > DEFAULT_SHARED_LIMIT) {
+        SPIN_CUDA_TRY(cudaFuncSetAttribute(rmsnorm_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(shared_bytes)));
+    }
+    const cudaStream_t cuda_stream = spin::to_cuda(stream);
+    const int blocks = backward_blocks(N);
+    rmsnorm_backward_kernel<<<blocks, RMSNORM_BLOCK, shared_bytes, cuda_stream>>>(dIn, scratch, dOut, in, weight,
+                                                                                 rstd, N, C);
+    SPIN_LAUNCH_CHECK(rmsnorm_backward_kernel);
+    const dim3 reduce_block(REDUCE_COLUMNS, REDUCE_LANES);
+    const int reduce_blocks = (C + REDUCE_COLUMNS - 1) / REDUCE_COLUMNS;
+    rmsnorm_dweight_reduce_kernel<<<reduce_blocks, reduce_block, 0, cuda_stream>>>(dWeight, scratch, blocks, C);
+    SPIN_LAUNCH_CHECK(rmsnorm_dweight_reduce_kernel);
+    return SPIN_OK;
+}
+
+}  // extern "C"
