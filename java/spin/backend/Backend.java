@@ -85,7 +85,7 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- embedding
 
-    /** out[N,C] = table[ids[n], :]. ids I32 [N] in [0, V). */
+    /** out[N,C] = table[ids[n], :]. ids I32 [N] in [0, V). Also serves as a row gather. */
     void embeddingForward(Tensor out, Tensor ids, Tensor table);
 
     /** dTable[V,C] += scatter of dOut[N,C] rows by ids[N]. */
@@ -148,6 +148,28 @@ public interface Backend extends AutoCloseable {
     void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v,
             Tensor keyMask, Tensor out, Tensor lse, int window);
 
+    /**
+     * Attention of new tokens over a paged key/value cache (decoding; no backward). The cache holds
+     * only real tokens, so there is no key mask: token m (of sequence {@code querySeq[m]}, at position
+     * {@code queryPos[m]}) sees that sequence's cached positions p with {@code p <= queryPos[m]} and,
+     * if {@code window > 0}, {@code p > queryPos[m] - window}. Position p of sequence s lives in cache
+     * row {@code blockTable[s, p / blockSize] * blockSize + p % blockSize}. Keys and values of the new
+     * tokens must already be in the cache ({@link #scatterRows}).
+     *
+     * @param out [M,H,D]
+     * @param q [M,H,D], after RoPE
+     * @param kCache [R,KVH,D] (R = blocks * blockSize)
+     * @param vCache [R,KVH,D]
+     * @param blockTable I32 [S, maxBlocks]
+     * @param querySeq I32 [M], row of blockTable for each token
+     * @param queryPos I32 [M]
+     */
+    void attentionCachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable, Tensor querySeq,
+            Tensor queryPos, int blockSize, int window);
+
+    /** dst[rows[m], :] = src[m, :] for dst [R,W], src [M,W], rows I32 [M] (distinct). */
+    void scatterRows(Tensor dst, Tensor src, Tensor rows);
+
     // ---------------------------------------------------------------- MLP
 
     /** out[N,F] = silu(gate[N,F]) * up[N,F]. */
@@ -168,7 +190,10 @@ public interface Backend extends AutoCloseable {
      */
     void logprobForward(Tensor logp, Tensor lse, Tensor logits, Tensor labels);
 
-    /** dLogits[N,V] = dLogp[n] * (onehot(labels[n]) - softmax(logits[n])); rows with ignored labels get 0. */
+    /**
+     * dLogits[N,V] = dLogp[n] * (onehot(labels[n]) - softmax(logits[n])); rows with ignored labels get 0.
+     * dLogits may alias logits (the model overwrites its logits in place to save a [N,V] buffer).
+     */
     void logprobBackward(Tensor dLogits, Tensor dLogp, Tensor logits, Tensor labels, Tensor lse);
 
     /** out[B] = sum over t of in[B,T] (per-sequence sum of token log-probs). */

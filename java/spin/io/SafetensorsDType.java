@@ -6,7 +6,9 @@ import java.util.Arrays;
 public enum SafetensorsDType {
     F32(4),
     BF16(2),
-    F16(2);
+    F16(2),
+    I32(4),
+    I64(8);
 
     private final int byteSize;
 

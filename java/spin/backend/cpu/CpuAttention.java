@@ -183,6 +183,75 @@ final class CpuAttention {
         });
     }
 
+    void cachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable, Tensor querySeq,
+            Tensor queryPos, int blockSize, int window) {
+        if (q.rank() != 3 || kCache.rank() != 3) {
+            throw new IllegalArgumentException("cached attention expects q [M,H,D] and caches [R,KVH,D], got " + q + ", " + kCache);
+        }
+        int m = q.dim(0), heads = q.dim(1), d = q.dim(2), kvHeads = kCache.dim(1), cacheRows = kCache.dim(0);
+        if (kCache.dim(2) != d || vCache.size() != kCache.size() || heads % kvHeads != 0) {
+            throw new IllegalArgumentException("cached attention shapes disagree: q " + q + ", k " + kCache + ", v " + vCache);
+        }
+        requireShape(out, q.size(), "out");
+        int maxBlocks = blockTable.dim(1);
+        int groupSize = heads / kvHeads;
+        float scale = (float) (1.0 / Math.sqrt(d));
+        MemorySegment o = out.memory(), qm = q.memory(), km = kCache.memory(), vm = vCache.memory(),
+                table = blockTable.memory(), seqs = querySeq.memory(), positions = queryPos.memory();
+        pool.forRange(m * heads, 1, (start, end) -> {
+            float[] scores = new float[KEY_BLOCK];
+            MemorySegment acc = MemorySegment.ofArray(new float[d]);
+            for (int item = start; item < end; item++) {
+                int token = item / heads, h = item % heads, g = h / groupSize;
+                int seq = i32(seqs, token), pos = i32(positions, token);
+                long qRow = ((long) token * heads + h) * d;
+                acc.fill((byte) 0);
+                float max = Float.NEGATIVE_INFINITY, denominator = 0f;
+                for (int p0 = window > 0 ? Math.max(0, pos - window + 1) : 0; p0 <= pos; p0 += KEY_BLOCK) {
+                    int p1 = Math.min(pos + 1, p0 + KEY_BLOCK);
+                    float blockMax = Float.NEGATIVE_INFINITY;
+                    for (int p = p0; p < p1; p++) {
+                        long row = cacheRow(table, seq, p, blockSize, maxBlocks, cacheRows);
+                        float s = Mem.dot(qm, qRow, km, (row * kvHeads + g) * d, d) * scale;
+                        scores[p - p0] = s;
+                        blockMax = Math.max(blockMax, s);
+                    }
+                    float newMax = Math.max(max, blockMax);
+                    if (newMax != max) {
+                        float correction = (float) Math.exp(max - newMax);
+                        denominator *= correction;
+                        Mem.scale(correction, acc, 0, d);
+                        max = newMax;
+                    }
+                    for (int p = p0; p < p1; p++) {
+                        float weight = (float) Math.exp(scores[p - p0] - max);
+                        denominator += weight;
+                        long row = cacheRow(table, seq, p, blockSize, maxBlocks, cacheRows);
+                        Mem.axpy(weight, vm, (row * kvHeads + g) * d, acc, 0, d);
+                    }
+                }
+                float inv = 1f / denominator;
+                for (int c = 0; c < d; c++) {
+                    f(o, qRow + c, f(acc, c) * inv);
+                }
+            }
+        });
+    }
+
+    private static long cacheRow(MemorySegment table, int seq, int position, int blockSize, int maxBlocks, int cacheRows) {
+        int blockIndex = position / blockSize;
+        if (blockIndex >= maxBlocks) {
+            throw new IllegalArgumentException("position " + position + " needs block " + blockIndex
+                    + " but the block table has " + maxBlocks + " columns");
+        }
+        long row = (long) i32(table, (long) seq * maxBlocks + blockIndex) * blockSize + position % blockSize;
+        if (row < 0 || row >= cacheRows) {
+            throw new IllegalArgumentException("cache row " + row + " for position " + position + " of sequence " + seq
+                    + " is outside the cache of " + cacheRows + " rows");
+        }
+        return row;
+    }
+
     private static void requireShape(Tensor t, long elements, String name) {
         if (t.dtype() != DType.F32 || t.size() != elements) {
             throw new IllegalArgumentException(name + " must be F32 with " + elements + " elements, got " + t);

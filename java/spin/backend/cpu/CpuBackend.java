@@ -410,6 +410,33 @@ public final class CpuBackend implements Backend {
         attention.backward(dq, dk, dv, dOut, q, k, v, keyMask, out, lse, window);
     }
 
+    @Override
+    public void attentionCachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable,
+            Tensor querySeq, Tensor queryPos, int blockSize, int window) {
+        attention.cachedForward(out, q, kCache, vCache, blockTable, querySeq, queryPos, blockSize, window);
+    }
+
+    @Override
+    public void scatterRows(Tensor dst, Tensor src, Tensor rows) {
+        requireDtype(rows, DType.I32, "rows");
+        if (dst.dtype() != src.dtype()) {
+            throw new IllegalArgumentException("scatterRows needs equal dtypes: " + dst + " <- " + src);
+        }
+        int m = Math.toIntExact(rows.size());
+        int width = m == 0 ? 0 : Math.toIntExact(src.size() / m);
+        requireLength(src, (long) m * width);
+        int dstRows = width == 0 ? 0 : Math.toIntExact(dst.size() / width);
+        long rowBytes = (long) width * dst.dtype().byteSize();
+        MemorySegment d = dst.memory(), s = src.memory(), r = rows.memory();
+        for (int i = 0; i < m; i++) {
+            int row = i32(r, i);
+            if (row < 0 || row >= dstRows) {
+                throw new IllegalArgumentException("scatter row " + row + " at position " + i + " is outside [0, " + dstRows + ")");
+            }
+            MemorySegment.copy(s, i * rowBytes, d, row * rowBytes, rowBytes);
+        }
+    }
+
     // ---------------------------------------------------------------- MLP
 
     @Override

@@ -1,0 +1,410 @@
+package spin.model;
+
+import java.util.ArrayList;
+import java.util.List;
+import spin.backend.Backend;
+import spin.backend.DType;
+import spin.backend.Tensor;
+import spin.model.ParameterLayout.Names;
+
+/**
+ * MistralForCausalLM with explicit forward and backward passes on any {@link Backend}.
+ *
+ * <p>Training forward: token ids [B,T], a per-key mask [B,T] and next-token targets [B,T] (the
+ * label of position t+1 at position t, {@link Backend#IGNORE_INDEX} where nothing is scored) give
+ * per-token log-probs [B,T]; positions run 0..T-1 in every row, masked tokens keeping their place.
+ * {@link #backward} takes d loss / d log-probs and accumulates parameter gradients into
+ * {@link #gradients()}, layer by layer in exact reverse.
+ *
+ * <p>With activation recompute (gradient checkpointing) the forward keeps only each layer's input
+ * and the backward recomputes the layer before differentiating it: less memory, identical results.
+ */
+public final class MistralModel implements AutoCloseable {
+    private final MistralConfig config;
+    private final Backend backend;
+    private final ParameterLayout layout;
+    private final ParameterBuffer parameters;
+    private ParameterBuffer gradients;
+    private boolean activationRecompute;
+
+    public MistralModel(MistralConfig config, Backend backend) {
+        this.config = config;
+        this.backend = backend;
+        this.layout = new ParameterLayout(config);
+        this.parameters = new ParameterBuffer(backend, layout);
+    }
+
+    public MistralConfig config() {
+        return config;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public ParameterBuffer parameters() {
+        return parameters;
+    }
+
+    /** Gradient buffer, allocated zeroed on first use. */
+    public ParameterBuffer gradients() {
+        if (gradients == null) {
+            gradients = new ParameterBuffer(backend, layout);
+        }
+        return gradients;
+    }
+
+    public void setActivationRecompute(boolean enabled) {
+        this.activationRecompute = enabled;
+    }
+
+    public boolean activationRecompute() {
+        return activationRecompute;
+    }
+
+    private Tensor lmHead(ParameterBuffer buffer) {
+        return buffer.get(config.tieWordEmbeddings() ? Names.EMBED : Names.LM_HEAD);
+    }
+
+    // ---------------------------------------------------------------- forward
+
+    /**
+     * Runs the training forward. The returned state owns every saved activation; pass it to
+     * {@link #backward} or close it.
+     *
+     * @param ids I32 [B,T]
+     * @param keyMask I32 [B,T], 0 for keys nobody may attend to
+     * @param targets I32 [B,T], next-token labels or IGNORE_INDEX
+     */
+    public ForwardState forward(Tensor ids, Tensor keyMask, Tensor targets) {
+        int b = ids.dim(0), t = ids.dim(1);
+        ForwardState s = new ForwardState(backend, config, b, t, ids, keyMask, targets);
+        backend.embeddingForward(s.residual.get(0), ids, parameters.get(Names.EMBED));
+        for (int l = 0; l < config.numHiddenLayers(); l++) {
+            LayerActivations acts = new LayerActivations(backend, config, b, t);
+            layerForward(l, s, s.residual.get(l), acts, s.residual.get(l + 1));
+            if (activationRecompute) {
+                acts.close();
+                s.layers.add(null);
+            } else {
+                s.layers.add(acts);
+            }
+        }
+        Tensor last = s.residual.get(config.numHiddenLayers());
+        backend.rmsnormForward(s.finalNormed, s.finalRstd, last, parameters.get(Names.FINAL_NORM), config.rmsNormEps());
+        backend.matmulForward(s.logits, s.finalNormed, lmHead(parameters));
+        backend.logprobForward(s.tokenLogps, s.vocabLse, s.logits, targets);
+        return s;
+    }
+
+    private void layerForward(int l, ForwardState s, Tensor in, LayerActivations a, Tensor out) {
+        int n = s.rows();
+        float eps = config.rmsNormEps(), theta = config.ropeTheta();
+        backend.rmsnormForward(a.normed1, a.rstd1, in, parameters.get(Names.inputNorm(l)), eps);
+        backend.matmulForward(a.q.reshape(n, config.queryDim()), a.normed1, parameters.get(Names.q(l)));
+        backend.matmulForward(a.k.reshape(n, config.keyValueDim()), a.normed1, parameters.get(Names.k(l)));
+        backend.matmulForward(a.v.reshape(n, config.keyValueDim()), a.normed1, parameters.get(Names.v(l)));
+        backend.ropeForward(a.q, a.q, s.positions, theta);
+        backend.ropeForward(a.k, a.k, s.positions, theta);
+        backend.attentionForward(a.attention, a.attentionLse, a.q, a.k, a.v, s.keyMask, config.slidingWindow());
+        backend.matmulForward(s.scratchC, a.attention.reshape(n, config.queryDim()), parameters.get(Names.o(l)));
+        backend.add(a.middle, in, s.scratchC);
+        backend.rmsnormForward(a.normed2, a.rstd2, a.middle, parameters.get(Names.postAttentionNorm(l)), eps);
+        backend.matmulForward(a.gate, a.normed2, parameters.get(Names.gate(l)));
+        backend.matmulForward(a.up, a.normed2, parameters.get(Names.up(l)));
+        backend.swigluForward(a.activated, a.gate, a.up);
+        backend.matmulForward(s.scratchC, a.activated, parameters.get(Names.down(l)));
+        backend.add(out, a.middle, s.scratchC);
+    }
+
+    // ---------------------------------------------------------------- backward
+
+    /**
+     * Accumulates d loss / d parameters into {@link #gradients()} given d loss / d token log-probs
+     * [B,T], then closes the state.
+     */
+    public void backward(ForwardState s, Tensor dTokenLogps) {
+        ParameterBuffer g = gradients();
+        int n = s.rows();
+        try (s; BackwardScratch d = new BackwardScratch(backend, config, s.batch, s.time)) {
+            backend.logprobBackward(s.logits, dTokenLogps, s.logits, s.targets, s.vocabLse);
+            Tensor dLogits = s.logits; // overwritten in place: the logits are not needed any more
+            backend.matmulBackward(d.normedC, g.get(config.tieWordEmbeddings() ? Names.EMBED : Names.LM_HEAD), dLogits,
+                    s.finalNormed, lmHead(parameters));
+            Tensor last = s.residual.get(config.numHiddenLayers());
+            backend.rmsnormBackward(d.residual, g.get(Names.FINAL_NORM), d.normedC, last, parameters.get(Names.FINAL_NORM),
+                    s.finalRstd);
+            for (int l = config.numHiddenLayers() - 1; l >= 0; l--) {
+                LayerActivations acts = s.layers.get(l);
+                boolean recomputed = acts == null;
+                if (recomputed) {
+                    acts = new LayerActivations(backend, config, s.batch, s.time);
+                    layerForward(l, s, s.residual.get(l), acts, d.scratchC);
+                }
+                layerBackward(l, s, s.residual.get(l), acts, d, g, n);
+                if (recomputed) {
+                    acts.close();
+                }
+            }
+            backend.embeddingBackward(g.get(Names.EMBED), s.ids, d.residual);
+        }
+    }
+
+    /** On entry d.residual holds d loss / d layer output; on return d loss / d layer input. */
+    private void layerBackward(int l, ForwardState s, Tensor in, LayerActivations a, BackwardScratch d,
+            ParameterBuffer g, int n) {
+        // MLP branch: out = middle + down(silu(gate(normed2)) * up(normed2))
+        backend.matmulBackward(d.activated, g.get(Names.down(l)), d.residual, a.activated, parameters.get(Names.down(l)));
+        backend.swigluBackward(d.gate, d.up, d.activated, a.gate, a.up);
+        backend.matmulBackward(d.normedC, g.get(Names.gate(l)), d.gate, a.normed2, parameters.get(Names.gate(l)));
+        backend.matmulBackward(d.scratchC, g.get(Names.up(l)), d.up, a.normed2, parameters.get(Names.up(l)));
+        backend.accumulate(d.normedC, d.scratchC);
+        backend.rmsnormBackward(d.scratchC, g.get(Names.postAttentionNorm(l)), d.normedC, a.middle,
+                parameters.get(Names.postAttentionNorm(l)), a.rstd2);
+        backend.accumulate(d.residual, d.scratchC);
+        // Attention branch: middle = in + o(attention(rope(q(normed1)), rope(k(normed1)), v(normed1)))
+        backend.matmulBackward(d.attention.reshape(n, config.queryDim()), g.get(Names.o(l)), d.residual,
+                a.attention.reshape(n, config.queryDim()), parameters.get(Names.o(l)));
+        backend.attentionBackward(d.q, d.k, d.v, d.attention, a.q, a.k, a.v, s.keyMask, a.attention, a.attentionLse,
+                config.slidingWindow());
+        backend.ropeBackward(d.q, d.q, s.positions, config.ropeTheta());
+        backend.ropeBackward(d.k, d.k, s.positions, config.ropeTheta());
+        backend.matmulBackward(d.normedC, g.get(Names.q(l)), d.q.reshape(n, config.queryDim()), a.normed1,
+                parameters.get(Names.q(l)));
+        backend.matmulBackward(d.scratchC, g.get(Names.k(l)), d.k.reshape(n, config.keyValueDim()), a.normed1,
+                parameters.get(Names.k(l)));
+        backend.accumulate(d.normedC, d.scratchC);
+        backend.matmulBackward(d.scratchC, g.get(Names.v(l)), d.v.reshape(n, config.keyValueDim()), a.normed1,
+                parameters.get(Names.v(l)));
+        backend.accumulate(d.normedC, d.scratchC);
+        backend.rmsnormBackward(d.scratchC, g.get(Names.inputNorm(l)), d.normedC, in, parameters.get(Names.inputNorm(l)),
+                a.rstd1);
+        backend.accumulate(d.residual, d.scratchC);
+    }
+
+    // ---------------------------------------------------------------- cached decoding
+
+    /**
+     * Appends tokens to sequences held in {@code cache} (a ragged batch: any number of new tokens per
+     * sequence, prompts and single decode steps alike) and returns the logits after each sequence's
+     * last new token, F32 [S, V] in the order of {@code sequenceIds}; the caller closes it. Gives the
+     * same logits as {@link #forward} over the whole prefix. Fails without touching the cache when
+     * its free blocks cannot hold the new tokens.
+     */
+    public Tensor extend(KvCache cache, int[] sequenceIds, int[][] newTokens) {
+        int sequences = sequenceIds.length;
+        int m = 0;
+        for (int[] tokens : newTokens) {
+            if (tokens.length == 0) {
+                throw new IllegalArgumentException("every sequence needs at least one new token");
+            }
+            m += tokens.length;
+        }
+        int needed = 0;
+        for (int i = 0; i < sequences; i++) {
+            needed += cache.blocksNeeded(sequenceIds[i], newTokens[i].length);
+        }
+        if (needed > cache.freeBlocks()) {
+            throw new IllegalStateException("KV cache full: " + needed + " blocks needed, " + cache.freeBlocks() + " free");
+        }
+        int[] ids = new int[m], querySeq = new int[m], queryPos = new int[m], rows = new int[m], lastRow = new int[sequences];
+        int maxBlocks = 1;
+        for (int i = 0, at = 0; i < sequences; i++) {
+            int id = sequenceIds[i], start = cache.length(id);
+            if (start + newTokens[i].length > config.maxPositionEmbeddings()) {
+                throw new IllegalArgumentException("sequence " + id + " would reach " + (start + newTokens[i].length)
+                        + " tokens, beyond max_position_embeddings " + config.maxPositionEmbeddings());
+            }
+            cache.reserve(id, newTokens[i].length);
+            maxBlocks = Math.max(maxBlocks, cache.blocks(id).size());
+            for (int j = 0; j < newTokens[i].length; j++, at++) {
+                ids[at] = newTokens[i][j];
+                querySeq[at] = i;
+                queryPos[at] = start + j;
+                rows[at] = cache.row(id, start + j);
+            }
+            lastRow[i] = at - 1;
+        }
+        int[] table = new int[sequences * maxBlocks];
+        for (int i = 0; i < sequences; i++) {
+            List<Integer> blocks = cache.blocks(sequenceIds[i]);
+            for (int j = 0; j < blocks.size(); j++) {
+                table[i * maxBlocks + j] = blocks.get(j);
+            }
+        }
+        int c = config.hiddenSize(), h = config.numAttentionHeads(), kvh = config.numKeyValueHeads(), d = config.headDim();
+        float eps = config.rmsNormEps();
+        try (Tensor idT = backend.fromHost(ids, m); Tensor seqT = backend.fromHost(querySeq, m);
+                Tensor posT = backend.fromHost(queryPos, 1, m); Tensor rowT = backend.fromHost(rows, m);
+                Tensor lastT = backend.fromHost(lastRow, sequences); Tensor tableT = backend.fromHost(table, sequences, maxBlocks);
+                Tensor x = backend.allocate(DType.F32, m, c); Tensor next = backend.allocate(DType.F32, m, c);
+                LayerActivations a = new LayerActivations(backend, config, 1, m);
+                Tensor last = backend.allocate(DType.F32, sequences, c); Tensor lastNormed = backend.allocate(DType.F32, sequences, c);
+                Tensor lastRstd = backend.allocate(DType.F32, sequences)) {
+            backend.embeddingForward(x, idT, parameters.get(Names.EMBED));
+            Tensor in = x, out = next;
+            for (int l = 0; l < config.numHiddenLayers(); l++) {
+                backend.rmsnormForward(a.normed1, a.rstd1, in, parameters.get(Names.inputNorm(l)), eps);
+                backend.matmulForward(a.q.reshape(m, config.queryDim()), a.normed1, parameters.get(Names.q(l)));
+                backend.matmulForward(a.k.reshape(m, config.keyValueDim()), a.normed1, parameters.get(Names.k(l)));
+                backend.matmulForward(a.v.reshape(m, config.keyValueDim()), a.normed1, parameters.get(Names.v(l)));
+                backend.ropeForward(a.q, a.q, posT, config.ropeTheta());
+                backend.ropeForward(a.k, a.k, posT, config.ropeTheta());
+                Tensor keys = cache.keys(l), values = cache.values(l);
+                int cacheRows = keys.dim(0);
+                backend.scatterRows(keys.reshape(cacheRows, kvh * d), a.k.reshape(m, kvh * d), rowT);
+                backend.scatterRows(values.reshape(cacheRows, kvh * d), a.v.reshape(m, kvh * d), rowT);
+                backend.attentionCachedForward(a.attention.reshape(m, h, d), a.q.reshape(m, h, d), keys, values, tableT, seqT,
+                        posT.reshape(m), cache.blockSize(), config.slidingWindow());
+                backend.matmulForward(a.normed2, a.attention.reshape(m, config.queryDim()), parameters.get(Names.o(l)));
+                backend.add(a.middle, in, a.normed2);
+                backend.rmsnormForward(a.normed2, a.rstd2, a.middle, parameters.get(Names.postAttentionNorm(l)), eps);
+                backend.matmulForward(a.gate, a.normed2, parameters.get(Names.gate(l)));
+                backend.matmulForward(a.up, a.normed2, parameters.get(Names.up(l)));
+                backend.swigluForward(a.activated, a.gate, a.up);
+                backend.matmulForward(a.normed2, a.activated, parameters.get(Names.down(l)));
+                backend.add(out, a.middle, a.normed2);
+                Tensor swap = in;
+                in = out;
+                out = swap;
+            }
+            backend.embeddingForward(last, lastT, in);
+            backend.rmsnormForward(lastNormed, lastRstd, last, parameters.get(Names.FINAL_NORM), eps);
+            Tensor logits = backend.allocate(DType.F32, sequences, config.vocabSize());
+            backend.matmulForward(logits, lastNormed, lmHead(parameters));
+            for (int i = 0; i < sequences; i++) {
+                cache.advance(sequenceIds[i], newTokens[i].length);
+            }
+            return logits;
+        }
+    }
+
+    @Override
+    public void close() {
+        parameters.close();
+        if (gradients != null) {
+            gradients.close();
+        }
+    }
+
+    // ---------------------------------------------------------------- saved state
+
+    /** Everything the forward saves for the backward; closing frees it. */
+    public static final class ForwardState implements AutoCloseable {
+        final int batch, time;
+        final Tensor ids, keyMask, targets, positions;
+        final List<Tensor> residual = new ArrayList<>();
+        final List<LayerActivations> layers = new ArrayList<>();
+        final Tensor finalNormed, finalRstd, logits, tokenLogps, vocabLse, scratchC;
+
+        ForwardState(Backend backend, MistralConfig c, int b, int t, Tensor ids, Tensor keyMask, Tensor targets) {
+            this.batch = b;
+            this.time = t;
+            this.ids = ids;
+            this.keyMask = keyMask;
+            this.targets = targets;
+            int[] pos = new int[b * t];
+            for (int i = 0; i < pos.length; i++) {
+                pos[i] = i % t;
+            }
+            this.positions = backend.fromHost(pos, b, t);
+            int n = b * t;
+            for (int l = 0; l <= c.numHiddenLayers(); l++) {
+                residual.add(backend.allocate(DType.F32, n, c.hiddenSize()));
+            }
+            finalNormed = backend.allocate(DType.F32, n, c.hiddenSize());
+            finalRstd = backend.allocate(DType.F32, n);
+            logits = backend.allocate(DType.F32, n, c.vocabSize());
+            tokenLogps = backend.allocate(DType.F32, b, t);
+            vocabLse = backend.allocate(DType.F32, n);
+            scratchC = backend.allocate(DType.F32, n, c.hiddenSize());
+        }
+
+        int rows() {
+            return batch * time;
+        }
+
+        /** Per-token log-probs of the targets, [B,T]; 0 where the target is ignored. */
+        public Tensor tokenLogps() {
+            return tokenLogps;
+        }
+
+        /** Logits [B*T, V]; valid until {@link MistralModel#backward} (which reuses their memory). */
+        public Tensor logits() {
+            return logits;
+        }
+
+        @Override
+        public void close() {
+            positions.close();
+            residual.forEach(Tensor::close);
+            for (LayerActivations a : layers) {
+                if (a != null) {
+                    a.close();
+                }
+            }
+            finalNormed.close();
+            finalRstd.close();
+            logits.close();
+            tokenLogps.close();
+            vocabLse.close();
+            scratchC.close();
+        }
+    }
+
+    /** One layer's saved activations. */
+    static final class LayerActivations implements AutoCloseable {
+        final Tensor normed1, rstd1, q, k, v, attention, attentionLse, middle, normed2, rstd2, gate, up, activated;
+
+        LayerActivations(Backend backend, MistralConfig c, int b, int t) {
+            int n = b * t;
+            normed1 = backend.allocate(DType.F32, n, c.hiddenSize());
+            rstd1 = backend.allocate(DType.F32, n);
+            q = backend.allocate(DType.F32, b, t, c.numAttentionHeads(), c.headDim());
+            k = backend.allocate(DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
+            v = backend.allocate(DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
+            attention = backend.allocate(DType.F32, b, t, c.numAttentionHeads(), c.headDim());
+            attentionLse = backend.allocate(DType.F32, b, c.numAttentionHeads(), t);
+            middle = backend.allocate(DType.F32, n, c.hiddenSize());
+            normed2 = backend.allocate(DType.F32, n, c.hiddenSize());
+            rstd2 = backend.allocate(DType.F32, n);
+            gate = backend.allocate(DType.F32, n, c.intermediateSize());
+            up = backend.allocate(DType.F32, n, c.intermediateSize());
+            activated = backend.allocate(DType.F32, n, c.intermediateSize());
+        }
+
+        @Override
+        public void close() {
+            for (Tensor t : new Tensor[] {normed1, rstd1, q, k, v, attention, attentionLse, middle, normed2, rstd2, gate, up,
+                    activated}) {
+                t.close();
+            }
+        }
+    }
+
+    /** Gradient buffers reused by every layer of one backward pass. */
+    static final class BackwardScratch implements AutoCloseable {
+        final Tensor residual, normedC, scratchC, attention, q, k, v, gate, up, activated;
+
+        BackwardScratch(Backend backend, MistralConfig c, int b, int t) {
+            int n = b * t;
+            residual = backend.allocate(DType.F32, n, c.hiddenSize());
+            normedC = backend.allocate(DType.F32, n, c.hiddenSize());
+            scratchC = backend.allocate(DType.F32, n, c.hiddenSize());
+            attention = backend.allocate(DType.F32, b, t, c.numAttentionHeads(), c.headDim());
+            q = backend.allocate(DType.F32, b, t, c.numAttentionHeads(), c.headDim());
+            k = backend.allocate(DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
+            v = backend.allocate(DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
+            gate = backend.allocate(DType.F32, n, c.intermediateSize());
+            up = backend.allocate(DType.F32, n, c.intermediateSize());
+            activated = backend.allocate(DType.F32, n, c.intermediateSize());
+        }
+
+        @Override
+        public void close() {
+            for (Tensor t : new Tensor[] {residual, normedC, scratchC, attention, q, k, v, gate, up, activated}) {
+                t.close();
+            }
+        }
+    }
+}

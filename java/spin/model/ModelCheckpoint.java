@@ -1,0 +1,152 @@
+package spin.model;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.TreeSet;
+import spin.backend.BFloat16;
+import spin.backend.Backend;
+import spin.io.AtomicFiles;
+import spin.io.SafetensorsCheckpoint;
+import spin.io.SafetensorsDType;
+import spin.io.SafetensorsException;
+import spin.io.TensorEntry;
+
+/** HF model directories in and out of a {@link MistralModel}, and HF's random initialisation. */
+public final class ModelCheckpoint {
+    /** HF's default shard size for save_pretrained. */
+    public static final long DEFAULT_SHARD_BYTES = 5L * 1000 * 1000 * 1000;
+
+    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private ModelCheckpoint() {}
+
+    /** Storage type of a written checkpoint. */
+    public enum StorageType {
+        F32("float32", SafetensorsDType.F32),
+        BF16("bfloat16", SafetensorsDType.BF16);
+
+        final String torchName;
+        final SafetensorsDType dtype;
+
+        StorageType(String torchName, SafetensorsDType dtype) {
+            this.torchName = torchName;
+            this.dtype = dtype;
+        }
+    }
+
+    /** Loads config.json and the weights of an HF Mistral directory into a new model on {@code backend}. */
+    public static MistralModel load(Path dir, Backend backend) throws IOException {
+        MistralConfig config = MistralConfig.read(dir);
+        MistralModel model = new MistralModel(config, backend);
+        try (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.open(dir)) {
+            ParameterLayout layout = new ParameterLayout(config);
+            TreeSet<String> unexpected = new TreeSet<>(checkpoint.tensors().keySet());
+            List<String> missing = new ArrayList<>();
+            for (ParameterLayout.Slot slot : layout.slots()) {
+                unexpected.remove(slot.name());
+                if (!checkpoint.tensors().containsKey(slot.name())) {
+                    missing.add(slot.name());
+                    continue;
+                }
+                TensorEntry entry = checkpoint.tensor(slot.name());
+                if (!java.util.Arrays.equals(entry.intShape(), slot.shape())) {
+                    throw new SafetensorsException(dir + ": tensor \"" + slot.name() + "\" has shape "
+                            + java.util.Arrays.toString(entry.shape()) + " but config.json implies "
+                            + java.util.Arrays.toString(slot.shape()));
+                }
+                backend.write(model.parameters().get(slot.name()), widen(entry, dir));
+            }
+            // Old checkpoints carry rotary buffers; they are recomputed from rope_theta.
+            unexpected.removeIf(name -> name.endsWith("rotary_emb.inv_freq"));
+            if (config.tieWordEmbeddings()) {
+                unexpected.remove(ParameterLayout.Names.LM_HEAD);
+            }
+            if (!missing.isEmpty() || !unexpected.isEmpty()) {
+                throw new SafetensorsException(dir + ": weights do not match config.json: missing " + missing
+                        + ", unexpected " + unexpected);
+            }
+        } catch (IOException | RuntimeException e) {
+            model.close();
+            throw e;
+        }
+        return model;
+    }
+
+    private static float[] widen(TensorEntry entry, Path dir) throws SafetensorsException {
+        MemorySegment data = entry.data();
+        int n = Math.toIntExact(entry.elementCount());
+        float[] out = new float[n];
+        switch (entry.dtype()) {
+            case F32 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = data.getAtIndex(LE_FLOAT, i);
+                }
+            }
+            case BF16 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = BFloat16.toFloat(data.getAtIndex(LE_SHORT, i));
+                }
+            }
+            case F16 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = Float.float16ToFloat(data.getAtIndex(LE_SHORT, i));
+                }
+            }
+            default -> throw new SafetensorsException(dir + ": weight \"" + entry.name() + "\" is " + entry.dtype()
+                    + "; weights must be F32, BF16 or F16");
+        }
+        return out;
+    }
+
+    /** Writes config.json and the weights (HF names) into {@code dir}; each file atomically. */
+    public static void save(MistralModel model, Path dir, StorageType storage, long maxShardBytes) throws IOException {
+        Backend backend = model.backend();
+        ParameterLayout layout = model.parameters().layout();
+        try (Arena arena = Arena.ofConfined()) {
+            List<TensorEntry> entries = new ArrayList<>();
+            for (ParameterLayout.Slot slot : layout.slots()) {
+                float[] values = backend.read(model.parameters().get(slot.name()));
+                MemorySegment data = arena.allocate((long) values.length * storage.dtype.byteSize());
+                for (int i = 0; i < values.length; i++) {
+                    if (storage == StorageType.F32) {
+                        data.setAtIndex(LE_FLOAT, i, values[i]);
+                    } else {
+                        data.setAtIndex(LE_SHORT, i, BFloat16.fromFloat(values[i]));
+                    }
+                }
+                long[] shape = new long[slot.shape().length];
+                for (int i = 0; i < shape.length; i++) {
+                    shape[i] = slot.shape()[i];
+                }
+                entries.add(new TensorEntry(slot.name(), storage.dtype, shape, data));
+            }
+            SafetensorsCheckpoint.write(dir, entries, maxShardBytes);
+        }
+        AtomicFiles.writeString(dir.resolve(MistralConfig.FILE_NAME), model.config().toJson(storage.torchName));
+    }
+
+    /**
+     * HF's initialisation for Mistral: every linear and embedding weight from normal(0,
+     * initializer_range), every RMSNorm weight 1. Deterministic for a seed.
+     */
+    public static void initialize(MistralModel model, long seed) {
+        SplittableRandom rng = new SplittableRandom(seed);
+        float std = model.config().initializerRange();
+        for (ParameterLayout.Slot slot : model.parameters().layout().slots()) {
+            float[] values = new float[Math.toIntExact(slot.size())];
+            boolean norm = slot.shape().length == 1;
+            for (int i = 0; i < values.length; i++) {
+                values[i] = norm ? 1f : (float) (rng.nextGaussian() * std);
+            }
+            model.backend().write(model.parameters().get(slot.name()), values);
+        }
+    }
+}

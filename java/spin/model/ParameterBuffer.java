@@ -1,0 +1,48 @@
+package spin.model;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import spin.backend.Backend;
+import spin.backend.DType;
+import spin.backend.Tensor;
+
+/** One flat F32 tensor laid out by a {@link ParameterLayout}, with a view per weight. */
+public final class ParameterBuffer implements AutoCloseable {
+    private final ParameterLayout layout;
+    private final Tensor flat;
+    private final Map<String, Tensor> views = new LinkedHashMap<>();
+
+    /** Row width of the flat buffer: its shape is [rows, ROW] so 7B-parameter buffers fit int dimensions. */
+    private static final int ROW = 4096;
+
+    /** A zero-filled buffer (gradients start here); the tail past the last weight stays zero. */
+    public ParameterBuffer(Backend backend, ParameterLayout layout) {
+        this.layout = layout;
+        this.flat = backend.allocate(DType.F32, Math.toIntExact((layout.totalSize() + ROW - 1) / ROW), ROW);
+        for (ParameterLayout.Slot s : layout.slots()) {
+            views.put(s.name(), flat.view(s.offset(), s.shape()));
+        }
+    }
+
+    public ParameterLayout layout() {
+        return layout;
+    }
+
+    /** The whole buffer (zero-padded to whole rows), for optimizers and gradient norms. */
+    public Tensor flat() {
+        return flat;
+    }
+
+    public Tensor get(String name) {
+        Tensor t = views.get(name);
+        if (t == null) {
+            throw new IllegalArgumentException("no parameter named " + name);
+        }
+        return t;
+    }
+
+    @Override
+    public void close() {
+        flat.close();
+    }
+}
