@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         version = "spin 0.1.0",
         description = "Self-Play Fine-Tuning (SPIN) of Mistral-architecture models.",
-        subcommands = {InfoCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {InfoCommand.class, InitModelCommand.class, InspectCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec
@@ -20,7 +20,27 @@ public final class Main implements Runnable {
     }
 
     static CommandLine commandLine() {
-        return new CommandLine(new Main());
+        CommandLine cli = new CommandLine(new Main());
+        cli.setExecutionExceptionHandler(Main::report);
+        return cli;
+    }
+
+    /**
+     * Bad input (a malformed file, a wrong flag value, a full cache) is reported as one line that
+     * names what is wrong; anything else is a bug and keeps its stack trace.
+     */
+    private static int report(Exception e, CommandLine cmd, CommandLine.ParseResult parsed) {
+        boolean userError = e instanceof java.io.IOException || e instanceof IllegalArgumentException
+                || e instanceof IllegalStateException;
+        if (e instanceof java.nio.file.NoSuchFileException missing) {
+            cmd.getErr().println("spin " + cmd.getCommandName() + ": no such file or directory: " + missing.getFile()
+                    + (missing.getReason() == null ? "" : " (" + missing.getReason() + ")"));
+        } else if (userError) {
+            cmd.getErr().println("spin " + cmd.getCommandName() + ": " + e.getMessage());
+        } else {
+            e.printStackTrace(cmd.getErr());
+        }
+        return 1;
     }
 
     @Override

@@ -114,42 +114,53 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
         return t;
     }
 
+    /** Writes in-memory tensors; see {@link #write(Path, List, SafetensorsWriter.TensorFiller, long)}. */
+    public static void write(Path dir, List<TensorEntry> tensors, long maxShardBytes) throws IOException {
+        List<SafetensorsWriter.TensorHeader> headers =
+                tensors.stream().map(t -> new SafetensorsWriter.TensorHeader(t.name(), t.dtype(), t.shape())).toList();
+        write(dir, headers, (index, target) -> target.copyFrom(tensors.get(index).data()), maxShardBytes);
+    }
+
     /**
      * Writes tensors into {@code dir} as one file, or as shards of at most {@code maxShardBytes}
-     * (a tensor larger than that gets a shard of its own) with an index. Shards are written before
-     * the index, each atomically, so a reader never sees an index naming a missing shard.
+     * (a tensor larger than that gets a shard of its own) with an index; {@code filler} produces
+     * each tensor's bytes when its turn comes. Shards are written before the index, each
+     * atomically, so a reader never sees an index naming a missing shard.
      */
-    public static void write(Path dir, List<TensorEntry> tensors, long maxShardBytes) throws IOException {
+    public static void write(Path dir, List<SafetensorsWriter.TensorHeader> tensors, SafetensorsWriter.TensorFiller filler,
+            long maxShardBytes) throws IOException {
         Files.createDirectories(dir);
-        List<List<TensorEntry>> shards = new ArrayList<>();
-        List<TensorEntry> current = new ArrayList<>();
+        List<List<Integer>> shards = new ArrayList<>();
+        List<Integer> current = new ArrayList<>();
         long currentBytes = 0;
-        for (TensorEntry t : tensors) {
-            long bytes = t.data().byteSize();
+        for (int i = 0; i < tensors.size(); i++) {
+            long bytes = tensors.get(i).byteSize();
             if (!current.isEmpty() && currentBytes + bytes > maxShardBytes) {
                 shards.add(current);
                 current = new ArrayList<>();
                 currentBytes = 0;
             }
-            current.add(t);
+            current.add(i);
             currentBytes += bytes;
         }
         shards.add(current);
         Map<String, String> format = Map.of("format", "pt");
         if (shards.size() == 1) {
-            SafetensorsWriter.write(dir.resolve(SINGLE_FILE), shards.get(0), format);
+            SafetensorsWriter.write(dir.resolve(SINGLE_FILE), tensors, filler, format);
             Files.deleteIfExists(dir.resolve(INDEX_FILE));
             return;
         }
         ObjectNode index = SafetensorsFile.JSON.createObjectNode();
         long total = 0;
         ObjectNode weightMap = SafetensorsFile.JSON.createObjectNode();
-        for (int i = 0; i < shards.size(); i++) {
-            String name = String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
-            SafetensorsWriter.write(dir.resolve(name), shards.get(i), format);
-            for (TensorEntry t : shards.get(i)) {
+        for (int s = 0; s < shards.size(); s++) {
+            String name = String.format("model-%05d-of-%05d.safetensors", s + 1, shards.size());
+            List<Integer> members = shards.get(s);
+            List<SafetensorsWriter.TensorHeader> shardHeaders = members.stream().map(tensors::get).toList();
+            SafetensorsWriter.write(dir.resolve(name), shardHeaders, (i, target) -> filler.fill(members.get(i), target), format);
+            for (SafetensorsWriter.TensorHeader t : shardHeaders) {
                 weightMap.put(t.name(), name);
-                total += t.data().byteSize();
+                total += t.byteSize();
             }
         }
         index.putObject("metadata").put("total_size", total);

@@ -3,6 +3,8 @@ package spin.io;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -25,21 +27,59 @@ public final class SafetensorsWriter {
     private SafetensorsWriter() {}
 
     public static void write(Path path, List<TensorEntry> tensors, Map<String, String> metadata) throws IOException {
+        List<TensorHeader> headers = tensors.stream().map(t -> new TensorHeader(t.name(), t.dtype(), t.shape())).toList();
+        write(path, headers, (index, target) -> {
+            MemorySegment data = tensors.get(index).data();
+            if (data.byteSize() != target.byteSize()) {
+                throw new SafetensorsException("tensor \"" + tensors.get(index).name() + "\": " + data.byteSize()
+                        + " bytes of data for a shape that needs " + target.byteSize());
+            }
+            target.copyFrom(data);
+        }, metadata);
+    }
+
+    /**
+     * Streams tensors into a file: {@code filler} produces tensor i's bytes into a buffer of exactly
+     * its size, one tensor at a time, so a checkpoint never has to sit in memory whole.
+     */
+    public static void write(Path path, List<TensorHeader> tensors, TensorFiller filler, Map<String, String> metadata)
+            throws IOException {
         byte[] header = header(tensors, metadata);
         AtomicFiles.write(path, channel -> {
             ByteBuffer length = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).flip();
             writeFully(channel, length);
             writeFully(channel, ByteBuffer.wrap(header));
-            for (TensorEntry t : tensors) {
-                for (long at = 0; at < t.data().byteSize(); at += COPY_CHUNK) {
-                    long n = Math.min(COPY_CHUNK, t.data().byteSize() - at);
-                    writeFully(channel, t.data().asSlice(at, n).asByteBuffer());
+            for (int i = 0; i < tensors.size(); i++) {
+                long bytes = tensors.get(i).byteSize();
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment buffer = arena.allocate(Math.max(1, bytes)).asSlice(0, bytes);
+                    filler.fill(i, buffer);
+                    for (long at = 0; at < bytes; at += COPY_CHUNK) {
+                        writeFully(channel, buffer.asSlice(at, Math.min(COPY_CHUNK, bytes - at)).asByteBuffer());
+                    }
                 }
             }
         });
     }
 
-    private static byte[] header(List<TensorEntry> tensors, Map<String, String> metadata) throws SafetensorsException {
+    /** Name, dtype and shape of a tensor to be written. */
+    public record TensorHeader(String name, SafetensorsDType dtype, long[] shape) {
+        public long byteSize() {
+            long n = dtype.byteSize();
+            for (long d : shape) {
+                n = Math.multiplyExact(n, d);
+            }
+            return n;
+        }
+    }
+
+    /** Writes the bytes of tensor {@code index} into {@code target}. */
+    @FunctionalInterface
+    public interface TensorFiller {
+        void fill(int index, MemorySegment target) throws IOException;
+    }
+
+    private static byte[] header(List<TensorHeader> tensors, Map<String, String> metadata) throws SafetensorsException {
         ObjectNode root = SafetensorsFile.JSON.createObjectNode();
         if (!metadata.isEmpty()) {
             ObjectNode meta = root.putObject(SafetensorsFile.METADATA_KEY);
@@ -47,15 +87,11 @@ public final class SafetensorsWriter {
         }
         Set<String> names = new HashSet<>();
         long offset = 0;
-        for (TensorEntry t : tensors) {
+        for (TensorHeader t : tensors) {
             if (!names.add(t.name()) || t.name().equals(SafetensorsFile.METADATA_KEY)) {
                 throw new SafetensorsException("cannot write tensor \"" + t.name() + "\" twice or under a reserved name");
             }
-            long bytes = t.elementCount() * t.dtype().byteSize();
-            if (bytes != t.data().byteSize()) {
-                throw new SafetensorsException("tensor \"" + t.name() + "\": " + t.data().byteSize()
-                        + " bytes of data for a shape that needs " + bytes);
-            }
+            long bytes = t.byteSize();
             ObjectNode entry = root.putObject(t.name());
             entry.put("dtype", t.dtype().name());
             ArrayNode shape = entry.putArray("shape");

@@ -1,7 +1,6 @@
 package spin.model;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -16,6 +15,7 @@ import spin.io.AtomicFiles;
 import spin.io.SafetensorsCheckpoint;
 import spin.io.SafetensorsDType;
 import spin.io.SafetensorsException;
+import spin.io.SafetensorsWriter;
 import spin.io.TensorEntry;
 
 /** HF model directories in and out of a {@link MistralModel}, and HF's random initialisation. */
@@ -109,28 +109,37 @@ public final class ModelCheckpoint {
     /** Writes config.json and the weights (HF names) into {@code dir}; each file atomically. */
     public static void save(MistralModel model, Path dir, StorageType storage, long maxShardBytes) throws IOException {
         Backend backend = model.backend();
-        ParameterLayout layout = model.parameters().layout();
-        try (Arena arena = Arena.ofConfined()) {
-            List<TensorEntry> entries = new ArrayList<>();
-            for (ParameterLayout.Slot slot : layout.slots()) {
-                float[] values = backend.read(model.parameters().get(slot.name()));
-                MemorySegment data = arena.allocate((long) values.length * storage.dtype.byteSize());
-                for (int i = 0; i < values.length; i++) {
-                    if (storage == StorageType.F32) {
-                        data.setAtIndex(LE_FLOAT, i, values[i]);
-                    } else {
-                        data.setAtIndex(LE_SHORT, i, BFloat16.fromFloat(values[i]));
-                    }
-                }
-                long[] shape = new long[slot.shape().length];
-                for (int i = 0; i < shape.length; i++) {
-                    shape[i] = slot.shape()[i];
-                }
-                entries.add(new TensorEntry(slot.name(), storage.dtype, shape, data));
-            }
-            SafetensorsCheckpoint.write(dir, entries, maxShardBytes);
+        write(model.config(), dir, storage, maxShardBytes, slot -> backend.read(model.parameters().get(slot.name())));
+    }
+
+    /**
+     * Writes a randomly initialised checkpoint straight to disk, one tensor at a time, so that even
+     * a 7B model needs no more memory than its largest tensor. Same values as {@link #initialize}.
+     */
+    public static void writeInitialized(MistralConfig config, Path dir, StorageType storage, long seed, long maxShardBytes)
+            throws IOException {
+        write(config, dir, storage, maxShardBytes, slot -> initialValues(slot, config.initializerRange(), seed));
+    }
+
+    private static void write(MistralConfig config, Path dir, StorageType storage, long maxShardBytes,
+            java.util.function.Function<ParameterLayout.Slot, float[]> values) throws IOException {
+        List<ParameterLayout.Slot> slots = new ParameterLayout(config).slots();
+        List<SafetensorsWriter.TensorHeader> headers = new ArrayList<>();
+        for (ParameterLayout.Slot slot : slots) {
+            headers.add(new SafetensorsWriter.TensorHeader(slot.name(), storage.dtype,
+                    java.util.Arrays.stream(slot.shape()).asLongStream().toArray()));
         }
-        AtomicFiles.writeString(dir.resolve(MistralConfig.FILE_NAME), model.config().toJson(storage.torchName));
+        SafetensorsCheckpoint.write(dir, headers, (index, target) -> {
+            float[] v = values.apply(slots.get(index));
+            for (int i = 0; i < v.length; i++) {
+                if (storage == StorageType.F32) {
+                    target.setAtIndex(LE_FLOAT, i, v[i]);
+                } else {
+                    target.setAtIndex(LE_SHORT, i, BFloat16.fromFloat(v[i]));
+                }
+            }
+        }, maxShardBytes);
+        AtomicFiles.writeString(dir.resolve(MistralConfig.FILE_NAME), config.toJson(storage.torchName));
     }
 
     /**
@@ -138,15 +147,23 @@ public final class ModelCheckpoint {
      * initializer_range), every RMSNorm weight 1. Deterministic for a seed.
      */
     public static void initialize(MistralModel model, long seed) {
-        SplittableRandom rng = new SplittableRandom(seed);
-        float std = model.config().initializerRange();
         for (ParameterLayout.Slot slot : model.parameters().layout().slots()) {
-            float[] values = new float[Math.toIntExact(slot.size())];
-            boolean norm = slot.shape().length == 1;
-            for (int i = 0; i < values.length; i++) {
-                values[i] = norm ? 1f : (float) (rng.nextGaussian() * std);
-            }
-            model.backend().write(model.parameters().get(slot.name()), values);
+            model.backend().write(model.parameters().get(slot.name()),
+                    initialValues(slot, model.config().initializerRange(), seed));
         }
+    }
+
+    /** Each weight draws from its own stream (seed and name), so values do not depend on the write order. */
+    private static float[] initialValues(ParameterLayout.Slot slot, float std, long seed) {
+        float[] values = new float[Math.toIntExact(slot.size())];
+        if (slot.shape().length == 1) {
+            java.util.Arrays.fill(values, 1f);
+            return values;
+        }
+        SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + slot.name().hashCode());
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) (rng.nextGaussian() * std);
+        }
+        return values;
     }
 }
