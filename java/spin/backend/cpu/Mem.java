@@ -63,11 +63,9 @@ final class Mem {
      * interpreted and JIT-compiled code do use different orders, which breaks bit-exact results.
      */
     static float sumLanes(FloatVector v) {
-        float[] lanes = new float[v.length()];
-        v.intoArray(lanes, 0);
         float s = 0f;
-        for (float lane : lanes) {
-            s += lane;
+        for (int i = 0; i < v.length(); i++) {
+            s += v.lane(i);
         }
         return s;
     }
