@@ -102,16 +102,17 @@ final class CpuAttention {
                         }
                         float newMax = Math.max(max, blockMax);
                         if (newMax != max) {
-                            float correction = (float) Math.exp(max - newMax);
+                            float correction = Mem.exp(max - newMax);
                             denominator *= correction;
                             Mem.scale(correction, acc, 0, dims.headDim);
                             max = newMax;
                         }
+                        Mem.expShifted(scores, j1 - j0, max);
                         for (int j = j0; j < j1; j++) {
-                            if (scores[j - j0] == Float.NEGATIVE_INFINITY) {
+                            float p = scores[j - j0];
+                            if (p == 0f) {
                                 continue;
                             }
-                            float p = (float) Math.exp(scores[j - j0] - max);
                             denominator += p;
                             Mem.axpy(p, vm, dims.kvRow(b, j, g), acc, 0, dims.headDim);
                         }
@@ -150,6 +151,7 @@ final class CpuAttention {
         MemorySegment dqm = dq.memory(), dkm = dk.memory(), dvm = dv.memory(), dom = dOut.memory(), qm = q.memory(),
                 km = k.memory(), vm = v.memory(), mask = keyMask.memory(), om = out.memory(), ls = lse.memory();
         pool.forRange(dims.batch * dims.kvHeads, 1, (start, end) -> {
+            float[] probabilities = new float[KEY_BLOCK];
             for (int item = start; item < end; item++) {
                 int b = item / dims.kvHeads, g = item % dims.kvHeads;
                 for (int j = 0; j < dims.time; j++) {
@@ -165,17 +167,25 @@ final class CpuAttention {
                             continue;
                         }
                         float rowDot = Mem.dot(dom, qRow, om, qRow, d);
-                        for (int j = dims.firstKey(i, window); j <= i; j++) {
-                            if (i32(mask, (long) b * dims.time + j) == 0) {
-                                continue;
+                        for (int j0 = dims.firstKey(i, window); j0 <= i; j0 += KEY_BLOCK) {
+                            int j1 = Math.min(i + 1, j0 + KEY_BLOCK);
+                            for (int j = j0; j < j1; j++) {
+                                probabilities[j - j0] = i32(mask, (long) b * dims.time + j) == 0
+                                        ? Float.NEGATIVE_INFINITY
+                                        : Mem.dot(qm, qRow, km, dims.kvRow(b, j, g), d) * dims.scale;
                             }
-                            long kvRow = dims.kvRow(b, j, g);
-                            float s = Mem.dot(qm, qRow, km, kvRow, d) * dims.scale;
-                            float p = (float) Math.exp(s - logSumExp);
-                            Mem.axpy(p, dom, qRow, dvm, kvRow, d);
-                            float dScore = p * (Mem.dot(dom, qRow, vm, kvRow, d) - rowDot) * dims.scale;
-                            Mem.axpy(dScore, km, kvRow, dqm, qRow, d);
-                            Mem.axpy(dScore, qm, qRow, dkm, kvRow, d);
+                            Mem.expShifted(probabilities, j1 - j0, logSumExp);
+                            for (int j = j0; j < j1; j++) {
+                                float p = probabilities[j - j0];
+                                if (p == 0f) {
+                                    continue;
+                                }
+                                long kvRow = dims.kvRow(b, j, g);
+                                Mem.axpy(p, dom, qRow, dvm, kvRow, d);
+                                float dScore = p * (Mem.dot(dom, qRow, vm, kvRow, d) - rowDot) * dims.scale;
+                                Mem.axpy(dScore, km, kvRow, dqm, qRow, d);
+                                Mem.axpy(dScore, qm, qRow, dkm, kvRow, d);
+                            }
                         }
                     }
                 }
@@ -218,13 +228,14 @@ final class CpuAttention {
                     }
                     float newMax = Math.max(max, blockMax);
                     if (newMax != max) {
-                        float correction = (float) Math.exp(max - newMax);
+                        float correction = Mem.exp(max - newMax);
                         denominator *= correction;
                         Mem.scale(correction, acc, 0, d);
                         max = newMax;
                     }
+                    Mem.expShifted(scores, p1 - p0, max);
                     for (int p = p0; p < p1; p++) {
-                        float weight = (float) Math.exp(scores[p - p0] - max);
+                        float weight = scores[p - p0];
                         denominator += weight;
                         long row = cacheRow(table, seq, p, blockSize, maxBlocks, cacheRows);
                         Mem.axpy(weight, vm, (row * kvHeads + g) * d, acc, 0, d);

@@ -446,7 +446,12 @@ public final class CpuBackend implements Backend {
         requireSameSize(out, up, "up");
         MemorySegment o = out.memory(), g = gate.memory(), u = up.memory();
         elementwise(out.size(), (start, end) -> {
-            for (long i = start; i < end; i++) {
+            long i = start;
+            for (long bound = start + F.loopBound(end - start); i < bound; i += F.length()) {
+                FloatVector x = load(g, i);
+                store(x.mul(sigmoid(x)).mul(load(u, i)), o, i);
+            }
+            for (; i < end; i++) {
                 float x = f(g, i);
                 f(o, i, x * sigmoid(x) * f(u, i));
             }
@@ -462,7 +467,13 @@ public final class CpuBackend implements Backend {
         requireSameSize(dUp, up, "up");
         MemorySegment dg = dGate.memory(), du = dUp.memory(), dy = dOut.memory(), g = gate.memory(), u = up.memory();
         elementwise(dOut.size(), (start, end) -> {
-            for (long i = start; i < end; i++) {
+            long i = start;
+            for (long bound = start + F.loopBound(end - start); i < bound; i += F.length()) {
+                FloatVector x = load(g, i), s = sigmoid(x), grad = load(dy, i);
+                store(grad.mul(x).mul(s), du, i);
+                store(grad.mul(load(u, i)).mul(s).mul(x.mul(s.neg().add(1f)).add(1f)), dg, i);
+            }
+            for (; i < end; i++) {
                 float x = f(g, i), s = sigmoid(x), grad = f(dy, i), upValue = f(u, i);
                 f(du, i, grad * x * s);
                 f(dg, i, grad * upValue * s * (1f + x * (1f - s)));
@@ -470,8 +481,12 @@ public final class CpuBackend implements Backend {
         });
     }
 
+    private static FloatVector sigmoid(FloatVector x) {
+        return FloatVector.broadcast(F, 1f).div(Mem.exp(x.neg()).add(1f));
+    }
+
     private static float sigmoid(float x) {
-        return (float) (1.0 / (1.0 + Math.exp(-x)));
+        return 1f / (1f + Mem.exp(-x));
     }
 
     // ---------------------------------------------------------------- log-probs and losses
@@ -516,22 +531,43 @@ public final class CpuBackend implements Backend {
                     continue;
                 }
                 float g = f(dlp, row), logSumExp = f(ls, row);
-                for (int j = 0; j < vocab; j++) {
-                    f(dx, base + j, -g * (float) Math.exp(f(x, base + j) - logSumExp));
+                FloatVector minusG = FloatVector.broadcast(F, -g), lseV = FloatVector.broadcast(F, logSumExp);
+                int j = 0;
+                for (int bound = F.loopBound(vocab); j < bound; j += F.length()) {
+                    store(Mem.exp(load(x, base + j).sub(lseV)).mul(minusG), dx, base + j);
+                }
+                for (; j < vocab; j++) {
+                    f(dx, base + j, -g * Mem.exp(f(x, base + j) - logSumExp));
                 }
                 f(dx, base + label, f(dx, base + label) + g);
             }
         });
     }
 
+    /** Vector max, then e^(x - max) summed in vector lanes per block of 256 and across blocks in double. */
     private static float logSumExp(MemorySegment x, long base, int n) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = 0; j < n; j++) {
+        FloatVector maxV = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+        int bound = F.loopBound(n);
+        int j = 0;
+        for (; j < bound; j += F.length()) {
+            maxV = maxV.max(load(x, base + j));
+        }
+        float max = maxV.reduceLanes(jdk.incubator.vector.VectorOperators.MAX);
+        for (; j < n; j++) {
             max = Math.max(max, f(x, base + j));
         }
+        FloatVector maxB = FloatVector.broadcast(F, max);
         double sum = 0;
-        for (int j = 0; j < n; j++) {
-            sum += Math.exp(f(x, base + j) - max);
+        j = 0;
+        while (j < bound) {
+            FloatVector acc = FloatVector.zero(F);
+            for (int blockEnd = Math.min(bound, j + 256); j < blockEnd; j += F.length()) {
+                acc = acc.add(Mem.exp(load(x, base + j).sub(maxB)));
+            }
+            sum += Mem.sumLanes(acc);
+        }
+        for (; j < n; j++) {
+            sum += Mem.exp(f(x, base + j) - max);
         }
         return (float) (max + Math.log(sum));
     }

@@ -4,6 +4,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /** Element access and the few vector loops the CPU ops share; indices are in elements. */
@@ -56,6 +58,56 @@ final class Mem {
             s += f(a, ai + j) * f(b, bi + j);
         }
         return s;
+    }
+
+    private static final float LOG2E = 1.44269504088896341f;
+    private static final float LN2_HI = 0.693359375f;
+    private static final float LN2_LO = -2.12194440e-4f;
+    private static final float ROUND_MAGIC = 12582912f; // 1.5 * 2^23: adding it rounds to an integer
+    private static final float EXP_MIN = -87.33654f;
+    private static final float EXP_MAX = 88f;
+
+    /**
+     * e^x per lane to about 2 ulp, from adds, multiplies, FMAs and bit shifts only: unlike
+     * {@code lanewise(EXP)}, whose intrinsic and fallback may round differently, this gives the same
+     * bits interpreted and compiled. Inputs below ~-87.3 give 0 (never NaN), so exp(-inf) = 0;
+     * inputs above 88 saturate at e^88 (callers exponentiate differences from a maximum, all <= 0).
+     */
+    static FloatVector exp(FloatVector x) {
+        FloatVector clamped = x.max(EXP_MIN).min(EXP_MAX);
+        FloatVector shifted = clamped.fma(FloatVector.broadcast(F, LOG2E), FloatVector.broadcast(F, ROUND_MAGIC));
+        FloatVector k = shifted.sub(ROUND_MAGIC);
+        FloatVector r = k.fma(FloatVector.broadcast(F, -LN2_HI), clamped);
+        r = k.fma(FloatVector.broadcast(F, -LN2_LO), r);
+        // exp(r) on |r| <= ln2/2 by its Taylor series to degree 7 (Horner form): truncation < 0.1 ulp.
+        FloatVector p = FloatVector.broadcast(F, 1.9841270e-4f);
+        p = p.fma(r, FloatVector.broadcast(F, 1.3888889e-3f));
+        p = p.fma(r, FloatVector.broadcast(F, 8.3333333e-3f));
+        p = p.fma(r, FloatVector.broadcast(F, 4.1666667e-2f));
+        p = p.fma(r, FloatVector.broadcast(F, 1.6666667e-1f));
+        p = p.fma(r, FloatVector.broadcast(F, 0.5f));
+        p = p.fma(r, FloatVector.broadcast(F, 1f));
+        p = p.fma(r, FloatVector.broadcast(F, 1f));
+        IntVector exponent = shifted.reinterpretAsInts().sub(0x4B400000 - 127).lanewise(VectorOperators.LSHL, 23);
+        FloatVector scaled = p.mul(exponent.reinterpretAsFloats());
+        return scaled.blend(0f, x.compare(VectorOperators.LT, EXP_MIN));
+    }
+
+    /** Scalar e^x with exactly the arithmetic of {@link #exp(FloatVector)}, for loop tails. */
+    static float exp(float x) {
+        return exp(FloatVector.broadcast(F, x)).lane(0);
+    }
+
+    /** a[i] = e^(a[i] - shift) for i < n; -inf entries become 0. */
+    static void expShifted(float[] a, int n, float shift) {
+        FloatVector shiftV = FloatVector.broadcast(F, shift);
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            exp(FloatVector.fromArray(F, a, i).sub(shiftV)).intoArray(a, i);
+        }
+        for (; i < n; i++) {
+            a[i] = exp(a[i] - shift);
+        }
     }
 
     /**
