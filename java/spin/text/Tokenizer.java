@@ -23,7 +23,7 @@ import java.util.Map;
  * tokenizer_config.json on its own; the tokenizer is therefore built from the JSON text with
  * truncation and padding off, and this class reads the config itself.
  */
-public final class Tokenizer implements AutoCloseable {
+public final class Tokenizer implements TokenEncoder, AutoCloseable {
     public static final String FILE_NAME = "tokenizer.json";
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -111,6 +111,7 @@ public final class Tokenizer implements AutoCloseable {
     }
 
     /** Token ids of {@code text}: no special tokens added, special tokens in the text parsed, no truncation. */
+    @Override
     public int[] encode(String text) {
         long[] ids = hf.encode(text, false, false).getIds();
         int[] out = new int[ids.length];
@@ -139,6 +140,7 @@ public final class Tokenizer implements AutoCloseable {
         return vocabSize;
     }
 
+    @Override
     public int eosId() {
         return eosId;
     }
