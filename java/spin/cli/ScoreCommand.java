@@ -118,7 +118,8 @@ public final class ScoreCommand implements Callable<Integer> {
         if (dumpTokens != null) {
             AtomicFiles.writeString(dumpTokens, tokens.toString());
         }
-        report.printf("Scored %,d records under %s%s%n", records.rows().size(), model, out == null ? "" : " into " + out);
+        int scored = records.rows().size();
+        report.printf("Scored %,d record%s under %s%s%n", scored, scored == 1 ? "" : "s", model, out == null ? "" : " into " + out);
         Skips.report(report, records.skipped(), records.firstProblem());
         return 0;
     }

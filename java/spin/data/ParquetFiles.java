@@ -19,8 +19,10 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import org.duckdb.DuckDBAppender;
 import org.duckdb.DuckDBConnection;
+import org.duckdb.DuckDBDriver;
 import org.duckdb.DuckDBStruct;
 import spin.io.AtomicFiles;
 import spin.text.ChatMessage;
@@ -36,7 +38,10 @@ final class ParquetFiles {
     private ParquetFiles() {}
 
     private static Connection open() throws SQLException {
-        Connection c = DriverManager.getConnection("jdbc:duckdb:");
+        // Streamed results: a split of ultrachat_200k would otherwise be materialised whole before the first row.
+        Properties properties = new Properties();
+        properties.setProperty(DuckDBDriver.JDBC_STREAM_RESULTS, "true");
+        Connection c = DriverManager.getConnection("jdbc:duckdb:", properties);
         try (Statement s = c.createStatement()) {
             s.execute("SET autoinstall_known_extensions = false");
             s.execute("SET autoload_known_extensions = false");
