@@ -10,7 +10,6 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.Map;
 
 /**
@@ -86,8 +85,7 @@ public final class Tokenizer implements TokenEncoder, AutoCloseable {
             throw new IOException(file + ": \"model.vocab\" is missing; is this an HF tokenizer.json?");
         }
         if (vocab.isObject()) { // BPE, WordPiece: token -> id
-            for (Iterator<Map.Entry<String, JsonNode>> it = vocab.fields(); it.hasNext(); ) {
-                Map.Entry<String, JsonNode> e = it.next();
+            for (Map.Entry<String, JsonNode> e : vocab.properties()) {
                 ids.put(e.getKey(), e.getValue().asInt());
             }
         } else { // Unigram: [[token, score], ...], the id is the position

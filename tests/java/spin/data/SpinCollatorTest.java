@@ -18,7 +18,7 @@ class SpinCollatorTest {
     private static final int X = -100;
     private static final int PAD = 0;
 
-    /** Template "[role]content" per turn, so the rendered texts are short enough to check by hand. */
+    /** Template "{content}</s>" per turn and ">" as generation prompt, so the rendered texts are short enough to check by hand. */
     private static final ChatTemplate SHORT = new ChatTemplate(
             "{% for m in messages %}{{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}>{% endif %}", Map.of());
 
@@ -65,6 +65,20 @@ class SpinCollatorTest {
         assertArrayEquals(new int[] {
                 X, X, X, 97, 2, 2, X,
                 X, X, X, 2, 2, X, X}, batch.targets());
+    }
+
+    @Test
+    void aSystemTurnOpensThePromptAndTheRealResponseRepeatsTheUserTurnAsInTheReference() {
+        SpinCollator collator = new SpinCollator(new CharTokenizer(), SHORT, PAD, SequenceLimits.REFERENCE);
+        SpinFeatures f = collator.features(0, new SpinRecord(
+                List.of(ChatMessage.system("S"), ChatMessage.user("q"), ChatMessage.assistant("a")),
+                List.of(ChatMessage.user("q"), ChatMessage.assistant("g"))));
+        // prompt "S</s>q</s>>", real response real[1:] = "q</s>a</s>" + EOS, generated "g</s>" + EOS
+        assertEquals(5, f.promptLength());
+        assertArrayEquals(new int[] {83, 2, 113, 2, 62, 113, 2, 97, 2, 2}, f.real().ids());
+        assertArrayEquals(new int[] {1, 0, 1, 0, 1, 1, 0, 1, 0, 1}, f.real().attentionMask());
+        assertArrayEquals(new int[] {X, X, X, X, X, 113, 2, 97, 2, 2}, f.real().labels());
+        assertArrayEquals(new int[] {83, 2, 113, 2, 62, 103, 2, 2}, f.generated().ids());
     }
 
     @Test
