@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         version = "spin 0.1.0",
         description = "Self-Play Fine-Tuning (SPIN) of Mistral-architecture models.",
-        subcommands = {InfoCommand.class, InitModelCommand.class, InspectCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {InfoCommand.class, InitModelCommand.class, InspectCommand.class, ReformatCommand.class, ConvertCommand.class,
+                ScoreCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec

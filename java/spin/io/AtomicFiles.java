@@ -16,13 +16,28 @@ public final class AtomicFiles {
         void write(FileChannel channel) throws IOException;
     }
 
+    /** Fills a file at the path it is given; for writers (such as DuckDB's COPY) that open files themselves. */
+    @FunctionalInterface
+    public interface PathWriter {
+        void write(Path temp) throws IOException;
+    }
+
     public static void write(Path target, ChannelWriter writer) throws IOException {
+        writeThrough(target, temp -> {
+            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                writer.write(channel);
+            }
+        });
+    }
+
+    /** Lets {@code writer} fill a temporary sibling of {@code target}, flushes it to disk and renames it into place. */
+    public static void writeThrough(Path target, PathWriter writer) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
         Path temp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".partial");
         try {
-            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                writer.write(channel);
+            writer.write(temp);
+            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.WRITE)) {
                 channel.force(true);
             }
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

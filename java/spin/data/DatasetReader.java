@@ -1,0 +1,74 @@
+package spin.data;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Reads rows from .parquet, .jsonl and .json files and turns each into a value with a
+ * {@link RowParser}. An invalid row stops the read with its {@link InvalidRowException}, or, when
+ * skipping is asked for, is counted and left out; either way the rows keep their positions.
+ */
+public final class DatasetReader {
+    private DatasetReader() {}
+
+    /** Receives rows in file order. */
+    @FunctionalInterface
+    interface RowSink {
+        void accept(DataRow row) throws IOException;
+    }
+
+    /** Validates one row; throws {@link InvalidRowException}. */
+    @FunctionalInterface
+    public interface RowParser<T> {
+        T parse(DataRow row);
+    }
+
+    /** A value with its position in the dataset (counting every row of every file, valid or not). */
+    public record Indexed<T>(long index, T value) {}
+
+    /**
+     * @param skipped rows left out as invalid
+     * @param firstProblem what was wrong with the first of them, or null
+     */
+    public record Result<T>(List<Indexed<T>> rows, int skipped, String firstProblem) {
+        public List<T> values() {
+            return rows.stream().map(Indexed::value).toList();
+        }
+    }
+
+    public static <T> Result<T> read(List<Path> files, RowParser<T> parser, boolean skipInvalid) throws IOException {
+        List<Indexed<T>> rows = new ArrayList<>();
+        int[] skipped = {0};
+        String[] firstProblem = {null};
+        long[] index = {0};
+        for (Path file : files) {
+            forEachRow(file, row -> {
+                long at = index[0]++;
+                try {
+                    rows.add(new Indexed<>(at, parser.parse(row)));
+                } catch (InvalidRowException e) {
+                    if (!skipInvalid) {
+                        throw e;
+                    }
+                    if (skipped[0]++ == 0) {
+                        firstProblem[0] = e.problem();
+                    }
+                }
+            });
+        }
+        return new Result<>(rows, skipped[0], firstProblem[0]);
+    }
+
+    static void forEachRow(Path file, RowSink sink) throws IOException {
+        String name = file.getFileName().toString();
+        if (name.endsWith(".parquet")) {
+            ParquetFiles.read(file, sink);
+        } else if (name.endsWith(".jsonl") || name.endsWith(".json")) {
+            JsonRows.read(file, sink);
+        } else {
+            throw new IOException(file + ": unknown data format; use .parquet, .jsonl or .json");
+        }
+    }
+}
