@@ -18,6 +18,10 @@ mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-s
   -DoutputDirectory=bundle/app
 cp target/spin.jar bundle/app/
 cp -r target/lib/. bundle/app/lib/
+# The data libraries (DuckDB ~80 MB, DJL tokenizers ~18 MB) are not needed by the GPU tier and
+# would break the device tool's 64 MiB carry limit.
+rm -f bundle/app/lib/duckdb_jdbc-*.jar bundle/app/lib/tokenizers-*.jar \
+  bundle/app/test-lib/duckdb_jdbc-*.jar bundle/app/test-lib/tokenizers-*.jar
 cp -r target/test-classes bundle/app/test-classes
 "$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.incubator.vector,java.logging,java.management,java.sql,java.xml,jdk.unsupported \
   --compress=zip-9 --no-header-files --no-man-pages --strip-debug --output bundle/jre
