@@ -8,6 +8,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 
@@ -16,12 +17,14 @@ import jdk.incubator.vector.VectorMask;
  * {@code C[M,N] (= or +=) op(A) · op(B)} where op(A) is A[M,K] or, transposed, A stored as [K,M];
  * op(B) is B[K,N] or, transposed, B stored as [N,K]. Offsets and leading dimensions are in elements.
  *
- * <p>Structure (after BLIS, with two parallel phases per column panel so that a small product pays
- * for only two thread hand-offs): the threads first pack op(B) for a panel of columns, all of K,
- * into a buffer they share; then they take tasks, each a block of rows by a group of columns of C.
- * A task walks K in blocks of {@link #K_BLOCK}: it packs its rows of op(A) for the k-block, then runs
- * {@link GemmKernel} for every 12-row sliver of A (kept in L1) against every 32-column sliver of B
- * (streamed from L2). Packing absorbs the four transpose cases, so one kernel serves all of them.
+ * <p>Structure (after BLIS): op(B) is packed, for all of K, one panel of columns at a time into a
+ * buffer the threads share; C is cut into tasks, each a block of rows by a group of the panel's
+ * columns. A task walks K in blocks of {@link #K_BLOCK}: it packs its rows of op(A) for the k-block,
+ * then runs {@link GemmKernel} for every 12-row sliver of A (kept in L1) against every 32-column
+ * sliver of B (streamed from L2). Packing absorbs the four transpose cases, so one kernel serves
+ * all of them. A panel costs one {@link CpuParallel#forRange} (one thread hand-off): every task
+ * starts by helping to pack whatever of the panel is still unclaimed, then waits until the panel
+ * is complete, which takes at most one B sliver's packing time.
  *
  * <p>Determinism: each element of C is written by one thread and becomes
  * {@code ((C0 + S0) + S1) + ...}, where S_b is the FMA sum over k-block b in increasing k and C0 is
@@ -43,19 +46,22 @@ public final class Gemm {
     /** A task's column group is at most 16 slivers: its B k-block (256 x 512 floats) fits in L2. */
     private static final int MAX_GROUP_COL_SLIVERS = 16;
     /** A task's row block is at most 8 slivers: its packed A k-block (96 x 256 floats) sits in L2 too. */
-    private static final int MAX_GROUP_ROW_SLIVERS = 8;
-    /** Tasks per thread to aim for, so that dynamic scheduling can even out uneven progress. */
-    private static final int TASKS_PER_THREAD = 4;
+    private static final int MAX_BLOCK_ROW_SLIVERS = 8;
+    /**
+     * Tasks per thread to aim for: the last task to finish leaves the other threads idle, so tasks
+     * should be short, but each task packs its own A and reloads its B k-blocks into L2.
+     */
+    private static final int TASKS_PER_THREAD = 16;
 
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final int SLIVER_FLOATS = K_BLOCK * COLS;
     private static final int A_SLIVER_FLOATS = K_BLOCK * ROWS;
 
-    /** Packed op(B) of the current panel, owned by the thread that called gemm. */
+    /** Packed op(B), owned by the thread that called gemm and shared with its helpers. */
     private static final ThreadLocal<float[][]> PANEL = ThreadLocal.withInitial(() -> new float[1][0]);
     private static final ThreadLocal<float[]> A_BLOCK =
-            ThreadLocal.withInitial(() -> new float[MAX_GROUP_ROW_SLIVERS * A_SLIVER_FLOATS]);
+            ThreadLocal.withInitial(() -> new float[MAX_BLOCK_ROW_SLIVERS * A_SLIVER_FLOATS]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[ROWS * COLS]);
 
     private Gemm() {}
@@ -78,70 +84,123 @@ public final class Gemm {
             }
             return;
         }
-        int kBlocks = (k + K_BLOCK - 1) / K_BLOCK;
-        int colSlivers = (n + COLS - 1) / COLS;
-        int panelSlivers = Math.max(1, Math.min(colSlivers, PANEL_FLOATS / (kBlocks * SLIVER_FLOATS)));
-        float[] panel = panelBuffer(kBlocks * panelSlivers * SLIVER_FLOATS);
-        for (int firstSliver = 0; firstSliver < colSlivers; firstSliver += panelSlivers) {
-            int slivers = Math.min(panelSlivers, colSlivers - firstSliver);
-            int firstCol = firstSliver * COLS;
-            // Phase 1: pack op(B)(all k, panel columns) as kBlocks x slivers B slivers.
-            pool.forRange(kBlocks * slivers, 1, (start, end) -> {
-                for (int t = start; t < end; t++) {
-                    int kBlock = t / slivers;
-                    int sliver = t % slivers;
-                    int col = firstCol + sliver * COLS;
-                    int firstK = kBlock * K_BLOCK;
-                    packB(transB, b, bOffset, ldb, firstK, Math.min(K_BLOCK, k - firstK), col,
-                            Math.min(COLS, n - col), panel, t * SLIVER_FLOATS);
-                }
-            });
-            // Phase 2: tasks over a grid of row blocks x column groups of this panel.
-            int rowSlivers = (m + ROWS - 1) / ROWS;
-            int wanted = TASKS_PER_THREAD * pool.threads();
-            int colGroups = clamp(ceilDiv(wanted, rowSlivers), ceilDiv(slivers, MAX_GROUP_COL_SLIVERS), slivers);
-            int groupSlivers = ceilDiv(slivers, colGroups);
-            int rowBlocks = clamp(ceilDiv(wanted, colGroups), ceilDiv(rowSlivers, MAX_GROUP_ROW_SLIVERS), rowSlivers);
-            int blockSlivers = ceilDiv(rowSlivers, rowBlocks);
-            int rowBlockCount = ceilDiv(rowSlivers, blockSlivers);
-            int colGroupCount = ceilDiv(slivers, groupSlivers);
-            pool.forRange(rowBlockCount * colGroupCount, 1, (start, end) -> {
-                for (int t = start; t < end; t++) {
-                    int firstRowSliver = (t % rowBlockCount) * blockSlivers;
-                    int firstColSliver = (t / rowBlockCount) * groupSlivers;
-                    multiplyBlock(transA, m, n, k, a, aOffset, lda, c, cOffset, ldc, accumulate, panel, slivers,
-                            firstRowSliver, Math.min(blockSlivers, rowSlivers - firstRowSliver),
-                            firstCol, firstColSliver, Math.min(groupSlivers, slivers - firstColSliver));
-                }
-            });
-        }
+        new Product(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate)
+                .run(pool);
     }
 
-    /**
-     * One task: C rows of {@code rowSlivers} slivers from {@code firstRowSliver} by the panel's
-     * B slivers {@code firstColSliver ..}, over all of K.
-     */
-    private static void multiplyBlock(boolean transA, int m, int n, int k, MemorySegment a, long aOffset, int lda,
-            MemorySegment c, long cOffset, int ldc, boolean accumulate, float[] panel, int panelSlivers,
-            int firstRowSliver, int rowSlivers, int panelFirstCol, int firstColSliver, int colSlivers) {
-        float[] aBlock = A_BLOCK.get();
-        float[] tile = TILE.get();
-        for (int firstK = 0, kBlock = 0; firstK < k; firstK += K_BLOCK, kBlock++) {
-            int kc = Math.min(K_BLOCK, k - firstK);
-            boolean add = accumulate || firstK > 0;
-            for (int r = 0; r < rowSlivers; r++) {
-                int row = (firstRowSliver + r) * ROWS;
-                packA(transA, a, aOffset, lda, row, Math.min(ROWS, m - row), firstK, kc, aBlock, r * A_SLIVER_FLOATS);
+    /** One gemm call: its operands, and the panel of op(B) being worked on. */
+    private static final class Product {
+        final boolean transA, transB;
+        final int m, n, k;
+        final MemorySegment a, b, c;
+        final long aOffset, bOffset, cOffset;
+        final int lda, ldb, ldc;
+        final boolean accumulate;
+        final int kBlocks;
+        final int rowSlivers;
+        final float[] panel;
+        final int panelCapacity;
+
+        // The current panel: its first B sliver, width in slivers, and the task grid over it.
+        int firstColSliver;
+        int panelSlivers;
+        int blockRowSlivers;
+        int rowBlocks;
+        int groupColSlivers;
+        /** Next (k-block, sliver) of the panel to pack, as k-block * panelSlivers + sliver. */
+        final AtomicInteger packClaimed = new AtomicInteger();
+        final AtomicInteger packDone = new AtomicInteger();
+
+        Product(boolean transA, boolean transB, int m, int n, int k, MemorySegment a, long aOffset, int lda,
+                MemorySegment b, long bOffset, int ldb, MemorySegment c, long cOffset, int ldc, boolean accumulate) {
+            this.transA = transA;
+            this.transB = transB;
+            this.m = m;
+            this.n = n;
+            this.k = k;
+            this.a = a;
+            this.b = b;
+            this.c = c;
+            this.aOffset = aOffset;
+            this.bOffset = bOffset;
+            this.cOffset = cOffset;
+            this.lda = lda;
+            this.ldb = ldb;
+            this.ldc = ldc;
+            this.accumulate = accumulate;
+            this.kBlocks = ceilDiv(k, K_BLOCK);
+            this.rowSlivers = ceilDiv(m, ROWS);
+            int colSlivers = ceilDiv(n, COLS);
+            this.panelCapacity = clamp(PANEL_FLOATS / (kBlocks * SLIVER_FLOATS), 1, colSlivers);
+            this.panel = panelBuffer(kBlocks * panelCapacity * SLIVER_FLOATS);
+        }
+
+        void run(CpuParallel pool) {
+            int colSlivers = ceilDiv(n, COLS);
+            int wanted = TASKS_PER_THREAD * pool.threads();
+            for (firstColSliver = 0; firstColSliver < colSlivers; firstColSliver += panelSlivers) {
+                panelSlivers = Math.min(panelCapacity, colSlivers - firstColSliver);
+                int colGroups = clamp(ceilDiv(wanted, rowSlivers), ceilDiv(panelSlivers, MAX_GROUP_COL_SLIVERS),
+                        panelSlivers);
+                groupColSlivers = ceilDiv(panelSlivers, colGroups);
+                int blocks = clamp(ceilDiv(wanted, colGroups), ceilDiv(rowSlivers, MAX_BLOCK_ROW_SLIVERS), rowSlivers);
+                blockRowSlivers = ceilDiv(rowSlivers, blocks);
+                rowBlocks = ceilDiv(rowSlivers, blockRowSlivers);
+                packClaimed.set(0);
+                packDone.set(0);
+                pool.forRange(rowBlocks * ceilDiv(panelSlivers, groupColSlivers), 1, (start, end) -> {
+                    helpPackPanel();
+                    for (int task = start; task < end; task++) {
+                        // Consecutive tasks share a column group, so its B k-blocks are reused from L2.
+                        multiplyBlock(task % rowBlocks * blockRowSlivers, task / rowBlocks * groupColSlivers);
+                    }
+                });
             }
-            for (int r = 0; r < rowSlivers; r++) {
-                int row = (firstRowSliver + r) * ROWS;
-                int rows = Math.min(ROWS, m - row);
-                for (int s = firstColSliver; s < firstColSliver + colSlivers; s++) {
-                    int col = panelFirstCol + s * COLS;
-                    GemmKernel.multiply(kc, aBlock, r * A_SLIVER_FLOATS, panel,
-                            (kBlock * panelSlivers + s) * SLIVER_FLOATS, tile);
-                    storeTile(tile, rows, Math.min(COLS, n - col),
-                            c, (cOffset + (long) row * ldc + col) * Float.BYTES, ldc, add);
+        }
+
+        /** Packs unclaimed B slivers of the panel until none is left, then waits for the others' packing. */
+        private void helpPackPanel() {
+            int total = kBlocks * panelSlivers;
+            for (int t; (t = packClaimed.getAndIncrement()) < total; ) {
+                int kBlock = t / panelSlivers;
+                int firstK = kBlock * K_BLOCK;
+                int col = (firstColSliver + t % panelSlivers) * COLS;
+                packB(transB, b, bOffset, ldb, firstK, Math.min(K_BLOCK, k - firstK), col, Math.min(COLS, n - col),
+                        panel, t * SLIVER_FLOATS);
+                packDone.incrementAndGet();
+            }
+            while (packDone.get() < total) {
+                Thread.onSpinWait();
+            }
+        }
+
+        /**
+         * One task: the rows of the row slivers from {@code firstRowSliver} (at most blockRowSlivers)
+         * by the panel's B slivers from {@code firstSliver} (at most groupColSlivers), over all of K.
+         */
+        private void multiplyBlock(int firstRowSliver, int firstSliver) {
+            int rowCount = Math.min(blockRowSlivers, rowSlivers - firstRowSliver);
+            int sliverEnd = Math.min(firstSliver + groupColSlivers, panelSlivers);
+            float[] aBlock = A_BLOCK.get();
+            float[] tile = TILE.get();
+            for (int kBlock = 0; kBlock < kBlocks; kBlock++) {
+                int firstK = kBlock * K_BLOCK;
+                int kc = Math.min(K_BLOCK, k - firstK);
+                boolean add = accumulate || kBlock > 0;
+                for (int r = 0; r < rowCount; r++) {
+                    int row = (firstRowSliver + r) * ROWS;
+                    packA(transA, a, aOffset, lda, row, Math.min(ROWS, m - row), firstK, kc, aBlock, r * A_SLIVER_FLOATS);
+                }
+                for (int r = 0; r < rowCount; r++) {
+                    int row = (firstRowSliver + r) * ROWS;
+                    int rows = Math.min(ROWS, m - row);
+                    for (int s = firstSliver; s < sliverEnd; s++) {
+                        int col = (firstColSliver + s) * COLS;
+                        GemmKernel.multiply(kc, aBlock, r * A_SLIVER_FLOATS, panel,
+                                (kBlock * panelSlivers + s) * SLIVER_FLOATS, tile);
+                        storeTile(tile, rows, Math.min(COLS, n - col),
+                                c, (cOffset + (long) row * ldc + col) * Float.BYTES, ldc, add);
+                    }
                 }
             }
         }
@@ -218,18 +277,21 @@ public final class Gemm {
      */
     private static void packA(boolean transA, MemorySegment a, long aOffset, int lda, int row, int rows,
             int firstK, int kc, float[] sliver, int start) {
-        if (rows < ROWS) {
-            Arrays.fill(sliver, start, start + kc * ROWS, 0f);
-        }
         if (transA) {
+            // Each group is a contiguous run of the stored [K,M] matrix; masked lanes supply the zeros.
             for (int p = 0; p < kc; p++) {
                 long src = (aOffset + (long) (firstK + p) * lda + row) * Float.BYTES;
                 int dst = start + p * ROWS;
-                for (int i = 0; i < rows; i++) {
-                    sliver[dst + i] = a.get(FLOAT, src + (long) i * Float.BYTES);
+                for (int i = 0; i < ROWS; i += F.length()) {
+                    VectorMask<Float> valid = F.indexInRange(i, rows);
+                    FloatVector.fromMemorySegment(F, a, src + (long) i * Float.BYTES, ORDER, valid)
+                            .intoArray(sliver, dst + i, F.indexInRange(i, ROWS));
                 }
             }
             return;
+        }
+        if (rows < ROWS) {
+            Arrays.fill(sliver, start, start + kc * ROWS, 0f);
         }
         for (int i = 0; i < rows; i++) {
             long src = (aOffset + (long) (row + i) * lda + firstK) * Float.BYTES;
