@@ -52,6 +52,18 @@ public final class Gemm {
      * should be short, but each task packs its own A and reloads its B k-blocks into L2.
      */
     private static final int TASKS_PER_THREAD = 16;
+    /**
+     * Multiply-adds below which a task is not worth handing to another thread: waking one costs
+     * tens of microseconds, about what a core needs for 2^20 multiply-adds.
+     */
+    private static final long MIN_TASK_FMAS = 1 << 20;
+    /**
+     * Products with fewer rows than this take {@link GemmFewRows}, when op(B) is B stored [N,K] (its
+     * dot products avoid transposing B) and when it is B stored [K,N]: the crossovers measured on
+     * the 2-core Zen 4 development machine.
+     */
+    private static final int FEW_ROWS_DOTS = ROWS;
+    private static final int FEW_ROWS_UPDATES = 5;
 
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -84,8 +96,15 @@ public final class Gemm {
             }
             return;
         }
+        long fmas = (long) m * n * k;
+        int tasks = (int) Math.max(1, Math.min(TASKS_PER_THREAD * pool.threads(), fmas / MIN_TASK_FMAS));
+        if (m < (transB ? FEW_ROWS_DOTS : FEW_ROWS_UPDATES)) {
+            GemmFewRows.multiply(pool, transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb,
+                    c, cOffset, ldc, accumulate, tasks);
+            return;
+        }
         new Product(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate)
-                .run(pool);
+                .run(pool, tasks);
     }
 
     /** One gemm call: its operands, and the panel of op(B) being worked on. */
@@ -135,9 +154,9 @@ public final class Gemm {
             this.panel = panelBuffer(kBlocks * panelCapacity * SLIVER_FLOATS);
         }
 
-        void run(CpuParallel pool) {
+        /** Computes the product in about {@code wanted} parallel tasks per panel. */
+        void run(CpuParallel pool, int wanted) {
             int colSlivers = ceilDiv(n, COLS);
-            int wanted = TASKS_PER_THREAD * pool.threads();
             for (firstColSliver = 0; firstColSliver < colSlivers; firstColSliver += panelSlivers) {
                 panelSlivers = Math.min(panelCapacity, colSlivers - firstColSliver);
                 int colGroups = clamp(ceilDiv(wanted, rowSlivers), ceilDiv(panelSlivers, MAX_GROUP_COL_SLIVERS),
@@ -148,7 +167,8 @@ public final class Gemm {
                 rowBlocks = ceilDiv(rowSlivers, blockRowSlivers);
                 packClaimed.set(0);
                 packDone.set(0);
-                pool.forRange(rowBlocks * ceilDiv(panelSlivers, groupColSlivers), 1, (start, end) -> {
+                int tasks = rowBlocks * ceilDiv(panelSlivers, groupColSlivers);
+                pool.forRange(tasks, ceilDiv(tasks, wanted), (start, end) -> {
                     helpPackPanel();
                     for (int task = start; task < end; task++) {
                         // Consecutive tasks share a column group, so its B k-blocks are reused from L2.

@@ -28,7 +28,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * C one after another (at most one rounding of the running total per addition). With nb blocks the
  * computed value therefore differs from the exact one by at most
  * {@code (L + nb + 1) * u * (sum_p |a_ip * b_pj| + |C0_ij|)} to first order; the test allows 1% over
- * that. The fp64 reference is exact to far below this bound for these sizes. This is a worst-case
+ * that. The few-rows dot products (FMA chains of ceil(k/16) terms, then 4 levels of pairwise lane
+ * sums and one addition to C) stay within the same bound. The fp64 reference is exact to far below this bound for these sizes. This is a worst-case
  * bound, so it cannot fail by bad luck, and a single missing or doubled product (relative size about
  * 1/k of the sum) exceeds it.
  */
@@ -66,6 +67,8 @@ class GemmTest {
             {100, 300, 600},
             // op(B) larger than one packed panel, so gemm runs several column panels
             {5, 1100, 2048},
+            // either side of the row counts where gemm switches to GemmFewRows
+            {4, 70, 300}, {5, 70, 300}, {11, 70, 300}, {12, 70, 300},
         };
         List<Arguments> cases = new ArrayList<>();
         for (int[] s : mnk) {
