@@ -24,7 +24,8 @@ import jdk.incubator.vector.VectorMask;
  * sliver of B (streamed from L2). Packing absorbs the four transpose cases, so one kernel serves
  * all of them. A panel costs one {@link CpuParallel#forRange} (one thread hand-off): every task
  * starts by helping to pack whatever of the panel is still unclaimed, then waits until the panel
- * is complete, which takes at most one B sliver's packing time.
+ * is complete, which takes at most one B sliver's packing time. Products too small to repay a
+ * hand-off run on the calling thread, and products with only a few rows take {@link GemmFewRows}.
  *
  * <p>Determinism: each element of C is written by one thread and becomes
  * {@code ((C0 + S0) + S1) + ...}, where S_b is the FMA sum over k-block b in increasing k and C0 is
@@ -71,13 +72,18 @@ public final class Gemm {
     private static final int A_SLIVER_FLOATS = K_BLOCK * ROWS;
 
     /** Packed op(B), owned by the thread that called gemm and shared with its helpers. */
-    private static final ThreadLocal<float[][]> PANEL = ThreadLocal.withInitial(() -> new float[1][0]);
+    private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> A_BLOCK =
             ThreadLocal.withInitial(() -> new float[MAX_BLOCK_ROW_SLIVERS * A_SLIVER_FLOATS]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[ROWS * COLS]);
 
     private Gemm() {}
 
+    /**
+     * C (=, or += when {@code accumulate}) op(A) · op(B), as described above. C must not overlap A
+     * or B. Throws IllegalArgumentException for a negative dimension; with M or N zero it does
+     * nothing, and with K zero it zeroes C (or, accumulating, leaves it).
+     */
     public static void gemm(CpuParallel pool, boolean transA, boolean transB, int m, int n, int k,
             MemorySegment a, long aOffset, int lda,
             MemorySegment b, long bOffset, int ldb,
@@ -126,7 +132,7 @@ public final class Gemm {
         int blockRowSlivers;
         int rowBlocks;
         int groupColSlivers;
-        /** Next (k-block, sliver) of the panel to pack, as k-block * panelSlivers + sliver. */
+        /** B slivers of the panel claimed for packing (numbered k-block * panelSlivers + sliver), and packed. */
         final AtomicInteger packClaimed = new AtomicInteger();
         final AtomicInteger packDone = new AtomicInteger();
 
@@ -227,11 +233,12 @@ public final class Gemm {
     }
 
     private static float[] panelBuffer(int floats) {
-        float[][] holder = PANEL.get();
-        if (holder[0].length < floats) {
-            holder[0] = new float[floats];
+        float[] panel = PANEL.get();
+        if (panel.length < floats) {
+            panel = new float[floats];
+            PANEL.set(panel);
         }
-        return holder[0];
+        return panel;
     }
 
     private static int ceilDiv(int x, int y) {
