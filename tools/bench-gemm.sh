@@ -7,7 +7,10 @@
 #   SHAPES="NN:1024x1024x1024" tools/bench-gemm.sh
 #   THREADS=1 FORKS=3 ITERATIONS=10 tools/bench-gemm.sh
 #
-# A shape is XY:MxKxN (X, Y = N or T: op(A), op(B)). Raw results stay in target/bench/.
+# A shape is XY:MxKxN (X, Y = N or T: op(A), op(B)). The two are timed shape by shape, back to
+# back, so that a change in the machine's load hits both. The "others" column is how many cores
+# other processes kept busy meanwhile (from /proc/stat minus this script's own CPU time): anything
+# well above 0 means the figures on that line were disturbed. Raw results stay in target/bench/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$root/tools/find-jdk.sh"
@@ -24,6 +27,7 @@ shapes="${SHAPES:-NN:1024x1024x1024 NT:1024x1024x1024 TN:1024x1024x1024
   TN:256x512x256 TN:768x512x256 TN:256x512x768 TN:512x512x256}"
 read -r -a shape_list <<< "$(echo $shapes)"
 out="$root/target/bench"
+rm -rf "$out"
 mkdir -p "$out"
 
 echo "== building (test-compile) and resolving the test classpath"
@@ -32,49 +36,60 @@ mvn -B -q dependency:build-classpath -Dmdep.includeScope=test -Dmdep.outputFile=
 gcc -O2 -o "$out/bench-openblas" tools/bench-openblas.c -lopenblas -ldl
 
 echo "== machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; $("$JAVA_HOME/bin/java" -version 2>&1 | head -n 1)"
-echo "== load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== spin: JMH, $forks forks x $iterations iterations of 1 s after $warmups warm-up; OpenBLAS: median of 15 samples"
+echo "== $threads threads each (CpuParallel($threads), OPENBLAS_NUM_THREADS=$threads)"
 
-echo "== OpenBLAS, OPENBLAS_NUM_THREADS=$threads"
-OPENBLAS_NUM_THREADS="$threads" "$out/bench-openblas" "${shape_list[@]}" | tee "$out/openblas.txt"
+# Jiffies the whole machine spent busy, and CPU seconds used by this script's finished children.
+machine_busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# Sets own_cpu; `times` must run in this shell, not in a $(...) subshell, to see this shell's children.
+measure_own_cpu() {
+  times > "$out/times.txt"
+  own_cpu="$(tail -n 1 "$out/times.txt" | awk '{ for (i = 1; i <= 2; i++) { split($i, t, "m"); s += t[1] * 60 + t[2] } print s }')"
+}
+hz="$(getconf CLK_TCK)"
 
-echo "== spin Gemm (JMH: $forks forks x $iterations iterations of 1 s, $warmups warm-up), $threads threads"
-shape_param="$(IFS=,; echo "${shape_list[*]}")"
-"$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
-  -cp "target/test-classes:target/classes:$(cat "$out/classpath.txt")" \
-  org.openjdk.jmh.Main 'spin.bench.GemmBenchmark' \
-  -p shape="$shape_param" -p threads="$threads" \
-  -f "$forks" -wi "$warmups" -i "$iterations" -w 1s -r 1s \
-  -rf json -rff "$out/jmh-gemm.json" > "$out/jmh-gemm.log"
-tail -n $((${#shape_list[@]} + 2)) "$out/jmh-gemm.log"
-echo "== load after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+for shape in "${shape_list[@]}"; do
+  measure_own_cpu; own0="$own_cpu"; busy0="$(machine_busy)"; t0="$(date +%s.%N)"
+  OPENBLAS_NUM_THREADS="$threads" "$out/bench-openblas" "$shape" > "$out/openblas-$shape.txt"
+  "$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+    -cp "target/test-classes:target/classes:$(cat "$out/classpath.txt")" \
+    org.openjdk.jmh.Main 'spin.bench.GemmBenchmark' \
+    -p shape="$shape" -p threads="$threads" \
+    -f "$forks" -wi "$warmups" -i "$iterations" -w 1s -r 1s \
+    -rf json -rff "$out/jmh-$shape.json" > "$out/jmh-$shape.log"
+  busy1="$(machine_busy)"; t1="$(date +%s.%N)"; measure_own_cpu; own1="$own_cpu"
+  others="$(awk -v b="$((busy1 - busy0))" -v hz="$hz" -v o0="$own0" -v o1="$own1" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { x = (b / hz - (o1 - o0)) / (t1 - t0); printf "%.2f", x < 0 ? 0 : x }')"
+  echo "$shape $others" >> "$out/others.txt"
+  echo "   $shape done (others kept $others cores busy)"
+done
 
-python3 - "$out/jmh-gemm.json" "$out/openblas.txt" "${shape_list[@]}" <<'EOF'
+python3 - "$out" "${shape_list[@]}" <<'EOF'
 import json, sys
 
-jmh_file, blas_file, shapes = sys.argv[1], sys.argv[2], sys.argv[3:]
+out, shapes = sys.argv[1], sys.argv[2:]
 
 def flop(shape):
     m, k, n = (int(x) for x in shape.split(":")[1].split("x"))
     return 2.0 * m * n * k
 
-spin = {}
-for result in json.load(open(jmh_file)):
-    metric = result["primaryMetric"]
-    spin[result["params"]["shape"]] = metric["scorePercentiles"]["50.0"] * flop(result["params"]["shape"]) / 1e9
-
-blas, blas_name = {}, "?"
-for line in open(blas_file):
-    if line.startswith("# BLAS:"):
-        blas_name = line[len("# BLAS:"):].strip()
-    elif line.strip():
-        shape, gflops = line.split()
-        blas[shape] = float(gflops)
+others = dict(line.split() for line in open(f"{out}/others.txt"))
+blas_name = "?"
+rows = []
+for shape in shapes:
+    (result,) = json.load(open(f"{out}/jmh-{shape}.json"))
+    spin = result["primaryMetric"]["scorePercentiles"]["50.0"] * flop(shape) / 1e9
+    blas = None
+    for line in open(f"{out}/openblas-{shape}.txt"):
+        if line.startswith("# BLAS:"):
+            blas_name = line[len("# BLAS:"):].strip()
+        elif line.strip():
+            blas = float(line.split()[1])
+    rows.append((shape, spin, blas, others[shape]))
 
 print()
 print(f"median GFLOP/s; OpenBLAS = {blas_name}")
-print(f"{'shape':<20} {'spin':>8} {'OpenBLAS':>9} {'ratio':>6}")
-for shape in shapes:
-    s, b = spin.get(shape), blas.get(shape)
-    ratio = f"{s / b:6.2f}" if s and b else "     ?"
-    print(f"{shape:<20} {s or float('nan'):8.1f} {b or float('nan'):9.1f} {ratio}")
+print(f"{'shape':<20} {'spin':>8} {'OpenBLAS':>9} {'ratio':>6} {'others':>7}")
+for shape, spin, blas, busy in rows:
+    print(f"{shape:<20} {spin:8.1f} {blas:9.1f} {spin / blas:6.2f} {busy:>7}")
 EOF
