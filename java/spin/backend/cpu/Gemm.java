@@ -1,103 +1,330 @@
 package spin.backend.cpu;
 
+import static spin.backend.cpu.GemmKernel.COLS;
+import static spin.backend.cpu.GemmKernel.F;
+import static spin.backend.cpu.GemmKernel.ROWS;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorSpecies;
+import jdk.incubator.vector.VectorMask;
 
 /**
  * Single-precision GEMM on row-major matrices held in memory segments:
  * {@code C[M,N] (= or +=) op(A) · op(B)} where op(A) is A[M,K] or, transposed, A stored as [K,M];
  * op(B) is B[K,N] or, transposed, B stored as [N,K]. Offsets and leading dimensions are in elements.
  *
- * <p>Each element of C is summed over k in increasing order by exactly one thread, so results do not
- * depend on the thread count.
+ * <p>Structure (after BLIS): op(B) is packed, for all of K, one panel of columns at a time into a
+ * buffer the threads share; C is cut into tasks, each a block of rows by a group of the panel's
+ * columns. A task walks K in blocks of {@link #K_BLOCK}: it packs its rows of op(A) for the k-block,
+ * then runs {@link GemmKernel} for every 12-row sliver of A (kept in L1) against every 32-column
+ * sliver of B (streamed from L2). Packing absorbs the four transpose cases, so one kernel serves
+ * all of them. A panel costs one {@link CpuParallel#forRange} (one thread hand-off): every task
+ * starts by helping to pack whatever of the panel is still unclaimed, then waits until the panel
+ * is complete, which takes at most one B sliver's packing time. Products too small to repay a
+ * hand-off run on the calling thread, and products with only a few rows take {@link GemmFewRows}.
+ *
+ * <p>Determinism: each element of C is written by one thread and becomes
+ * {@code ((C0 + S0) + S1) + ...}, where S_b is the FMA sum over k-block b in increasing k and C0 is
+ * its old value ({@code accumulate}) or absent. The k-block size is a constant, so results are
+ * bit-identical for any thread count and schedule; K is never split across threads. Task shapes
+ * depend on the thread count, but they only decide who computes an element, not how.
  */
 public final class Gemm {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /**
+     * Depth of one k-block: a packed A sliver (12 x 256 floats, 12 KiB) stays in L1 while B slivers
+     * stream past it. Part of the summation order, so it must never depend on the machine.
+     */
+    static final int K_BLOCK = 256;
+    /**
+     * Most floats of packed op(B) held at once (8 MiB, well inside the L3): a product whose op(B) is
+     * larger is done in several column panels.
+     */
+    private static final int PANEL_FLOATS = 1 << 21;
+    /** A task's column group is at most 16 slivers: its B k-block (256 x 512 floats) fits in L2. */
+    private static final int MAX_GROUP_COL_SLIVERS = 16;
+    /** A task's row block is at most 8 slivers: its packed A k-block (96 x 256 floats) sits in L2 too. */
+    private static final int MAX_BLOCK_ROW_SLIVERS = 8;
+    /**
+     * Tasks per thread to aim for: the last task to finish leaves the other threads idle, so tasks
+     * should be short, but each task packs its own A and reloads its B k-blocks into L2.
+     */
+    private static final int TASKS_PER_THREAD = 16;
+    /**
+     * Multiply-adds below which a task is not worth handing to another thread: waking one costs
+     * tens of microseconds, about what a core needs for 2^20 multiply-adds.
+     */
+    private static final long MIN_TASK_FMAS = 1 << 20;
+    /**
+     * Products with fewer rows than this take {@link GemmFewRows}, when op(B) is B stored [N,K] (its
+     * dot products avoid transposing B) and when it is B stored [K,N]: the crossovers measured on
+     * the 2-core Zen 4 development machine.
+     */
+    private static final int FEW_ROWS_DOTS = ROWS;
+    private static final int FEW_ROWS_UPDATES = 5;
+
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final int SLIVER_FLOATS = K_BLOCK * COLS;
+    private static final int A_SLIVER_FLOATS = K_BLOCK * ROWS;
+
+    /** Packed op(B), owned by the thread that called gemm and shared with its helpers. */
+    private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> A_BLOCK =
+            ThreadLocal.withInitial(() -> new float[MAX_BLOCK_ROW_SLIVERS * A_SLIVER_FLOATS]);
+    private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[ROWS * COLS]);
 
     private Gemm() {}
 
+    /**
+     * C (=, or += when {@code accumulate}) op(A) · op(B), as described above. C must not overlap A
+     * or B. Throws IllegalArgumentException for a negative dimension; with M or N zero it does
+     * nothing, and with K zero it zeroes C (or, accumulating, leaves it).
+     */
     public static void gemm(CpuParallel pool, boolean transA, boolean transB, int m, int n, int k,
             MemorySegment a, long aOffset, int lda,
             MemorySegment b, long bOffset, int ldb,
             MemorySegment c, long cOffset, int ldc, boolean accumulate) {
-        if (transB) {
-            // Dot products along contiguous rows of A and B.
-            pool.forRange(m, rowGrain(n, k), (start, end) -> {
-                for (int i = start; i < end; i++) {
-                    for (int j = 0; j < n; j++) {
-                        float dot = dot(transA, a, aOffset, lda, i, m, b, bOffset + (long) j * ldb, k);
-                        long ci = (cOffset + (long) i * ldc + j) * Float.BYTES;
-                        c.set(FLOAT, ci, accumulate ? c.get(FLOAT, ci) + dot : dot);
-                    }
-                }
-            });
+        if (m < 0 || n < 0 || k < 0) {
+            throw new IllegalArgumentException("gemm dimensions must be >= 0, got m=" + m + " n=" + n + " k=" + k);
+        }
+        if (m == 0 || n == 0) {
             return;
         }
-        // B rows are contiguous along N: C row i = sum_p A(i,p) * B row p.
-        pool.forRange(m, rowGrain(n, k), (start, end) -> {
-            for (int i = start; i < end; i++) {
-                long cRow = (cOffset + (long) i * ldc) * Float.BYTES;
-                if (!accumulate) {
-                    c.asSlice(cRow, (long) n * Float.BYTES).fill((byte) 0);
-                }
-                for (int p = 0; p < k; p++) {
-                    long ai = transA ? aOffset + (long) p * lda + i : aOffset + (long) i * lda + p;
-                    float aip = a.get(FLOAT, ai * Float.BYTES);
-                    axpy(aip, b, (bOffset + (long) p * ldb) * Float.BYTES, c, cRow, n);
+        if (k == 0) {
+            if (!accumulate) {
+                for (int i = 0; i < m; i++) {
+                    c.asSlice((cOffset + (long) i * ldc) * Float.BYTES, (long) n * Float.BYTES).fill((byte) 0);
                 }
             }
-        });
+            return;
+        }
+        long fmas = (long) m * n * k;
+        int tasks = (int) Math.max(1, Math.min(TASKS_PER_THREAD * pool.threads(), fmas / MIN_TASK_FMAS));
+        if (m < (transB ? FEW_ROWS_DOTS : FEW_ROWS_UPDATES)) {
+            GemmFewRows.multiply(pool, transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb,
+                    c, cOffset, ldc, accumulate, tasks);
+            return;
+        }
+        new Product(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate)
+                .run(pool, tasks);
     }
 
-    private static int rowGrain(int n, int k) {
-        long work = Math.max(1L, (long) n * k);
-        return (int) Math.max(1, Math.min(64, (1L << 18) / work));
+    /** One gemm call: its operands, and the panel of op(B) being worked on. */
+    private static final class Product {
+        final boolean transA, transB;
+        final int m, n, k;
+        final MemorySegment a, b, c;
+        final long aOffset, bOffset, cOffset;
+        final int lda, ldb, ldc;
+        final boolean accumulate;
+        final int kBlocks;
+        final int rowSlivers;
+        final float[] panel;
+        final int panelCapacity;
+
+        // The current panel: its first B sliver, width in slivers, and the task grid over it.
+        int firstColSliver;
+        int panelSlivers;
+        int blockRowSlivers;
+        int rowBlocks;
+        int groupColSlivers;
+        /** B slivers of the panel claimed for packing (numbered k-block * panelSlivers + sliver), and packed. */
+        final AtomicInteger packClaimed = new AtomicInteger();
+        final AtomicInteger packDone = new AtomicInteger();
+
+        Product(boolean transA, boolean transB, int m, int n, int k, MemorySegment a, long aOffset, int lda,
+                MemorySegment b, long bOffset, int ldb, MemorySegment c, long cOffset, int ldc, boolean accumulate) {
+            this.transA = transA;
+            this.transB = transB;
+            this.m = m;
+            this.n = n;
+            this.k = k;
+            this.a = a;
+            this.b = b;
+            this.c = c;
+            this.aOffset = aOffset;
+            this.bOffset = bOffset;
+            this.cOffset = cOffset;
+            this.lda = lda;
+            this.ldb = ldb;
+            this.ldc = ldc;
+            this.accumulate = accumulate;
+            this.kBlocks = ceilDiv(k, K_BLOCK);
+            this.rowSlivers = ceilDiv(m, ROWS);
+            int colSlivers = ceilDiv(n, COLS);
+            this.panelCapacity = clamp(PANEL_FLOATS / (kBlocks * SLIVER_FLOATS), 1, colSlivers);
+            this.panel = panelBuffer(kBlocks * panelCapacity * SLIVER_FLOATS);
+        }
+
+        /** Computes the product in about {@code wanted} parallel tasks per panel. */
+        void run(CpuParallel pool, int wanted) {
+            int colSlivers = ceilDiv(n, COLS);
+            for (firstColSliver = 0; firstColSliver < colSlivers; firstColSliver += panelSlivers) {
+                panelSlivers = Math.min(panelCapacity, colSlivers - firstColSliver);
+                int colGroups = clamp(ceilDiv(wanted, rowSlivers), ceilDiv(panelSlivers, MAX_GROUP_COL_SLIVERS),
+                        panelSlivers);
+                groupColSlivers = ceilDiv(panelSlivers, colGroups);
+                int blocks = clamp(ceilDiv(wanted, colGroups), ceilDiv(rowSlivers, MAX_BLOCK_ROW_SLIVERS), rowSlivers);
+                blockRowSlivers = ceilDiv(rowSlivers, blocks);
+                rowBlocks = ceilDiv(rowSlivers, blockRowSlivers);
+                packClaimed.set(0);
+                packDone.set(0);
+                int tasks = rowBlocks * ceilDiv(panelSlivers, groupColSlivers);
+                pool.forRange(tasks, ceilDiv(tasks, wanted), (start, end) -> {
+                    helpPackPanel();
+                    for (int task = start; task < end; task++) {
+                        // Consecutive tasks share a column group, so its B k-blocks are reused from L2.
+                        multiplyBlock(task % rowBlocks * blockRowSlivers, task / rowBlocks * groupColSlivers);
+                    }
+                });
+            }
+        }
+
+        /** Packs unclaimed B slivers of the panel until none is left, then waits for the others' packing. */
+        private void helpPackPanel() {
+            int total = kBlocks * panelSlivers;
+            for (int t; (t = packClaimed.getAndIncrement()) < total; ) {
+                int kBlock = t / panelSlivers;
+                int firstK = kBlock * K_BLOCK;
+                int col = (firstColSliver + t % panelSlivers) * COLS;
+                packB(transB, b, bOffset, ldb, firstK, Math.min(K_BLOCK, k - firstK), col, Math.min(COLS, n - col),
+                        panel, t * SLIVER_FLOATS);
+                packDone.incrementAndGet();
+            }
+            while (packDone.get() < total) {
+                Thread.onSpinWait();
+            }
+        }
+
+        /**
+         * One task: the rows of the row slivers from {@code firstRowSliver} (at most blockRowSlivers)
+         * by the panel's B slivers from {@code firstSliver} (at most groupColSlivers), over all of K.
+         */
+        private void multiplyBlock(int firstRowSliver, int firstSliver) {
+            int rowCount = Math.min(blockRowSlivers, rowSlivers - firstRowSliver);
+            int sliverEnd = Math.min(firstSliver + groupColSlivers, panelSlivers);
+            float[] aBlock = A_BLOCK.get();
+            float[] tile = TILE.get();
+            for (int kBlock = 0; kBlock < kBlocks; kBlock++) {
+                int firstK = kBlock * K_BLOCK;
+                int kc = Math.min(K_BLOCK, k - firstK);
+                boolean add = accumulate || kBlock > 0;
+                for (int r = 0; r < rowCount; r++) {
+                    int row = (firstRowSliver + r) * ROWS;
+                    packA(transA, a, aOffset, lda, row, Math.min(ROWS, m - row), firstK, kc, aBlock, r * A_SLIVER_FLOATS);
+                }
+                for (int r = 0; r < rowCount; r++) {
+                    int row = (firstRowSliver + r) * ROWS;
+                    int rows = Math.min(ROWS, m - row);
+                    for (int s = firstSliver; s < sliverEnd; s++) {
+                        int col = (firstColSliver + s) * COLS;
+                        GemmKernel.multiply(kc, aBlock, r * A_SLIVER_FLOATS, panel,
+                                (kBlock * panelSlivers + s) * SLIVER_FLOATS, tile);
+                        storeTile(tile, rows, Math.min(COLS, n - col),
+                                c, (cOffset + (long) row * ldc + col) * Float.BYTES, ldc, add);
+                    }
+                }
+            }
+        }
     }
 
-    private static float dot(boolean transA, MemorySegment a, long aOffset, int lda, int i, int m,
-            MemorySegment b, long bStart, int k) {
+    private static float[] panelBuffer(int floats) {
+        float[] panel = PANEL.get();
+        if (panel.length < floats) {
+            panel = new float[floats];
+            PANEL.set(panel);
+        }
+        return panel;
+    }
+
+    private static int ceilDiv(int x, int y) {
+        return (x + y - 1) / y;
+    }
+
+    private static int clamp(int value, int min, int max) {
+        return Math.max(min, Math.min(max, value));
+    }
+
+    /** C (=, or += when {@code add}) the top-left rows x cols of a kernel tile. */
+    private static void storeTile(float[] tile, int rows, int cols, MemorySegment c, long cTile, int ldc,
+            boolean add) {
+        VectorMask<Float> low = F.indexInRange(0, cols);
+        VectorMask<Float> high = F.indexInRange(F.length(), cols);
+        long highByte = F.vectorByteSize();
+        for (int i = 0; i < rows; i++) {
+            long row = cTile + (long) i * ldc * Float.BYTES;
+            FloatVector lowSum = FloatVector.fromArray(F, tile, i * COLS);
+            FloatVector highSum = FloatVector.fromArray(F, tile, i * COLS + F.length());
+            if (add) {
+                lowSum = lowSum.add(FloatVector.fromMemorySegment(F, c, row, ORDER, low));
+                highSum = highSum.add(FloatVector.fromMemorySegment(F, c, row + highByte, ORDER, high));
+            }
+            lowSum.intoMemorySegment(c, row, ORDER, low);
+            highSum.intoMemorySegment(c, row + highByte, ORDER, high);
+        }
+    }
+
+    /**
+     * Packs op(B)(firstK .. firstK+kc, col .. col+cols) as kc rows of COLS floats from
+     * {@code panel[start]}, zero-filling columns past {@code cols}.
+     */
+    private static void packB(boolean transB, MemorySegment b, long bOffset, int ldb, int firstK, int kc,
+            int col, int cols, float[] panel, int start) {
+        if (!transB) {
+            VectorMask<Float> low = F.indexInRange(0, cols);
+            VectorMask<Float> high = F.indexInRange(F.length(), cols);
+            long vectorBytes = F.vectorByteSize();
+            for (int p = 0; p < kc; p++) {
+                long src = (bOffset + (long) (firstK + p) * ldb + col) * Float.BYTES;
+                int dst = start + p * COLS;
+                FloatVector.fromMemorySegment(F, b, src, ORDER, low).intoArray(panel, dst);
+                FloatVector.fromMemorySegment(F, b, src + vectorBytes, ORDER, high).intoArray(panel, dst + F.length());
+            }
+            return;
+        }
+        if (cols < COLS) {
+            Arrays.fill(panel, start, start + kc * COLS, 0f);
+        }
+        for (int j = 0; j < cols; j++) {
+            long src = (bOffset + (long) (col + j) * ldb + firstK) * Float.BYTES;
+            int dst = start + j;
+            for (int p = 0; p < kc; p++) {
+                panel[dst + p * COLS] = b.get(FLOAT, src + (long) p * Float.BYTES);
+            }
+        }
+    }
+
+    /**
+     * Packs op(A)(row .. row+rows, firstK .. firstK+kc) from {@code sliver[start]} as kc groups of
+     * ROWS floats, zero-filling rows past {@code rows}.
+     */
+    private static void packA(boolean transA, MemorySegment a, long aOffset, int lda, int row, int rows,
+            int firstK, int kc, float[] sliver, int start) {
         if (transA) {
-            float s = 0f;
-            for (int p = 0; p < k; p++) {
-                s += a.get(FLOAT, (aOffset + (long) p * lda + i) * Float.BYTES) * b.get(FLOAT, (bStart + p) * Float.BYTES);
+            // Each group is a contiguous run of the stored [K,M] matrix; masked lanes supply the zeros.
+            for (int p = 0; p < kc; p++) {
+                long src = (aOffset + (long) (firstK + p) * lda + row) * Float.BYTES;
+                int dst = start + p * ROWS;
+                for (int i = 0; i < ROWS; i += F.length()) {
+                    VectorMask<Float> valid = F.indexInRange(i, rows);
+                    FloatVector.fromMemorySegment(F, a, src + (long) i * Float.BYTES, ORDER, valid)
+                            .intoArray(sliver, dst + i, F.indexInRange(i, ROWS));
+                }
             }
-            return s;
+            return;
         }
-        long aRow = (aOffset + (long) i * lda) * Float.BYTES;
-        long bRow = bStart * Float.BYTES;
-        FloatVector acc = FloatVector.zero(F);
-        int p = 0;
-        int bound = F.loopBound(k);
-        for (; p < bound; p += F.length()) {
-            FloatVector x = FloatVector.fromMemorySegment(F, a, aRow + (long) p * Float.BYTES, ORDER);
-            FloatVector y = FloatVector.fromMemorySegment(F, b, bRow + (long) p * Float.BYTES, ORDER);
-            acc = x.fma(y, acc);
+        if (rows < ROWS) {
+            Arrays.fill(sliver, start, start + kc * ROWS, 0f);
         }
-        float s = Mem.sumLanes(acc);
-        for (; p < k; p++) {
-            s += a.get(FLOAT, aRow + (long) p * Float.BYTES) * b.get(FLOAT, bRow + (long) p * Float.BYTES);
-        }
-        return s;
-    }
-
-    private static void axpy(float alpha, MemorySegment x, long xByte, MemorySegment y, long yByte, int n) {
-        FloatVector av = FloatVector.broadcast(F, alpha);
-        int j = 0;
-        int bound = F.loopBound(n);
-        for (; j < bound; j += F.length()) {
-            long off = (long) j * Float.BYTES;
-            FloatVector xv = FloatVector.fromMemorySegment(F, x, xByte + off, ORDER);
-            FloatVector yv = FloatVector.fromMemorySegment(F, y, yByte + off, ORDER);
-            xv.fma(av, yv).intoMemorySegment(y, yByte + off, ORDER);
-        }
-        for (; j < n; j++) {
-            long off = (long) j * Float.BYTES;
-            y.set(FLOAT, yByte + off, y.get(FLOAT, yByte + off) + alpha * x.get(FLOAT, xByte + off));
+        for (int i = 0; i < rows; i++) {
+            long src = (aOffset + (long) (row + i) * lda + firstK) * Float.BYTES;
+            for (int p = 0; p < kc; p++) {
+                sliver[start + p * ROWS + i] = a.get(FLOAT, src + (long) p * Float.BYTES);
+            }
         }
     }
 }
