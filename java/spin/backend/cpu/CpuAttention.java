@@ -14,7 +14,7 @@ import spin.backend.Tensor;
  * recomputes probabilities from that log-sum-exp.
  */
 final class CpuAttention {
-    private static final int QUERY_BLOCK = 16;
+    private static final int QUERY_BLOCK = 64;
     private static final int KEY_BLOCK = 64;
 
     private final CpuParallel pool;
@@ -67,75 +67,120 @@ final class CpuAttention {
         }
     }
 
+    /** Work space of one thread: score and output tiles and the online-softmax state of a query block. */
+    private static final class Tiles {
+        final float[] scores = new float[QUERY_BLOCK * KEY_BLOCK];
+        final float[] scoreGrads = new float[QUERY_BLOCK * KEY_BLOCK];
+        final float[] max = new float[QUERY_BLOCK];
+        final float[] denominator = new float[QUERY_BLOCK];
+        final float[] rowDot = new float[QUERY_BLOCK];
+        final float[] lse = new float[QUERY_BLOCK];
+        final float[] acc;
+        final MemorySegment scoresSeg = MemorySegment.ofArray(scores);
+        final MemorySegment scoreGradsSeg = MemorySegment.ofArray(scoreGrads);
+        final MemorySegment accSeg;
+
+        Tiles(int headDim) {
+            acc = new float[QUERY_BLOCK * headDim];
+            accSeg = MemorySegment.ofArray(acc);
+        }
+    }
+
+    /**
+     * Query blocks of 64 against key blocks of 64: S = Q K^T and O += P V are small GEMMs on
+     * strided head slices; the softmax runs online per row, so only [64 x 64] scores ever exist.
+     */
     void forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
         Dims dims = Dims.of(q, k, v, keyMask, window);
         requireShape(out, q.size(), "out");
         requireShape(lse, (long) dims.batch * dims.heads * dims.time, "lse");
         int queryBlocks = (dims.time + QUERY_BLOCK - 1) / QUERY_BLOCK;
         int groupSize = dims.heads / dims.kvHeads;
+        int d = dims.headDim, qStride = dims.heads * d, kvStride = dims.kvHeads * d;
         MemorySegment o = out.memory(), ls = lse.memory(), qm = q.memory(), km = k.memory(), vm = v.memory(),
                 mask = keyMask.memory();
         pool.forRange(dims.batch * dims.heads * queryBlocks, 1, (start, end) -> {
-            float[] scores = new float[KEY_BLOCK];
-            MemorySegment acc = MemorySegment.ofArray(new float[dims.headDim]);
+            Tiles tiles = new Tiles(d);
+            float[] scores = tiles.scores;
             for (int item = start; item < end; item++) {
                 int b = item / (dims.heads * queryBlocks);
                 int h = (item / queryBlocks) % dims.heads;
-                int firstQuery = (item % queryBlocks) * QUERY_BLOCK;
+                int i0 = (item % queryBlocks) * QUERY_BLOCK;
+                int rows = Math.min(QUERY_BLOCK, dims.time - i0);
                 int g = h / groupSize;
-                for (int i = firstQuery; i < Math.min(dims.time, firstQuery + QUERY_BLOCK); i++) {
-                    long qRow = dims.qRow(b, i, h);
-                    acc.fill((byte) 0);
-                    float max = Float.NEGATIVE_INFINITY, denominator = 0f;
-                    for (int j0 = dims.firstKey(i, window); j0 <= i; j0 += KEY_BLOCK) {
-                        int j1 = Math.min(i + 1, j0 + KEY_BLOCK);
-                        float blockMax = Float.NEGATIVE_INFINITY;
-                        for (int j = j0; j < j1; j++) {
-                            float s = i32(mask, (long) b * dims.time + j) == 0
-                                    ? Float.NEGATIVE_INFINITY
-                                    : Mem.dot(qm, qRow, km, dims.kvRow(b, j, g), dims.headDim) * dims.scale;
-                            scores[j - j0] = s;
-                            blockMax = Math.max(blockMax, s);
-                        }
-                        if (blockMax == Float.NEGATIVE_INFINITY) {
+                java.util.Arrays.fill(tiles.acc, 0f);
+                java.util.Arrays.fill(tiles.max, Float.NEGATIVE_INFINITY);
+                java.util.Arrays.fill(tiles.denominator, 0f);
+                int keyEnd = i0 + rows;
+                for (int j0 = dims.firstKey(i0, window); j0 < keyEnd; j0 += KEY_BLOCK) {
+                    int cols = Math.min(KEY_BLOCK, keyEnd - j0);
+                    Gemm.gemm(pool, false, true, rows, cols, d, qm, dims.qRow(b, i0, h), qStride,
+                            km, dims.kvRow(b, j0, g), kvStride, tiles.scoresSeg, 0, KEY_BLOCK, false);
+                    for (int r = 0; r < rows; r++) {
+                        int base = r * KEY_BLOCK;
+                        float rowMax = maskAndScale(scores, base, cols, i0 + r, j0, b, dims, mask, window);
+                        if (rowMax == Float.NEGATIVE_INFINITY) {
+                            java.util.Arrays.fill(scores, base, base + cols, 0f);
                             continue;
                         }
-                        float newMax = Math.max(max, blockMax);
-                        if (newMax != max) {
-                            float correction = Mem.exp(max - newMax);
-                            denominator *= correction;
-                            Mem.scale(correction, acc, 0, dims.headDim);
-                            max = newMax;
+                        float newMax = Math.max(tiles.max[r], rowMax);
+                        if (newMax != tiles.max[r]) {
+                            float correction = Mem.exp(tiles.max[r] - newMax);
+                            tiles.denominator[r] *= correction;
+                            Mem.scale(correction, tiles.accSeg, (long) r * d, d);
+                            tiles.max[r] = newMax;
                         }
-                        Mem.expShifted(scores, j1 - j0, max);
-                        for (int j = j0; j < j1; j++) {
-                            float p = scores[j - j0];
-                            if (p == 0f) {
-                                continue;
-                            }
-                            denominator += p;
-                            Mem.axpy(p, vm, dims.kvRow(b, j, g), acc, 0, dims.headDim);
+                        Mem.expShifted(scores, base, cols, newMax);
+                        float sum = tiles.denominator[r];
+                        for (int c = 0; c < cols; c++) {
+                            sum += scores[base + c];
                         }
+                        tiles.denominator[r] = sum;
                     }
-                    long lseAt = dims.lseIndex(b, h, i);
-                    if (denominator == 0f) {
-                        o.asSlice(qRow * Float.BYTES, (long) dims.headDim * Float.BYTES).fill((byte) 0);
+                    Gemm.gemm(pool, false, false, rows, d, cols, tiles.scoresSeg, 0, KEY_BLOCK,
+                            vm, dims.kvRow(b, j0, g), kvStride, tiles.accSeg, 0, d, true);
+                }
+                for (int r = 0; r < rows; r++) {
+                    long qRow = dims.qRow(b, i0 + r, h);
+                    long lseAt = dims.lseIndex(b, h, i0 + r);
+                    if (tiles.denominator[r] == 0f) {
+                        o.asSlice(qRow * Float.BYTES, (long) d * Float.BYTES).fill((byte) 0);
                         f(ls, lseAt, Float.NEGATIVE_INFINITY);
                         continue;
                     }
-                    float inv = 1f / denominator;
-                    for (int c = 0; c < dims.headDim; c++) {
-                        f(o, qRow + c, f(acc, c) * inv);
+                    float inv = 1f / tiles.denominator[r];
+                    for (int c = 0; c < d; c++) {
+                        f(o, qRow + c, tiles.acc[r * d + c] * inv);
                     }
-                    f(ls, lseAt, max + (float) Math.log(denominator));
+                    f(ls, lseAt, tiles.max[r] + (float) Math.log(tiles.denominator[r]));
                 }
             }
         });
     }
 
     /**
+     * Scales a row of raw scores (query i against keys j0..j0+cols) by 1/sqrt(D), sets the keys the
+     * query may not see to -inf, and returns the row's maximum.
+     */
+    private static float maskAndScale(float[] scores, int base, int cols, int i, int j0, int b, Dims dims,
+            MemorySegment mask, int window) {
+        float rowMax = Float.NEGATIVE_INFINITY;
+        int first = dims.firstKey(i, window);
+        for (int c = 0; c < cols; c++) {
+            int j = j0 + c;
+            boolean visible = j <= i && j >= first && i32(mask, (long) b * dims.time + j) != 0;
+            float s = visible ? scores[base + c] * dims.scale : Float.NEGATIVE_INFINITY;
+            scores[base + c] = s;
+            rowMax = Math.max(rowMax, s);
+        }
+        return rowMax;
+    }
+
+    /**
      * One task per (batch, kv head): it owns dk and dv of that head and dq of the query heads that
-     * share it, so no two tasks write the same element and the summation order is fixed.
+     * share it, so no two tasks write the same element and the summation order is fixed. Each
+     * [64 x 64] tile recomputes P = exp(S - lse) and applies the four small GEMMs
+     * dV += P^T dO, dP = dO V^T, dQ += dS K, dK += dS^T Q with dS = P * (dP - rowsum(dO * O)) / sqrt(D).
      */
     void backward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor keyMask,
             Tensor out, Tensor lse, int window) {
@@ -147,11 +192,12 @@ final class CpuAttention {
         requireShape(dv, v.size(), "dv");
         requireShape(lse, (long) dims.batch * dims.heads * dims.time, "lse");
         int groupSize = dims.heads / dims.kvHeads;
-        int d = dims.headDim;
+        int d = dims.headDim, qStride = dims.heads * d, kvStride = dims.kvHeads * d;
         MemorySegment dqm = dq.memory(), dkm = dk.memory(), dvm = dv.memory(), dom = dOut.memory(), qm = q.memory(),
                 km = k.memory(), vm = v.memory(), mask = keyMask.memory(), om = out.memory(), ls = lse.memory();
         pool.forRange(dims.batch * dims.kvHeads, 1, (start, end) -> {
-            float[] probabilities = new float[KEY_BLOCK];
+            Tiles tiles = new Tiles(d);
+            float[] p = tiles.scores, dS = tiles.scoreGrads;
             for (int item = start; item < end; item++) {
                 int b = item / dims.kvHeads, g = item % dims.kvHeads;
                 for (int j = 0; j < dims.time; j++) {
@@ -159,33 +205,44 @@ final class CpuAttention {
                     dvm.asSlice(dims.kvRow(b, j, g) * Float.BYTES, (long) d * Float.BYTES).fill((byte) 0);
                 }
                 for (int h = g * groupSize; h < (g + 1) * groupSize; h++) {
-                    for (int i = 0; i < dims.time; i++) {
-                        long qRow = dims.qRow(b, i, h);
-                        dqm.asSlice(qRow * Float.BYTES, (long) d * Float.BYTES).fill((byte) 0);
-                        float logSumExp = f(ls, dims.lseIndex(b, h, i));
-                        if (logSumExp == Float.NEGATIVE_INFINITY) {
-                            continue;
+                    for (int i0 = 0; i0 < dims.time; i0 += QUERY_BLOCK) {
+                        int rows = Math.min(QUERY_BLOCK, dims.time - i0);
+                        for (int r = 0; r < rows; r++) {
+                            long qRow = dims.qRow(b, i0 + r, h);
+                            dqm.asSlice(qRow * Float.BYTES, (long) d * Float.BYTES).fill((byte) 0);
+                            tiles.rowDot[r] = Mem.dot(dom, qRow, om, qRow, d);
+                            tiles.lse[r] = f(ls, dims.lseIndex(b, h, i0 + r));
                         }
-                        float rowDot = Mem.dot(dom, qRow, om, qRow, d);
-                        for (int j0 = dims.firstKey(i, window); j0 <= i; j0 += KEY_BLOCK) {
-                            int j1 = Math.min(i + 1, j0 + KEY_BLOCK);
-                            for (int j = j0; j < j1; j++) {
-                                probabilities[j - j0] = i32(mask, (long) b * dims.time + j) == 0
-                                        ? Float.NEGATIVE_INFINITY
-                                        : Mem.dot(qm, qRow, km, dims.kvRow(b, j, g), d) * dims.scale;
-                            }
-                            Mem.expShifted(probabilities, j1 - j0, logSumExp);
-                            for (int j = j0; j < j1; j++) {
-                                float p = probabilities[j - j0];
-                                if (p == 0f) {
-                                    continue;
+                        int keyEnd = i0 + rows;
+                        for (int j0 = dims.firstKey(i0, window); j0 < keyEnd; j0 += KEY_BLOCK) {
+                            int cols = Math.min(KEY_BLOCK, keyEnd - j0);
+                            long kvRow = dims.kvRow(b, j0, g);
+                            Gemm.gemm(pool, false, true, rows, cols, d, qm, dims.qRow(b, i0, h), qStride,
+                                    km, kvRow, kvStride, tiles.scoresSeg, 0, KEY_BLOCK, false);
+                            for (int r = 0; r < rows; r++) {
+                                int base = r * KEY_BLOCK;
+                                maskAndScale(p, base, cols, i0 + r, j0, b, dims, mask, window);
+                                if (tiles.lse[r] == Float.NEGATIVE_INFINITY) {
+                                    java.util.Arrays.fill(p, base, base + cols, 0f);
+                                } else {
+                                    Mem.expShifted(p, base, cols, tiles.lse[r]);
                                 }
-                                long kvRow = dims.kvRow(b, j, g);
-                                Mem.axpy(p, dom, qRow, dvm, kvRow, d);
-                                float dScore = p * (Mem.dot(dom, qRow, vm, kvRow, d) - rowDot) * dims.scale;
-                                Mem.axpy(dScore, km, kvRow, dqm, qRow, d);
-                                Mem.axpy(dScore, qm, qRow, dkm, kvRow, d);
                             }
+                            Gemm.gemm(pool, true, false, cols, d, rows, tiles.scoresSeg, 0, KEY_BLOCK,
+                                    dom, dims.qRow(b, i0, h), qStride, dvm, kvRow, kvStride, true);
+                            Gemm.gemm(pool, false, true, rows, cols, d, dom, dims.qRow(b, i0, h), qStride,
+                                    vm, kvRow, kvStride, tiles.scoreGradsSeg, 0, KEY_BLOCK, false);
+                            for (int r = 0; r < rows; r++) {
+                                int base = r * KEY_BLOCK;
+                                float rowDot = tiles.rowDot[r];
+                                for (int c = 0; c < cols; c++) {
+                                    dS[base + c] = p[base + c] * (dS[base + c] - rowDot) * dims.scale;
+                                }
+                            }
+                            Gemm.gemm(pool, false, false, rows, d, cols, tiles.scoreGradsSeg, 0, KEY_BLOCK,
+                                    km, kvRow, kvStride, dqm, dims.qRow(b, i0, h), qStride, true);
+                            Gemm.gemm(pool, true, false, cols, d, rows, tiles.scoreGradsSeg, 0, KEY_BLOCK,
+                                    qm, dims.qRow(b, i0, h), qStride, dkm, kvRow, kvStride, true);
                         }
                     }
                 }

@@ -100,13 +100,18 @@ final class Mem {
 
     /** a[i] = e^(a[i] - shift) for i < n; -inf entries become 0. */
     static void expShifted(float[] a, int n, float shift) {
+        expShifted(a, 0, n, shift);
+    }
+
+    /** a[from + i] = e^(a[from + i] - shift) for i < n; -inf entries become 0. */
+    static void expShifted(float[] a, int from, int n, float shift) {
         FloatVector shiftV = FloatVector.broadcast(F, shift);
         int i = 0;
         for (int bound = F.loopBound(n); i < bound; i += F.length()) {
-            exp(FloatVector.fromArray(F, a, i).sub(shiftV)).intoArray(a, i);
+            exp(FloatVector.fromArray(F, a, from + i).sub(shiftV)).intoArray(a, from + i);
         }
         for (; i < n; i++) {
-            a[i] = exp(a[i] - shift);
+            a[from + i] = exp(a[from + i] - shift);
         }
     }
 
