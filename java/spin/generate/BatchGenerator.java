@@ -5,7 +5,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Deque;
 import java.util.List;
-import spin.backend.Tensor;
 import spin.model.KvCache;
 import spin.model.MistralConfig;
 import spin.model.MistralModel;
@@ -104,10 +103,7 @@ public final class BatchGenerator {
                     running.add(s);
                 }
                 Step step = compose(running);
-                float[] logits;
-                try (Tensor out = model.extend(cache, step.cacheIds, step.tokens)) {
-                    logits = model.backend().read(out);
-                }
+                float[] logits = model.backend().read(model.extend(cache, step.cacheIds, step.tokens));
                 int sampled = 0;
                 for (int i = 0; i < step.sequences.size(); i++) {
                     Sequence s = step.sequences.get(i);
