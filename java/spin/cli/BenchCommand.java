@@ -126,16 +126,21 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--new-tokens", defaultValue = "64", description = "decode steps after the prefill (default ${DEFAULT-VALUE})")
         private int newTokens;
 
-        @Option(names = "--iters", defaultValue = "3", description = "timed runs after one warm-up (default ${DEFAULT-VALUE})")
+        @Option(names = "--iters", defaultValue = "3", description = "timed runs after the warm-up (default ${DEFAULT-VALUE})")
         private int iterations;
+
+        @Option(names = "--warmup-seconds", defaultValue = "10",
+                description = "untimed runs for at least this long first (at least one), so that the JIT has compiled "
+                        + "the prefill path, which runs only once per run (default ${DEFAULT-VALUE})")
+        private double warmupSeconds;
 
         @Option(names = "--threads", description = "CPU threads (default: all cores)")
         private Integer threads;
 
         @Override
         public Integer call() {
-            if (batch < 1 || promptLength < 1 || newTokens < 1 || iterations < 1) {
-                throw new IllegalArgumentException("--batch, --prompt-len, --new-tokens and --iters must be >= 1");
+            if (batch < 1 || promptLength < 1 || newTokens < 1 || iterations < 1 || !(warmupSeconds >= 0)) {
+                throw new IllegalArgumentException("--batch, --prompt-len, --new-tokens and --iters must be >= 1, --warmup-seconds >= 0");
             }
             PrintWriter out = spec.commandLine().getOut();
             MistralConfig config = MistralConfig.preset(preset);
@@ -149,34 +154,29 @@ public final class BenchCommand implements Runnable {
             StopCriteria stop = StopCriteria.length(newTokens + 1);
             int blockSize = GenerationOptions.BLOCK_SIZE;
             double[] prefill = new double[iterations], decode = new double[iterations];
+            int warmups;
             try (CpuBackend cpu = new CpuBackend(t); MistralModel model = new MistralModel(config, cpu);
                     KvCache cache = new KvCache(config, cpu, blockSize,
                             Math.toIntExact(BatchGenerator.blocksForFullBatch(requests, batch, newTokens + 1, blockSize)))) {
                 ModelCheckpoint.initialize(model, 1);
                 BatchGenerator generator = new BatchGenerator(model, cache, batch, batch * promptLength, SamplingParams.greedy(), stop);
-                for (int i = -1; i < iterations; i++) {
-                    List<GenerationListener.StepReport> steps = new ArrayList<>();
-                    generator.generate(requests, new GenerationListener() {
-                        @Override
-                        public void stepDone(StepReport step) {
-                            steps.add(step);
-                        }
-                    });
-                    GenerationListener.StepReport first = steps.get(0);
-                    if (steps.size() != newTokens + 1 || first.promptTokens() != batch * promptLength || first.decodeTokens() != 0) {
-                        throw new IllegalStateException("expected one prefill step and " + newTokens + " decode steps, got " + steps);
-                    }
-                    if (i >= 0) {
-                        prefill[i] = first.nanos() / 1e9;
-                        decode[i] = steps.subList(1, steps.size()).stream().mapToLong(GenerationListener.StepReport::nanos).sum() / 1e9;
-                    }
+                long warmupEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
+                warmups = 0;
+                do {
+                    run(generator, requests);
+                    warmups++;
+                } while (System.nanoTime() < warmupEnd);
+                for (int i = 0; i < iterations; i++) {
+                    List<GenerationListener.StepReport> steps = run(generator, requests);
+                    prefill[i] = steps.get(0).nanos() / 1e9;
+                    decode[i] = steps.subList(1, steps.size()).stream().mapToLong(GenerationListener.StepReport::nanos).sum() / 1e9;
                 }
             }
             Arrays.sort(prefill);
             Arrays.sort(decode);
             double p = prefill[iterations / 2], d = decode[iterations / 2];
-            out.printf("spin bench generate: preset %s, batch %d, prompt %d tokens, %d new tokens, %d threads, cpu backend, greedy%n",
-                    preset, batch, promptLength, newTokens, t);
+            out.printf("spin bench generate: preset %s, batch %d, prompt %d tokens, %d new tokens, %d threads, cpu backend, greedy, "
+                    + "%d warm-up runs%n", preset, batch, promptLength, newTokens, t, warmups);
             out.printf("prefill: median %.4f s (min %.4f, max %.4f): %.1f tokens/s%n", p, prefill[0], prefill[iterations - 1],
                     batch * promptLength / p);
             out.printf("decode:  median %.3f s (min %.3f, max %.3f) for %d steps: %.1f tokens/s (%.2f ms per step)%n", d, decode[0],
@@ -185,6 +185,22 @@ public final class BenchCommand implements Runnable {
                     + "prefill_tokens_per_s=%.1f decode_tokens_per_s=%.1f%n", preset, batch, promptLength, newTokens, t,
                     batch * promptLength / p, (double) batch * newTokens / d);
             return 0;
+        }
+
+        /** One run's steps, checked to be one prefill of every prompt and then the decode steps. */
+        private List<GenerationListener.StepReport> run(BatchGenerator generator, List<GenerationRequest> requests) {
+            List<GenerationListener.StepReport> steps = new ArrayList<>();
+            generator.generate(requests, new GenerationListener() {
+                @Override
+                public void stepDone(StepReport step) {
+                    steps.add(step);
+                }
+            });
+            GenerationListener.StepReport first = steps.get(0);
+            if (steps.size() != newTokens + 1 || first.promptTokens() != batch * promptLength || first.decodeTokens() != 0) {
+                throw new IllegalStateException("expected one prefill step and " + newTokens + " decode steps, got " + steps);
+            }
+            return steps;
         }
     }
 }

@@ -35,10 +35,13 @@ final class Sampler {
      * generated tokens, the first {@code historyLength} entries of {@code history}).
      */
     int next(float[] logits, int offset, int[] history, int historyLength, SequenceRandom random) {
+        if (params.isGreedy() && !params.penalizesRepetition()) {
+            return argmax(logits, offset);
+        }
         for (int i = 0; i < vocab; i++) {
             double s = logits[offset + i];
             if (Double.isNaN(s)) {
-                throw new IllegalStateException("the model produced a NaN logit (token " + i + "); the weights are broken");
+                throw nan(i);
             }
             scores[i] = s;
         }
@@ -70,6 +73,26 @@ final class Sampler {
             }
         }
         return last; // u fell into the rounding gap between the running sum and total
+    }
+
+    /** Greedy decoding reads the logits where they are: the reference's default, and the common case. */
+    private int argmax(float[] logits, int offset) {
+        int best = 0;
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < vocab; i++) {
+            float x = logits[offset + i];
+            if (x > max) {
+                max = x;
+                best = i;
+            } else if (x != x) {
+                throw nan(i);
+            }
+        }
+        return best;
+    }
+
+    private static IllegalStateException nan(int token) {
+        return new IllegalStateException("the model produced a NaN logit (token " + token + "); the weights are broken");
     }
 
     /** HF's RepetitionPenaltyLogitsProcessor: each distinct token of the sequence is penalised once. */

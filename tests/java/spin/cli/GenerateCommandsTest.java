@@ -226,7 +226,7 @@ class GenerateCommandsTest {
     @Test
     void benchGenerateReportsPrefillAndDecodeThroughput() {
         Result r = run("bench", "generate", "--preset", "tiny", "--batch", "2", "--prompt-len", "4", "--new-tokens", "3",
-                "--iters", "1", "--threads", "1");
+                "--iters", "1", "--warmup-seconds", "0", "--threads", "1");
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("RESULT mode=generate preset=tiny batch=2 prompt_len=4 new_tokens=3 threads=1 prefill_tokens_per_s="),
                 r.out());
