@@ -102,6 +102,7 @@ public final class BatchGenerator {
                     reserved += s.worstCaseBlocks;
                     running.add(s);
                 }
+                int live = running.size();
                 Step step = compose(running);
                 float[] logits = model.backend().read(model.extend(cache, step.cacheIds, step.tokens));
                 int sampled = 0;
@@ -123,8 +124,8 @@ public final class BatchGenerator {
                         listener.finished(g);
                     }
                 }
-                listener.stepDone(new GenerationListener.StepReport(step.promptTokens, step.decodeTokens, sampled,
-                        step.sequences.size(), waiting.size(), System.nanoTime() - start));
+                listener.stepDone(new GenerationListener.StepReport(step.promptTokens, step.decodeTokens, sampled, live,
+                        waiting.size(), System.nanoTime() - start));
             }
         } finally {
             for (Sequence s : running) {
