@@ -1,5 +1,6 @@
 package spin.cli;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -119,7 +120,7 @@ final class GenerationOptions {
     }
 
     /** Refuses a tokenizer whose ids the model cannot embed. */
-    static void requireCompatible(Tokenizer tokenizer, MistralConfig config, Object modelDir) {
+    static void requireCompatible(Tokenizer tokenizer, MistralConfig config, Path modelDir) {
         if (tokenizer.vocabSize() > config.vocabSize()) {
             throw new IllegalArgumentException(modelDir + ": the tokenizer has " + tokenizer.vocabSize()
                     + " tokens but config.json's vocab_size is " + config.vocabSize() + "; use the tokenizer the model was trained with");
