@@ -47,6 +47,9 @@ public interface Backend extends AutoCloseable {
     /** Copies {@code values} (F32, or BF16 after rounding) into {@code dst}. */
     void write(Tensor dst, float[] values);
 
+    /** Copies {@code values} into the I32 tensor {@code dst} of the same length (index tensors reused between steps). */
+    void write(Tensor dst, int[] values);
+
     /** The elements of a F32 or BF16 tensor as floats. */
     float[] read(Tensor src);
 

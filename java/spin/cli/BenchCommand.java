@@ -1,7 +1,9 @@
 package spin.cli;
 
 import java.io.PrintWriter;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -11,13 +13,19 @@ import picocli.CommandLine.Spec;
 import spin.backend.Backend;
 import spin.backend.Tensor;
 import spin.backend.cpu.CpuBackend;
+import spin.generate.BatchGenerator;
+import spin.generate.GenerationListener;
+import spin.generate.GenerationRequest;
+import spin.generate.SamplingParams;
+import spin.generate.StopCriteria;
+import spin.model.KvCache;
 import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 
 /** {@code spin bench}: throughput figures for docs/PERFORMANCE.md. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput.",
-        subcommands = {BenchCommand.Train.class})
+        subcommands = {BenchCommand.Train.class, BenchCommand.Generate.class})
 public final class BenchCommand implements Runnable {
     @Spec
     private CommandSpec spec;
@@ -91,6 +99,108 @@ public final class BenchCommand implements Runnable {
                         seconds[iterations - 1], iterations, n / median);
             }
             return 0;
+        }
+    }
+
+    /**
+     * Greedy generation of a random preset model on random prompts through the batched engine,
+     * measured as tools/bench_torch_model.py --mode generate measures PyTorch: one prefill step over
+     * all prompts (logits for the last positions only, first token chosen), then {@code newTokens}
+     * decode steps of one token per sequence, EOS ignored. Medians over iterations after a warm-up.
+     */
+    @Command(name = "generate", mixinStandardHelpOptions = true,
+            description = "Generation throughput: prefill and decode tokens/s of a preset model through the batched engine (CPU).")
+    static final class Generate implements Callable<Integer> {
+        @Spec
+        private CommandSpec spec;
+
+        @Option(names = "--preset", defaultValue = "small", description = "tiny | small | mistral-7b (default ${DEFAULT-VALUE})")
+        private String preset;
+
+        @Option(names = "--batch", defaultValue = "1", description = "sequences decoding together (default ${DEFAULT-VALUE})")
+        private int batch;
+
+        @Option(names = "--prompt-len", defaultValue = "32", description = "prompt tokens per sequence (default ${DEFAULT-VALUE})")
+        private int promptLength;
+
+        @Option(names = "--new-tokens", defaultValue = "64", description = "decode steps after the prefill (default ${DEFAULT-VALUE})")
+        private int newTokens;
+
+        @Option(names = "--iters", defaultValue = "3", description = "timed runs after the warm-up (default ${DEFAULT-VALUE})")
+        private int iterations;
+
+        @Option(names = "--warmup-seconds", defaultValue = "10",
+                description = "untimed runs for at least this long first (at least one), so that the JIT has compiled "
+                        + "the prefill path, which runs only once per run (default ${DEFAULT-VALUE})")
+        private double warmupSeconds;
+
+        @Option(names = "--threads", description = "CPU threads (default: all cores)")
+        private Integer threads;
+
+        @Override
+        public Integer call() {
+            if (batch < 1 || promptLength < 1 || newTokens < 1 || iterations < 1 || !(warmupSeconds >= 0)) {
+                throw new IllegalArgumentException("--batch, --prompt-len, --new-tokens and --iters must be >= 1, --warmup-seconds >= 0");
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            MistralConfig config = MistralConfig.preset(preset);
+            int t = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+            Random rng = new Random(1);
+            List<GenerationRequest> requests = new ArrayList<>();
+            for (int i = 0; i < batch; i++) {
+                requests.add(new GenerationRequest(i, rng.ints(promptLength, 0, config.vocabSize()).toArray()));
+            }
+            // The prefill step yields the first token; each decode step one more.
+            StopCriteria stop = StopCriteria.length(newTokens + 1);
+            int blockSize = GenerationOptions.BLOCK_SIZE;
+            double[] prefill = new double[iterations], decode = new double[iterations];
+            int warmups;
+            try (CpuBackend cpu = new CpuBackend(t); MistralModel model = new MistralModel(config, cpu);
+                    KvCache cache = new KvCache(config, cpu, blockSize,
+                            Math.toIntExact(BatchGenerator.blocksForFullBatch(requests, batch, newTokens + 1, blockSize)))) {
+                ModelCheckpoint.initialize(model, 1);
+                BatchGenerator generator = new BatchGenerator(model, cache, batch, batch * promptLength, SamplingParams.greedy(), stop);
+                long warmupEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
+                warmups = 0;
+                do {
+                    run(generator, requests);
+                    warmups++;
+                } while (System.nanoTime() < warmupEnd);
+                for (int i = 0; i < iterations; i++) {
+                    List<GenerationListener.StepReport> steps = run(generator, requests);
+                    prefill[i] = steps.get(0).nanos() / 1e9;
+                    decode[i] = steps.subList(1, steps.size()).stream().mapToLong(GenerationListener.StepReport::nanos).sum() / 1e9;
+                }
+            }
+            Arrays.sort(prefill);
+            Arrays.sort(decode);
+            double p = prefill[iterations / 2], d = decode[iterations / 2];
+            out.printf("spin bench generate: preset %s, batch %d, prompt %d tokens, %d new tokens, %d threads, cpu backend, greedy, "
+                    + "%d warm-up runs%n", preset, batch, promptLength, newTokens, t, warmups);
+            out.printf("prefill: median %.4f s (min %.4f, max %.4f): %.1f tokens/s%n", p, prefill[0], prefill[iterations - 1],
+                    batch * promptLength / p);
+            out.printf("decode:  median %.3f s (min %.3f, max %.3f) for %d steps: %.1f tokens/s (%.2f ms per step)%n", d, decode[0],
+                    decode[iterations - 1], newTokens, (double) batch * newTokens / d, d * 1e3 / newTokens);
+            out.printf("RESULT mode=generate preset=%s batch=%d prompt_len=%d new_tokens=%d threads=%d "
+                    + "prefill_tokens_per_s=%.1f decode_tokens_per_s=%.1f%n", preset, batch, promptLength, newTokens, t,
+                    batch * promptLength / p, (double) batch * newTokens / d);
+            return 0;
+        }
+
+        /** One run's steps, checked to be one prefill of every prompt and then the decode steps. */
+        private List<GenerationListener.StepReport> run(BatchGenerator generator, List<GenerationRequest> requests) {
+            List<GenerationListener.StepReport> steps = new ArrayList<>();
+            generator.generate(requests, new GenerationListener() {
+                @Override
+                public void stepDone(StepReport step) {
+                    steps.add(step);
+                }
+            });
+            GenerationListener.StepReport first = steps.get(0);
+            if (steps.size() != newTokens + 1 || first.promptTokens() != batch * promptLength || first.decodeTokens() != 0) {
+                throw new IllegalStateException("expected one prefill step and " + newTokens + " decode steps, got " + steps);
+            }
+            return steps;
         }
     }
 }

@@ -22,6 +22,11 @@ public final class GenerationShards {
 
     private GenerationShards() {}
 
+    /** The shard of fraction {@code fraction}: {@code loser_{k}_test.jsonl} for the test split, {@code loser_{k}.jsonl} otherwise. */
+    public static String fileName(int fraction, boolean test) {
+        return "loser_" + fraction + (test ? "_test" : "") + ".jsonl";
+    }
+
     /** The train and test shard files, each in fraction order. */
     public record Shards(List<Path> train, List<Path> test) {}
 

@@ -30,12 +30,14 @@ public final class SpinTextFormat {
     public record SpinText(String prompt, String real, String generated) {}
 
     public SpinText render(SpinRecord record) {
+        return new SpinText(prompt(record), response(record.real()), response(record.generated()));
+    }
+
+    /** The prompt alone: what the model answers in training, and in generation with the chat prompt format. */
+    public String prompt(SpinRecord record) {
         List<ChatMessage> real = record.real();
         ChatMessage system = real.get(0).role().equals(ChatMessage.SYSTEM) ? real.get(0) : ChatMessage.system("");
-        ChatMessage user = real.stream().filter(m -> m.role().equals(ChatMessage.USER)).findFirst()
-                .orElseThrow(() -> new IllegalArgumentException("the real conversation has no user turn"));
-        String prompt = template.render(List.of(system, user), true);
-        return new SpinText(prompt, response(real), response(record.generated()));
+        return template.render(List.of(system, GenerationRecords.question(record)), true);
     }
 
     private String response(List<ChatMessage> conversation) {

@@ -26,6 +26,7 @@ public final class MistralModel implements AutoCloseable {
     private final ParameterBuffer parameters;
     private ParameterBuffer gradients;
     private boolean activationRecompute;
+    private DecodeScratch decodeScratch;
 
     public MistralModel(MistralConfig config, Backend backend) {
         this.config = config;
@@ -187,9 +188,10 @@ public final class MistralModel implements AutoCloseable {
     /**
      * Appends tokens to sequences held in {@code cache} (a ragged batch: any number of new tokens per
      * sequence, prompts and single decode steps alike) and returns the logits after each sequence's
-     * last new token, F32 [S, V] in the order of {@code sequenceIds}; the caller closes it. Gives the
-     * same logits as {@link #forward} over the whole prefix. Fails without touching the cache when
-     * its free blocks cannot hold the new tokens.
+     * last new token, F32 [S, V] in the order of {@code sequenceIds}. The logits live in a buffer
+     * the model reuses: they stay valid until the next call (closing them is allowed and frees
+     * nothing). Gives the same logits as {@link #forward} over the whole prefix. Fails without
+     * touching the cache when its free blocks cannot hold the new tokens.
      */
     public Tensor extend(KvCache cache, int[] sequenceIds, int[][] newTokens) {
         int sequences = sequenceIds.length;
@@ -207,81 +209,117 @@ public final class MistralModel implements AutoCloseable {
         if (needed > cache.freeBlocks()) {
             throw new IllegalStateException("KV cache full: " + needed + " blocks needed, " + cache.freeBlocks() + " free");
         }
-        int[] ids = new int[m], querySeq = new int[m], queryPos = new int[m], rows = new int[m], lastRow = new int[sequences];
-        int maxBlocks = 1;
-        for (int i = 0, at = 0; i < sequences; i++) {
-            int id = sequenceIds[i], start = cache.length(id);
-            if (start + newTokens[i].length > config.maxPositionEmbeddings()) {
-                throw new IllegalArgumentException("sequence " + id + " would reach " + (start + newTokens[i].length)
+        int[] starts = new int[sequences];
+        for (int i = 0; i < sequences; i++) {
+            starts[i] = cache.length(sequenceIds[i]);
+            if (starts[i] + newTokens[i].length > config.maxPositionEmbeddings()) {
+                throw new IllegalArgumentException("sequence " + sequenceIds[i] + " would reach " + (starts[i] + newTokens[i].length)
                         + " tokens, beyond max_position_embeddings " + config.maxPositionEmbeddings());
             }
-            cache.reserve(id, newTokens[i].length);
-            maxBlocks = Math.max(maxBlocks, cache.blocks(id).size());
-            for (int j = 0; j < newTokens[i].length; j++, at++) {
-                ids[at] = newTokens[i][j];
-                querySeq[at] = i;
-                queryPos[at] = start + j;
-                rows[at] = cache.row(id, start + j);
-            }
-            lastRow[i] = at - 1;
         }
-        int[] table = new int[sequences * maxBlocks];
+        int maxBlocks = 1;
         for (int i = 0; i < sequences; i++) {
-            List<Integer> blocks = cache.blocks(sequenceIds[i]);
+            cache.reserve(sequenceIds[i], newTokens[i].length);
+            maxBlocks = Math.max(maxBlocks, cache.blocks(sequenceIds[i]).size());
+        }
+        // Every index array travels in one I32 tensor, one allocation per step: token ids [m],
+        // sequence of each token [m], positions [m], cache rows [m], each sequence's last token [S]
+        // and the block table [S, maxBlocks].
+        int seqAt = m, posAt = 2 * m, rowAt = 3 * m, lastAt = 4 * m, tableAt = 4 * m + sequences;
+        int[] indices = new int[tableAt + sequences * maxBlocks];
+        for (int i = 0, at = 0; i < sequences; i++) {
+            int id = sequenceIds[i];
+            for (int j = 0; j < newTokens[i].length; j++, at++) {
+                indices[at] = newTokens[i][j];
+                indices[seqAt + at] = i;
+                indices[posAt + at] = starts[i] + j;
+                indices[rowAt + at] = cache.row(id, starts[i] + j);
+            }
+            indices[lastAt + i] = at - 1;
+            List<Integer> blocks = cache.blocks(id);
             for (int j = 0; j < blocks.size(); j++) {
-                table[i * maxBlocks + j] = blocks.get(j);
+                indices[tableAt + i * maxBlocks + j] = blocks.get(j);
             }
         }
         int c = config.hiddenSize(), h = config.numAttentionHeads(), kvh = config.numKeyValueHeads(), d = config.headDim();
+        int f = config.intermediateSize();
         float eps = config.rmsNormEps();
-        try (Tensor idT = backend.fromHost(ids, m); Tensor seqT = backend.fromHost(querySeq, m);
-                Tensor posT = backend.fromHost(queryPos, 1, m); Tensor rowT = backend.fromHost(rows, m);
-                Tensor lastT = backend.fromHost(lastRow, sequences); Tensor tableT = backend.fromHost(table, sequences, maxBlocks);
-                Tensor x = backend.allocate(DType.F32, m, c); Tensor next = backend.allocate(DType.F32, m, c);
-                LayerActivations a = new LayerActivations(backend, config, 1, m);
-                Tensor last = backend.allocate(DType.F32, sequences, c); Tensor lastNormed = backend.allocate(DType.F32, sequences, c);
-                Tensor lastRstd = backend.allocate(DType.F32, sequences)) {
-            backend.embeddingForward(x, idT, parameters.get(Names.EMBED));
-            Tensor in = x, out = next;
-            for (int l = 0; l < config.numHiddenLayers(); l++) {
-                backend.rmsnormForward(a.normed1, a.rstd1, in, parameters.get(Names.inputNorm(l)), eps);
-                backend.matmulForward(a.q.reshape(m, config.queryDim()), a.normed1, parameters.get(Names.q(l)));
-                backend.matmulForward(a.k.reshape(m, config.keyValueDim()), a.normed1, parameters.get(Names.k(l)));
-                backend.matmulForward(a.v.reshape(m, config.keyValueDim()), a.normed1, parameters.get(Names.v(l)));
-                backend.ropeForward(a.q, a.q, posT, config.ropeTheta());
-                backend.ropeForward(a.k, a.k, posT, config.ropeTheta());
-                Tensor keys = cache.keys(l), values = cache.values(l);
-                int cacheRows = keys.dim(0);
-                backend.scatterRows(keys.reshape(cacheRows, kvh * d), a.k.reshape(m, kvh * d), rowT);
-                backend.scatterRows(values.reshape(cacheRows, kvh * d), a.v.reshape(m, kvh * d), rowT);
-                backend.attentionCachedForward(a.attention.reshape(m, h, d), a.q.reshape(m, h, d), keys, values, tableT, seqT,
-                        posT.reshape(m), cache.blockSize(), config.slidingWindow());
-                backend.matmulForward(a.normed2, a.attention.reshape(m, config.queryDim()), parameters.get(Names.o(l)));
-                backend.add(a.middle, in, a.normed2);
-                backend.rmsnormForward(a.normed2, a.rstd2, a.middle, parameters.get(Names.postAttentionNorm(l)), eps);
-                backend.matmulForward(a.gate, a.normed2, parameters.get(Names.gate(l)));
-                backend.matmulForward(a.up, a.normed2, parameters.get(Names.up(l)));
-                backend.swigluForward(a.activated, a.gate, a.up);
-                backend.matmulForward(a.normed2, a.activated, parameters.get(Names.down(l)));
-                backend.add(out, a.middle, a.normed2);
-                Tensor swap = in;
-                in = out;
-                out = swap;
-            }
-            backend.embeddingForward(last, lastT, in);
-            backend.rmsnormForward(lastNormed, lastRstd, last, parameters.get(Names.FINAL_NORM), eps);
-            Tensor logits = backend.allocate(DType.F32, sequences, config.vocabSize());
-            backend.matmulForward(logits, lastNormed, lmHead(parameters));
-            for (int i = 0; i < sequences; i++) {
-                cache.advance(sequenceIds[i], newTokens[i].length);
-            }
-            return logits;
+        DecodeScratch w = decodeScratch(m, sequences, indices.length);
+        Tensor index = w.index.view(0, indices.length);
+        backend.write(index, indices);
+        Tensor idT = index.view(0, m), seqT = index.view(seqAt, m), posT = index.view(posAt, 1, m),
+                rowT = index.view(rowAt, m), lastT = index.view(lastAt, sequences),
+                tableT = index.view(tableAt, sequences, maxBlocks);
+        Tensor x = w.x.view(0, m, c), next = w.next.view(0, m, c), normed1 = w.normed1.view(0, m, c),
+                rstd1 = w.rstd1.view(0, m), middle = w.middle.view(0, m, c), normed2 = w.normed2.view(0, m, c),
+                rstd2 = w.rstd2.view(0, m), gate = w.gate.view(0, m, f), up = w.up.view(0, m, f),
+                activated = w.activated.view(0, m, f);
+        Tensor q = w.q.view(0, 1, m, h, d), k = w.k.view(0, 1, m, kvh, d), v = w.v.view(0, m, kvh * d),
+                attention = w.attention.view(0, m, h, d);
+        backend.embeddingForward(x, idT, parameters.get(Names.EMBED));
+        Tensor in = x, out = next;
+        for (int l = 0; l < config.numHiddenLayers(); l++) {
+            backend.rmsnormForward(normed1, rstd1, in, parameters.get(Names.inputNorm(l)), eps);
+            backend.matmulForward(q.reshape(m, config.queryDim()), normed1, parameters.get(Names.q(l)));
+            backend.matmulForward(k.reshape(m, config.keyValueDim()), normed1, parameters.get(Names.k(l)));
+            backend.matmulForward(v, normed1, parameters.get(Names.v(l)));
+            backend.ropeForward(q, q, posT, config.ropeTheta());
+            backend.ropeForward(k, k, posT, config.ropeTheta());
+            Tensor keys = cache.keys(l), values = cache.values(l);
+            int cacheRows = keys.dim(0);
+            backend.scatterRows(keys.reshape(cacheRows, kvh * d), k.reshape(m, kvh * d), rowT);
+            backend.scatterRows(values.reshape(cacheRows, kvh * d), v, rowT);
+            backend.attentionCachedForward(attention, q.reshape(m, h, d), keys, values, tableT, seqT, posT.reshape(m),
+                    cache.blockSize(), config.slidingWindow());
+            backend.matmulForward(normed2, attention.reshape(m, config.queryDim()), parameters.get(Names.o(l)));
+            backend.add(middle, in, normed2);
+            backend.rmsnormForward(normed2, rstd2, middle, parameters.get(Names.postAttentionNorm(l)), eps);
+            backend.matmulForward(gate, normed2, parameters.get(Names.gate(l)));
+            backend.matmulForward(up, normed2, parameters.get(Names.up(l)));
+            backend.swigluForward(activated, gate, up);
+            backend.matmulForward(normed2, activated, parameters.get(Names.down(l)));
+            backend.add(out, middle, normed2);
+            Tensor swap = in;
+            in = out;
+            out = swap;
         }
+        // Only each sequence's last token goes through the final norm and lm_head.
+        Tensor last = normed1.view(0, sequences, c), lastNormed = middle.view(0, sequences, c),
+                lastRstd = rstd1.view(0, sequences);
+        backend.embeddingForward(last, lastT, in);
+        backend.rmsnormForward(lastNormed, lastRstd, last, parameters.get(Names.FINAL_NORM), eps);
+        Tensor logits = w.logits.view(0, sequences, config.vocabSize());
+        backend.matmulForward(logits, lastNormed, lmHead(parameters));
+        for (int i = 0; i < sequences; i++) {
+            cache.advance(sequenceIds[i], newTokens[i].length);
+        }
+        return logits;
+    }
+
+    /**
+     * The buffers of {@link #extend}, kept between calls (on the CPU every freed allocation costs a
+     * handshake with all threads, tens of microseconds, which small models would pay dozens of
+     * times per step) and regrown, with room to spare, when a step needs more.
+     */
+    private DecodeScratch decodeScratch(int rows, int sequences, int indices) {
+        DecodeScratch w = decodeScratch;
+        if (w == null || w.rows < rows || w.sequences < sequences || w.indices < indices) {
+            if (w != null) {
+                w.close();
+            }
+            decodeScratch = w = w == null ? new DecodeScratch(backend, config, rows, sequences, indices)
+                    : new DecodeScratch(backend, config, Math.max(rows, w.rows), Math.max(sequences, w.sequences),
+                            Math.max(indices, 2 * w.indices));
+        }
+        return w;
     }
 
     @Override
     public void close() {
         parameters.close();
+        if (decodeScratch != null) {
+            decodeScratch.close();
+        }
         if (gradients != null) {
             gradients.close();
         }
@@ -376,6 +414,46 @@ public final class MistralModel implements AutoCloseable {
         @Override
         public void close() {
             for (Tensor t : new Tensor[] {normed1, rstd1, q, k, v, attention, attentionLse, middle, normed2, rstd2, gate, up,
+                    activated}) {
+                t.close();
+            }
+        }
+    }
+
+    /**
+     * Buffers for one {@link #extend} step of up to {@code rows} tokens of up to {@code sequences}
+     * sequences, shared by every layer, and its {@code indices} index entries.
+     */
+    static final class DecodeScratch implements AutoCloseable {
+        final int rows, sequences, indices;
+        final Tensor index, logits;
+        final Tensor x, next, normed1, rstd1, q, k, v, attention, middle, normed2, rstd2, gate, up, activated;
+
+        DecodeScratch(Backend backend, MistralConfig c, int rows, int sequences, int indices) {
+            this.rows = rows;
+            this.sequences = sequences;
+            this.indices = indices;
+            index = backend.allocate(DType.I32, indices);
+            logits = backend.allocate(DType.F32, sequences, c.vocabSize());
+            x = backend.allocate(DType.F32, rows, c.hiddenSize());
+            next = backend.allocate(DType.F32, rows, c.hiddenSize());
+            normed1 = backend.allocate(DType.F32, rows, c.hiddenSize());
+            rstd1 = backend.allocate(DType.F32, rows);
+            q = backend.allocate(DType.F32, rows, c.queryDim());
+            k = backend.allocate(DType.F32, rows, c.keyValueDim());
+            v = backend.allocate(DType.F32, rows, c.keyValueDim());
+            attention = backend.allocate(DType.F32, rows, c.queryDim());
+            middle = backend.allocate(DType.F32, rows, c.hiddenSize());
+            normed2 = backend.allocate(DType.F32, rows, c.hiddenSize());
+            rstd2 = backend.allocate(DType.F32, rows);
+            gate = backend.allocate(DType.F32, rows, c.intermediateSize());
+            up = backend.allocate(DType.F32, rows, c.intermediateSize());
+            activated = backend.allocate(DType.F32, rows, c.intermediateSize());
+        }
+
+        @Override
+        public void close() {
+            for (Tensor t : new Tensor[] {index, logits, x, next, normed1, rstd1, q, k, v, attention, middle, normed2, rstd2, gate, up,
                     activated}) {
                 t.close();
             }

@@ -265,8 +265,11 @@ final class CpuAttention {
         float scale = (float) (1.0 / Math.sqrt(d));
         MemorySegment o = out.memory(), qm = q.memory(), km = kCache.memory(), vm = vCache.memory(),
                 table = blockTable.memory(), seqs = querySeq.memory(), positions = queryPos.memory();
-        pool.forRange(m * heads, 1, (start, end) -> {
+        // Items are independent, so chunks may hold many of them: fewer scratch arrays and claims.
+        int items = m * heads;
+        pool.forRange(items, Math.max(1, Math.min(64, items / (8 * pool.threads()))), (start, end) -> {
             float[] scores = new float[KEY_BLOCK];
+            long[] keyRows = new long[KEY_BLOCK];
             MemorySegment acc = MemorySegment.ofArray(new float[d]);
             for (int item = start; item < end; item++) {
                 int token = item / heads, h = item % heads, g = h / groupSize;
@@ -276,10 +279,10 @@ final class CpuAttention {
                 float max = Float.NEGATIVE_INFINITY, denominator = 0f;
                 for (int p0 = window > 0 ? Math.max(0, pos - window + 1) : 0; p0 <= pos; p0 += KEY_BLOCK) {
                     int p1 = Math.min(pos + 1, p0 + KEY_BLOCK);
+                    cacheRows(keyRows, table, seq, p0, p1, blockSize, maxBlocks, cacheRows);
                     float blockMax = Float.NEGATIVE_INFINITY;
                     for (int p = p0; p < p1; p++) {
-                        long row = cacheRow(table, seq, p, blockSize, maxBlocks, cacheRows);
-                        float s = Mem.dot(qm, qRow, km, (row * kvHeads + g) * d, d) * scale;
+                        float s = Mem.dot(qm, qRow, km, (keyRows[p - p0] * kvHeads + g) * d, d) * scale;
                         scores[p - p0] = s;
                         blockMax = Math.max(blockMax, s);
                     }
@@ -294,8 +297,7 @@ final class CpuAttention {
                     for (int p = p0; p < p1; p++) {
                         float weight = scores[p - p0];
                         denominator += weight;
-                        long row = cacheRow(table, seq, p, blockSize, maxBlocks, cacheRows);
-                        Mem.axpy(weight, vm, (row * kvHeads + g) * d, acc, 0, d);
+                        Mem.axpy(weight, vm, (keyRows[p - p0] * kvHeads + g) * d, acc, 0, d);
                     }
                 }
                 float inv = 1f / denominator;
@@ -304,6 +306,22 @@ final class CpuAttention {
                 }
             }
         });
+    }
+
+    /**
+     * rows[p - p0] = cache row of position p of sequence {@code seq}, for p in [p0, p1): one table
+     * lookup (and its checks) per block rather than per position.
+     */
+    private static void cacheRows(long[] rows, MemorySegment table, int seq, int p0, int p1, int blockSize, int maxBlocks,
+            int cacheRows) {
+        for (int p = p0; p < p1; ) {
+            long first = cacheRow(table, seq, p, blockSize, maxBlocks, cacheRows);
+            int run = Math.min(p1 - p, blockSize - p % blockSize);
+            for (int i = 0; i < run; i++) {
+                rows[p - p0 + i] = first + i;
+            }
+            p += run;
+        }
     }
 
     private static long cacheRow(MemorySegment table, int seq, int position, int blockSize, int maxBlocks, int cacheRows) {

@@ -90,6 +90,13 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void write(Tensor dst, int[] values) {
+        requireDtype(dst, DType.I32, "dst");
+        requireLength(dst, values.length);
+        MemorySegment.copy(values, 0, dst.memory(), ValueLayout.JAVA_INT, 0, values.length);
+    }
+
+    @Override
     public float[] read(Tensor src) {
         int n = Math.toIntExact(src.size());
         float[] out = new float[n];

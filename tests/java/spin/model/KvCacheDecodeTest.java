@@ -82,6 +82,50 @@ class KvCacheDecodeTest {
         }
     }
 
+    /**
+     * Without a window, 80 cached keys span two of the attention's 64-key blocks and many cache
+     * blocks; single-token steps come first and a longer step after them, so the model's reused
+     * step buffers must grow between calls.
+     */
+    @Test
+    void longSequencesAndGrowingStepsMatchTheFullForward() {
+        long seed = System.nanoTime();
+        Random rng = new Random(seed);
+        MistralConfig c = TinyModels.config();
+        MistralConfig noWindow = new MistralConfig(c.vocabSize(), c.hiddenSize(), c.intermediateSize(), c.numHiddenLayers(),
+                c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(), c.maxPositionEmbeddings(), c.rmsNormEps(), c.ropeTheta(),
+                0, false, c.initializerRange(), c.bosTokenId(), c.eosTokenId());
+        try (CpuBackend cpu = new CpuBackend(2); MistralModel model = new MistralModel(noWindow, cpu);
+                KvCache cache = new KvCache(noWindow, cpu, 16, 16)) {
+            ModelCheckpoint.initialize(model, seed);
+            int vocab = noWindow.vocabSize();
+            int a = cache.open(), b = cache.open();
+            int[] seqA = {rng.nextInt(vocab)}, seqB = {rng.nextInt(vocab)};
+            model.extend(cache, new int[] {a, b}, new int[][] {seqA, seqB});
+            int[] moreA = rng.ints(70, 0, vocab).toArray(), moreB = rng.ints(9, 0, vocab).toArray();
+            seqA = concat(seqA, moreA);
+            seqB = concat(seqB, moreB);
+            float[] logits = cpu.read(model.extend(cache, new int[] {a, b}, new int[][] {moreA, moreB}));
+            double errA = relativeError(Arrays.copyOfRange(logits, 0, vocab), fullForwardLastLogits(model, seqA));
+            double errB = relativeError(Arrays.copyOfRange(logits, vocab, 2 * vocab), fullForwardLastLogits(model, seqB));
+            assertTrue(errA < 1e-5 && errB < 1e-5, "relative errors " + errA + ", " + errB + " (seed " + seed + ")");
+            for (int step = 0; step < 10; step++) {
+                int token = rng.nextInt(vocab);
+                seqA = concat(seqA, new int[] {token});
+                float[] next = cpu.read(model.extend(cache, new int[] {a}, new int[][] {{token}}));
+                double err = relativeError(next, fullForwardLastLogits(model, seqA));
+                assertTrue(err < 1e-5, "step " + step + ": relative error " + err + " (seed " + seed + ")");
+            }
+            assertEquals(81, cache.length(a));
+        }
+    }
+
+    private static int[] concat(int[] a, int[] b) {
+        int[] r = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, r, a.length, b.length);
+        return r;
+    }
+
     @Test
     void aFullCacheRefusesWithoutCorruptingSequences() {
         try (CpuBackend cpu = new CpuBackend(1); MistralModel model = TinyModels.random(cpu, 7);

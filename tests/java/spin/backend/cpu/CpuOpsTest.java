@@ -84,6 +84,16 @@ class CpuOpsTest {
     }
 
     @Test
+    void intWritesFillI32TensorsOfTheSameLengthOnly() {
+        try (Tensor ids = cpu.allocate(spin.backend.DType.I32, 2, 3); Tensor floats = cpu.allocate(spin.backend.DType.F32, 6)) {
+            cpu.write(ids, new int[] {4, -1, 7, 0, 9, 2});
+            assertArrayEquals(new int[] {4, -1, 7, 0, 9, 2}, cpu.readInts(ids));
+            assertThrows(IllegalArgumentException.class, () -> cpu.write(ids, new int[] {1, 2}));
+            assertThrows(IllegalArgumentException.class, () -> cpu.write(floats, new int[] {1, 2, 3, 4, 5, 6}));
+        }
+    }
+
+    @Test
     void matmulForwardAndBackward() {
         int rows = 13, inF = 29, outF = 19;
         float[] in = gaussian(rng, rows * inF, 1);

@@ -1,0 +1,185 @@
+package spin.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import spin.backend.cpu.CpuBackend;
+import spin.data.DataSelection;
+import spin.data.DatasetReader;
+import spin.data.DatasetReader.Indexed;
+import spin.data.GenerationRecords;
+import spin.data.GenerationShards;
+import spin.data.PromptFormat;
+import spin.data.SpinDatasetWriter;
+import spin.data.SpinDatasets;
+import spin.data.SpinRecord;
+import spin.data.SpinRows;
+import spin.generate.BatchGenerator;
+import spin.generate.Generation;
+import spin.generate.GenerationRequest;
+import spin.generate.StopCriteria;
+import spin.model.KvCache;
+import spin.model.MistralModel;
+import spin.model.ModelCheckpoint;
+import spin.text.ChatTemplate;
+import spin.text.Tokenizer;
+
+/**
+ * {@code spin generate}: step 1 of a SPIN iteration, as the reference's generate.py. The model
+ * answers the first user turn of every record of one fraction of the shuffled data; the answers
+ * are written, with the gold answers, as the generation shard {@code loser_{k}[_test].jsonl}.
+ */
+@Command(name = "generate", mixinStandardHelpOptions = true,
+        description = "Answer every prompt of a data fraction with the model (continuous batching on the CPU) and write "
+                + "loser_{K}.jsonl, or loser_{K}_test.jsonl for the test split.")
+public final class GenerateCommand implements Callable<Integer> {
+    @Spec
+    private CommandSpec spec;
+
+    @Option(names = "--model", required = true, description = "HF model directory with config.json, weights and tokenizer files")
+    private Path model;
+
+    @Option(names = "--input-dir", required = true,
+            description = "SPIN records: a dataset directory (train_prefs/test_prefs files, as reformat and convert write) or a file")
+    private Path inputDir;
+
+    @Option(names = "--output-dir", required = true, description = "where the generation shards go")
+    private Path outputDir;
+
+    @Option(names = "--split", defaultValue = "train", description = "train | test (default ${DEFAULT-VALUE})")
+    private String split;
+
+    @Option(names = "--frac-len", defaultValue = "0", description = "records per fraction; 0 = all in one (default ${DEFAULT-VALUE})")
+    private int fracLen;
+
+    @Option(names = "--data-frac", defaultValue = "0", description = "which fraction to generate (default ${DEFAULT-VALUE})")
+    private int dataFrac;
+
+    @Option(names = "--num-fracs",
+            description = "generate fractions 0 .. N-1 in one run instead of --data-frac (the model is loaded once)")
+    private Integer numFracs;
+
+    @Option(names = "--resume", description = "skip fractions whose shard is already complete")
+    private boolean resume;
+
+    @Mixin
+    private GenerationOptions options;
+
+    @Override
+    public Integer call() throws Exception {
+        options.validate();
+        if (!split.equals("train") && !split.equals("test")) {
+            throw new IllegalArgumentException("--split must be train or test, got \"" + split + "\"");
+        }
+        if (fracLen < 0 || dataFrac < 0 || numFracs != null && numFracs < 1) {
+            throw new IllegalArgumentException("--frac-len and --data-frac must be >= 0 and --num-fracs >= 1");
+        }
+        if (numFracs != null && fracLen == 0) {
+            throw new IllegalArgumentException("--num-fracs needs --frac-len > 0 (with --frac-len 0 there is one fraction, all records)");
+        }
+        PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        List<Indexed<SpinRecord>> shuffled = DataSelection.shuffled(SpinDatasets.load(inputDir, split, false).rows(),
+                DataSelection.REFERENCE_SEED);
+        List<Integer> fractions = new ArrayList<>();
+        for (int k = numFracs == null ? dataFrac : 0; k < (numFracs == null ? dataFrac + 1 : numFracs); k++) {
+            fractions.add(k);
+        }
+        List<Integer> todo = new ArrayList<>();
+        for (int k : fractions) {
+            List<Indexed<SpinRecord>> rows = DataSelection.fraction(shuffled, fracLen, k);
+            Path file = shard(k);
+            if (resume) {
+                String problem = completeness(file, rows);
+                if (problem == null) {
+                    out.printf("%s: complete (%,d records), skipped%n", file, rows.size());
+                    continue;
+                }
+                if (Files.exists(file)) {
+                    out.printf("%s: %s; generating it again%n", file, problem);
+                }
+            }
+            todo.add(k);
+        }
+        if (todo.isEmpty()) {
+            return 0;
+        }
+        try (Tokenizer tokenizer = Tokenizer.load(model);
+                CpuBackend cpu = options.threads == null ? new CpuBackend() : new CpuBackend(options.threads);
+                MistralModel m = ModelCheckpoint.load(model, cpu)) {
+            GenerationOptions.requireCompatible(tokenizer, m.config(), model);
+            for (int k : todo) {
+                generate(k, DataSelection.fraction(shuffled, fracLen, k), tokenizer, m, cpu, out, err);
+            }
+        }
+        return 0;
+    }
+
+    private Path shard(int fraction) {
+        return outputDir.resolve(GenerationShards.fileName(fraction, split.equals("test")));
+    }
+
+    /**
+     * Null when {@code file} holds exactly the shard of {@code rows} (every record, in order, with
+     * its question and gold answer), else what is wrong with it.
+     */
+    private static String completeness(Path file, List<Indexed<SpinRecord>> rows) {
+        if (!Files.isRegularFile(file)) {
+            return "missing";
+        }
+        List<SpinRecord> written;
+        try {
+            written = DatasetReader.read(List.of(file), SpinRows::parse, false).values();
+        } catch (IOException | IllegalArgumentException e) {
+            return "unreadable (" + e.getMessage() + ")";
+        }
+        if (written.size() != rows.size()) {
+            return "holds " + written.size() + " records, not " + rows.size();
+        }
+        for (int i = 0; i < rows.size(); i++) {
+            if (!written.get(i).real().equals(GenerationRecords.withAnswer(rows.get(i).value(), "").real())) {
+                return "record " + i + " is not the fraction's record " + i + " (another --frac-len or data?)";
+            }
+        }
+        return null;
+    }
+
+    private void generate(int fraction, List<Indexed<SpinRecord>> rows, Tokenizer tokenizer, MistralModel m, CpuBackend cpu,
+            PrintWriter out, PrintWriter err) throws IOException {
+        PromptFormat format = options.format();
+        ChatTemplate template = tokenizer.chatTemplate();
+        List<GenerationRequest> requests = new ArrayList<>(rows.size());
+        for (Indexed<SpinRecord> row : rows) {
+            requests.add(new GenerationRequest(row.index(), tokenizer.encode(format.render(row.value(), template))));
+        }
+        Path file = shard(fraction);
+        GenerationProgress progress = new GenerationProgress(err, file.getFileName().toString(), requests.size(),
+                System.console() != null);
+        List<Generation> answers;
+        long wanted = BatchGenerator.blocksForFullBatch(requests, options.batchSize, options.maxNewTokens, GenerationOptions.BLOCK_SIZE);
+        try (KvCache cache = options.cache(m.config(), cpu, wanted)) {
+            answers = options.generator(m, cache, tokenizer).generate(requests, progress);
+        }
+        progress.finish();
+        StopCriteria stop = options.stop(m.config(), tokenizer);
+        List<SpinRecord> records = new ArrayList<>(rows.size());
+        for (int i = 0; i < rows.size(); i++) {
+            String answer = GenerationOptions.answerText(answers.get(i).tokens(), tokenizer, stop);
+            records.add(GenerationRecords.withAnswer(rows.get(i).value(), answer));
+        }
+        SpinDatasetWriter.write(file, records);
+        double seconds = progress.seconds();
+        out.printf("%s: %,d answers, %,d prompt + %,d generated tokens in %s (%,.1f generated tokens/s); ended %s%n", file,
+                records.size(), progress.promptTokens(), progress.generatedTokens(), GenerationProgress.duration(seconds),
+                progress.generatedTokens() / seconds, progress.finishSummary());
+        out.flush();
+    }
+}
