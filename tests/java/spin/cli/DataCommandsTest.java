@@ -1,5 +1,7 @@
 package spin.cli;
 
+import static spin.cli.CliRun.run;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -7,14 +9,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 import spin.data.ParquetFixtures;
 import spin.data.SpinDatasetWriter;
 import spin.data.SpinDatasets;
@@ -32,17 +31,6 @@ class DataCommandsTest {
     @TempDir
     Path dir;
 
-    private record Result(int exitCode, String out, String err) {}
-
-    private static Result run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        CommandLine cli = Main.commandLine();
-        cli.setOut(new PrintWriter(out));
-        cli.setErr(new PrintWriter(err));
-        int code = cli.execute(args);
-        return new Result(code, out.toString(), err.toString());
-    }
-
     private static SpinRecord record(String q, String real, String generated) {
         return new SpinRecord(List.of(ChatMessage.user(q), ChatMessage.assistant(real)),
                 List.of(ChatMessage.user(q), ChatMessage.assistant(generated)));
@@ -56,7 +44,7 @@ class DataCommandsTest {
                 List.of(new String[] {"user", "Name a colour."}, new String[] {"assistant", "Blue."})));
         ParquetFixtures.ultrachat(ultrachat.resolve("data/test_sft-00000-of-00001.parquet"), List.of(
                 List.of(new String[] {"user", "Hi"}, new String[] {"assistant", "Hello!"})));
-        Result reformat = run("reformat", "--data", ultrachat.toString(), "--output-dir", dir.resolve("iter0").toString());
+        CliRun.Result reformat = run("reformat", "--data", ultrachat.toString(), "--output-dir", dir.resolve("iter0").toString());
         assertEquals(0, reformat.exitCode(), reformat.err());
         assertEquals("Wrote 2 train and 1 test records to " + dir.resolve("iter0") + "\n", reformat.out());
         assertEquals(List.of(record("What is 2 + 3?", "5", ""), record("Name a colour.", "Blue.", "")),
@@ -66,7 +54,7 @@ class DataCommandsTest {
         SpinDatasetWriter.write(generated.resolve("loser_0.jsonl"), List.of(record("What is 2 + 3?", "5", " Six.")));
         SpinDatasetWriter.write(generated.resolve("loser_1.jsonl"), List.of(record("Name a colour.", "Blue.", "\n Red.")));
         SpinDatasetWriter.write(generated.resolve("loser_0_test.jsonl"), List.of(record("Hi", "Hello!", " Hey.")));
-        Result convert = run("convert", "--input-dir", generated.toString(), "--output-dir", dir.resolve("iter1").toString(),
+        CliRun.Result convert = run("convert", "--input-dir", generated.toString(), "--output-dir", dir.resolve("iter1").toString(),
                 "--num-fracs", "2");
         assertEquals(0, convert.exitCode(), convert.err());
         assertEquals(List.of(record("What is 2 + 3?", "5", "Six."), record("Name a colour.", "Blue.", "Red.")),
@@ -81,11 +69,11 @@ class DataCommandsTest {
         Files.writeString(data.resolve("train_sft.jsonl"), "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, "
                 + "{\"role\": \"assistant\", \"content\": \"a\"}]}\n{\"messages\": [{\"role\": \"user\", \"content\": [1]}]}\n");
         Files.writeString(data.resolve("test_sft.jsonl"), "");
-        Result bad = run("reformat", "--data", data.toString(), "--output-dir", dir.resolve("out").toString());
+        CliRun.Result bad = run("reformat", "--data", data.toString(), "--output-dir", dir.resolve("out").toString());
         assertEquals(1, bad.exitCode());
         assertEquals("spin reformat: " + data.resolve("train_sft.jsonl") + ", line 2: messages[0].content must be a string, "
                 + "got an array ([1]); fix the row, or pass --skip-invalid to skip invalid rows\n", bad.err());
-        Result skipped = run("reformat", "--data", data.toString(), "--output-dir", dir.resolve("out").toString(), "--skip-invalid");
+        CliRun.Result skipped = run("reformat", "--data", data.toString(), "--output-dir", dir.resolve("out").toString(), "--skip-invalid");
         assertEquals(0, skipped.exitCode(), skipped.err());
         assertTrue(skipped.out().contains("Wrote 1 train and 0 test records")
                 && skipped.out().contains("Skipped 1 invalid row; the first: " + data.resolve("train_sft.jsonl") + ", line 2:"), skipped.out());
@@ -93,7 +81,7 @@ class DataCommandsTest {
         Files.createDirectories(dir.resolve("gen"));
         SpinDatasetWriter.write(dir.resolve("gen/loser_1.jsonl"), List.of(record("q", "a", "g")));
         SpinDatasetWriter.write(dir.resolve("gen/loser_0_test.jsonl"), List.of(record("q", "a", "g")));
-        Result missing = run("convert", "--input-dir", dir.resolve("gen").toString(), "--output-dir", dir.resolve("o").toString());
+        CliRun.Result missing = run("convert", "--input-dir", dir.resolve("gen").toString(), "--output-dir", dir.resolve("o").toString());
         assertEquals(1, missing.exitCode());
         assertEquals("spin convert: " + dir.resolve("gen") + ": missing generation shards loser_0.jsonl; generate those fractions\n", missing.err());
     }
@@ -101,7 +89,7 @@ class DataCommandsTest {
     @Test
     void scoreWritesPerRecordLogProbsAndTheTokensItUsed() throws IOException {
         Path model = dir.resolve("tiny");
-        Result init = run("init-model", "--preset", "tiny", "--out", model.toString(), "--dtype", "f32");
+        CliRun.Result init = run("init-model", "--preset", "tiny", "--out", model.toString(), "--dtype", "f32");
         assertEquals(0, init.exitCode(), init.err());
         assertTrue(init.out().contains("Wrote the demo tokenizer (512 tokens, zephyr chat template)"), init.out());
         try (Tokenizer tokenizer = Tokenizer.load(model)) {
@@ -111,7 +99,7 @@ class DataCommandsTest {
         Files.writeString(data, SpinDatasetWriter.toJson(record("What is 2 + 3?", "5", "Six.")) + "\n"
                 + "{\"real\": []}\n" + SpinDatasetWriter.toJson(record("Hi", "Hello! How can I help?", "")) + "\n");
         Path scores = dir.resolve("scores.jsonl"), tokens = dir.resolve("tokens.jsonl");
-        Result score = run("score", "--model", model.toString(), "--data", data.toString(), "--out", scores.toString(),
+        CliRun.Result score = run("score", "--model", model.toString(), "--data", data.toString(), "--out", scores.toString(),
                 "--dump-tokens", tokens.toString(), "--batch-size", "1", "--skip-invalid", "--threads", "2");
         assertEquals(0, score.exitCode(), score.err());
         assertTrue(score.out().startsWith("Scored 2 records under " + model + " into " + scores), score.out());
@@ -133,7 +121,7 @@ class DataCommandsTest {
         assertEquals(0, generated.get("attention_mask").get(promptLength).asInt(), "the template's </s> is masked");
 
         // Scoring in one batch of two (padded) gives the same numbers, printed to standard output.
-        Result together = run("score", "--model", model.toString(), "--data", data.toString(), "--skip-invalid", "--threads", "2");
+        CliRun.Result together = run("score", "--model", model.toString(), "--data", data.toString(), "--skip-invalid", "--threads", "2");
         assertEquals(0, together.exitCode(), together.err());
         String[] batched = together.out().split("\n");
         assertEquals(2, batched.length, together.out());
@@ -151,7 +139,7 @@ class DataCommandsTest {
         assertEquals(0, run("init-model", "--preset", "tiny", "--out", model.toString()).exitCode());
         Path data = dir.resolve("data.jsonl");
         Files.writeString(data, SpinDatasetWriter.toJson(record("q", "a", "g")) + "\n");
-        Result limits = run("score", "--model", model.toString(), "--data", data.toString(), "--max-length", "256", "--max-prompt-length", "256");
+        CliRun.Result limits = run("score", "--model", model.toString(), "--data", data.toString(), "--max-length", "256", "--max-prompt-length", "256");
         assertEquals(1, limits.exitCode());
         assertEquals("spin score: need 0 < max_prompt_length < max_length, got max_prompt_length 256 and max_length 256\n", limits.err());
         Path narrow = dir.resolve("narrow");
@@ -161,12 +149,12 @@ class DataCommandsTest {
                 t.tieWordEmbeddings(), t.initializerRange(), t.bosTokenId(), t.eosTokenId());
         ModelCheckpoint.writeInitialized(vocab300, narrow, ModelCheckpoint.StorageType.BF16, 1, ModelCheckpoint.DEFAULT_SHARD_BYTES);
         DemoTokenizer.write(narrow, DemoTokenizer.DEFAULT_VOCAB_SIZE, 2048);
-        Result small = run("score", "--model", narrow.toString(), "--data", data.toString());
+        CliRun.Result small = run("score", "--model", narrow.toString(), "--data", data.toString());
         assertEquals(1, small.exitCode());
         assertEquals("spin score: " + narrow + ": the tokenizer has 512 tokens but config.json's vocab_size is 300; "
                 + "use the tokenizer the model was trained with\n", small.err());
         Files.delete(model.resolve(Tokenizer.FILE_NAME));
-        Result noTokenizer = run("score", "--model", model.toString(), "--data", data.toString());
+        CliRun.Result noTokenizer = run("score", "--model", model.toString(), "--data", data.toString());
         assertEquals(1, noTokenizer.exitCode());
         assertTrue(noTokenizer.err().startsWith("spin score: no such file or directory: " + model.resolve(Tokenizer.FILE_NAME)), noTokenizer.err());
     }

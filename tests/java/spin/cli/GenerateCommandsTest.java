@@ -1,5 +1,7 @@
 package spin.cli;
 
+import static spin.cli.CliRun.run;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -7,8 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -19,7 +19,6 @@ import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 import spin.backend.Backend;
 import spin.backend.Tensor;
 import spin.backend.cpu.CpuBackend;
@@ -49,17 +48,6 @@ class GenerateCommandsTest {
 
     @TempDir
     Path dir;
-
-    private record Result(int exitCode, String out, String err) {}
-
-    private static Result run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        CommandLine cli = Main.commandLine();
-        cli.setOut(new PrintWriter(out));
-        cli.setErr(new PrintWriter(err));
-        int code = cli.execute(args);
-        return new Result(code, out.toString(), err.toString());
-    }
 
     /** The tiny preset's shapes with a wider initialisation, so that answers vary from token to token. */
     @BeforeAll
@@ -133,7 +121,7 @@ class GenerateCommandsTest {
         String[] args = {"generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir", out.toString(),
             "--frac-len", "4", "--data-frac", "1", "--max-new-tokens", String.valueOf(NEW_TOKENS), "--batch-size", "3",
             "--threads", "1"};
-        Result first = run(args);
+        CliRun.Result first = run(args);
         assertEquals(0, first.exitCode(), first.err());
         Path file = out.resolve("loser_1.jsonl");
         assertTrue(first.out().startsWith(file + ": 4 answers, "), first.out());
@@ -154,19 +142,19 @@ class GenerateCommandsTest {
         }
         String text = Files.readString(file);
 
-        Result again = run(args);
+        CliRun.Result again = run(args);
         assertEquals(0, again.exitCode(), again.err());
         assertSameText(text, file, "a re-run must replace the shard, not append to it");
 
         String[] resume = Arrays.copyOf(args, args.length + 1);
         resume[args.length] = "--resume";
-        Result skipped = run(resume);
+        CliRun.Result skipped = run(resume);
         assertEquals(0, skipped.exitCode(), skipped.err());
         assertEquals(file + ": complete (4 records), skipped\n", skipped.out());
 
         List<String> lines = Files.readAllLines(file);
         Files.write(file, lines.subList(0, 2));
-        Result redone = run(resume);
+        CliRun.Result redone = run(resume);
         assertEquals(0, redone.exitCode(), redone.err());
         assertTrue(redone.out().startsWith(file + ": holds 2 records, not 4; generating it again\n"), redone.out());
         assertSameText(text, file, "the resumed shard must be whole again");
@@ -179,15 +167,15 @@ class GenerateCommandsTest {
     @Test
     void aWholeIterationsShardsConvertIntoTheNextData() throws IOException {
         Path out = dir.resolve("generated");
-        Result train = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir", out.toString(),
+        CliRun.Result train = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir", out.toString(),
                 "--frac-len", "5", "--num-fracs", "2", "--max-new-tokens", "6", "--threads", "1");
         assertEquals(0, train.exitCode(), train.err());
-        Result test = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir", out.toString(),
+        CliRun.Result test = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir", out.toString(),
                 "--split", "test", "--max-new-tokens", "6", "--prompt-format", "chat", "--threads", "1");
         assertEquals(0, test.exitCode(), test.err());
         assertEquals(List.of("loser_0.jsonl", "loser_0_test.jsonl", "loser_1.jsonl"),
                 Files.list(out).map(p -> p.getFileName().toString()).sorted().toList());
-        Result convert = run("convert", "--input-dir", out.toString(), "--output-dir", dir.resolve("iter1").toString());
+        CliRun.Result convert = run("convert", "--input-dir", out.toString(), "--output-dir", dir.resolve("iter1").toString());
         assertEquals(0, convert.exitCode(), convert.err());
         assertEquals("Wrote 10 train and 4 test records to " + dir.resolve("iter1") + "\n", convert.out());
     }
@@ -202,7 +190,7 @@ class GenerateCommandsTest {
                     "--output-dir", out.toString(), "--max-new-tokens", "8", "--temperature", "1.0", "--top-p", "0.9",
                     "--threads", "1"));
             args.addAll(List.of(flags));
-            Result r = run(args.toArray(new String[0]));
+            CliRun.Result r = run(args.toArray(new String[0]));
             assertEquals(0, r.exitCode(), r.err());
             runs.add(shard(out.resolve("loser_0.jsonl")));
         }
@@ -215,7 +203,7 @@ class GenerateCommandsTest {
         InputStream stdin = System.in;
         try {
             System.setIn(new ByteArrayInputStream((QUESTIONS[0] + "\n\n" + QUESTIONS[5] + "\n").getBytes(StandardCharsets.UTF_8)));
-            Result r = run("chat", "--model", model.toString(), "--max-new-tokens", String.valueOf(NEW_TOKENS), "--threads", "1");
+            CliRun.Result r = run("chat", "--model", model.toString(), "--max-new-tokens", String.valueOf(NEW_TOKENS), "--threads", "1");
             assertEquals(0, r.exitCode(), r.err());
             assertEquals(referenceAnswer(QUESTIONS[0]) + "\n" + referenceAnswer(QUESTIONS[5]) + "\n", r.out());
         } finally {
@@ -225,7 +213,7 @@ class GenerateCommandsTest {
 
     @Test
     void benchGenerateReportsPrefillAndDecodeThroughput() {
-        Result r = run("bench", "generate", "--preset", "tiny", "--batch", "2", "--prompt-len", "4", "--new-tokens", "3",
+        CliRun.Result r = run("bench", "generate", "--preset", "tiny", "--batch", "2", "--prompt-len", "4", "--new-tokens", "3",
                 "--iters", "1", "--warmup-seconds", "0", "--threads", "1");
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("RESULT mode=generate preset=tiny batch=2 prompt_len=4 new_tokens=3 threads=1 prefill_tokens_per_s="),
@@ -234,20 +222,20 @@ class GenerateCommandsTest {
 
     @Test
     void badFlagsAndDataAreOneLineErrors() {
-        Result split = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir",
+        CliRun.Result split = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir",
                 dir.toString(), "--split", "dev");
         assertEquals(1, split.exitCode());
         assertEquals("spin generate: --split must be train or test, got \"dev\"\n", split.err());
-        Result fraction = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir",
+        CliRun.Result fraction = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir",
                 dir.toString(), "--frac-len", "4", "--data-frac", "3");
         assertEquals(1, fraction.exitCode());
         assertTrue(fraction.err().contains("fraction 3 of 4 rows starts at row 12 but the data has 10 rows; the last fraction is 2"),
                 fraction.err());
-        Result budget = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir",
+        CliRun.Result budget = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir",
                 dir.toString(), "--max-new-tokens", "4000");
         assertEquals(1, budget.exitCode());
         assertTrue(budget.err().contains("exceed the model's max_position_embeddings (2048)"), budget.err());
-        Result format = run("chat", "--model", model.toString(), "--prompt-format", "alpaca");
+        CliRun.Result format = run("chat", "--model", model.toString(), "--prompt-format", "alpaca");
         assertEquals(1, format.exitCode());
         assertEquals("spin chat: unknown prompt format \"alpaca\"; use instruction or chat\n", format.err());
     }

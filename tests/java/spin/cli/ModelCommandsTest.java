@@ -1,15 +1,14 @@
 package spin.cli;
 
+import static spin.cli.CliRun.run;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 import spin.backend.cpu.CpuBackend;
 import spin.model.MistralConfig;
 import spin.model.MistralModel;
@@ -20,27 +19,16 @@ class ModelCommandsTest {
     @TempDir
     Path dir;
 
-    private record Result(int exitCode, String out, String err) {}
-
-    private static Result run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        CommandLine cli = Main.commandLine();
-        cli.setOut(new PrintWriter(out));
-        cli.setErr(new PrintWriter(err));
-        int code = cli.execute(args);
-        return new Result(code, out.toString(), err.toString());
-    }
-
     @Test
     void initModelWritesALoadableTinyModelThatInspectValidates() throws Exception {
         Path model = dir.resolve("tiny");
-        Result init = run("init-model", "--preset", "tiny", "--out", model.toString(), "--seed", "3");
+        CliRun.Result init = run("init-model", "--preset", "tiny", "--out", model.toString(), "--seed", "3");
         assertEquals(0, init.exitCode(), init.err());
         assertTrue(Files.isRegularFile(model.resolve("config.json")));
         try (CpuBackend cpu = new CpuBackend(1); MistralModel loaded = ModelCheckpoint.load(model, cpu)) {
             assertEquals(MistralConfig.tiny(), loaded.config());
         }
-        Result inspect = run("inspect", model.toString(), "--memory", "--batch", "2", "--seq-len", "32", "--gpus", "1");
+        CliRun.Result inspect = run("inspect", model.toString(), "--memory", "--batch", "2", "--seq-len", "32", "--gpus", "1");
         assertEquals(0, inspect.exitCode(), inspect.err());
         assertTrue(inspect.out().contains("model.layers.1.mlp.down_proj.weight"), inspect.out());
         assertTrue(inspect.out().contains("Validation: OK"), inspect.out());
@@ -49,7 +37,7 @@ class ModelCommandsTest {
 
     @Test
     void inspectReportsTheMistral7bMemoryPlan() {
-        Result r = run("inspect", "--preset", "mistral-7b", "--memory", "--gpus", "8");
+        CliRun.Result r = run("inspect", "--preset", "mistral-7b", "--memory", "--gpus", "8");
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("7,241,732,096"), r.out());
         assertTrue(r.out().contains("bf16 weights:          13.49 GiB"), r.out());
@@ -59,18 +47,18 @@ class ModelCommandsTest {
     void inspectNamesTheProblemInACorruptFile() throws Exception {
         Path bad = dir.resolve("bad.safetensors");
         Files.write(bad, new byte[] {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' '});
-        Result r = run("inspect", bad.toString());
+        CliRun.Result r = run("inspect", bad.toString());
         assertEquals(1, r.exitCode());
         assertTrue(r.err().contains(bad.toString()) && r.err().contains("bytes are left over")
                 || r.err().contains("header"), r.err());
-        Result missing = run("inspect", dir.resolve("nothing").toString());
+        CliRun.Result missing = run("inspect", dir.resolve("nothing").toString());
         assertEquals(1, missing.exitCode());
         assertTrue(missing.err().contains("no such file or directory"), missing.err());
     }
 
     @Test
     void unknownPresetIsAClearError() {
-        Result r = run("init-model", "--preset", "huge", "--out", dir.toString());
+        CliRun.Result r = run("init-model", "--preset", "huge", "--out", dir.toString());
         assertEquals(1, r.exitCode());
         assertTrue(r.err().contains("unknown preset \"huge\"; choose tiny, small or mistral-7b"), r.err());
     }
