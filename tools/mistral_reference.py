@@ -87,6 +87,61 @@ fixture.safetensors A SPIN batch, B=4 rows of T=12 tokens. Rows 0,1 are "real", 
   grad.<name>     F32         d loss / d parameter (the sigmoid `loss`), for every
                               parameter name above, same shape as the parameter
                               (float64 autograd).
+train_fixture.safetensors  Three SPIN training steps with the semantics of HF Trainer +
+                    SPINTrainer (gradient_accumulation_steps 1), in float64 from the float32
+                    weights of model.safetensors. Every float is stored as F32 (exact values
+                    in the header's __metadata__), ids / masks / labels as I64.
+  batch{i}_input_ids       I64 [8,12]  micro-batch i (i = 0,1,2; optimizer step s uses batch s):
+  batch{i}_attention_mask  I64 [8,12]  4 records, rows 0..3 real, rows 4..7 generated (pair r =
+  batch{i}_labels          I64 [8,12]  rows r, r+4, sharing the prompt). A row is BOS + prompt |
+                              response + EOS (mask 1, labelled) | padding (id 2, mask 0, label
+                              -100); labels -100 on the prompt, else = input_ids (not shifted).
+                              EOS holes (id 2, mask 0): batch 0 row 1 pos 6 and batch 2 row 7
+                              pos 5 (in the response: labelled), batch 1 rows 0 and 4 pos 2 (in
+                              the prompt). Each batch has a row filling all 12 positions; batch 1
+                              row 6's response is the EOS alone.
+  batch{i}_opponent_logps  F32 [8]    batch_logps of the frozen starting model (the opponent) on
+                              batch i, computed once before training, float32-rounded; the loss
+                              uses exactly these values.
+  beta            F32 [1]     0.1
+  max_grad_norm   F32 [1]     2.08: clip_grad_norm_ before every optimizer step (total 2-norm
+                              over all parameter gradients, gradients scaled by
+                              min(1, max_norm / (norm + 1e-6))). Every run clips steps 1 and 2
+                              and not step 0, each norm at least 1% away from 2.08.
+  lr_multiplier   F32 [3]     [0, 1, 0.5]: get_linear_schedule_with_warmup over 3 steps with
+                              ceil(0.1 * 3) = 1 warmup step. Step 0 runs at lr 0: it moves no
+                              weight but does update the optimizer state (and AdamW's step count).
+  Three runs R from the same start, 3 optimizer steps each (forward + backward of batch s, clip,
+  optimizer.step, scheduler.step):
+    rmsprop   torch.optim.RMSprop lr 1e-3, alpha 0.99, eps 1e-8, no momentum, not centered
+              (HF optim rmsprop)
+    adamw     torch.optim.AdamW lr 1e-2, betas (0.9, 0.999), eps 1e-8, weight_decay 0
+              (HF optim adamw_torch defaults)
+    adamw_wd  as adamw with weight_decay 0.01 on EVERY parameter, norm weights included
+              (HF's default grouping would exempt them)
+  R/loss          F32 [3]     step s's loss on batch s at the weights before step s: mean over
+                              the 4 pairs of -logsigmoid(beta * ((pol_real - pol_gen) -
+                              (opp_real - opp_gen))). Steps 0 and 1 both see the start weights,
+                              so their loss is ln 2 up to the opponent's float32 rounding.
+  R/grad_norm     F32 [3]     pre-clip total gradient norm of step s (clip_grad_norm_'s result)
+  R/clip_coef     F32 [3]     factor the gradients of step s were scaled by (1 = not clipped)
+  R/lr            F32 [3]     lr of step s
+  R/weight_decay  F32 [1]
+  R/<param name>  F32         weights after the 3 steps, every parameter of model.safetensors
+                              (float32-rounded: compare final - start relatively)
+  rmsprop/square_avg/<param name>  F32  RMSprop state after the 3 steps
+  adamw/exp_avg/<param name>, adamw/exp_avg_sq/<param name>, and the same under adamw_wd/
+                  F32         AdamW moments after the 3 steps (bias correction at step s uses
+                              t = s + 1: the lr-0 step counts)
+  accum_half{j}_input_ids, _attention_mask, _labels  I64 [4,T_j]  batch 0 split by records
+                              for gradient accumulation: half 0 = records 0,1 (batch 0 rows
+                              0,1,4,5), half 1 = records 2,3 (rows 2,3,6,7), each collated on its
+                              own, real rows first, all-padding trailing columns dropped:
+                              T_0 = 9, T_1 = 12.
+  accum_half{j}_opponent_logps  F32 [4]  the matching batch0_opponent_logps entries
+  accum_half{j}_loss  F32 [1]  the half's SPIN loss at the start weights; (l_0 + l_1) / 2 is the
+                              full batch-0 loss, and sum_j d(l_j / 2)/dθ is the full batch-0
+                              gradient (whose norm is R/grad_norm[0]).
 
 Self-checks (run every time, cheap): a loop-by-loop naive forward (explicit RoPE pair
 rotation, explicit per-head kv-group choice and key sets) matches the vectorised logits;
@@ -94,7 +149,13 @@ central finite differences in float64 against
 autograd for a random element and the largest-gradient element of every parameter;
 the sliding window changes the logits at positions >= window (and nothing before);
 changing the token at a masked hole changes no other position's logits; and the
-safetensors files read back bit-exactly.
+safetensors files read back bit-exactly. For the training fixture: every step's clipping
+and every optimizer update and state of the three runs re-derived from the update formulas
+agree with torch to 1e-12, the lr-0 step leaves the weights bit-identical while the state
+moves, clipping is on for some steps and off for others, every tensor moves by more than
+1e-4 relative, and the two accumulated halves give the full batch's gradient to 1e-12. The
+summary also prints how far a float32 torch run of the same steps lands (a guide for
+float32 tolerances).
 """
 
 import argparse
@@ -555,6 +616,283 @@ def self_check_finite_differences(model, loss_fn, gen, h=1e-5):
     return n_checked, worst
 
 
+# ----------------------------------------------------------------------------------------
+# Training-step fixture (train_fixture.safetensors): HF Trainer + SPINTrainer semantics
+# ----------------------------------------------------------------------------------------
+# Record layouts of the three training micro-batches, per record (prompt length, real response
+# length, generated response length); a response length counts its appended EOS. Hand-written
+# (only the token ids are random) so that the coverage does not depend on the seed.
+TRAIN_LAYOUT = (
+    ((3, 4, 6), (4, 5, 2), (2, 10, 7), (5, 3, 7)),  # records 0,1 end by 9: accum half 0 is trimmed
+    ((4, 8, 8), (2, 3, 5), (3, 9, 1), (4, 2, 6)),   # record 2's generated answer is EOS alone
+    ((2, 5, 10), (6, 6, 3), (3, 4, 4), (2, 7, 8)),
+)
+# EOS holes inside the text (attention mask 0, id EOS): (record, row kind, position) per batch.
+# A "prompt" hole is in both rows of its record (they share the prompt); response holes keep
+# their label, as the EOS of the chat template does in SpinRowEncoder.
+TRAIN_HOLES = (
+    ((1, "real", 6),),
+    ((0, "prompt", 2),),
+    ((3, "generated", 5),),
+)
+TRAIN_T = 12
+TRAIN_BETA = 0.1
+TRAIN_WARMUP_RATIO = 0.1
+# clip_grad_norm_'s max_norm, picked from the printed norms: step 0's is ~2.04, the later ones
+# ~2.13, so every run clips steps 1 and 2 and not step 0 (asserted, with a margin of 1% so that
+# a float32 implementation cannot land on the other side).
+TRAIN_MAX_GRAD_NORM = 2.08
+TRAIN_CLIP_MARGIN = 0.01
+# name -> (torch optimizer, kwargs). HF `optim: rmsprop` passes only lr (and the trainer's
+# weight_decay, 0 by default); `optim: adamw_torch` passes lr, betas, eps and weight_decay,
+# whose TrainingArguments default is 0.0 (not torch's 0.01). adamw_wd decays EVERY parameter,
+# norm weights included (HF's default parameter grouping would exempt the norm weights).
+TRAIN_RUNS = (
+    ("rmsprop", torch.optim.RMSprop, dict(lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0,
+                                          momentum=0, centered=False)),
+    # Adam's steps are ~lr per element whatever the gradient scale: 1e-2 moves the weights ~4%
+    # and makes the decay (lr * wd = 1e-4 per step) stand well above float32 noise
+    ("adamw", torch.optim.AdamW, dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)),
+    ("adamw_wd", torch.optim.AdamW, dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)),
+)
+
+
+def make_train_batch(gen, records, holes, t, vocab, bos=1, eos=2):
+    """2n rows [real 0..n-1, generated 0..n-1] of [prompt | response + EOS | EOS padding]:
+    the pair shares the prompt (same ids), BOS at position 0, text ids in [3, vocab) so that
+    EOS occurs only where meant; padding: id EOS, mask 0, label -100; labels = ids on the
+    response (its final EOS included), -100 on the prompt (HF labels, not shifted)."""
+    n = len(records)
+    ids = torch.full((2 * n, t), eos, dtype=torch.int64)
+    mask = torch.zeros(2 * n, t, dtype=torch.int64)
+    labels = torch.full((2 * n, t), IGNORE_INDEX, dtype=torch.int64)
+    for r, (p, real_len, gen_len) in enumerate(records):
+        prompt = torch.randint(3, vocab, (p,), generator=gen, dtype=torch.int64)
+        prompt[0] = bos
+        for row, resp_len in ((r, real_len), (n + r, gen_len)):
+            assert 1 <= resp_len and p + resp_len <= t
+            resp = torch.randint(3, vocab, (resp_len,), generator=gen, dtype=torch.int64)
+            resp[-1] = eos
+            ids[row, :p] = prompt
+            ids[row, p:p + resp_len] = resp
+            mask[row, :p + resp_len] = 1
+            labels[row, p:p + resp_len] = resp
+    for rec, kind, pos in holes:
+        p = records[rec][0]
+        assert (kind == "prompt") == (pos < p) and pos > 0
+        for row in {"real": (rec,), "generated": (n + rec,), "prompt": (rec, n + rec)}[kind]:
+            assert pos < p + records[rec][1 if row < n else 2] - 1, "a hole must precede the final EOS"
+            ids[row, pos] = eos
+            mask[row, pos] = 0
+            if labels[row, pos] != IGNORE_INDEX:
+                labels[row, pos] = eos
+    assert bool((mask[:, 0] == 1).all())
+    return ids, mask, labels
+
+
+def split_records(batch, opponent, records):
+    """The sub-batch of the given records, rows [real..., generated...] as the collator would
+    build it from those records alone: trailing columns that are padding in every row dropped."""
+    ids, mask, labels = batch
+    n = ids.shape[0] // 2
+    rows = list(records) + [n + r for r in records]
+    keep = ids[rows], mask[rows], labels[rows]
+    length = max(int(torch.nonzero(m).max()) + 1 for m in keep[1])  # final EOS is visible
+    return tuple(x[:, :length].clone() for x in keep), opponent[rows].clone()
+
+
+def linear_warmup_multiplier(step, warmup, total):
+    """get_linear_schedule_with_warmup's lr factor at `step` (= scheduler steps taken so far)."""
+    if step < warmup:
+        return step / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def hand_step(kind, kw, lr, p, g, st, step):
+    """One optimizer step from the update formulas (float64); returns (new p, new state)."""
+    if kind is torch.optim.RMSprop:
+        a = kw["alpha"]
+        sa = a * st["square_avg"] + (1 - a) * g * g
+        return p - lr * g / (sa.sqrt() + kw["eps"]), {"square_avg": sa}
+    b1, b2 = kw["betas"]
+    p = p * (1 - lr * kw["weight_decay"])  # decoupled decay, before the moment update
+    m = b1 * st["exp_avg"] + (1 - b1) * g
+    v = b2 * st["exp_avg_sq"] + (1 - b2) * g * g
+    bc1, bc2 = 1 - b1 ** step, 1 - b2 ** step
+    return p - lr / bc1 * m / (v.sqrt() / math.sqrt(bc2) + kw["eps"]), {"exp_avg": m, "exp_avg_sq": v}
+
+
+def fresh_model(cfg, start, dtype):
+    model = MistralForCausalLM(cfg).to(dtype)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(start[name].to(dtype))
+    return model
+
+
+def run_training(cfg, start, opt_cls, kw, batches, opponents, beta, max_norm, dtype=torch.float64,
+                 check=True):
+    """HF Trainer's loop with gradient_accumulation_steps 1: per step forward + backward of the
+    SPIN loss, clip_grad_norm_, optimizer.step, scheduler.step, zero_grad. With `check`, every
+    step's clipping and update are re-derived by hand and must agree to 1e-12."""
+    model = fresh_model(cfg, start, dtype)
+    names = [n for n, _ in model.named_parameters()]
+    params = [p for _, p in model.named_parameters()]
+    opt = opt_cls(params, **kw)
+    total = len(batches)
+    warmup = math.ceil(TRAIN_WARMUP_RATIO * total)  # HF: ceil(num_training_steps * warmup_ratio)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup_multiplier(s, warmup, total))
+    state_keys = ("square_avg",) if opt_cls is torch.optim.RMSprop else ("exp_avg", "exp_avg_sq")
+    hand_state = [{k: torch.zeros_like(p) for k in state_keys} for p in params]
+    log = {"loss": [], "grad_norm": [], "lr": [], "clip_coef": []}
+    worst = 0.0
+    for s, (batch, opp) in enumerate(zip(batches, opponents)):
+        lr = opt.param_groups[0]["lr"]
+        assert lr == kw["lr"] * linear_warmup_multiplier(s, warmup, total), (s, lr)
+        opt.zero_grad(set_to_none=True)
+        loss = compute_all(model, *batch, opp.to(dtype), beta)[3]
+        loss.backward()
+        raw = [p.grad.detach().clone() for p in params]
+        norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))  # returns the pre-clip norm
+        coef = min(1.0, max_norm / (norm + 1e-6))
+        before = [p.detach().clone() for p in params]
+        opt.step()
+        sched.step()
+        log["loss"].append(loss.item())
+        log["grad_norm"].append(norm)
+        log["lr"].append(lr)
+        log["clip_coef"].append(coef)
+        if not check:
+            continue
+        hand_norm = math.sqrt(sum(float((g * g).sum()) for g in raw))
+        assert abs(hand_norm - norm) <= 1e-12 * norm, (hand_norm, norm)
+        for i, p in enumerate(params):
+            g = raw[i] * coef
+            assert float((p.grad - g).abs().max()) <= 1e-15, f"clipping {names[i]}"
+            want_p, hand_state[i] = hand_step(opt_cls, kw, lr, before[i], g, hand_state[i], s + 1)
+            err = float((p.detach() - want_p).abs().max())
+            for k in state_keys:
+                err = max(err, float((opt.state[p][k] - hand_state[i][k]).abs().max()))
+            assert err <= 1e-12, f"step {s} {names[i]}: torch and the formulas differ by {err}"
+            worst = max(worst, err)
+            if lr == 0:  # HF's first step under warmup: the weights stay, the state moves
+                assert torch.equal(p.detach(), before[i]), f"lr 0 moved {names[i]}"
+        if lr == 0:
+            assert any(float(opt.state[p][state_keys[-1]].abs().max()) > 0 for p in params)
+    final = {n: p.detach().clone() for n, p in zip(names, params)}
+    state = {k: {n: opt.state[p][k].detach().clone() for n, p in zip(names, params)} for k in state_keys}
+    return final, state, log, worst
+
+
+def accumulation_check(cfg, start, full, full_opp, halves, beta):
+    """Gradient accumulation: sum_j d(loss_j / k)/dθ over k equal halves == d(full mean loss)/dθ."""
+    model = fresh_model(cfg, start, torch.float64)
+    loss = compute_all(model, *full, full_opp, beta)[3]
+    loss.backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    half_losses = []
+    for batch, opp in halves:
+        lj = compute_all(model, *batch, opp, beta)[3]
+        (lj / len(halves)).backward()  # .grad accumulates across backward calls
+        half_losses.append(lj.item())
+    err = max(float((p.grad - want[n]).abs().max()) for n, p in model.named_parameters())
+    assert err <= 1e-12, f"accumulated gradient differs from the full batch's by {err}"
+    assert abs(sum(half_losses) / len(halves) - loss.item()) <= 1e-15
+    return half_losses, err, math.sqrt(sum(float((g * g).sum()) for g in want.values()))
+
+
+def write_train_fixture(cfg, start, out, seed):
+    """Build, check and write train_fixture.safetensors. `start`: the float32 weights of
+    model.safetensors. Draws from its own generator, so the other fixtures' draws are untouched.
+    Returns lines for the summary."""
+    gen = torch.Generator().manual_seed(1_000_003 + seed)
+    start64 = {n: w.to(torch.float64) for n, w in start.items()}
+    beta, max_norm = TRAIN_BETA, TRAIN_MAX_GRAD_NORM
+    batches = [make_train_batch(gen, recs, holes, TRAIN_T, cfg.vocab_size, cfg.bos_token_id, cfg.eos_token_id)
+               for recs, holes in zip(TRAIN_LAYOUT, TRAIN_HOLES)]
+    opponent = fresh_model(cfg, start64, torch.float64)  # the frozen starting model
+    with torch.no_grad():  # once, before training; stored as float32 and used exactly so
+        opponents = [batch_logps(opponent(ids, m)[0], lab).to(torch.float32).to(torch.float64)
+                     for ids, m, lab in batches]
+
+    # gradient accumulation on batch 0: records {0,1} and {2,3}, each its own collated batch
+    n0 = batches[0][0].shape[0] // 2
+    halves = [split_records(batches[0], opponents[0], range(j, j + n0 // 2)) for j in (0, n0 // 2)]
+    assert halves[0][0][0].shape[1] < TRAIN_T, "half 0 should be shorter (trimmed padding)"
+    half_losses, accum_err, accum_norm = accumulation_check(cfg, start64, batches[0], opponents[0], halves, beta)
+
+    lines = []
+    fix = {}
+    for i, ((ids, m, lab), opp) in enumerate(zip(batches, opponents)):
+        fix.update({f"batch{i}_input_ids": ids, f"batch{i}_attention_mask": m,
+                    f"batch{i}_labels": lab, f"batch{i}_opponent_logps": opp.to(torch.float32)})
+    for j, ((ids, m, lab), opp) in enumerate(halves):
+        fix.update({f"accum_half{j}_input_ids": ids, f"accum_half{j}_attention_mask": m,
+                    f"accum_half{j}_labels": lab, f"accum_half{j}_opponent_logps": opp.to(torch.float32),
+                    f"accum_half{j}_loss": torch.tensor([half_losses[j]], dtype=torch.float32)})
+    total = len(batches)
+    warmup = math.ceil(TRAIN_WARMUP_RATIO * total)
+    fix["beta"] = torch.tensor([beta], dtype=torch.float32)
+    fix["max_grad_norm"] = torch.tensor([max_norm], dtype=torch.float32)
+    fix["lr_multiplier"] = torch.tensor([linear_warmup_multiplier(s, warmup, total) for s in range(total)],
+                                        dtype=torch.float32)
+    meta = {"format": "pt", "beta": repr(beta), "max_grad_norm": repr(max_norm), "num_training_steps": str(total),
+            "num_warmup_steps": str(warmup), "weight_decay_applies_to": "all parameters"}
+
+    flat = lambda d: torch.cat([v.reshape(-1) for v in d.values()])
+    s64 = flat(start64)
+    for name, cls, kw in TRAIN_RUNS:
+        final, state, log, worst = run_training(cfg, start64, cls, kw, batches, opponents, beta, max_norm)
+        # the first optimizer step ran at lr 0 and left the weights alone (asserted in
+        # run_training); the clip is on for some steps, off for others, never at the edge
+        assert log["lr"][0] == 0 and all(lr > 0 for lr in log["lr"][1:])
+        clipped = [c < 1.0 for c in log["clip_coef"]]
+        assert any(clipped) and not all(clipped), f"{name}: clipping {clipped}"
+        assert all(abs(g - max_norm) > TRAIN_CLIP_MARGIN * max_norm for g in log["grad_norm"]), log["grad_norm"]
+        # every tensor moves far beyond float32 resolution
+        moved = min(float((final[n] - start64[n]).norm() / start64[n].norm()) for n in final)
+        assert moved > 1e-4, f"{name}: some tensor moved only {moved:.2e}"
+        for k in ("loss", "grad_norm", "lr", "clip_coef"):
+            fix[f"{name}/{k}"] = torch.tensor(log[k], dtype=torch.float32)
+        fix[f"{name}/weight_decay"] = torch.tensor([kw["weight_decay"]], dtype=torch.float32)
+        for n, p in final.items():
+            fix[f"{name}/{n}"] = p.to(torch.float32)
+        for k, per_param in state.items():
+            for n, v in per_param.items():
+                fix[f"{name}/{k}/{n}"] = v.to(torch.float32)
+        meta[f"{name}.optimizer"] = f"{cls.__module__}.{cls.__name__}"
+        meta[f"{name}.kwargs"] = json.dumps(kw, sort_keys=True)
+
+        # information only: the same run in float32 torch, how far float32 lands (Java tolerances)
+        f32, st32, _, _ = run_training(cfg, start, cls, kw, batches, [o.to(torch.float32) for o in opponents],
+                                       beta, max_norm, dtype=torch.float32, check=False)
+        upd = flat(final) - s64
+        upd_err = float(((flat(f32).to(torch.float64) - s64) - upd).norm() / upd.norm())
+        st_err = max(float((st32[k][n].to(torch.float64) - v).norm() / v.norm())
+                     for k, d in state.items() for n, v in d.items())
+        lines.append(f"{name:8s} lr {kw['lr']:g} wd {kw['weight_decay']:g}: loss "
+                     + " ".join(f"{x:.9f}" for x in log["loss"]) + "  grad_norm "
+                     + " ".join(f"{x:.6f}" for x in log["grad_norm"]) + "  clipped "
+                     + "".join("yn"[not c] for c in clipped)
+                     + f"  |final-start|/|start| {float(upd.norm() / s64.norm()):.3e} (min per tensor {moved:.2e})"
+                     + f"; hand-derived steps agree to {worst:.1e}; float32 torch: update rel err {upd_err:.1e},"
+                     + f" state max per-tensor rel err {st_err:.1e}")
+    wd = flat({n: fix[f"adamw_wd/{n}"] for n in start}).to(torch.float64)
+    nd = flat({n: fix[f"adamw/{n}"] for n in start}).to(torch.float64)
+    lines.append(f"adamw vs adamw_wd final weights: rel diff {float((wd - nd).norm() / nd.norm()):.3e}")
+    lines.append(f"accumulation: 2 halves of batch 0 (T {[h[0][0].shape[1] for h in halves]}) give the full batch's "
+                 f"gradient to {accum_err:.1e} (norm {accum_norm:.6f}); half losses {half_losses}")
+
+    path = os.path.join(out, "train_fixture.safetensors")
+    save_safetensors(path, fix, meta)
+    back = load_safetensors(path)
+    assert list(back) == list(fix)
+    for k in fix:
+        assert back[k].dtype == fix[k].dtype and torch.equal(back[k], fix[k]), f"train_fixture:{k}"
+    return lines
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="output folder (e.g. tests/fixtures/tiny-mistral)")
@@ -668,6 +1006,13 @@ def main(argv=None):
     print(f"self-check: naive loop forward agrees (max |diff| {naive_err:.1e}); finite differences OK on {n_fd} elements (worst rel err {worst_fd:.2e}); "
           f"sliding window changes logits at positions >= {w} (min max-diff {d[w:].min().item():.3e}), "
           f"none before; masked hole leaks nothing; safetensors round trip exact")
+
+    # ---- training-step fixture (own generator: the files above do not depend on it) ---------
+    lines = write_train_fixture(cfg, weights, args.out, args.seed)
+    fname = "train_fixture.safetensors"
+    print(f"wrote {args.out}/{fname} ({os.path.getsize(os.path.join(args.out, fname))} bytes)")
+    for line in lines:
+        print("  " + line)
     return 0
 
 
