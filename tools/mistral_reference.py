@@ -117,7 +117,8 @@ train_fixture.safetensors  Three SPIN training steps with the semantics of HF Tr
               (HF optim rmsprop)
     adamw     torch.optim.AdamW lr 1e-2, betas (0.9, 0.999), eps 1e-8, weight_decay 0
               (HF optim adamw_torch defaults)
-    adamw_wd  as adamw with weight_decay 0.01 on EVERY parameter, norm weights included
+    adamw_wd  as adamw with weight_decay 0.01 on the weight matrices; the 1-D norm weights are
+              not decayed (HF Trainer's parameter grouping spares biases and norm weights)
               (HF's default grouping would exempt them)
   R/loss          F32 [3]     step s's loss on batch s at the weights before step s: mean over
                               the 4 pairs of -logsigmoid(beta * ((pol_real - pol_gen) -
@@ -645,8 +646,8 @@ TRAIN_MAX_GRAD_NORM = 2.08
 TRAIN_CLIP_MARGIN = 0.01
 # name -> (torch optimizer, kwargs). HF `optim: rmsprop` passes only lr (and the trainer's
 # weight_decay, 0 by default); `optim: adamw_torch` passes lr, betas, eps and weight_decay,
-# whose TrainingArguments default is 0.0 (not torch's 0.01). adamw_wd decays EVERY parameter,
-# norm weights included (HF's default parameter grouping would exempt the norm weights).
+# whose TrainingArguments default is 0.0 (not torch's 0.01). adamw_wd decays the weight matrices
+# only: HF Trainer puts biases and norm weights (Mistral's 1-D parameters) in a group without decay.
 TRAIN_RUNS = (
     ("rmsprop", torch.optim.RMSprop, dict(lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0,
                                           momentum=0, centered=False)),
@@ -738,7 +739,10 @@ def run_training(cfg, start, opt_cls, kw, batches, opponents, beta, max_norm, dt
     model = fresh_model(cfg, start, dtype)
     names = [n for n, _ in model.named_parameters()]
     params = [p for _, p in model.named_parameters()]
-    opt = opt_cls(params, **kw)
+    decays = [kw.get("weight_decay", 0) if p.dim() >= 2 else 0 for p in params]  # HF's grouping
+    groups = [{"params": [p for p, d in zip(params, decays) if d], "weight_decay": kw.get("weight_decay", 0)},
+              {"params": [p for p, d in zip(params, decays) if not d], "weight_decay": 0}]
+    opt = opt_cls([g for g in groups if g["params"]], **kw)
     total = len(batches)
     warmup = math.ceil(TRAIN_WARMUP_RATIO * total)  # HF: ceil(num_training_steps * warmup_ratio)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup_multiplier(s, warmup, total))
@@ -769,7 +773,8 @@ def run_training(cfg, start, opt_cls, kw, batches, opponents, beta, max_norm, dt
         for i, p in enumerate(params):
             g = raw[i] * coef
             assert float((p.grad - g).abs().max()) <= 1e-15, f"clipping {names[i]}"
-            want_p, hand_state[i] = hand_step(opt_cls, kw, lr, before[i], g, hand_state[i], s + 1)
+            want_p, hand_state[i] = hand_step(opt_cls, dict(kw, weight_decay=decays[i]), lr, before[i], g,
+                                              hand_state[i], s + 1)
             err = float((p.detach() - want_p).abs().max())
             for k in state_keys:
                 err = max(err, float((opt.state[p][k] - hand_state[i][k]).abs().max()))
@@ -838,7 +843,7 @@ def write_train_fixture(cfg, start, out, seed):
     fix["lr_multiplier"] = torch.tensor([linear_warmup_multiplier(s, warmup, total) for s in range(total)],
                                         dtype=torch.float32)
     meta = {"format": "pt", "beta": repr(beta), "max_grad_norm": repr(max_norm), "num_training_steps": str(total),
-            "num_warmup_steps": str(warmup), "weight_decay_applies_to": "all parameters"}
+            "num_warmup_steps": str(warmup), "weight_decay_applies_to": "2-D weights (norm weights are not decayed)"}
 
     flat = lambda d: torch.cat([v.reshape(-1) for v in d.values()])
     s64 = flat(start64)

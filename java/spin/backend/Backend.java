@@ -220,6 +220,26 @@ public interface Backend extends AutoCloseable {
     void spinLossBackward(Tensor dPolicyReal, Tensor dPolicyGenerated, Tensor policyReal, Tensor policyGenerated,
             Tensor opponentReal, Tensor opponentGenerated, float beta, SpinLossType type, float lossScale);
 
+    // ---------------------------------------------------------------- optimizers
+
+    /**
+     * One {@code torch.optim.RMSprop} step (not centered, no momentum) on F32 tensors of equal size,
+     * in place, with torch's float32 arithmetic:
+     * {@code g = grad + weightDecay * param; squareAvg = alpha * squareAvg + (1 - alpha) * g * g;
+     * param -= lr * g / (sqrt(squareAvg) + eps)}.
+     */
+    void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, float lr, float alpha, float eps, float weightDecay);
+
+    /**
+     * One {@code torch.optim.AdamW} step on F32 tensors of equal size, in place, {@code step} being
+     * the 1-based count of steps including this one:
+     * {@code param *= 1 - lr * weightDecay; expAvg += (1 - beta1) * (grad - expAvg);
+     * expAvgSq = beta2 * expAvgSq + (1 - beta2) * grad * grad;
+     * param -= lr / (1 - beta1^step) * expAvg / (sqrt(expAvgSq) / sqrt(1 - beta2^step) + eps)}.
+     */
+    void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1, float beta2,
+            float eps, float weightDecay, long step);
+
     // ---------------------------------------------------------------- reductions
 
     /** Sum of all elements of a F32 tensor, accumulated in double in a fixed order. */

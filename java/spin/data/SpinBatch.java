@@ -8,21 +8,38 @@ import spin.backend.Tensor;
  * B records as 2B rows of length T, right-padded to the longest row of the batch: rows 0..B-1 are
  * prompt + real answer, rows B..2B-1 prompt + generated answer, record by record (the reference's
  * concatenated_forward). Padding has the pad id, attention mask 0 and label -100. Arrays are
- * row-major [2B, T].
+ * row-major [2B, T]. A batch of real answers only (supervised fine-tuning) has just the B real rows.
  */
 public final class SpinBatch {
     private final long[] recordIndices;
+    private final int rowsPerRecord;
     private final int length;
     private final int[] ids;
     private final int[] attentionMask;
     private final int[] labels;
 
-    SpinBatch(long[] recordIndices, int length, int[] ids, int[] attentionMask, int[] labels) {
+    SpinBatch(long[] recordIndices, int rowsPerRecord, int length, int[] ids, int[] attentionMask, int[] labels) {
         this.recordIndices = recordIndices;
+        this.rowsPerRecord = rowsPerRecord;
         this.length = length;
         this.ids = ids;
         this.attentionMask = attentionMask;
         this.labels = labels;
+    }
+
+    /**
+     * A batch from already tokenized rows, [rows, length] row-major: {@code pairs} says whether the
+     * rows are B real then B generated (SPIN) or B real only (SFT).
+     */
+    public static SpinBatch of(long[] recordIndices, boolean pairs, int length, int[] ids, int[] attentionMask, int[] labels) {
+        int rows = (pairs ? 2 : 1) * recordIndices.length;
+        for (int[] a : new int[][] {ids, attentionMask, labels}) {
+            if (a.length != rows * length) {
+                throw new IllegalArgumentException("a batch of " + rows + " rows of length " + length + " needs "
+                        + rows * length + " values per array, got " + a.length);
+            }
+        }
+        return new SpinBatch(recordIndices.clone(), pairs ? 2 : 1, length, ids.clone(), attentionMask.clone(), labels.clone());
     }
 
     /** B: records in the batch. */
@@ -30,9 +47,27 @@ public final class SpinBatch {
         return recordIndices.length;
     }
 
-    /** 2B: real rows then generated rows. */
+    /** 2B: real rows then generated rows (B for a real-only batch). */
     public int rows() {
-        return 2 * records();
+        return rowsPerRecord * records();
+    }
+
+    /** Scored target tokens over all rows (labels other than -100, after the shift). */
+    public int scoredTokens() {
+        int n = 0;
+        for (int t : targets()) {
+            n += t == Backend.IGNORE_INDEX ? 0 : 1;
+        }
+        return n;
+    }
+
+    /** Tokens the model reads (attention mask 1), the unit of tokens/s. */
+    public int attendedTokens() {
+        int n = 0;
+        for (int m : attentionMask) {
+            n += m;
+        }
+        return n;
     }
 
     /** T: the longest row's length. */

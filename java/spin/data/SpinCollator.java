@@ -28,17 +28,27 @@ public final class SpinCollator {
     }
 
     public SpinBatch collate(List<SpinFeatures> records) {
+        return pad(records, true);
+    }
+
+    /** The real rows only, [B, T]: supervised fine-tuning on the dataset's answers. */
+    public SpinBatch collateReal(List<SpinFeatures> records) {
+        return pad(records, false);
+    }
+
+    private SpinBatch pad(List<SpinFeatures> records, boolean withGenerated) {
         if (records.isEmpty()) {
             throw new IllegalArgumentException("a batch needs at least one record");
         }
         int b = records.size();
+        int rowsPerRecord = withGenerated ? 2 : 1;
         int length = 0;
         for (SpinFeatures f : records) {
-            length = Math.max(length, Math.max(f.real().length(), f.generated().length()));
+            length = Math.max(length, withGenerated ? Math.max(f.real().length(), f.generated().length()) : f.real().length());
         }
-        int[] ids = new int[2 * b * length];
-        int[] mask = new int[2 * b * length];
-        int[] labels = new int[2 * b * length];
+        int[] ids = new int[rowsPerRecord * b * length];
+        int[] mask = new int[ids.length];
+        int[] labels = new int[ids.length];
         Arrays.fill(ids, padId);
         Arrays.fill(labels, Backend.IGNORE_INDEX);
         long[] indices = new long[b];
@@ -46,9 +56,11 @@ public final class SpinCollator {
             SpinFeatures f = records.get(r);
             indices[r] = f.index();
             place(f.real(), r * length, ids, mask, labels);
-            place(f.generated(), (b + r) * length, ids, mask, labels);
+            if (withGenerated) {
+                place(f.generated(), (b + r) * length, ids, mask, labels);
+            }
         }
-        return new SpinBatch(indices, length, ids, mask, labels);
+        return new SpinBatch(indices, rowsPerRecord, length, ids, mask, labels);
     }
 
     private static void place(TokenRow row, int at, int[] ids, int[] mask, int[] labels) {

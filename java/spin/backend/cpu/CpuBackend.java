@@ -643,6 +643,31 @@ public final class CpuBackend implements Backend {
     // ---------------------------------------------------------------- reductions
 
     @Override
+    public void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, float lr, float alpha, float eps,
+            float weightDecay) {
+        requireF32(param, grad, squareAvg);
+        requireSameSize(param, grad, "grad");
+        requireSameSize(param, squareAvg, "squareAvg");
+        MemorySegment p = param.memory(), g = grad.memory(), s = squareAvg.memory();
+        elementwise(param.size(), (start, end) -> OptimizerMath.rmsprop(p, g, s, start, end, lr, alpha, eps, weightDecay));
+    }
+
+    @Override
+    public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1,
+            float beta2, float eps, float weightDecay, long step) {
+        requireF32(param, grad, expAvg, expAvgSq);
+        requireSameSize(param, grad, "grad");
+        requireSameSize(param, expAvg, "expAvg");
+        requireSameSize(param, expAvgSq, "expAvgSq");
+        if (step < 1) {
+            throw new IllegalArgumentException("AdamW step count starts at 1, got " + step);
+        }
+        MemorySegment p = param.memory(), g = grad.memory(), m = expAvg.memory(), v = expAvgSq.memory();
+        elementwise(param.size(), (start, end) -> OptimizerMath.adamw(p, g, m, v, start, end, lr, beta1, beta2, eps,
+                weightDecay, step));
+    }
+
+    @Override
     public double sum(Tensor in) {
         return reduce(in, false);
     }

@@ -1,0 +1,63 @@
+package spin.optim;
+
+import java.util.Map;
+import spin.backend.Backend;
+import spin.model.MistralModel;
+import spin.model.ParameterBuffer;
+import spin.model.ParameterLayout.Slot;
+
+/** torch.optim.AdamW (decoupled weight decay, bias-corrected moments), HF's {@code optim: adamw_torch}. */
+public final class AdamW implements Optimizer {
+    private final MistralModel model;
+    private final ParameterBuffer expAvg, expAvgSq;
+    private final float beta1, beta2, eps, weightDecay;
+    private long steps;
+
+    AdamW(MistralModel model, float beta1, float beta2, float eps, float weightDecay) {
+        this.model = model;
+        this.expAvg = new ParameterBuffer(model.backend(), model.parameters().layout());
+        this.expAvgSq = new ParameterBuffer(model.backend(), model.parameters().layout());
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.eps = eps;
+        this.weightDecay = weightDecay;
+    }
+
+    @Override
+    public String name() {
+        return "adamw";
+    }
+
+    @Override
+    public void step(float lr) {
+        Backend backend = model.backend();
+        ParameterBuffer params = model.parameters(), grads = model.gradients();
+        steps++;
+        for (Slot slot : params.layout().slots()) {
+            String n = slot.name();
+            backend.adamwStep(params.get(n), grads.get(n), expAvg.get(n), expAvgSq.get(n), lr, beta1, beta2, eps,
+                    WeightDecay.of(slot, weightDecay), steps);
+        }
+    }
+
+    @Override
+    public long steps() {
+        return steps;
+    }
+
+    @Override
+    public Map<String, ParameterBuffer> state() {
+        return Map.of("exp_avg", expAvg, "exp_avg_sq", expAvgSq);
+    }
+
+    @Override
+    public void restoreSteps(long steps) {
+        this.steps = steps;
+    }
+
+    @Override
+    public void close() {
+        expAvg.close();
+        expAvgSq.close();
+    }
+}

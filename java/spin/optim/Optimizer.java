@@ -1,0 +1,30 @@
+package spin.optim;
+
+import java.util.Map;
+import spin.model.ParameterBuffer;
+
+/**
+ * Updates a model's parameters in place from its gradient buffer. State tensors are laid out like
+ * the parameters (one {@link ParameterBuffer} per kind of state) so that checkpoints and ZeRO
+ * shards treat them as plain flat buffers.
+ */
+public interface Optimizer extends AutoCloseable {
+
+    /** The config name: {@code rmsprop} or {@code adamw}. */
+    String name();
+
+    /** Applies one update at learning rate {@code lr} from the current gradients. */
+    void step(float lr);
+
+    /** Updates applied so far (AdamW's bias corrections depend on it). */
+    long steps();
+
+    /** The state buffers by name ({@code square_avg}; {@code exp_avg}, {@code exp_avg_sq}), for checkpoints. */
+    Map<String, ParameterBuffer> state();
+
+    /** Restores the update count after the state buffers were filled from a checkpoint. */
+    void restoreSteps(long steps);
+
+    @Override
+    void close();
+}

@@ -1,0 +1,60 @@
+package spin.optim;
+
+import java.util.Map;
+import spin.backend.Backend;
+import spin.model.MistralModel;
+import spin.model.ParameterBuffer;
+import spin.model.ParameterLayout.Slot;
+
+/** torch.optim.RMSprop without momentum or centering, HF's {@code optim: rmsprop}. */
+public final class RmsProp implements Optimizer {
+    private final MistralModel model;
+    private final ParameterBuffer squareAvg;
+    private final float alpha, eps, weightDecay;
+    private long steps;
+
+    RmsProp(MistralModel model, float alpha, float eps, float weightDecay) {
+        this.model = model;
+        this.squareAvg = new ParameterBuffer(model.backend(), model.parameters().layout());
+        this.alpha = alpha;
+        this.eps = eps;
+        this.weightDecay = weightDecay;
+    }
+
+    @Override
+    public String name() {
+        return "rmsprop";
+    }
+
+    @Override
+    public void step(float lr) {
+        Backend backend = model.backend();
+        ParameterBuffer params = model.parameters(), grads = model.gradients();
+        for (Slot slot : params.layout().slots()) {
+            String n = slot.name();
+            backend.rmspropStep(params.get(n), grads.get(n), squareAvg.get(n), lr, alpha, eps,
+                    WeightDecay.of(slot, weightDecay));
+        }
+        steps++;
+    }
+
+    @Override
+    public long steps() {
+        return steps;
+    }
+
+    @Override
+    public Map<String, ParameterBuffer> state() {
+        return Map.of("square_avg", squareAvg);
+    }
+
+    @Override
+    public void restoreSteps(long steps) {
+        this.steps = steps;
+    }
+
+    @Override
+    public void close() {
+        squareAvg.close();
+    }
+}

@@ -1,0 +1,58 @@
+package spin.train;
+
+import java.util.ArrayList;
+import java.util.List;
+import spin.data.LogProbScorer;
+import spin.data.SpinBatch;
+import spin.data.SpinCollator;
+import spin.data.SpinFeatures;
+import spin.data.SpinRecord;
+import spin.model.MistralModel;
+
+/**
+ * The reference's opponent log-probs scored once, before the first update, with the starting model
+ * (which is the opponent): the same numbers a frozen copy would give at every step, for one forward
+ * pass per record instead of one per record and epoch, and without a second model in memory.
+ */
+final class PrecomputedOpponent implements Opponent {
+    private final float[][] trainScores, testScores;
+
+    private PrecomputedOpponent(float[][] trainScores, float[][] testScores) {
+        this.trainScores = trainScores;
+        this.testScores = testScores;
+    }
+
+    static PrecomputedOpponent score(MistralModel startingModel, SpinCollator collator, List<SpinRecord> train,
+            List<SpinRecord> test, int batchSize, Runnable progress) {
+        return new PrecomputedOpponent(scoreAll(startingModel, collator, train, batchSize, progress),
+                scoreAll(startingModel, collator, test, batchSize, progress));
+    }
+
+    private static float[][] scoreAll(MistralModel model, SpinCollator collator, List<SpinRecord> records, int batchSize,
+            Runnable progress) {
+        float[] real = new float[records.size()], generated = new float[records.size()];
+        for (int start = 0; start < records.size(); start += batchSize) {
+            List<SpinFeatures> features = new ArrayList<>();
+            for (int i = start; i < Math.min(records.size(), start + batchSize); i++) {
+                features.add(collator.features(i, records.get(i)));
+            }
+            LogProbScorer.Scores s = LogProbScorer.score(model, collator.collate(features));
+            System.arraycopy(s.real(), 0, real, start, features.size());
+            System.arraycopy(s.generated(), 0, generated, start, features.size());
+            progress.run();
+        }
+        return new float[][] {real, generated};
+    }
+
+    @Override
+    public LogProbScorer.Scores scores(SpinBatch batch, Split split) {
+        float[][] table = split == Split.TRAIN ? trainScores : testScores;
+        float[] real = new float[batch.records()], generated = new float[batch.records()];
+        for (int b = 0; b < batch.records(); b++) {
+            int i = Math.toIntExact(batch.recordIndex(b));
+            real[b] = table[0][i];
+            generated[b] = table[1][i];
+        }
+        return new LogProbScorer.Scores(real, generated);
+    }
+}

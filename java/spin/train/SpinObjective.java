@@ -1,0 +1,107 @@
+package spin.train;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import spin.backend.Backend;
+import spin.backend.DType;
+import spin.backend.SpinLossStats;
+import spin.backend.SpinLossType;
+import spin.backend.Tensor;
+import spin.data.LogProbScorer;
+import spin.data.SpinBatch;
+import spin.data.SpinCollator;
+import spin.data.SpinFeatures;
+import spin.model.MistralModel;
+
+/**
+ * The SPIN loss of DESIGN section 1 on pairs (real, generated) against a frozen opponent, with the
+ * reference trainer's metrics: rewards/*, logps/* and logits/* (the mean raw logit over every
+ * position of the real rows, padding included, as the reference computes it).
+ */
+final class SpinObjective implements TrainingObjective {
+    private final MistralModel model;
+    private final SpinCollator collator;
+    private final Opponent opponent;
+    private final float beta;
+    private final SpinLossType lossType;
+
+    SpinObjective(MistralModel model, SpinCollator collator, Opponent opponent, float beta, SpinLossType lossType) {
+        this.model = model;
+        this.collator = collator;
+        this.opponent = opponent;
+        this.beta = beta;
+        this.lossType = lossType;
+    }
+
+    @Override
+    public SpinBatch collate(List<SpinFeatures> records) {
+        return collator.collate(records);
+    }
+
+    @Override
+    public double weight(SpinBatch batch) {
+        return batch.records();
+    }
+
+    @Override
+    public Map<String, Double> train(SpinBatch batch, double share, long step) {
+        return run(batch, Opponent.Split.TRAIN, share, step);
+    }
+
+    @Override
+    public Map<String, Double> evaluate(SpinBatch batch) {
+        return run(batch, Opponent.Split.TEST, 0, -1);
+    }
+
+    /** share 0 means evaluation: no backward pass. */
+    private Map<String, Double> run(SpinBatch batch, Opponent.Split split, double share, long step) {
+        Backend backend = model.backend();
+        int b = batch.records();
+        LogProbScorer.Scores opponentScores = opponent.scores(batch, split);
+        boolean backwardPass = share > 0;
+        try (SpinBatch.Tensors in = batch.upload(backend);
+                Tensor perRow = backend.allocate(DType.F32, 2 * b);
+                Tensor opponentReal = backend.fromHost(opponentScores.real(), b);
+                Tensor opponentGenerated = backend.fromHost(opponentScores.generated(), b)) {
+            MistralModel.ForwardState state = model.forward(in.ids(), in.keyMask(), in.targets());
+            try {
+                backend.rowSumForward(perRow, state.tokenLogps());
+                Tensor policyReal = perRow.view(0, b), policyGenerated = perRow.view(b, b);
+                SpinLossStats stats = backend.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated,
+                        beta, lossType);
+                if (!Double.isFinite(stats.loss())) {
+                    throw new TrainingDivergedException("step " + step + ": the SPIN loss is " + stats.loss());
+                }
+                Tensor logits = state.logits();
+                long perHalf = logits.size() / 2;
+                Map<String, Double> metrics = new LinkedHashMap<>();
+                metrics.put("loss", stats.loss());
+                metrics.put("rewards/real", stats.rewardsReal());
+                metrics.put("rewards/generated", stats.rewardsGenerated());
+                metrics.put("rewards/accuracies", stats.rewardsAccuracy());
+                metrics.put("rewards/margins", stats.rewardsMargin());
+                metrics.put("logps/real", stats.logpsReal());
+                metrics.put("logps/generated", stats.logpsGenerated());
+                metrics.put("logits/real", backend.sum(logits.view(0, Math.toIntExact(perHalf))) / perHalf);
+                metrics.put("logits/generated", backend.sum(logits.view(perHalf, Math.toIntExact(perHalf))) / perHalf);
+                if (backwardPass) {
+                    try (Tensor dPerRow = backend.allocate(DType.F32, 2 * b);
+                            Tensor dTokenLogps = backend.allocate(DType.F32, 2 * b, batch.length())) {
+                        backend.spinLossBackward(dPerRow.view(0, b), dPerRow.view(b, b), policyReal, policyGenerated,
+                                opponentReal, opponentGenerated, beta, lossType, (float) share);
+                        backend.rowSumBackward(dTokenLogps, dPerRow);
+                        MistralModel.ForwardState consumed = state;
+                        state = null;
+                        model.backward(consumed, dTokenLogps);
+                    }
+                }
+                return metrics;
+            } finally {
+                if (state != null) {
+                    state.close();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+package spin.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalLong;
+import spin.backend.Backend;
+import spin.backend.cpu.CpuBackend;
+import spin.data.DatasetMixer;
+import spin.data.NumpyPermutation;
+import spin.data.SpinBatch;
+import spin.data.SpinCollator;
+import spin.data.SpinFeatures;
+import spin.data.SpinRecord;
+import spin.model.MistralModel;
+import spin.model.ModelCheckpoint;
+import spin.optim.LearningRateSchedule;
+import spin.optim.Optimizer;
+import spin.text.Tokenizer;
+
+/**
+ * The training loop of HF Trainer as the reference runs it, for SPIN or supervised fine-tuning:
+ * epochs over a seeded shuffle of the mixed train split, micro-batches of
+ * per_device_train_batch_size accumulated over gradient_accumulation_steps into one optimizer step,
+ * clipping by global norm, the learning-rate schedule, logging, evaluation and checkpoints.
+ *
+ * <p>Everything that decides the trajectory (weights, optimizer state, the step, the data order,
+ * which is a function of seed, epoch and step, and the metric accumulators) is in a checkpoint, so a
+ * resumed run ends bit-identical to an uninterrupted one.
+ */
+public final class Trainer {
+    public enum Mode { SPIN, SFT }
+
+    /** Marks a finished run in its output directory; written last. */
+    public static final String RESULTS_FILE = "train_results.json";
+
+    /** Keys that change what a run computes: a resume must not change them. */
+    private static final List<String> TRAJECTORY_KEYS = List.of("model_name_or_path", "dataset_mixer", "dataset_splits",
+            "beta", "loss_type", "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "optim",
+            "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "num_train_epochs", "max_steps",
+            "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "max_prompt_length",
+            "truncation_mode", "max_grad_norm", "seed");
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** The run's final metrics: the last training log line and the last evaluation, if any. */
+    public record Result(long steps, Path outputDir, Map<String, Double> lastLog, Map<String, Double> lastEval) {}
+
+    private final TrainConfig config;
+    private final Mode mode;
+    private final PrintWriter console;
+
+    private Trainer(TrainConfig config, Mode mode, PrintWriter console) {
+        this.config = config;
+        this.mode = mode;
+        this.console = console;
+    }
+
+    /**
+     * Trains as {@code config} says. With {@code resume}, continues from the latest complete
+     * checkpoint in output_dir (or starts, if there is none; or returns at once if the run already
+     * finished); without it, refuses an output_dir that already holds a run.
+     */
+    public static Result run(TrainConfig config, Mode mode, boolean resume, PrintWriter console) throws IOException {
+        return new Trainer(config, mode, console).run(resume);
+    }
+
+    private Result run(boolean resume) throws IOException {
+        Path out = config.outputDir();
+        TrainingCheckpoints checkpoints = new TrainingCheckpoints(out);
+        if (Files.exists(out.resolve(RESULTS_FILE))) {
+            if (!resume) {
+                throw new IllegalArgumentException(out + " already holds a finished run (" + RESULTS_FILE
+                        + "); choose another output_dir, or pass --resume to accept it as done");
+            }
+            console.printf("%s: training already finished (%s); nothing to do%n", out, RESULTS_FILE);
+            JsonNode done = JSON.readTree(out.resolve(RESULTS_FILE).toFile());
+            return new Result(done.path("global_step").asLong(), out, Map.of(), Map.of());
+        }
+        Optional<Path> from = resume ? checkpoints.latest() : Optional.empty();
+        if (!resume && !checkpoints.list().isEmpty()) {
+            throw new IllegalArgumentException(out + " already holds checkpoints (" + checkpoints.latest().orElseThrow().getFileName()
+                    + "); pass --resume to continue from the latest, or choose another output_dir");
+        }
+        if (!config.ignoredKeys().isEmpty()) {
+            console.println("note: ignoring keys that only matter to the Python stack: " + String.join(", ", config.ignoredKeys()));
+        }
+        List<DatasetMixer.Source> sources = new ArrayList<>();
+        config.datasetMixer().forEach((path, fraction) -> sources.add(new DatasetMixer.Source(Path.of(path), fraction)));
+        DatasetMixer.Mixed data = DatasetMixer.mix(sources, config.datasetSplits(), OptionalLong.of(config.seed()), config.skipInvalid());
+        if (data.train().isEmpty()) {
+            throw new IllegalArgumentException("dataset_mixer " + config.datasetMixer() + " gives no training records for splits "
+                    + config.datasetSplits());
+        }
+        boolean evaluating = !config.evaluationStrategy().equals("no");
+        if (evaluating && data.test().isEmpty()) {
+            throw new IllegalArgumentException("evaluation is on (evaluation_strategy " + config.evaluationStrategy()
+                    + ") but dataset_splits " + config.datasetSplits() + " gives no test records; add a test split or set do_eval: false");
+        }
+        try (Tokenizer tokenizer = Tokenizer.load(config.modelPath());
+                CpuBackend backend = config.threads() == 0 ? new CpuBackend() : new CpuBackend(config.threads());
+                MistralModel model = from.isPresent() ? TrainingCheckpoints.loadModel(from.get(), backend)
+                        : ModelCheckpoint.load(config.modelPath(), backend)) {
+            if (tokenizer.vocabSize() > model.config().vocabSize()) {
+                throw new IllegalArgumentException(config.modelPath() + ": the tokenizer has " + tokenizer.vocabSize()
+                        + " tokens but config.json's vocab_size is " + model.config().vocabSize());
+            }
+            model.setActivationRecompute(config.gradientCheckpointing());
+            SpinCollator collator = new SpinCollator(tokenizer, tokenizer.chatTemplate(), tokenizer.padId(), config.limits());
+            try (Opponent opponent = mode == Mode.SPIN ? opponent(model, from.isPresent(), collator, data, backend) : null;
+                    Optimizer optimizer = config.optimizer().create(model)) {
+                TrainingObjective objective = mode == Mode.SPIN
+                        ? new SpinObjective(model, collator, opponent, (float) config.beta(), config.spinLossType())
+                        : new SftObjective(model, collator);
+                return new Loop(model, optimizer, objective, collator, data, checkpoints, from).run();
+            }
+        }
+    }
+
+    private Opponent opponent(MistralModel model, boolean resumed, SpinCollator collator, DatasetMixer.Mixed data,
+            Backend backend) throws IOException {
+        if (!config.precomputeOpponent()) {
+            return new FrozenOpponent(ModelCheckpoint.load(config.modelPath(), backend));
+        }
+        int records = data.train().size() + data.test().size();
+        console.printf("scoring %,d records with the opponent (%s)...%n", records, config.modelPath());
+        long start = System.nanoTime();
+        int batch = config.trainBatchSize();
+        PrecomputedOpponent scores;
+        if (resumed) {
+            try (MistralModel starting = ModelCheckpoint.load(config.modelPath(), backend)) {
+                starting.setActivationRecompute(true);
+                scores = PrecomputedOpponent.score(starting, collator, data.train(), data.test(), batch, () -> {});
+            }
+        } else {
+            scores = PrecomputedOpponent.score(model, collator, data.train(), data.test(), batch, () -> {});
+        }
+        console.printf("opponent log-probs ready in %.1f s%n", (System.nanoTime() - start) / 1e9);
+        return scores;
+    }
+
+    /** One run of the loop over its fixed plan of steps. */
+    private final class Loop {
+        private final MistralModel model;
+        private final Optimizer optimizer;
+        private final TrainingObjective objective;
+        private final SpinCollator collator;
+        private final List<SpinRecord> train, test;
+        private final TrainingCheckpoints checkpoints;
+        private final Optional<Path> from;
+        private final MetricsLog log;
+        private final int batchSize, accumulation, microPerEpoch;
+        private final long stepsPerEpoch, totalSteps;
+        private final LearningRateSchedule schedule;
+        private final TrainingStep trainingStep;
+        private final MetricMeans interval = new MetricMeans();
+        private long intervalTokens, intervalNanos;
+        private int[] order;
+        private long orderEpoch = -1;
+
+        Loop(MistralModel model, Optimizer optimizer, TrainingObjective objective, SpinCollator collator,
+                DatasetMixer.Mixed data, TrainingCheckpoints checkpoints, Optional<Path> from) {
+            this.model = model;
+            this.optimizer = optimizer;
+            this.objective = objective;
+            this.collator = collator;
+            this.train = data.train();
+            this.test = data.test();
+            this.checkpoints = checkpoints;
+            this.from = from;
+            this.log = new MetricsLog(config.outputDir());
+            this.batchSize = config.trainBatchSize();
+            this.accumulation = config.gradientAccumulationSteps();
+            this.microPerEpoch = (train.size() + batchSize - 1) / batchSize;
+            this.stepsPerEpoch = (microPerEpoch + accumulation - 1) / accumulation;
+            this.totalSteps = config.maxSteps() > 0 ? config.maxSteps()
+                    : (long) Math.ceil(config.numTrainEpochs() * stepsPerEpoch);
+            this.schedule = config.schedule(totalSteps);
+            this.trainingStep = new TrainingStep(model, optimizer, objective, config.maxGradNorm());
+        }
+
+        Result run() throws IOException {
+            Backend backend = model.backend();
+            long start = 0;
+            if (from.isPresent()) {
+                start = TrainingCheckpoints.step(from.get());
+                JsonNode state = TrainingCheckpoints.readState(from.get());
+                requireSameTrajectory(from.get(), state.path("config"));
+                TrainingCheckpoints.loadOptimizer(from.get(), optimizer, backend);
+                interval.restore(state.path("interval"));
+                intervalTokens = state.path("interval_tokens").asLong();
+                intervalNanos = state.path("interval_nanos").asLong();
+                log.truncateAfter(start);
+                console.printf("resuming from %s (step %d of %d)%n", from.get(), start, totalSteps);
+            } else {
+                log.delete();
+            }
+            console.printf("%s training: %,d records, %d step%s (%d per epoch; %d x %d records per step), %s, lr %.3g (%s, %d warmup)%n",
+                    mode == Mode.SPIN ? "SPIN" : "SFT", train.size(), totalSteps, totalSteps == 1 ? "" : "s", stepsPerEpoch,
+                    accumulation, batchSize, optimizer.name(), config.learningRate(), schedule.type(), schedule.warmupSteps());
+            Map<String, Double> lastLog = Map.of(), lastEval = Map.of();
+            long sessionStart = System.nanoTime();
+            for (long step = start; step < totalSteps; step++) {
+                long t0 = System.nanoTime();
+                double lr = schedule.at(step);
+                TrainingStep.Outcome outcome = trainingStep.run(stepBatches(step), (float) lr, step + 1, interval);
+                double gradNorm = outcome.gradNorm();
+                intervalTokens += outcome.tokens();
+                intervalNanos += System.nanoTime() - t0;
+                long done = step + 1;
+                boolean epochEnd = done % stepsPerEpoch == 0 || done == totalSteps;
+                if (done % config.loggingSteps() == 0 || done == totalSteps) {
+                    lastLog = logLine(done, gradNorm, lr, sessionStart, start);
+                }
+                String evalStrategy = config.evaluationStrategy();
+                if ((evalStrategy.equals("steps") && done % config.evalSteps() == 0) || (evalStrategy.equals("epoch") && epochEnd)) {
+                    lastEval = evaluate(done);
+                }
+                String save = config.saveStrategy();
+                if ((save.equals("steps") && done % config.saveSteps() == 0) || (save.equals("epoch") && epochEnd)) {
+                    Path saved = checkpoints.save(done, model, optimizer, state(done), config.modelPath(), storage(),
+                            config.saveTotalLimit());
+                    console.printf("saved %s%n", saved);
+                }
+            }
+            Path out = config.outputDir();
+            TrainingCheckpoints.writeModel(model, out, config.modelPath(), storage());
+            ObjectNode results = JSON.createObjectNode().put("global_step", totalSteps).put("epoch", epochOf(totalSteps))
+                    .put("mode", mode.name().toLowerCase(java.util.Locale.ROOT));
+            lastLog.forEach(results::put);
+            lastEval.forEach(results::put);
+            spin.io.AtomicFiles.writeString(out.resolve(RESULTS_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(results));
+            console.printf("model saved to %s; metrics in %s%n", out, log.file());
+            return new Result(totalSteps, out, lastLog, lastEval);
+        }
+
+        /** Micro-batches of a step: a function of seed, epoch and step alone, so a resume replays the same order. */
+        private List<SpinBatch> stepBatches(long step) {
+            long epoch = step / stepsPerEpoch;
+            if (epoch != orderEpoch) {
+                order = NumpyPermutation.permutation(train.size(), config.seed() + epoch);
+                orderEpoch = epoch;
+            }
+            int first = (int) (step % stepsPerEpoch) * accumulation;
+            List<SpinBatch> batches = new ArrayList<>();
+            for (int m = first; m < Math.min(first + accumulation, microPerEpoch); m++) {
+                List<SpinFeatures> features = new ArrayList<>();
+                for (int i = m * batchSize; i < Math.min(train.size(), (m + 1) * batchSize); i++) {
+                    features.add(collator.features(order[i], train.get(order[i])));
+                }
+                batches.add(objective.collate(features));
+            }
+            return batches;
+        }
+
+        private Map<String, Double> logLine(long done, double gradNorm, double lr, long sessionStart, long firstStep)
+                throws IOException {
+            Map<String, Double> line = new LinkedHashMap<>(interval.means(""));
+            line.put("grad_norm", gradNorm);
+            line.put("learning_rate", lr);
+            line.put("tokens_per_second", intervalNanos > 0 ? intervalTokens / (intervalNanos / 1e9) : 0.0);
+            log.append(done, epochOf(done), line);
+            double perStep = (System.nanoTime() - sessionStart) / 1e9 / Math.max(1, done - firstStep);
+            StringBuilder text = new StringBuilder(String.format("step %d/%d  epoch %.2f  loss %.4f", done, totalSteps,
+                    epochOf(done), line.get("loss")));
+            if (line.containsKey("rewards/margins")) {
+                text.append(String.format("  margins %.4f  accuracy %.2f", line.get("rewards/margins"), line.get("rewards/accuracies")));
+            }
+            text.append(String.format("  lr %.3g  grad_norm %.3g  %,.0f tok/s  ETA %s", lr, gradNorm,
+                    line.get("tokens_per_second"), duration(perStep * (totalSteps - done))));
+            console.println(text);
+            console.flush();
+            interval.clear();
+            intervalTokens = 0;
+            intervalNanos = 0;
+            return line;
+        }
+
+        private Map<String, Double> evaluate(long done) throws IOException {
+            MetricMeans means = new MetricMeans();
+            int evalBatch = config.evalBatchSize();
+            for (int start = 0; start < test.size(); start += evalBatch) {
+                List<SpinFeatures> features = new ArrayList<>();
+                for (int i = start; i < Math.min(test.size(), start + evalBatch); i++) {
+                    features.add(collator.features(i, test.get(i)));
+                }
+                SpinBatch batch = objective.collate(features);
+                means.add(objective.evaluate(batch), objective.weight(batch));
+            }
+            Map<String, Double> line = means.means("eval_");
+            log.append(done, epochOf(done), line);
+            StringBuilder text = new StringBuilder(String.format("eval at step %d: loss %.4f", done, line.get("eval_loss")));
+            if (line.containsKey("eval_rewards/margins")) {
+                text.append(String.format("  margins %.4f  accuracy %.2f", line.get("eval_rewards/margins"),
+                        line.get("eval_rewards/accuracies")));
+            }
+            console.println(text);
+            return line;
+        }
+
+        private ObjectNode state(long done) {
+            ObjectNode state = JSON.createObjectNode().put("global_step", done).put("epoch", epochOf(done))
+                    .put("total_steps", totalSteps).put("steps_per_epoch", stepsPerEpoch).put("mode", mode.name())
+                    .put("data_order", "numpy permutation of the mixed train split with seed + epoch")
+                    .put("interval_tokens", intervalTokens).put("interval_nanos", intervalNanos);
+            state.set("interval", interval.toJson(JSON));
+            state.set("config", trajectory());
+            return state;
+        }
+
+        private ObjectNode trajectory() {
+            ObjectNode node = JSON.createObjectNode();
+            Map<String, Object> all = config.asMap();
+            for (String key : TRAJECTORY_KEYS) {
+                node.set(key, JSON.valueToTree(all.get(key)));
+            }
+            return node;
+        }
+
+        private void requireSameTrajectory(Path checkpoint, JsonNode saved) {
+            ObjectNode now = trajectory();
+            for (String key : TRAJECTORY_KEYS) {
+                if (!now.path(key).equals(saved.path(key))) {
+                    throw new IllegalArgumentException(checkpoint + " was written with " + key + " = " + saved.path(key)
+                            + " but the config now says " + now.path(key)
+                            + "; resume with the settings the run started with, or start a new output_dir");
+                }
+            }
+        }
+
+        private double epochOf(long step) {
+            return (double) step / stepsPerEpoch;
+        }
+    }
+
+    private ModelCheckpoint.StorageType storage() {
+        return config.bf16() ? ModelCheckpoint.StorageType.BF16 : ModelCheckpoint.StorageType.F32;
+    }
+
+    private static String duration(double seconds) {
+        long s = Math.round(seconds);
+        return s >= 3600 ? String.format("%dh%02dm", s / 3600, s % 3600 / 60)
+                : s >= 60 ? String.format("%dm%02ds", s / 60, s % 60) : s + "s";
+    }
+}
