@@ -1,0 +1,37 @@
+package spin.cli;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Unmatched;
+import spin.train.TrainConfig;
+import spin.train.Trainer;
+
+/** {@code spin train} and {@code spin sft}: a YAML config plus {@code --key=value} overrides, run by {@link Trainer}. */
+abstract class TrainingCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "CONFIG.yaml", description = "training config in the reference's YAML keys")
+    private Path config;
+
+    @Option(names = "--resume", description = "continue from the latest complete checkpoint in output_dir (a finished run is left as it is)")
+    private boolean resume;
+
+    @Unmatched
+    private List<String> overrides = new ArrayList<>();
+
+    abstract Trainer.Mode mode();
+
+    @Override
+    public Integer call() throws Exception {
+        TrainConfig settings = TrainConfig.load(config, overrides);
+        Trainer.run(settings, mode(), resume, spec.commandLine().getErr());
+        return 0;
+    }
+}
