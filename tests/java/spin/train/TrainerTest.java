@@ -13,7 +13,6 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -23,16 +22,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import spin.backend.cpu.CpuBackend;
-import spin.data.SpinDatasetWriter;
-import spin.data.SpinRecord;
-import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.model.ParameterLayout.Slot;
-import spin.text.ChatMessage;
-import spin.text.TestTokenizer;
 import spin.text.Tokenizer;
-import spin.text.TokenizerConfig;
 
 /** The training loop end to end on a tiny model: resume, accumulation, divergence, SFT, evaluation. */
 class TrainerTest {
@@ -47,24 +40,8 @@ class TrainerTest {
 
     @BeforeAll
     static void writeModelAndData() throws IOException {
-        model = shared.resolve("model");
-        MistralConfig tiny = MistralConfig.tiny();
-        MistralConfig config = new MistralConfig(tiny.vocabSize(), 32, 64, 2, 4, 2, 8, tiny.maxPositionEmbeddings(),
-                tiny.rmsNormEps(), tiny.ropeTheta(), tiny.slidingWindow(), false, 0.1f, tiny.bosTokenId(), tiny.eosTokenId());
-        ModelCheckpoint.writeInitialized(config, model, ModelCheckpoint.StorageType.F32, 3, ModelCheckpoint.DEFAULT_SHARD_BYTES);
-        for (String file : new String[] {Tokenizer.FILE_NAME, TokenizerConfig.FILE_NAME}) {
-            Files.copy(TestTokenizer.directory().resolve(file), model.resolve(file), StandardCopyOption.REPLACE_EXISTING);
-        }
-        data = shared.resolve("data");
-        List<SpinRecord> train = new ArrayList<>(), test = new ArrayList<>();
-        for (int i = 0; i < 20; i++) {
-            String q = "reverse " + "abcdefgh".substring(0, 2 + i % 6) + i;
-            SpinRecord r = new SpinRecord(List.of(ChatMessage.user(q), ChatMessage.assistant(new StringBuilder(q).reverse().toString())),
-                    List.of(ChatMessage.user(q), ChatMessage.assistant("no idea " + i)));
-            (i < 16 ? train : test).add(r);
-        }
-        SpinDatasetWriter.write(data.resolve("train_prefs-00000-of-00001.parquet"), train);
-        SpinDatasetWriter.write(data.resolve("test_prefs-00000-of-00001.parquet"), test);
+        model = TinyTrainingData.model(shared.resolve("model"));
+        data = TinyTrainingData.reversals(shared.resolve("data"));
     }
 
     private Map<String, Object> settings(Path out) {

@@ -1,0 +1,48 @@
+package spin.train;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import spin.data.SpinDatasetWriter;
+import spin.data.SpinRecord;
+import spin.model.MistralConfig;
+import spin.model.ModelCheckpoint;
+import spin.text.ChatMessage;
+import spin.text.TestTokenizer;
+import spin.text.Tokenizer;
+import spin.text.TokenizerConfig;
+
+/** A very small random model with the demo tokenizer, and a SPIN dataset, for training tests. */
+public final class TinyTrainingData {
+    private TinyTrainingData() {}
+
+    /** Hidden size 32, two layers, the tiny preset's vocabulary; float32 weights and the demo tokenizer. */
+    public static Path model(Path dir) throws IOException {
+        MistralConfig tiny = MistralConfig.tiny();
+        MistralConfig config = new MistralConfig(tiny.vocabSize(), 32, 64, 2, 4, 2, 8, tiny.maxPositionEmbeddings(),
+                tiny.rmsNormEps(), tiny.ropeTheta(), tiny.slidingWindow(), false, 0.1f, tiny.bosTokenId(), tiny.eosTokenId());
+        ModelCheckpoint.writeInitialized(config, dir, ModelCheckpoint.StorageType.F32, 3, ModelCheckpoint.DEFAULT_SHARD_BYTES);
+        for (String file : new String[] {Tokenizer.FILE_NAME, TokenizerConfig.FILE_NAME}) {
+            Files.copy(TestTokenizer.directory().resolve(file), dir.resolve(file), StandardCopyOption.REPLACE_EXISTING);
+        }
+        return dir;
+    }
+
+    /** 16 train and 4 test records: "reverse X" answered with X reversed (real) or a wrong answer (generated). */
+    public static Path reversals(Path dir) throws IOException {
+        List<SpinRecord> train = new ArrayList<>(), test = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            String q = "reverse " + "abcdefgh".substring(0, 2 + i % 6) + i;
+            SpinRecord r = new SpinRecord(
+                    List.of(ChatMessage.user(q), ChatMessage.assistant(new StringBuilder(q).reverse().toString())),
+                    List.of(ChatMessage.user(q), ChatMessage.assistant("no idea " + i)));
+            (i < 16 ? train : test).add(r);
+        }
+        SpinDatasetWriter.write(dir.resolve("train_prefs-00000-of-00001.parquet"), train);
+        SpinDatasetWriter.write(dir.resolve("test_prefs-00000-of-00001.parquet"), test);
+        return dir;
+    }
+}
