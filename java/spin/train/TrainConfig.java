@@ -105,12 +105,17 @@ public final class TrainConfig {
         return build(yaml.toString(), raw, overrides);
     }
 
-    /** A config made of overrides alone, for programmatic runs (the demo, iterate) and tests. */
+    /** A config from key-value pairs instead of a file, for programmatic runs (iterate, the demo) and tests. */
     public static TrainConfig of(Map<String, ?> entries) {
+        return of(entries, List.of());
+    }
+
+    /** Key-value pairs, then {@code --key=value} overrides. */
+    public static TrainConfig of(Map<String, ?> entries, List<String> overrides) {
         ObjectMapper json = new ObjectMapper();
         Map<String, JsonNode> raw = new LinkedHashMap<>();
         entries.forEach((k, v) -> raw.put(k, json.valueToTree(v)));
-        return build("settings", raw, List.of());
+        return build("settings", raw, overrides);
     }
 
     /** This config with some keys replaced. */
