@@ -10,7 +10,8 @@ import picocli.CommandLine.Command;
         version = "spin 0.1.0",
         description = "Self-Play Fine-Tuning (SPIN) of Mistral-architecture models.",
         subcommands = {InfoCommand.class, InitModelCommand.class, InspectCommand.class, ReformatCommand.class, ConvertCommand.class,
-                ScoreCommand.class, GenerateCommand.class, ChatCommand.class, TrainCommand.class, SftCommand.class, IterateCommand.class, DemoCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+                ScoreCommand.class, GenerateCommand.class, ChatCommand.class, TrainCommand.class, SftCommand.class,
+                IterateCommand.class, DemoCommand.class, ReportCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec
