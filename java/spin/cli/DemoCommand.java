@@ -36,7 +36,7 @@ import spin.train.Trainer;
  * Every stage keeps its output under --work, and re-running resumes.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = {"Run SPIN end to end on a tiny model and a synthetic task (sort, reverse, add), printing held-out "
+        description = {"Run SPIN end to end on a tiny model and a synthetic task with exact answers, printing held-out "
                 + "exact match and mean log-prob of the real answers for the SFT model and every SPIN iteration, and writing "
                 + "WORK/evaluation.jsonl and the report WORK/report/report.html."})
 public final class DemoCommand implements Callable<Integer> {
@@ -52,26 +52,39 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "42", description = "seed of the model, the data and the training order (default ${DEFAULT-VALUE})")
     private long seed;
 
-    @Option(names = "--train-records", defaultValue = "600", description = "training problems (default ${DEFAULT-VALUE})")
+    @Option(names = "--train-records", defaultValue = "400", description = "training problems (default ${DEFAULT-VALUE})")
     private int trainRecords;
 
-    @Option(names = "--test-records", defaultValue = "100", description = "held-out problems (default ${DEFAULT-VALUE})")
+    @Option(names = "--test-records", defaultValue = "80", description = "held-out problems (default ${DEFAULT-VALUE})")
     private int testRecords;
+
+    @Option(names = "--hidden-size", defaultValue = "64", description = "model width (default ${DEFAULT-VALUE})")
+    private int hiddenSize;
+
+    @Option(names = "--layers", defaultValue = "2", description = "transformer layers (default ${DEFAULT-VALUE})")
+    private int layers;
+
+    @Option(names = "--tasks", defaultValue = "opposite", split = ",",
+            description = "problem kinds: opposite, reverse, next, sort, add (default ${DEFAULT-VALUE})")
+    private List<String> tasks;
 
     @Option(names = "--iterations", defaultValue = "2", description = "SPIN iterations after the warm-up (default ${DEFAULT-VALUE})")
     private int iterations;
 
-    @Option(names = "--sft-epochs", defaultValue = "4", description = "epochs of the supervised warm-up: few, so the model stays weak (default ${DEFAULT-VALUE})")
+    @Option(names = "--sft-epochs", defaultValue = "10", description = "epochs of the supervised warm-up: too few to learn the task well (default ${DEFAULT-VALUE})")
     private double sftEpochs;
 
     @Option(names = "--sft-learning-rate", defaultValue = "3e-3", description = "AdamW learning rate of the warm-up (default ${DEFAULT-VALUE})")
     private double sftLearningRate;
 
-    @Option(names = "--spin-epochs", defaultValue = "2", description = "epochs per SPIN iteration (default ${DEFAULT-VALUE})")
+    @Option(names = "--spin-epochs", defaultValue = "1", description = "epochs per SPIN iteration (default ${DEFAULT-VALUE})")
     private double spinEpochs;
 
-    @Option(names = "--spin-learning-rate", defaultValue = "1e-4", description = "RMSprop learning rate of SPIN (default ${DEFAULT-VALUE})")
+    @Option(names = "--spin-learning-rate", defaultValue = "1e-5", description = "learning rate of the SPIN iterations (default ${DEFAULT-VALUE})")
     private double spinLearningRate;
+
+    @Option(names = "--spin-optim", defaultValue = "rmsprop", description = "optimizer of the SPIN iterations: rmsprop (the reference's) or adamw (default ${DEFAULT-VALUE})")
+    private String spinOptim;
 
     @Option(names = "--beta", defaultValue = "0.1", description = "SPIN's beta (default ${DEFAULT-VALUE})")
     private double beta;
@@ -107,7 +120,7 @@ public final class DemoCommand implements Callable<Integer> {
             if (threads != null) {
                 args.addAll(List.of("--threads", threads.toString()));
             }
-            common(model, Map.of(), work, spinLearningRate, spinEpochs, "rmsprop").forEach((key, value) -> {
+            common(model, Map.of(), work, spinLearningRate, spinEpochs, spinOptim).forEach((key, value) -> {
                 if (!key.equals("model_name_or_path") && !key.equals("dataset_mixer") && !key.equals("output_dir")) {
                     args.add("--" + key + "=" + value);
                 }
@@ -123,6 +136,8 @@ public final class DemoCommand implements Callable<Integer> {
                     e.meanLogpReal(), "examples", e.examples()))).append('\n');
         }
         AtomicFiles.writeString(work.resolve("evaluation.jsonl"), lines.toString());
+        err.println("== report");
+        stages.run("report", "--work", work.toString());
         PrintWriter out = spec.commandLine().getOut();
         out.printf("%nHeld-out results (%d problems; greedy decoding):%n", testRecords);
         out.printf("| model | exact match | mean log p(real answer) |%n|---|---|---|%n");
@@ -138,18 +153,22 @@ public final class DemoCommand implements Callable<Integer> {
     private void prepare(Path base, Path data, PrintWriter err) throws IOException {
         if (!Files.exists(base.resolve(MistralConfig.FILE_NAME))) {
             err.printf("== a tiny random model and the demo tokenizer in %s%n", base);
-            MistralConfig config = MistralConfig.tiny();
+            MistralConfig tiny = MistralConfig.tiny();
+            MistralConfig config = new MistralConfig(tiny.vocabSize(), hiddenSize, 2 * hiddenSize, layers, 4, 2, hiddenSize / 4,
+                    tiny.maxPositionEmbeddings(), tiny.rmsNormEps(), tiny.ropeTheta(), tiny.slidingWindow(), false,
+                    tiny.initializerRange(), tiny.bosTokenId(), tiny.eosTokenId());
             DemoTokenizer.write(base, DemoTokenizer.DEFAULT_VOCAB_SIZE, config.maxPositionEmbeddings());
             ModelCheckpoint.writeInitialized(config, base, ModelCheckpoint.StorageType.F32, seed, ModelCheckpoint.DEFAULT_SHARD_BYTES);
         }
         Path trainFile = data.resolve(SpinDatasetWriter.TRAIN_FILE), testFile = data.resolve(SpinDatasetWriter.TEST_FILE);
         if (!Files.exists(trainFile) || !Files.exists(testFile)) {
             err.printf("== %d train and %d held-out problems in %s%n", trainRecords, testRecords, data);
-            List<SpinRecord> test = DemoTask.records(testRecords, seed + 1, java.util.Set.of());
+            List<DemoTask.Kind> kinds = tasks.stream().map(DemoTask.Kind::parse).toList();
+            List<SpinRecord> test = DemoTask.records(kinds, testRecords, seed + 1, java.util.Set.of());
             HashSet<String> held = new HashSet<>();
             test.forEach(r -> held.add(DemoTask.question(r)));
             SpinDatasetWriter.write(testFile, test);
-            SpinDatasetWriter.write(trainFile, DemoTask.records(trainRecords, seed, held));
+            SpinDatasetWriter.write(trainFile, DemoTask.records(kinds, trainRecords, seed, held));
         }
     }
 
@@ -162,7 +181,7 @@ public final class DemoCommand implements Callable<Integer> {
         s.put("learning_rate", lr);
         s.put("num_train_epochs", epochs);
         s.put("optim", optim);
-        s.put("per_device_train_batch_size", 16);
+        s.put("per_device_train_batch_size", 8);
         s.put("max_length", 96);
         s.put("max_prompt_length", 64);
         s.put("logging_steps", 10);

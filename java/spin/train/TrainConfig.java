@@ -191,7 +191,8 @@ public final class TrainConfig {
                 if (!v.isValueNode()) {
                     throw new IllegalArgumentException(where + " must be a single value, got " + v);
                 }
-                return v.asText();
+                // YAML 1.1 reads an unquoted no (save_strategy: no) as false; for these keys it means "no"
+                return v.isBoolean() && !v.asBoolean() ? "no" : v.asText();
             }
             case DOUBLE -> {
                 // YAML 1.1 reads 5e-7 (no dot) as a string: accept it as the number it plainly is

@@ -156,7 +156,7 @@ public final class Trainer {
         private final List<SpinRecord> train, test;
         private final TrainingCheckpoints checkpoints;
         private final Optional<Path> from;
-        private final MetricsLog log;
+        private final TrainingLog log;
         private final int batchSize, accumulation, microPerEpoch;
         private final long stepsPerEpoch, totalSteps;
         private final LearningRateSchedule schedule;
@@ -176,7 +176,7 @@ public final class Trainer {
             this.test = data.test();
             this.checkpoints = checkpoints;
             this.from = from;
-            this.log = new MetricsLog(config.outputDir());
+            this.log = new TrainingLog(config.outputDir());
             this.batchSize = config.trainBatchSize();
             this.accumulation = config.gradientAccumulationSteps();
             this.microPerEpoch = (train.size() + batchSize - 1) / batchSize;

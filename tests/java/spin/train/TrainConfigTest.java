@@ -58,7 +58,8 @@ class TrainConfigTest {
     void overridesReplaceKeysInOrder() throws IOException {
         TrainConfig c = TrainConfig.load(yaml("model_name_or_path: m\ndataset_mixer: {d: 1.0}\n"),
                 List.of("--learning_rate=1.0e-7", "--beta", "5.0", "--num_train_epochs=6", "--optim=adamw_torch",
-                        "--dataset_splits=train", "--do_eval=true"));
+                        "--dataset_splits=train", "--do_eval=true", "--save_strategy=no"));
+        assertEquals("no", c.saveStrategy(), "YAML 1.1 reads no as false; a strategy key takes it as \"no\"");
         assertEquals(1e-7, c.learningRate());
         assertEquals(5.0, c.beta());
         assertEquals(6.0, c.numTrainEpochs());

@@ -77,7 +77,7 @@ class TrainerTest {
 
     private static List<JsonNode> metrics(Path out) throws IOException {
         List<JsonNode> lines = new ArrayList<>();
-        for (String line : Files.readAllLines(out.resolve(MetricsLog.FILE_NAME))) {
+        for (String line : Files.readAllLines(out.resolve(TrainingLog.FILE_NAME))) {
             lines.add(JSON.readTree(line));
         }
         return lines;
@@ -106,7 +106,7 @@ class TrainerTest {
         second.put("output_dir", resumed.toString());
         Files.createDirectories(resumed);
         copyTree(straight.resolve("checkpoint-3"), resumed.resolve("checkpoint-3"));
-        Files.copy(straight.resolve(MetricsLog.FILE_NAME), resumed.resolve(MetricsLog.FILE_NAME));
+        Files.copy(straight.resolve(TrainingLog.FILE_NAME), resumed.resolve(TrainingLog.FILE_NAME));
         Files.createDirectories(resumed.resolve(".checkpoint-6.partial"));
         Files.writeString(resumed.resolve(".checkpoint-6.partial/model.safetensors"), "half");
         copyTree(straight.resolve("checkpoint-6"), resumed.resolve("checkpoint-7"));

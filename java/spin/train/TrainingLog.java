@@ -17,13 +17,13 @@ import java.util.Map;
  * first drops the lines written after the checkpoint it continues from, so the file reads as one
  * uninterrupted run.
  */
-final class MetricsLog {
+final class TrainingLog {
     static final String FILE_NAME = "metrics.jsonl";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Path file;
 
-    MetricsLog(Path outputDir) {
+    TrainingLog(Path outputDir) {
         this.file = outputDir.resolve(FILE_NAME);
     }
 
