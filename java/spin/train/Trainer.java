@@ -50,6 +50,7 @@ public final class Trainer {
             "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "max_prompt_length",
             "truncation_mode", "max_grad_norm", "seed");
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final int BAR_WIDTH = 20;
 
     /** The run's final metrics: the last training log line and the last evaluation, if any. */
     public record Result(long steps, Path outputDir, Map<String, Double> lastLog, Map<String, Double> lastEval) {}
@@ -269,8 +270,9 @@ public final class Trainer {
             line.put("tokens_per_second", intervalNanos > 0 ? intervalTokens / (intervalNanos / 1e9) : 0.0);
             log.append(done, epochOf(done), line);
             double perStep = (System.nanoTime() - sessionStart) / 1e9 / Math.max(1, done - firstStep);
-            StringBuilder text = new StringBuilder(String.format("step %d/%d  epoch %.2f  loss %.4f", done, totalSteps,
-                    epochOf(done), line.get("loss")));
+            int filled = (int) (BAR_WIDTH * done / totalSteps);
+            StringBuilder text = new StringBuilder(String.format("[%s%s] step %d/%d  epoch %.2f  loss %.4f", "#".repeat(filled),
+                    ".".repeat(BAR_WIDTH - filled), done, totalSteps, epochOf(done), line.get("loss")));
             if (line.containsKey("rewards/margins")) {
                 text.append(String.format("  margins %.4f  accuracy %.2f", line.get("rewards/margins"), line.get("rewards/accuracies")));
             }

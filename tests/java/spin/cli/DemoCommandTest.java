@@ -39,6 +39,8 @@ class DemoCommandTest {
         assertTrue(iter0 > sft, "iteration 0 improves on the SFT model: " + results);
         assertTrue(iter1 > sft, "iteration 1 improves on the SFT model: " + results);
         assertTrue(r.out().contains("| sft | "), r.out());
+        assertTrue(r.err().contains("training on " + work.resolve("iter0").resolve("data") + " + " + work.resolve("iter1").resolve("data")),
+                "iteration 1 mixes iteration 0's records with its own");
         assertTrue(Files.isRegularFile(work.resolve("report").resolve("report.html")));
         assertTrue(Files.isRegularFile(work.resolve("iter1").resolve("train").resolve("metrics.jsonl")));
 

@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -16,7 +14,6 @@ import spin.backend.SpinLossType;
 import spin.backend.Tensor;
 import spin.backend.cpu.CpuBackend;
 import spin.io.SafetensorsFile;
-import spin.io.TensorEntry;
 
 /**
  * Tier 3: the Java model against fixtures written by tools/mistral_reference.py, an independent
@@ -30,9 +27,7 @@ import spin.io.TensorEntry;
  * cancelling terms, so they get 1e-4.
  */
 class PyTorchFixtureTest {
-    private static final Path DIR = Path.of("tests", "fixtures", "tiny-mistral");
-    private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final Path DIR = TorchFixtures.DIR;
 
     private static CpuBackend cpu;
     private static SafetensorsFile fixture;
@@ -50,36 +45,15 @@ class PyTorchFixtureTest {
     }
 
     private static int[] ints(String name) throws IOException {
-        TensorEntry t = fixture.tensor(name);
-        int[] out = new int[Math.toIntExact(t.elementCount())];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = Math.toIntExact(t.data().getAtIndex(LE_LONG, i));
-        }
-        return out;
+        return TorchFixtures.ints(fixture, name);
     }
 
     private static float[] floats(String name) throws IOException {
-        TensorEntry t = fixture.tensor(name);
-        float[] out = new float[Math.toIntExact(t.elementCount())];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = t.data().getAtIndex(LE_FLOAT, i);
-        }
-        return out;
-    }
-
-    private static double relativeError(float[] actual, float[] expected) {
-        assertEquals(expected.length, actual.length);
-        double diff = 0, norm = 0;
-        for (int i = 0; i < actual.length; i++) {
-            diff += (actual[i] - (double) expected[i]) * (actual[i] - (double) expected[i]);
-            norm += (double) expected[i] * expected[i];
-        }
-        assertTrue(norm > 0, "reference is all zeros");
-        return Math.sqrt(diff / norm);
+        return TorchFixtures.floats(fixture, name);
     }
 
     private static void assertClose(String what, float[] actual, float[] expected, double tolerance) {
-        double err = relativeError(actual, expected);
+        double err = TorchFixtures.relativeError(actual, expected);
         assertTrue(err <= tolerance, what + ": relative error " + err + " > " + tolerance);
     }
 

@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
@@ -20,10 +18,10 @@ import spin.backend.cpu.CpuBackend;
 import spin.data.LogProbScorer;
 import spin.data.SpinBatch;
 import spin.io.SafetensorsFile;
-import spin.io.TensorEntry;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.model.ParameterLayout.Slot;
+import spin.model.TorchFixtures;
 import spin.optim.LearningRateSchedule;
 import spin.optim.Optimizer;
 import spin.optim.OptimizerSettings;
@@ -40,9 +38,7 @@ import spin.optim.OptimizerSettings;
  * and an elementwise division by sqrt of a running mean, so they get 1e-3 relative (L2 per tensor).
  */
 class TrainingStepFixtureTest {
-    private static final Path DIR = Path.of("tests", "fixtures", "tiny-mistral");
-    private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final Path DIR = TorchFixtures.DIR;
 
     private static CpuBackend cpu;
     private static SafetensorsFile fixture;
@@ -60,21 +56,11 @@ class TrainingStepFixtureTest {
     }
 
     private static int[] ints(String name) throws IOException {
-        TensorEntry t = fixture.tensor(name);
-        int[] out = new int[Math.toIntExact(t.elementCount())];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = Math.toIntExact(t.data().getAtIndex(LE_LONG, i));
-        }
-        return out;
+        return TorchFixtures.ints(fixture, name);
     }
 
     private static float[] floats(String name) throws IOException {
-        TensorEntry t = fixture.tensor(name);
-        float[] out = new float[Math.toIntExact(t.elementCount())];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = t.data().getAtIndex(LE_FLOAT, i);
-        }
-        return out;
+        return TorchFixtures.floats(fixture, name);
     }
 
     /**
@@ -109,17 +95,6 @@ class TrainingStepFixtureTest {
             }
             return new LogProbScorer.Scores(real, generated);
         }
-    }
-
-    private static double relativeError(float[] actual, float[] expected) {
-        assertEquals(expected.length, actual.length);
-        double diff = 0, norm = 0;
-        for (int i = 0; i < actual.length; i++) {
-            diff += (actual[i] - (double) expected[i]) * (actual[i] - (double) expected[i]);
-            norm += (double) expected[i] * expected[i];
-        }
-        assertTrue(norm > 0, "reference is all zeros");
-        return Math.sqrt(diff / norm);
     }
 
     private static float[] minus(float[] a, float[] b) {
@@ -161,8 +136,8 @@ class TrainingStepFixtureTest {
             for (Slot s : model.parameters().layout().slots()) {
                 float[] expectedUpdate = minus(floats(run + "/" + s.name()), start.get(s.name()));
                 float[] update = minus(cpu.read(model.parameters().get(s.name())), start.get(s.name()));
-                assertTrue(relativeError(update, expectedUpdate) < 1e-3,
-                        run + " update of " + s.name() + ": relative error " + relativeError(update, expectedUpdate));
+                assertTrue(TorchFixtures.relativeError(update, expectedUpdate) < 1e-3,
+                        run + " update of " + s.name() + ": relative error " + TorchFixtures.relativeError(update, expectedUpdate));
             }
             for (Map.Entry<String, spin.model.ParameterBuffer> state : optimizer.state().entrySet()) {
                 for (Slot s : model.parameters().layout().slots()) {
@@ -170,7 +145,7 @@ class TrainingStepFixtureTest {
                     if (!fixture.contains(name)) {
                         continue;
                     }
-                    double err = relativeError(cpu.read(state.getValue().get(s.name())), floats(name));
+                    double err = TorchFixtures.relativeError(cpu.read(state.getValue().get(s.name())), floats(name));
                     assertTrue(err < 1e-3, name + ": relative error " + err);
                 }
             }
@@ -206,7 +181,7 @@ class TrainingStepFixtureTest {
             objective.train(half0, 0.5, 1);
             objective.train(half1, 0.5, 1);
             float[] accumulated = cpu.read(model.gradients().flat());
-            double err = relativeError(accumulated, wholeGradient);
+            double err = TorchFixtures.relativeError(accumulated, wholeGradient);
             assertTrue(err < 1e-6, "accumulated gradient vs whole batch: relative error " + err);
         }
     }
