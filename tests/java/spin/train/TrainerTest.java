@@ -250,4 +250,24 @@ class TrainerTest {
         assertEquals(Math.log(2), first.get("loss").asDouble(), 1e-6);
         assertEquals(0.0, first.get("rewards/margins").asDouble(), 1e-6);
     }
+
+    /** A frozen opponent scoring each batch gives the run precomputed log-probs give, up to float rounding of batch shapes. */
+    @Test
+    void aFrozenOpponentCopyMatchesPrecomputedLogProbs() throws IOException {
+        Path precomputed = dir.resolve("precomputed"), frozen = dir.resolve("frozen");
+        Map<String, Object> a = settings(precomputed);
+        a.put("max_steps", 3);
+        Map<String, Object> b = new HashMap<>(a);
+        b.put("output_dir", frozen.toString());
+        b.put("precompute_opponent", false);
+        train(a, Trainer.Mode.SPIN, false);
+        train(b, Trainer.Mode.SPIN, false);
+        List<JsonNode> x = metrics(precomputed), y = metrics(frozen);
+        assertEquals(x.size(), y.size());
+        for (int i = 0; i < x.size(); i++) {
+            for (String key : new String[] {"loss", "rewards/margins", "rewards/real", "logps/generated"}) {
+                assertEquals(x.get(i).get(key).asDouble(), y.get(i).get(key).asDouble(), 1e-4, key + " at line " + i);
+            }
+        }
+    }
 }
