@@ -270,4 +270,20 @@ class TrainerTest {
             }
         }
     }
+
+    @Test
+    void saveTotalLimitKeepsTheNewestCheckpoints() throws IOException {
+        Path out = dir.resolve("limited");
+        Map<String, Object> s = settings(out);
+        s.put("max_steps", 4);
+        s.put("save_strategy", "steps");
+        s.put("save_steps", 1);
+        s.put("save_total_limit", 2);
+        train(s, Trainer.Mode.SFT, false);
+        assertEquals(List.of("checkpoint-3", "checkpoint-4"),
+                new TrainingCheckpoints(out).list().stream().map(p -> p.getFileName().toString()).toList());
+        JsonNode state = TrainingCheckpoints.readState(out.resolve("checkpoint-4"));
+        assertEquals(4, state.get("global_step").asLong());
+        assertEquals("SFT", state.get("mode").asText());
+    }
 }
