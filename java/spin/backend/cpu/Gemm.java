@@ -27,6 +27,11 @@ import jdk.incubator.vector.VectorMask;
  * is complete, which takes at most one B sliver's packing time. Products too small to repay a
  * hand-off run on the calling thread, and products with only a few rows take {@link GemmFewRows}.
  *
+ * <p>A constant op(B) (an inference weight) can be packed once into a {@link PackedB} and passed
+ * to {@link #gemm(CpuParallel, boolean, int, MemorySegment, long, int, PackedB, MemorySegment, long, int, boolean)}
+ * instead: the same layout, kernel and summation order, so the same bits, without the packing
+ * (which costs about as much as the multiplication when op(B) meets only a few dozen rows).
+ *
  * <p>Determinism: each element of C is written by one thread and becomes
  * {@code ((C0 + S0) + S1) + ...}, where S_b is the FMA sum over k-block b in increasing k and C0 is
  * its old value ({@code accumulate}) or absent. The k-block size is a constant, so results are
@@ -109,8 +114,115 @@ public final class Gemm {
                     c, cOffset, ldc, accumulate, tasks);
             return;
         }
-        new Product(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate)
+        new Product(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, null, c, cOffset, ldc, accumulate)
                 .run(pool, tasks);
+    }
+
+    /**
+     * Whether {@link #gemm} multiplies an m-row op(A) by op(B) through packed op(B), the only case
+     * where a {@link PackedB} serves (below this, {@link GemmFewRows} reads op(B) in place).
+     */
+    public static boolean packsB(int m, boolean transB) {
+        return m >= (transB ? FEW_ROWS_DOTS : FEW_ROWS_UPDATES);
+    }
+
+    /**
+     * C (=, or += when {@code accumulate}) op(A) · op(B) with op(B) packed beforehand: bit-identical
+     * to {@link #gemm} on the op(B) that was packed. Only for row counts where gemm would pack op(B)
+     * itself ({@link #packsB}, with the {@code transB} given to {@link #pack}); other m throw
+     * IllegalArgumentException, since gemm computes those in another order.
+     */
+    public static void gemm(CpuParallel pool, boolean transA, int m, MemorySegment a, long aOffset, int lda, PackedB b,
+            MemorySegment c, long cOffset, int ldc, boolean accumulate) {
+        if (!packsB(m, b.transB)) {
+            throw new IllegalArgumentException("a packed op(B) serves products of at least "
+                    + (b.transB ? FEW_ROWS_DOTS : FEW_ROWS_UPDATES) + " rows, got m=" + m);
+        }
+        int n = b.n, k = b.k;
+        if (n == 0) {
+            return;
+        }
+        if (k == 0) {
+            gemm(pool, transA, b.transB, m, n, 0, a, aOffset, lda, MemorySegment.NULL, 0, 1, c, cOffset, ldc, accumulate);
+            return;
+        }
+        long fmas = (long) m * n * k;
+        int tasks = (int) Math.max(1, Math.min(TASKS_PER_THREAD * pool.threads(), fmas / MIN_TASK_FMAS));
+        new Product(transA, b.transB, m, n, k, a, aOffset, lda, null, 0, 0, b, c, cOffset, ldc, accumulate).run(pool, tasks);
+    }
+
+    /**
+     * Packs op(B) (B[K,N], or B stored [N,K] when {@code transB}) for
+     * {@link #gemm(CpuParallel, boolean, int, MemorySegment, long, int, PackedB, MemorySegment, long, int, boolean)},
+     * on the pool's threads. The copy is a Java array of {@link #packedFloats} floats and does not
+     * follow later changes to B.
+     */
+    public static PackedB pack(CpuParallel pool, boolean transB, int n, int k, MemorySegment b, long bOffset, int ldb) {
+        if (n < 0 || k < 0) {
+            throw new IllegalArgumentException("pack dimensions must be >= 0, got n=" + n + " k=" + k);
+        }
+        int colSlivers = ceilDiv(n, COLS);
+        float[] data = new float[Math.toIntExact(packedFloats(n, k))];
+        int kBlocks = ceilDiv(k, K_BLOCK);
+        int slivers = kBlocks * colSlivers;
+        // About 8 slivers (256 KiB of output) per chunk.
+        pool.forRange(slivers, 8, (start, end) -> {
+            for (int t = start; t < end; t++) {
+                int firstK = t / colSlivers * K_BLOCK;
+                int kc = Math.min(K_BLOCK, k - firstK);
+                int sliver = t % colSlivers;
+                int col = sliver * COLS;
+                packB(transB, b, bOffset, ldb, firstK, kc, col, Math.min(COLS, n - col), data,
+                        sliverOffset(firstK, kc, colSlivers, sliver));
+            }
+        });
+        return new PackedB(transB, n, k, data);
+    }
+
+    /** Floats a {@link PackedB} of op(B)[K,N] holds: K x N with N rounded up to the 32-column slivers. */
+    public static long packedFloats(int n, int k) {
+        return (long) k * ceilDiv(n, COLS) * COLS;
+    }
+
+    /**
+     * Packed op(B)[K,N] in the layout of the panels {@link #gemm} packs for itself, for all of N:
+     * k-block after k-block, each holding every COLS-wide column sliver as kc rows of COLS floats
+     * (columns past N are zeros).
+     */
+    public static final class PackedB {
+        final boolean transB;
+        final int n, k;
+        final float[] data;
+
+        private PackedB(boolean transB, int n, int k, float[] data) {
+            this.transB = transB;
+            this.n = n;
+            this.k = k;
+            this.data = data;
+        }
+
+        /** Columns of op(B) (output features of a weight). */
+        public int n() {
+            return n;
+        }
+
+        /** Depth of op(B) (input features of a weight). */
+        public int k() {
+            return k;
+        }
+
+        /** Bytes of packed data held. */
+        public long bytes() {
+            return (long) data.length * Float.BYTES;
+        }
+    }
+
+    /**
+     * Where the B sliver of k-block {@code firstK} (of depth kc) and column sliver {@code sliver}
+     * starts, in a panel of {@code slivers} column slivers laid out as {@link PackedB} describes.
+     */
+    private static int sliverOffset(int firstK, int kc, int slivers, int sliver) {
+        return firstK * slivers * COLS + sliver * kc * COLS;
     }
 
     /** One gemm call: its operands, and the panel of op(B) being worked on. */
@@ -123,6 +235,8 @@ public final class Gemm {
         final boolean accumulate;
         final int kBlocks;
         final int rowSlivers;
+        /** op(B) packed beforehand (null: packed here, panel by panel). */
+        final PackedB packed;
         final float[] panel;
         final int panelCapacity;
 
@@ -137,7 +251,8 @@ public final class Gemm {
         final AtomicInteger packDone = new AtomicInteger();
 
         Product(boolean transA, boolean transB, int m, int n, int k, MemorySegment a, long aOffset, int lda,
-                MemorySegment b, long bOffset, int ldb, MemorySegment c, long cOffset, int ldc, boolean accumulate) {
+                MemorySegment b, long bOffset, int ldb, PackedB packed, MemorySegment c, long cOffset, int ldc,
+                boolean accumulate) {
             this.transA = transA;
             this.transB = transB;
             this.m = m;
@@ -156,8 +271,15 @@ public final class Gemm {
             this.kBlocks = ceilDiv(k, K_BLOCK);
             this.rowSlivers = ceilDiv(m, ROWS);
             int colSlivers = ceilDiv(n, COLS);
-            this.panelCapacity = clamp(PANEL_FLOATS / (kBlocks * SLIVER_FLOATS), 1, colSlivers);
-            this.panel = panelBuffer(kBlocks * panelCapacity * SLIVER_FLOATS);
+            this.packed = packed;
+            if (packed != null) {
+                // All of op(B) is one panel, already packed: one hand-off per product.
+                this.panelCapacity = colSlivers;
+                this.panel = packed.data;
+            } else {
+                this.panelCapacity = clamp(PANEL_FLOATS / (kBlocks * SLIVER_FLOATS), 1, colSlivers);
+                this.panel = panelBuffer(kBlocks * panelCapacity * SLIVER_FLOATS);
+            }
         }
 
         /** Computes the product in about {@code wanted} parallel tasks per panel. */
@@ -175,7 +297,9 @@ public final class Gemm {
                 packDone.set(0);
                 int tasks = rowBlocks * ceilDiv(panelSlivers, groupColSlivers);
                 pool.forRange(tasks, ceilDiv(tasks, wanted), (start, end) -> {
-                    helpPackPanel();
+                    if (packed == null) {
+                        helpPackPanel();
+                    }
                     for (int task = start; task < end; task++) {
                         // Consecutive tasks share a column group, so its B k-blocks are reused from L2.
                         multiplyBlock(task % rowBlocks * blockRowSlivers, task / rowBlocks * groupColSlivers);
@@ -191,8 +315,9 @@ public final class Gemm {
                 int kBlock = t / panelSlivers;
                 int firstK = kBlock * K_BLOCK;
                 int col = (firstColSliver + t % panelSlivers) * COLS;
-                packB(transB, b, bOffset, ldb, firstK, Math.min(K_BLOCK, k - firstK), col, Math.min(COLS, n - col),
-                        panel, t * SLIVER_FLOATS);
+                int kc = Math.min(K_BLOCK, k - firstK);
+                packB(transB, b, bOffset, ldb, firstK, kc, col, Math.min(COLS, n - col),
+                        panel, sliverOffset(firstK, kc, panelSlivers, t % panelSlivers));
                 packDone.incrementAndGet();
             }
             while (packDone.get() < total) {
@@ -222,13 +347,19 @@ public final class Gemm {
                     int rows = Math.min(ROWS, m - row);
                     for (int s = firstSliver; s < sliverEnd; s++) {
                         int col = (firstColSliver + s) * COLS;
-                        GemmKernel.multiply(kc, aBlock, r * A_SLIVER_FLOATS, panel,
-                                (kBlock * panelSlivers + s) * SLIVER_FLOATS, tile);
+                        GemmKernel.multiply(kc, aBlock, r * A_SLIVER_FLOATS, panel, bSliver(firstK, kc, s), tile);
                         storeTile(tile, rows, Math.min(COLS, n - col),
                                 c, (cOffset + (long) row * ldc + col) * Float.BYTES, ldc, add);
                     }
                 }
             }
+        }
+
+        /** Start of the B sliver for k-block {@code firstK} (depth kc) and panel sliver {@code s}. */
+        private int bSliver(int firstK, int kc, int s) {
+            // A packed op(B) is one panel of every sliver; a panel packed here holds just its own.
+            return packed != null ? sliverOffset(firstK, kc, panelCapacity, firstColSliver + s)
+                    : sliverOffset(firstK, kc, panelSlivers, s);
         }
     }
 

@@ -115,6 +115,48 @@ class GemmTest {
         }
     }
 
+    /**
+     * op(B) packed once ({@link Gemm#pack}) gives exactly the bits of gemm packing it itself, for any
+     * thread count, and so the same fp64 error bound: shapes from the fewest rows that pack, ragged
+     * edges in every dimension, several k-blocks, and an op(B) larger than gemm's own panels.
+     */
+    @Test
+    void packedBGivesTheBitsOfUnpackedB() {
+        int[][] mnk = {{12, 70, 300}, {13, 33, 257}, {36, 96, 513}, {100, 300, 600}, {12, 1100, 2048}, {5, 40, 17},
+            {40, 1, 1}, {24, 64, 0}};
+        for (int[] s : mnk) {
+            for (int variant = 0; variant < 8; variant++) {
+                boolean transA = (variant & 1) != 0;
+                boolean transB = (variant & 2) != 0;
+                boolean accumulate = (variant & 4) != 0;
+                if (!Gemm.packsB(s[0], transB)) {
+                    continue;
+                }
+                Problem p = new Problem(s[0], s[1], s[2], transA, transB, 3, 1, 2, 5, 7, 9, 31L * variant + s[2]);
+                String what = "m=" + s[0] + " n=" + s[1] + " k=" + s[2] + " transA=" + transA + " transB=" + transB
+                        + " accumulate=" + accumulate;
+                try (Arena arena = Arena.ofShared()) {
+                    float[] unpacked = p.result(arena, twoPool, accumulate);
+                    for (CpuParallel pool : new CpuParallel[] {onePool, twoPool, threePool}) {
+                        MemorySegment c = p.newC(arena, accumulate);
+                        p.runPacked(pool, c, accumulate);
+                        assertBitEqual(unpacked, p.readC(c), what + ", " + pool.threads() + " threads");
+                        p.check(c, accumulate);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void packedBRefusesRowCountsGemmComputesUnpacked() {
+        Problem p = new Problem(11, 40, 64, false, true, 0, 0, 0, 0, 0, 0, 3);
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment c = p.newC(arena, false);
+            assertThrows(IllegalArgumentException.class, () -> p.runPacked(twoPool, c, false));
+        }
+    }
+
     @Test
     void zeroDepthClearsOrKeepsC() {
         Problem p = new Problem(5, 7, 0, false, true, 0, 0, 0, 1, 2, 3, 1);
@@ -219,6 +261,24 @@ class GemmTest {
                 Gemm.gemm(pool, transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate);
                 checkGuards(a, aRows, aCols, lda, aOffset);
                 checkGuards(b, bRows, bCols, ldb, bOffset);
+            }
+        }
+
+        /** As {@link #run}, with op(B) packed by {@link Gemm#pack} first. */
+        void runPacked(CpuParallel pool, MemorySegment c, boolean accumulate) {
+            Gemm.PackedB packed;
+            try (Arena arena = Arena.ofShared()) {
+                MemorySegment b = matrix(arena, bValues, bRows, bCols, ldb, bOffset);
+                packed = Gemm.pack(pool, transB, n, k, b, bOffset, ldb);
+                checkGuards(b, bRows, bCols, ldb, bOffset);
+            }
+            assertEquals(n, packed.n());
+            assertEquals(k, packed.k());
+            assertEquals(Gemm.packedFloats(n, k) * Float.BYTES, packed.bytes());
+            try (Arena arena = Arena.ofShared()) {
+                MemorySegment a = matrix(arena, aValues, aRows, aCols, lda, aOffset);
+                Gemm.gemm(pool, transA, m, a, aOffset, lda, packed, c, cOffset, ldc, accumulate);
+                checkGuards(a, aRows, aCols, lda, aOffset);
             }
         }
 
