@@ -100,6 +100,19 @@ public interface Backend extends AutoCloseable {
     void matmulForward(Tensor out, Tensor in, Tensor weight);
 
     /**
+     * Promises that the F32 matrices {@code weights} keep their values until the returned handle
+     * is closed, so that {@link #matmulForward} may use a prepared copy of them meanwhile; results
+     * are the same bits either way. The CPU backend packs a frozen weight into its GEMM layout on
+     * the first product that would otherwise pack it, instead of on every such product: a second
+     * copy of that weight, held until the last freeze covering it closes. Freezes may nest and
+     * overlap. Changing a frozen weight is a caller error that {@link FrozenWeights#close()}
+     * reports. The default prepares nothing.
+     */
+    default FrozenWeights freezeWeights(List<Tensor> weights) {
+        return FrozenWeights.NONE;
+    }
+
+    /**
      * dIn[N,I] = dOut[N,O] · weight[O,I] (skipped when dIn is null);
      * dWeight[O,I] += dOut[N,O]^T · in[N,I].
      */

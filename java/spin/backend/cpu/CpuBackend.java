@@ -9,10 +9,12 @@ import static spin.backend.cpu.Mem.store;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.List;
 import jdk.incubator.vector.FloatVector;
 import spin.backend.BFloat16;
 import spin.backend.Backend;
 import spin.backend.DType;
+import spin.backend.FrozenWeights;
 import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
@@ -29,10 +31,12 @@ public final class CpuBackend implements Backend {
 
     private final CpuParallel pool;
     private final CpuAttention attention;
+    private final PackedWeights packedWeights;
 
     public CpuBackend(int threads) {
         this.pool = new CpuParallel(threads);
         this.attention = new CpuAttention(pool);
+        this.packedWeights = new PackedWeights(pool);
     }
 
     /** A backend using every available processor. */
@@ -267,8 +271,30 @@ public final class CpuBackend implements Backend {
         int outFeatures = weight.dim(0), inFeatures = weight.dim(1);
         int rows = rows(in, inFeatures, "in");
         requireLength(out, (long) rows * outFeatures);
+        if (Gemm.packsB(rows, true)) {
+            Gemm.PackedB packed = packedWeights.packed(weight);
+            if (packed != null) {
+                Gemm.gemm(pool, false, rows, in.memory(), 0, inFeatures, packed, out.memory(), 0, outFeatures, false);
+                return;
+            }
+        }
         Gemm.gemm(pool, false, true, rows, outFeatures, inFeatures,
                 in.memory(), 0, inFeatures, weight.memory(), 0, inFeatures, out.memory(), 0, outFeatures, false);
+    }
+
+    /**
+     * Frozen weights are packed into the GEMM layout ({@link Gemm.PackedB}) by the first product of
+     * at least {@link Gemm#packsB} rows that uses them, and dropped when their last freeze closes;
+     * see {@link PackedWeights} for the staleness guarantees and the memory limit.
+     */
+    @Override
+    public FrozenWeights freezeWeights(List<Tensor> weights) {
+        return packedWeights.freeze(weights);
+    }
+
+    /** Bytes held by packed copies of frozen weights. */
+    public long packedWeightBytes() {
+        return packedWeights.bytes();
     }
 
     @Override
