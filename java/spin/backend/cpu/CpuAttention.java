@@ -1,9 +1,11 @@
 package spin.backend.cpu;
 
+import static spin.backend.cpu.Mem.F;
 import static spin.backend.cpu.Mem.f;
 import static spin.backend.cpu.Mem.i32;
 
 import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
 import spin.backend.DType;
 import spin.backend.Tensor;
 
@@ -270,12 +272,12 @@ final class CpuAttention {
         pool.forRange(items, Math.max(1, Math.min(64, items / (8 * pool.threads()))), (start, end) -> {
             float[] scores = new float[KEY_BLOCK];
             long[] keyRows = new long[KEY_BLOCK];
-            MemorySegment acc = MemorySegment.ofArray(new float[d]);
+            float[] acc = new float[d];
             for (int item = start; item < end; item++) {
                 int token = item / heads, h = item % heads, g = h / groupSize;
                 int seq = i32(seqs, token), pos = i32(positions, token);
                 long qRow = ((long) token * heads + h) * d;
-                acc.fill((byte) 0);
+                java.util.Arrays.fill(acc, 0f);
                 float max = Float.NEGATIVE_INFINITY, denominator = 0f;
                 for (int p0 = window > 0 ? Math.max(0, pos - window + 1) : 0; p0 <= pos; p0 += KEY_BLOCK) {
                     int p1 = Math.min(pos + 1, p0 + KEY_BLOCK);
@@ -290,22 +292,58 @@ final class CpuAttention {
                     if (newMax != max) {
                         float correction = Mem.exp(max - newMax);
                         denominator *= correction;
-                        Mem.scale(correction, acc, 0, d);
+                        scale(correction, acc);
                         max = newMax;
                     }
                     Mem.expShifted(scores, p1 - p0, max);
                     for (int p = p0; p < p1; p++) {
-                        float weight = scores[p - p0];
-                        denominator += weight;
-                        Mem.axpy(weight, vm, (keyRows[p - p0] * kvHeads + g) * d, acc, 0, d);
+                        denominator += scores[p - p0];
                     }
+                    addWeightedRows(scores, p1 - p0, vm, keyRows, kvHeads, g, d, acc);
                 }
                 float inv = 1f / denominator;
                 for (int c = 0; c < d; c++) {
-                    f(o, qRow + c, f(acc, c) * inv);
+                    f(o, qRow + c, acc[c] * inv);
                 }
             }
         });
+    }
+
+    /** acc[c] *= factor: {@link Mem#scale}'s arithmetic on an array. */
+    private static void scale(float factor, float[] acc) {
+        FloatVector f = FloatVector.broadcast(F, factor);
+        int c = 0;
+        for (int bound = F.loopBound(acc.length); c < bound; c += F.length()) {
+            FloatVector.fromArray(F, acc, c).mul(f).intoArray(acc, c);
+        }
+        for (; c < acc.length; c++) {
+            acc[c] *= factor;
+        }
+    }
+
+    /**
+     * acc += sum over i < n of weights[i] * V row (rows[i] * kvHeads + g), each element's terms added
+     * in increasing i with the arithmetic of {@link Mem#axpy} (FMA on whole vectors, multiply then
+     * add on the tail); a vector of acc stays in a register over all n rows.
+     */
+    private static void addWeightedRows(float[] weights, int n, MemorySegment v, long[] rows, int kvHeads, int g, int d,
+            float[] acc) {
+        int c = 0;
+        for (int bound = F.loopBound(d); c < bound; c += F.length()) {
+            FloatVector sum = FloatVector.fromArray(F, acc, c);
+            for (int i = 0; i < n; i++) {
+                long at = ((rows[i] * kvHeads + g) * d + c) * Float.BYTES;
+                sum = FloatVector.fromMemorySegment(F, v, at, Mem.ORDER).fma(FloatVector.broadcast(F, weights[i]), sum);
+            }
+            sum.intoArray(acc, c);
+        }
+        for (; c < d; c++) {
+            float sum = acc[c];
+            for (int i = 0; i < n; i++) {
+                sum = sum + weights[i] * f(v, (rows[i] * kvHeads + g) * d + c);
+            }
+            acc[c] = sum;
+        }
     }
 
     /**
