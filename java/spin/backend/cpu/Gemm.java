@@ -19,13 +19,14 @@ import jdk.incubator.vector.VectorMask;
  *
  * <p>Structure (after BLIS): op(B) is packed, for all of K, one panel of columns at a time into a
  * buffer the threads share; C is cut into tasks, each a block of rows by a group of the panel's
- * columns. A task walks K in blocks of {@link #K_BLOCK}: it packs its rows of op(A) for the k-block,
- * then runs {@link GemmKernel} for every 12-row sliver of A (kept in L1) against every 32-column
- * sliver of B (streamed from L2). Packing absorbs the four transpose cases, so one kernel serves
- * all of them. A panel costs one {@link CpuParallel#forRange} (one thread hand-off): every task
- * starts by helping to pack whatever of the panel is still unclaimed, then waits until the panel
- * is complete, which takes at most one B sliver's packing time. Products too small to repay a
- * hand-off run on the calling thread, and products with only a few rows take {@link GemmFewRows}.
+ * columns. A task walks K in blocks of {@link #K_BLOCK}: it packs its rows of op(A) for the k-block
+ * (or, when all of op(A) packed is at most 4 MiB, finds them packed once for all tasks), then runs
+ * {@link GemmKernel} for every 12-row sliver of A (kept in L1) against every 32-column sliver of B
+ * (streamed from L2). Packing absorbs the four transpose cases, so one kernel serves all of them.
+ * A panel costs one {@link CpuParallel#forRange} (one thread hand-off): every task starts by
+ * helping to pack whatever of the panel (and of a shared op(A)) is still unclaimed, then waits
+ * until it is complete, which takes at most one sliver's packing time. Products too small to repay
+ * a hand-off run on the calling thread, and products with only a few rows take {@link GemmFewRows}.
  *
  * <p>A constant op(B) (an inference weight) can be packed once into a {@link PackedB} and passed
  * to {@link #gemm(CpuParallel, boolean, int, MemorySegment, long, int, PackedB, MemorySegment, long, int, boolean)}
@@ -70,6 +71,13 @@ public final class Gemm {
      */
     private static final int FEW_ROWS_DOTS = ROWS;
     private static final int FEW_ROWS_UPDATES = 5;
+    /**
+     * Most floats of packed op(A) packed once per product and shared by its tasks (4 MiB); a larger
+     * op(A) is packed by each task for its own rows, k-block by k-block. With few rows, a product
+     * has many column groups, and each task would pack the same rows again: in a 32-row decode step
+     * that cost about as much as the multiplication.
+     */
+    private static final int SHARED_A_FLOATS = 1 << 20;
 
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -80,6 +88,8 @@ public final class Gemm {
     private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> A_BLOCK =
             ThreadLocal.withInitial(() -> new float[MAX_BLOCK_ROW_SLIVERS * A_SLIVER_FLOATS]);
+    /** Packed op(A) shared by a product's tasks, owned by the thread that called gemm. */
+    private static final ThreadLocal<float[]> SHARED_A = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[ROWS * COLS]);
 
     private Gemm() {}
@@ -239,6 +249,11 @@ public final class Gemm {
         final PackedB packed;
         final float[] panel;
         final int panelCapacity;
+        /** All of op(A) packed, sliver (kBlock * rowSlivers + r) at (kBlock * rowSlivers + r) * A_SLIVER_FLOATS; or null. */
+        final float[] sharedA;
+        /** A slivers claimed for packing into sharedA, and packed. */
+        final AtomicInteger aClaimed = new AtomicInteger();
+        final AtomicInteger aDone = new AtomicInteger();
 
         // The current panel: its first B sliver, width in slivers, and the task grid over it.
         int firstColSliver;
@@ -280,6 +295,8 @@ public final class Gemm {
                 this.panelCapacity = clamp(PANEL_FLOATS / (kBlocks * SLIVER_FLOATS), 1, colSlivers);
                 this.panel = panelBuffer(kBlocks * panelCapacity * SLIVER_FLOATS);
             }
+            long aFloats = (long) kBlocks * rowSlivers * A_SLIVER_FLOATS;
+            this.sharedA = aFloats <= SHARED_A_FLOATS ? sharedABuffer((int) aFloats) : null;
         }
 
         /** Computes the product in about {@code wanted} parallel tasks per panel. */
@@ -297,6 +314,9 @@ public final class Gemm {
                 packDone.set(0);
                 int tasks = rowBlocks * ceilDiv(panelSlivers, groupColSlivers);
                 pool.forRange(tasks, ceilDiv(tasks, wanted), (start, end) -> {
+                    if (sharedA != null) {
+                        helpPackA();
+                    }
                     if (packed == null) {
                         helpPackPanel();
                     }
@@ -305,6 +325,21 @@ public final class Gemm {
                         multiplyBlock(task % rowBlocks * blockRowSlivers, task / rowBlocks * groupColSlivers);
                     }
                 });
+            }
+        }
+
+        /** Packs unclaimed A slivers into sharedA until none is left, then waits for the others' packing. */
+        private void helpPackA() {
+            int total = kBlocks * rowSlivers;
+            for (int t; (t = aClaimed.getAndIncrement()) < total; ) {
+                int firstK = t / rowSlivers * K_BLOCK;
+                int row = t % rowSlivers * ROWS;
+                packA(transA, a, aOffset, lda, row, Math.min(ROWS, m - row), firstK, Math.min(K_BLOCK, k - firstK),
+                        sharedA, t * A_SLIVER_FLOATS);
+                aDone.incrementAndGet();
+            }
+            while (aDone.get() < total) {
+                Thread.onSpinWait();
             }
         }
 
@@ -332,13 +367,15 @@ public final class Gemm {
         private void multiplyBlock(int firstRowSliver, int firstSliver) {
             int rowCount = Math.min(blockRowSlivers, rowSlivers - firstRowSliver);
             int sliverEnd = Math.min(firstSliver + groupColSlivers, panelSlivers);
-            float[] aBlock = A_BLOCK.get();
+            float[] aBlock = sharedA != null ? sharedA : A_BLOCK.get();
             float[] tile = TILE.get();
             for (int kBlock = 0; kBlock < kBlocks; kBlock++) {
                 int firstK = kBlock * K_BLOCK;
                 int kc = Math.min(K_BLOCK, k - firstK);
                 boolean add = accumulate || kBlock > 0;
-                for (int r = 0; r < rowCount; r++) {
+                // Where the task's first A sliver of this k-block lies in aBlock.
+                int aFirst = sharedA != null ? (kBlock * rowSlivers + firstRowSliver) * A_SLIVER_FLOATS : 0;
+                for (int r = 0; sharedA == null && r < rowCount; r++) {
                     int row = (firstRowSliver + r) * ROWS;
                     packA(transA, a, aOffset, lda, row, Math.min(ROWS, m - row), firstK, kc, aBlock, r * A_SLIVER_FLOATS);
                 }
@@ -347,7 +384,7 @@ public final class Gemm {
                     int rows = Math.min(ROWS, m - row);
                     for (int s = firstSliver; s < sliverEnd; s++) {
                         int col = (firstColSliver + s) * COLS;
-                        GemmKernel.multiply(kc, aBlock, r * A_SLIVER_FLOATS, panel, bSliver(firstK, kc, s), tile);
+                        GemmKernel.multiply(kc, aBlock, aFirst + r * A_SLIVER_FLOATS, panel, bSliver(firstK, kc, s), tile);
                         storeTile(tile, rows, Math.min(COLS, n - col),
                                 c, (cOffset + (long) row * ldc + col) * Float.BYTES, ldc, add);
                     }
@@ -361,6 +398,15 @@ public final class Gemm {
             return packed != null ? sliverOffset(firstK, kc, panelCapacity, firstColSliver + s)
                     : sliverOffset(firstK, kc, panelSlivers, s);
         }
+    }
+
+    private static float[] sharedABuffer(int floats) {
+        float[] buffer = SHARED_A.get();
+        if (buffer.length < floats) {
+            buffer = new float[floats];
+            SHARED_A.set(buffer);
+        }
+        return buffer;
     }
 
     private static float[] panelBuffer(int floats) {

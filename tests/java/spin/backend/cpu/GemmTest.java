@@ -67,6 +67,8 @@ class GemmTest {
             {100, 300, 600},
             // op(B) larger than one packed panel, so gemm runs several column panels
             {5, 1100, 2048},
+            // op(A) larger than the packed op(A) that a product's tasks share: each task packs its own
+            {400, 40, 2700},
             // either side of the row counts where gemm switches to GemmFewRows
             {4, 70, 300}, {5, 70, 300}, {11, 70, 300}, {12, 70, 300},
         };
@@ -96,7 +98,7 @@ class GemmTest {
 
     @Test
     void bitIdenticalForAnyThreadCount() {
-        int[][] mnk = {{100, 300, 600}, {257, 129, 513}, {5, 1100, 2048}, {40, 70, 33}};
+        int[][] mnk = {{100, 300, 600}, {257, 129, 513}, {5, 1100, 2048}, {40, 70, 33}, {400, 40, 2700}};
         for (int[] s : mnk) {
             for (int variant = 0; variant < 8; variant++) {
                 boolean transA = (variant & 1) != 0;
