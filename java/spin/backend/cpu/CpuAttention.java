@@ -289,20 +289,25 @@ final class CpuAttention {
                         blockMax = Math.max(blockMax, s);
                     }
                     float newMax = Math.max(max, blockMax);
-                    if (newMax != max) {
+                    // The first block has nothing to correct (exp(-inf) would zero the zeros).
+                    if (newMax != max && max != Float.NEGATIVE_INFINITY) {
                         float correction = Mem.exp(max - newMax);
                         denominator *= correction;
                         scale(correction, acc);
-                        max = newMax;
                     }
+                    max = newMax;
                     Mem.expShifted(scores, p1 - p0, max);
-                    for (int p = p0; p < p1; p++) {
-                        denominator += scores[p - p0];
+                    for (int i = 0; i < p1 - p0; i++) {
+                        denominator += scores[i];
                     }
                     addWeightedRows(scores, p1 - p0, vm, keyRows, kvHeads, g, d, acc);
                 }
                 float inv = 1f / denominator;
-                for (int c = 0; c < d; c++) {
+                int c = 0;
+                for (int bound = F.loopBound(d); c < bound; c += F.length()) {
+                    Mem.store(FloatVector.fromArray(F, acc, c).mul(inv), o, qRow + c);
+                }
+                for (; c < d; c++) {
                     f(o, qRow + c, acc[c] * inv);
                 }
             }

@@ -5,6 +5,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -104,15 +105,19 @@ final class Mem {
         expShifted(a, 0, n, shift);
     }
 
-    /** a[from + i] = e^(a[from + i] - shift) for i < n; -inf entries become 0. */
+    /**
+     * a[from + i] = e^(a[from + i] - shift) for i < n; -inf entries become 0. The last, partial
+     * vector is masked (a scalar {@link #exp(float)} per element would cost a vector exp each).
+     */
     static void expShifted(float[] a, int from, int n, float shift) {
         FloatVector shiftV = FloatVector.broadcast(F, shift);
         int i = 0;
         for (int bound = F.loopBound(n); i < bound; i += F.length()) {
             exp(FloatVector.fromArray(F, a, from + i).sub(shiftV)).intoArray(a, from + i);
         }
-        for (; i < n; i++) {
-            a[from + i] = exp(a[from + i] - shift);
+        if (i < n) {
+            VectorMask<Float> tail = F.indexInRange(i, n);
+            exp(FloatVector.fromArray(F, a, from + i, tail).sub(shiftV)).intoArray(a, from + i, tail);
         }
     }
 
