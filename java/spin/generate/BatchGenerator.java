@@ -32,8 +32,8 @@ import spin.model.MistralModel;
  *
  * <p><b>Reproducibility.</b> Each request samples from its own random stream, seeded by the run's
  * seed and the request's key, so its output does not depend on the other requests in its batch
- * as long as the model's logits for a sequence do not (with the CPU backend they are the same
- * bits whatever the batch holds).
+ * as long as the model's logits for a sequence do not (with the CPU backend and the weights
+ * frozen, as they are during a run, they are the same bits whatever the batch holds).
  */
 public final class BatchGenerator {
     private final MistralModel model;

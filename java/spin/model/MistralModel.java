@@ -189,9 +189,11 @@ public final class MistralModel implements AutoCloseable {
     /**
      * Freezes every matrix the forward multiplies by (attention and MLP projections, lm_head) for
      * inference, through {@link Backend#freezeWeights}: until the handle is closed the parameters
-     * must not change, and the CPU backend may keep packed copies of them (up to as much memory
-     * again as those weights) so that batched steps skip repacking them. Generation runs hold one
-     * for their duration ({@code BatchGenerator.generate}).
+     * must not change, and the CPU backend keeps packed copies of them (up to as much memory again
+     * as those weights) so that steps skip repacking them, and computes every row of a step's
+     * matmuls in the same order whatever the number of rows: a sequence's logits then have the
+     * same bits whatever else is in the step. Generation runs hold one for their duration
+     * ({@code BatchGenerator.generate}).
      */
     public FrozenWeights freezeWeights() {
         List<Tensor> weights = new ArrayList<>();

@@ -271,21 +271,21 @@ public final class CpuBackend implements Backend {
         int outFeatures = weight.dim(0), inFeatures = weight.dim(1);
         int rows = rows(in, inFeatures, "in");
         requireLength(out, (long) rows * outFeatures);
-        if (Gemm.packsB(rows, true)) {
-            Gemm.PackedB packed = packedWeights.packed(weight);
-            if (packed != null) {
-                Gemm.gemm(pool, false, rows, in.memory(), 0, inFeatures, packed, out.memory(), 0, outFeatures, false);
-                return;
-            }
+        Gemm.PackedB packed = packedWeights.packed(weight);
+        if (packed != null) {
+            Gemm.gemm(pool, false, rows, in.memory(), 0, inFeatures, packed, out.memory(), 0, outFeatures, false);
+            return;
         }
         Gemm.gemm(pool, false, true, rows, outFeatures, inFeatures,
                 in.memory(), 0, inFeatures, weight.memory(), 0, inFeatures, out.memory(), 0, outFeatures, false);
     }
 
     /**
-     * Frozen weights are packed into the GEMM layout ({@link Gemm.PackedB}) by the first product of
-     * at least {@link Gemm#packsB} rows that uses them, and dropped when their last freeze closes;
-     * see {@link PackedWeights} for the staleness guarantees and the memory limit.
+     * Frozen weights are packed into the GEMM layout ({@link Gemm.PackedB}) by the first product
+     * that uses them, and dropped when their last freeze closes; see {@link PackedWeights} for the
+     * staleness guarantees and the memory limit. While packed, a weight's products of any number of
+     * rows go through the packed kernel, so every output row has the same bits whatever the number
+     * of rows beside it; unfrozen products of fewer than 12 rows sum in {@link GemmFewRows}' order.
      */
     @Override
     public FrozenWeights freezeWeights(List<Tensor> weights) {

@@ -31,7 +31,8 @@ import jdk.incubator.vector.VectorMask;
  * <p>A constant op(B) (an inference weight) can be packed once into a {@link PackedB} and passed
  * to {@link #gemm(CpuParallel, boolean, int, MemorySegment, long, int, PackedB, MemorySegment, long, int, boolean)}
  * instead: the same layout, kernel and summation order, so the same bits, without the packing
- * (which costs about as much as the multiplication when op(B) meets only a few dozen rows).
+ * (which costs about as much as the multiplication when op(B) meets only a few dozen rows), and
+ * with that order for products of any number of rows.
  *
  * <p>Determinism: each element of C is written by one thread and becomes
  * {@code ((C0 + S0) + S1) + ...}, where S_b is the FMA sum over k-block b in increasing k and C0 is
@@ -129,27 +130,30 @@ public final class Gemm {
     }
 
     /**
-     * Whether {@link #gemm} multiplies an m-row op(A) by op(B) through packed op(B), the only case
-     * where a {@link PackedB} serves (below this, {@link GemmFewRows} reads op(B) in place).
+     * Whether {@link #gemm} multiplies an m-row op(A) by op(B) through packed op(B), in the order
+     * of a product with a {@link PackedB} (below this, {@link GemmFewRows} reads op(B) in place and
+     * sums in another order).
      */
     public static boolean packsB(int m, boolean transB) {
         return m >= (transB ? FEW_ROWS_DOTS : FEW_ROWS_UPDATES);
     }
 
     /**
-     * C (=, or += when {@code accumulate}) op(A) · op(B) with op(B) packed beforehand: bit-identical
-     * to {@link #gemm} on the op(B) that was packed. Only for row counts where gemm would pack op(B)
-     * itself ({@link #packsB}, with the {@code transB} given to {@link #pack}); other m throw
-     * IllegalArgumentException, since gemm computes those in another order.
+     * C (=, or += when {@code accumulate}) op(A) · op(B) with op(B) packed beforehand, through the
+     * kernel for every m: each element is summed in the order of the class comment whatever the
+     * number of rows, so a row of C has the same bits in a product of 1 row as in one of 1000, and
+     * the same bits as {@link #gemm} on the op(B) that was packed whenever that packs it too
+     * ({@link #packsB}). With fewer rows than the kernel's 12, most of its work is padding, but
+     * such products are bound by reading op(B) from memory, which the padding does not add to:
+     * for one row this measured no slower than {@link GemmFewRows}.
      */
     public static void gemm(CpuParallel pool, boolean transA, int m, MemorySegment a, long aOffset, int lda, PackedB b,
             MemorySegment c, long cOffset, int ldc, boolean accumulate) {
-        if (!packsB(m, b.transB)) {
-            throw new IllegalArgumentException("a packed op(B) serves products of at least "
-                    + (b.transB ? FEW_ROWS_DOTS : FEW_ROWS_UPDATES) + " rows, got m=" + m);
+        if (m < 0) {
+            throw new IllegalArgumentException("gemm dimensions must be >= 0, got m=" + m);
         }
         int n = b.n, k = b.k;
-        if (n == 0) {
+        if (m == 0 || n == 0) {
             return;
         }
         if (k == 0) {

@@ -17,8 +17,9 @@ import spin.backend.Tensor;
 
 /**
  * The CPU backend's side of {@link spin.backend.Backend#freezeWeights}: packed copies
- * ({@link Gemm.PackedB}) of frozen weights, made on the first product that would pack the weight
- * anyway and kept until the last freeze covering the weight closes.
+ * ({@link Gemm.PackedB}) of frozen weights, made on the first product that uses the weight and
+ * kept until the last freeze covering the weight closes. Products of any number of rows then use
+ * the copy, so a row's result does not depend on how many rows share the product.
  *
  * <p>Staleness: a packed copy is only ever served while a freeze of that very {@link Tensor}
  * object is open (lookup by identity, so a new tensor at a reused address never meets an old

@@ -53,23 +53,30 @@ class PackedWeightsTest {
         }
     }
 
+    /**
+     * Frozen, a weight is packed on its first product, and products of any number of rows give
+     * the bits of an unfrozen product of 12 or more rows (unfrozen products of fewer rows sum in
+     * another order, so their rows are only close).
+     */
     @Test
     void frozenProductsHaveTheBitsOfUnfrozenOnes() {
         // 300 input features: two k-blocks, the second partial; 70 outputs: a partial column sliver.
+        float[] inputs = randoms(2, 40 * 300);
         try (Tensor w = cpu.fromHost(randoms(1, 70 * 300), 70, 300);
-                Tensor many = cpu.fromHost(randoms(2, 40 * 300), 40, 300);
-                Tensor few = cpu.fromHost(randoms(3, 3 * 300), 3, 300)) {
-            float[] expectedMany = matmul(many, w), expectedFew = matmul(few, w);
+                Tensor many = cpu.fromHost(inputs, 40, 300);
+                Tensor few = cpu.fromHost(java.util.Arrays.copyOf(inputs, 3 * 300), 3, 300)) {
+            float[] expectedMany = matmul(many, w), unfrozenFew = matmul(few, w);
+            float[] expectedFew = java.util.Arrays.copyOf(expectedMany, 3 * 70);
+            assertFalse(java.util.Arrays.equals(expectedFew, unfrozenFew), "unfrozen, 3 rows take the few-rows order");
             try (FrozenWeights frozen = cpu.freezeWeights(List.of(w))) {
                 assertEquals(0, cpu.packedWeightBytes(), "nothing is packed before a product needs it");
-                assertArrayEquals(expectedFew, matmul(few, w), "3 rows read the weight in place");
-                assertEquals(0, cpu.packedWeightBytes(), "3-row products do not pack");
-                assertArrayEquals(expectedMany, matmul(many, w));
+                assertArrayEquals(expectedFew, matmul(few, w), "frozen, 3 rows give the rows of the 40-row product");
                 assertEquals(Gemm.packedFloats(70, 300) * Float.BYTES, cpu.packedWeightBytes());
                 assertArrayEquals(expectedMany, matmul(many, w), "served from the packed copy");
                 assertEquals(Gemm.packedFloats(70, 300) * Float.BYTES, frozen.prepare(), "prepare packs nothing twice");
             }
             assertEquals(0, cpu.packedWeightBytes(), "closing drops the copy");
+            assertArrayEquals(unfrozenFew, matmul(few, w));
         }
     }
 
