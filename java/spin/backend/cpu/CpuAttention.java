@@ -252,6 +252,12 @@ final class CpuAttention {
         });
     }
 
+    /**
+     * Query-key pairs below which cached attention runs on the calling thread: at 15-30 ns a pair,
+     * about what handing work to another thread costs (tens of microseconds).
+     */
+    private static final long MIN_PARALLEL_PAIRS = 2048;
+
     void cachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable, Tensor querySeq,
             Tensor queryPos, int blockSize, int window) {
         if (q.rank() != 3 || kCache.rank() != 3) {
@@ -268,8 +274,17 @@ final class CpuAttention {
         MemorySegment o = out.memory(), qm = q.memory(), km = kCache.memory(), vm = vCache.memory(),
                 table = blockTable.memory(), seqs = querySeq.memory(), positions = queryPos.memory();
         // Items are independent, so chunks may hold many of them: fewer scratch arrays and claims.
+        // A step with few query-key pairs (a small model decoding one sequence) stays on this
+        // thread: waking another costs more than the whole step's attention.
         int items = m * heads;
-        pool.forRange(items, Math.max(1, Math.min(64, items / (8 * pool.threads()))), (start, end) -> {
+        long pairs = 0;
+        for (int token = 0; token < m; token++) {
+            int keys = i32(positions, token) + 1;
+            pairs += window > 0 ? Math.min(keys, window) : keys;
+        }
+        pairs *= heads;
+        int grain = pairs < MIN_PARALLEL_PAIRS ? items : Math.max(1, Math.min(64, items / (8 * pool.threads())));
+        pool.forRange(items, grain, (start, end) -> {
             float[] scores = new float[KEY_BLOCK];
             long[] keyRows = new long[KEY_BLOCK];
             float[] acc = new float[d];
