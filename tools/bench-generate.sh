@@ -2,21 +2,23 @@
 # Generation throughput of this engine (./spin bench generate) beside the PyTorch peer
 # (tools/bench_torch_model.py --mode generate: greedy decoding with a KV cache in eager PyTorch) on
 # the same random preset models, prompts of 32 tokens, 64 decode steps, 2 threads. Every
-# combination runs RUNS times (default 2), the two engines alternating, with the machine's load
+# combination runs RUNS times (default 3), the two engines alternating, with the machine's load
 # printed before each run; the table at the end gives the medians over runs of each engine's
-# own median over iterations.
+# own median over ITERS timed iterations (default 5). Our weights are packed for the GEMM once per
+# run, outside the timed steps; the packing time is printed with each run.
 #
 #   tools/bench-generate.sh                 # tiny and small, batch 1 and 32
-#   PRESETS=small BATCHES=32 RUNS=3 tools/bench-generate.sh
+#   PRESETS=small BATCHES=32 RUNS=5 tools/bench-generate.sh
 #
 # Needs Debian's python3-torch (/usr/bin/python3); see DESIGN.md section 10 for the BLAS it uses.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 presets=${PRESETS:-"tiny small"}
 batches=${BATCHES:-"1 32"}
-runs=${RUNS:-2}
+runs=${RUNS:-3}
+iters=${ITERS:-5}
 threads=${THREADS:-2}
-common=(--prompt-len 32 --new-tokens 64 --iters 3 --threads "$threads")
+common=(--prompt-len 32 --new-tokens 64 --iters "$iters" --threads "$threads")
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -27,7 +29,10 @@ for preset in $presets; do
   for batch in $batches; do
     for run in $(seq "$runs"); do
       echo "# $preset batch $batch run $run: load average $(cut -d' ' -f1-3 /proc/loadavg)"
-      "$root/spin" bench generate --preset "$preset" --batch "$batch" "${common[@]}" | grep '^RESULT' | sed 's/^/spin /' | tee -a "$log"
+      out=$("$root/spin" bench generate --preset "$preset" --batch "$batch" "${common[@]}" | grep -E '^(RESULT|weights)' \
+        | sed 's/^/spin /')
+      echo "$out"
+      echo "$out" | grep ' RESULT ' >> "$log"
       echo "# load average $(cut -d' ' -f1-3 /proc/loadavg)"
       /usr/bin/python3 "$root/tools/bench_torch_model.py" --mode generate --preset "$preset" --batch "$batch" "${common[@]}" \
         | grep '^RESULT' | sed 's/^/torch /' | tee -a "$log"

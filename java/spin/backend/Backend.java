@@ -100,6 +100,21 @@ public interface Backend extends AutoCloseable {
     void matmulForward(Tensor out, Tensor in, Tensor weight);
 
     /**
+     * Promises that the F32 matrices {@code weights} keep their values until the returned handle
+     * is closed, so that {@link #matmulForward} may use a prepared copy of them meanwhile. The CPU
+     * backend packs a frozen weight into its GEMM layout on its first product instead of on every
+     * product of 12 or more rows (a second copy of that weight, held until the last freeze covering
+     * it closes), and then multiplies every number of rows by its packed kernel: a row's result has
+     * the same bits whatever the number of rows in the product (not so for unfrozen products,
+     * which sum fewer than 12 rows in another order), and the same bits as an unfrozen product of
+     * 12 or more rows. Freezes may nest and overlap. Changing a frozen weight is a caller error
+     * that {@link FrozenWeights#close()} reports. The default prepares nothing.
+     */
+    default FrozenWeights freezeWeights(List<Tensor> weights) {
+        return FrozenWeights.NONE;
+    }
+
+    /**
      * dIn[N,I] = dOut[N,O] · weight[O,I] (skipped when dIn is null);
      * dWeight[O,I] += dOut[N,O]^T · in[N,I].
      */

@@ -12,6 +12,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
+import spin.backend.FrozenWeights;
 import spin.backend.cpu.CpuBackend;
 import spin.generate.BatchGenerator;
 import spin.generate.Generation;
@@ -41,6 +42,7 @@ public final class ChatCommand implements Callable<Integer> {
     private GenerationOptions options;
 
     @Override
+    @SuppressWarnings("try") // the frozen weights are held, not used, in the body
     public Integer call() throws Exception {
         options.validate();
         PrintWriter out = spec.commandLine().getOut();
@@ -48,7 +50,9 @@ public final class ChatCommand implements Callable<Integer> {
         try (Tokenizer tokenizer = Tokenizer.load(model);
                 CpuBackend cpu = options.threads == null ? new CpuBackend() : new CpuBackend(options.threads);
                 MistralModel m = ModelCheckpoint.load(model, cpu);
-                KvCache cache = options.cache(m.config(), cpu, GenerationOptions.blocksFor(m.config().maxPositionEmbeddings()))) {
+                KvCache cache = options.cache(m.config(), cpu, GenerationOptions.blocksFor(m.config().maxPositionEmbeddings()));
+                // Frozen for the whole session, so weights packed for one answer serve the next ones too.
+                FrozenWeights frozen = m.freezeWeights()) {
             GenerationOptions.requireCompatible(tokenizer, m.config(), model);
             BatchGenerator generator = options.generator(m, cache, tokenizer);
             StopCriteria stop = options.stop(m.config(), tokenizer);

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Deque;
 import java.util.List;
+import spin.backend.FrozenWeights;
 import spin.model.KvCache;
 import spin.model.MistralConfig;
 import spin.model.MistralModel;
@@ -26,10 +27,13 @@ import spin.model.MistralModel;
  * The cost is that blocks reserved for answers that end early at EOS sit idle until then. Requests
  * that could never fit (or never fit the model's positions) are refused before the first step.
  *
+ * <p><b>Weights.</b> A run freezes the model's weights ({@link MistralModel#freezeWeights}) from
+ * its first step to its end: they must not change during a run, and may between runs.
+ *
  * <p><b>Reproducibility.</b> Each request samples from its own random stream, seeded by the run's
  * seed and the request's key, so its output does not depend on the other requests in its batch
- * as long as the model's logits for a sequence do not (with the CPU backend they are the same
- * bits whatever the batch holds).
+ * as long as the model's logits for a sequence do not (with the CPU backend and the weights
+ * frozen, as they are during a run, they are the same bits whatever the batch holds).
  */
 public final class BatchGenerator {
     private final MistralModel model;
@@ -82,6 +86,7 @@ public final class BatchGenerator {
     }
 
     /** Generates an answer to every request; results come in request order. */
+    @SuppressWarnings("try") // the frozen weights are held, not used, in the body
     public List<Generation> generate(List<GenerationRequest> requests, GenerationListener listener) {
         int capacity = cache.freeBlocks();
         Deque<Sequence> waiting = new ArrayDeque<>();
@@ -92,7 +97,10 @@ public final class BatchGenerator {
         List<Sequence> running = new ArrayList<>();
         int reserved = 0;
         int vocab = model.config().vocabSize();
-        try {
+        // The weights stay fixed for the run: the backend may prepare them once (CPU: packed for its
+        // GEMM) instead of in every step, and drops that copy at the end, so that a later run of a
+        // changed model never sees it.
+        try (FrozenWeights frozen = model.freezeWeights()) {
             while (!waiting.isEmpty() || !running.isEmpty()) {
                 long start = System.nanoTime();
                 while (running.size() < maxSequences && !waiting.isEmpty()

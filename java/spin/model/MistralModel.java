@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import spin.backend.Backend;
 import spin.backend.DType;
+import spin.backend.FrozenWeights;
 import spin.backend.Tensor;
 import spin.model.ParameterLayout.Names;
 
@@ -184,6 +185,27 @@ public final class MistralModel implements AutoCloseable {
     }
 
     // ---------------------------------------------------------------- cached decoding
+
+    /**
+     * Freezes every matrix the forward multiplies by (attention and MLP projections, lm_head) for
+     * inference, through {@link Backend#freezeWeights}: until the handle is closed the parameters
+     * must not change, and the CPU backend keeps packed copies of them (up to as much memory again
+     * as those weights) so that steps skip repacking them, and computes every row of a step's
+     * matmuls in the same order whatever the number of rows: a sequence's logits then have the
+     * same bits whatever else is in the step. Generation runs hold one for their duration
+     * ({@code BatchGenerator.generate}).
+     */
+    public FrozenWeights freezeWeights() {
+        List<Tensor> weights = new ArrayList<>();
+        for (int l = 0; l < config.numHiddenLayers(); l++) {
+            for (String name : new String[] {Names.q(l), Names.k(l), Names.v(l), Names.o(l), Names.gate(l), Names.up(l),
+                    Names.down(l)}) {
+                weights.add(parameters.get(name));
+            }
+        }
+        weights.add(lmHead(parameters));
+        return backend.freezeWeights(weights);
+    }
 
     /**
      * Appends tokens to sequences held in {@code cache} (a ragged batch: any number of new tokens per

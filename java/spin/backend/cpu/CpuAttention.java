@@ -1,9 +1,11 @@
 package spin.backend.cpu;
 
+import static spin.backend.cpu.Mem.F;
 import static spin.backend.cpu.Mem.f;
 import static spin.backend.cpu.Mem.i32;
 
 import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
 import spin.backend.DType;
 import spin.backend.Tensor;
 
@@ -250,6 +252,12 @@ final class CpuAttention {
         });
     }
 
+    /**
+     * Query-key pairs below which cached attention runs on the calling thread: at 15-30 ns a pair,
+     * about what handing work to another thread costs (tens of microseconds).
+     */
+    private static final long MIN_PARALLEL_PAIRS = 2048;
+
     void cachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable, Tensor querySeq,
             Tensor queryPos, int blockSize, int window) {
         if (q.rank() != 3 || kCache.rank() != 3) {
@@ -266,16 +274,25 @@ final class CpuAttention {
         MemorySegment o = out.memory(), qm = q.memory(), km = kCache.memory(), vm = vCache.memory(),
                 table = blockTable.memory(), seqs = querySeq.memory(), positions = queryPos.memory();
         // Items are independent, so chunks may hold many of them: fewer scratch arrays and claims.
+        // A step with few query-key pairs (a small model decoding one sequence) stays on this
+        // thread: waking another costs more than the whole step's attention.
         int items = m * heads;
-        pool.forRange(items, Math.max(1, Math.min(64, items / (8 * pool.threads()))), (start, end) -> {
+        long pairs = 0;
+        for (int token = 0; token < m; token++) {
+            int keys = i32(positions, token) + 1;
+            pairs += window > 0 ? Math.min(keys, window) : keys;
+        }
+        pairs *= heads;
+        int grain = pairs < MIN_PARALLEL_PAIRS ? items : Math.max(1, Math.min(64, items / (8 * pool.threads())));
+        pool.forRange(items, grain, (start, end) -> {
             float[] scores = new float[KEY_BLOCK];
             long[] keyRows = new long[KEY_BLOCK];
-            MemorySegment acc = MemorySegment.ofArray(new float[d]);
+            float[] acc = new float[d];
             for (int item = start; item < end; item++) {
                 int token = item / heads, h = item % heads, g = h / groupSize;
                 int seq = i32(seqs, token), pos = i32(positions, token);
                 long qRow = ((long) token * heads + h) * d;
-                acc.fill((byte) 0);
+                java.util.Arrays.fill(acc, 0f);
                 float max = Float.NEGATIVE_INFINITY, denominator = 0f;
                 for (int p0 = window > 0 ? Math.max(0, pos - window + 1) : 0; p0 <= pos; p0 += KEY_BLOCK) {
                     int p1 = Math.min(pos + 1, p0 + KEY_BLOCK);
@@ -287,25 +304,66 @@ final class CpuAttention {
                         blockMax = Math.max(blockMax, s);
                     }
                     float newMax = Math.max(max, blockMax);
-                    if (newMax != max) {
+                    // The first block has nothing to correct (exp(-inf) would zero the zeros).
+                    if (newMax != max && max != Float.NEGATIVE_INFINITY) {
                         float correction = Mem.exp(max - newMax);
                         denominator *= correction;
-                        Mem.scale(correction, acc, 0, d);
-                        max = newMax;
+                        scale(correction, acc);
                     }
+                    max = newMax;
                     Mem.expShifted(scores, p1 - p0, max);
-                    for (int p = p0; p < p1; p++) {
-                        float weight = scores[p - p0];
-                        denominator += weight;
-                        Mem.axpy(weight, vm, (keyRows[p - p0] * kvHeads + g) * d, acc, 0, d);
+                    for (int i = 0; i < p1 - p0; i++) {
+                        denominator += scores[i];
                     }
+                    addWeightedRows(scores, p1 - p0, vm, keyRows, kvHeads, g, d, acc);
                 }
                 float inv = 1f / denominator;
-                for (int c = 0; c < d; c++) {
-                    f(o, qRow + c, f(acc, c) * inv);
+                int c = 0;
+                for (int bound = F.loopBound(d); c < bound; c += F.length()) {
+                    Mem.store(FloatVector.fromArray(F, acc, c).mul(inv), o, qRow + c);
+                }
+                for (; c < d; c++) {
+                    f(o, qRow + c, acc[c] * inv);
                 }
             }
         });
+    }
+
+    /** acc[c] *= factor: {@link Mem#scale}'s arithmetic on an array. */
+    private static void scale(float factor, float[] acc) {
+        FloatVector f = FloatVector.broadcast(F, factor);
+        int c = 0;
+        for (int bound = F.loopBound(acc.length); c < bound; c += F.length()) {
+            FloatVector.fromArray(F, acc, c).mul(f).intoArray(acc, c);
+        }
+        for (; c < acc.length; c++) {
+            acc[c] *= factor;
+        }
+    }
+
+    /**
+     * acc += sum over i < n of weights[i] * V row (rows[i] * kvHeads + g), each element's terms added
+     * in increasing i with the arithmetic of {@link Mem#axpy} (FMA on whole vectors, multiply then
+     * add on the tail); a vector of acc stays in a register over all n rows.
+     */
+    private static void addWeightedRows(float[] weights, int n, MemorySegment v, long[] rows, int kvHeads, int g, int d,
+            float[] acc) {
+        int c = 0;
+        for (int bound = F.loopBound(d); c < bound; c += F.length()) {
+            FloatVector sum = FloatVector.fromArray(F, acc, c);
+            for (int i = 0; i < n; i++) {
+                long at = ((rows[i] * kvHeads + g) * d + c) * Float.BYTES;
+                sum = FloatVector.fromMemorySegment(F, v, at, Mem.ORDER).fma(FloatVector.broadcast(F, weights[i]), sum);
+            }
+            sum.intoArray(acc, c);
+        }
+        for (; c < d; c++) {
+            float sum = acc[c];
+            for (int i = 0; i < n; i++) {
+                sum = sum + weights[i] * f(v, (rows[i] * kvHeads + g) * d + c);
+            }
+            acc[c] = sum;
+        }
     }
 
     /**

@@ -9,10 +9,12 @@ import static spin.backend.cpu.Mem.store;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.List;
 import jdk.incubator.vector.FloatVector;
 import spin.backend.BFloat16;
 import spin.backend.Backend;
 import spin.backend.DType;
+import spin.backend.FrozenWeights;
 import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
@@ -29,10 +31,12 @@ public final class CpuBackend implements Backend {
 
     private final CpuParallel pool;
     private final CpuAttention attention;
+    private final PackedWeights packedWeights;
 
     public CpuBackend(int threads) {
         this.pool = new CpuParallel(threads);
         this.attention = new CpuAttention(pool);
+        this.packedWeights = new PackedWeights(pool);
     }
 
     /** A backend using every available processor. */
@@ -267,8 +271,30 @@ public final class CpuBackend implements Backend {
         int outFeatures = weight.dim(0), inFeatures = weight.dim(1);
         int rows = rows(in, inFeatures, "in");
         requireLength(out, (long) rows * outFeatures);
+        Gemm.PackedB packed = packedWeights.packed(weight);
+        if (packed != null) {
+            Gemm.gemm(pool, false, rows, in.memory(), 0, inFeatures, packed, out.memory(), 0, outFeatures, false);
+            return;
+        }
         Gemm.gemm(pool, false, true, rows, outFeatures, inFeatures,
                 in.memory(), 0, inFeatures, weight.memory(), 0, inFeatures, out.memory(), 0, outFeatures, false);
+    }
+
+    /**
+     * Frozen weights are packed into the GEMM layout ({@link Gemm.PackedB}) by the first product
+     * that uses them, and dropped when their last freeze closes; see {@link PackedWeights} for the
+     * staleness guarantees and the memory limit. While packed, a weight's products of any number of
+     * rows go through the packed kernel, so every output row has the same bits whatever the number
+     * of rows beside it; unfrozen products of fewer than 12 rows sum in {@link GemmFewRows}' order.
+     */
+    @Override
+    public FrozenWeights freezeWeights(List<Tensor> weights) {
+        return packedWeights.freeze(weights);
+    }
+
+    /** Bytes held by packed copies of frozen weights. */
+    public long packedWeightBytes() {
+        return packedWeights.bytes();
     }
 
     @Override
@@ -384,24 +410,78 @@ public final class CpuBackend implements Backend {
         }
         requireLength(positions, (long) b * t);
         int half = d / 2;
-        float[] invFreq = Rope.inverseFrequencies(d, theta);
         MemorySegment o = out.memory(), x = in.memory(), pos = positions.memory();
+        int maxPosition = 0;
+        for (int bt = 0; bt < b * t; bt++) {
+            maxPosition = Math.max(maxPosition, i32(pos, bt));
+        }
+        Rope.Table table = ropeTable(d, theta, maxPosition);
+        float[] invFreq = table == null ? Rope.inverseFrequencies(d, theta) : null;
         pool.forRange(b * t, Math.max(1, 4096 / (heads * d)), (start, end) -> {
             float[] cos = new float[half];
             float[] sin = new float[half];
             for (int bt = start; bt < end; bt++) {
-                Rope.angles(i32(pos, bt), invFreq, cos, sin);
+                int position = i32(pos, bt);
+                float[] c = cos, s = sin;
+                int row = 0;
+                if (table != null && position >= 0) {
+                    c = table.cos();
+                    s = table.sin();
+                    row = position * half;
+                } else {
+                    Rope.angles(position, invFreq != null ? invFreq : Rope.inverseFrequencies(d, theta), cos, sin);
+                }
                 for (int h = 0; h < heads; h++) {
-                    long base = ((long) bt * heads + h) * d;
-                    for (int i = 0; i < half; i++) {
-                        float x1 = f(x, base + i), x2 = f(x, base + i + half);
-                        float s = direction * sin[i];
-                        f(o, base + i, x1 * cos[i] - x2 * s);
-                        f(o, base + i + half, x2 * cos[i] + x1 * s);
-                    }
+                    rotateHead(o, x, ((long) bt * heads + h) * d, half, c, s, row, direction);
                 }
             }
         });
+    }
+
+    /**
+     * (x1, x2) = (x[i], x[i + half]) becomes (x1 cos - x2 sin', x2 cos + x1 sin'), sin' = direction *
+     * sin, for i < half: each product rounded, then the sum (no FMA), in vectors or one by one alike.
+     */
+    private static void rotateHead(MemorySegment o, MemorySegment x, long base, int half, float[] cos, float[] sin, int row,
+            float direction) {
+        int i = 0;
+        for (int bound = F.loopBound(half); i < bound; i += F.length()) {
+            FloatVector x1 = load(x, base + i), x2 = load(x, base + i + half);
+            FloatVector c = FloatVector.fromArray(F, cos, row + i);
+            FloatVector s = FloatVector.fromArray(F, sin, row + i).mul(direction);
+            store(x1.mul(c).sub(x2.mul(s)), o, base + i);
+            store(x2.mul(c).add(x1.mul(s)), o, base + i + half);
+        }
+        for (; i < half; i++) {
+            float x1 = f(x, base + i), x2 = f(x, base + i + half);
+            float s = direction * sin[row + i];
+            f(o, base + i, x1 * cos[row + i] - x2 * s);
+            f(o, base + i + half, x2 * cos[row + i] + x1 * s);
+        }
+    }
+
+    /** The latest table of rope angles, regrown when a call needs more positions or other frequencies. */
+    private volatile Rope.Table ropeTable;
+
+    /** A table covering positions 0 .. maxPosition, or null when that would be too large. */
+    private Rope.Table ropeTable(int headDim, float theta, int maxPosition) {
+        Rope.Table table = ropeTable;
+        if (table != null && table.covers(headDim, theta, maxPosition)) {
+            return table;
+        }
+        long wanted = Math.max(1024, Long.highestOneBit(Math.max(1, maxPosition)) * 2);
+        if (table != null && table.headDim() == headDim) {
+            wanted = Math.max(wanted, 2L * table.positions());
+        }
+        if (wanted * headDim / 2 > Rope.Table.MAX_FLOATS) {
+            wanted = Rope.Table.MAX_FLOATS / Math.max(1, headDim / 2);
+            if (maxPosition >= wanted) {
+                return null;
+            }
+        }
+        table = Rope.Table.of(headDim, theta, (int) wanted);
+        ropeTable = table;
+        return table;
     }
 
     // ---------------------------------------------------------------- attention

@@ -19,13 +19,20 @@ import jdk.incubator.vector.VectorMask;
  *
  * <p>Structure (after BLIS): op(B) is packed, for all of K, one panel of columns at a time into a
  * buffer the threads share; C is cut into tasks, each a block of rows by a group of the panel's
- * columns. A task walks K in blocks of {@link #K_BLOCK}: it packs its rows of op(A) for the k-block,
- * then runs {@link GemmKernel} for every 12-row sliver of A (kept in L1) against every 32-column
- * sliver of B (streamed from L2). Packing absorbs the four transpose cases, so one kernel serves
- * all of them. A panel costs one {@link CpuParallel#forRange} (one thread hand-off): every task
- * starts by helping to pack whatever of the panel is still unclaimed, then waits until the panel
- * is complete, which takes at most one B sliver's packing time. Products too small to repay a
- * hand-off run on the calling thread, and products with only a few rows take {@link GemmFewRows}.
+ * columns. A task walks K in blocks of {@link #K_BLOCK}: it packs its rows of op(A) for the k-block
+ * (or, when all of op(A) packed is at most 4 MiB, finds them packed once for all tasks), then runs
+ * {@link GemmKernel} for every 12-row sliver of A (kept in L1) against every 32-column sliver of B
+ * (streamed from L2). Packing absorbs the four transpose cases, so one kernel serves all of them.
+ * A panel costs one {@link CpuParallel#forRange} (one thread hand-off): every task starts by
+ * helping to pack whatever of the panel (and of a shared op(A)) is still unclaimed, then waits
+ * until it is complete, which takes at most one sliver's packing time. Products too small to repay
+ * a hand-off run on the calling thread, and products with only a few rows take {@link GemmFewRows}.
+ *
+ * <p>A constant op(B) (an inference weight) can be packed once into a {@link PackedB} and passed
+ * to {@link #gemm(CpuParallel, boolean, int, MemorySegment, long, int, PackedB, MemorySegment, long, int, boolean)}
+ * instead: the same layout, kernel and summation order, so the same bits, without the packing
+ * (which costs about as much as the multiplication when op(B) meets only a few dozen rows), and
+ * with that order for products of any number of rows.
  *
  * <p>Determinism: each element of C is written by one thread and becomes
  * {@code ((C0 + S0) + S1) + ...}, where S_b is the FMA sum over k-block b in increasing k and C0 is
@@ -65,6 +72,13 @@ public final class Gemm {
      */
     private static final int FEW_ROWS_DOTS = ROWS;
     private static final int FEW_ROWS_UPDATES = 5;
+    /**
+     * Most floats of packed op(A) packed once per product and shared by its tasks (4 MiB); a larger
+     * op(A) is packed by each task for its own rows, k-block by k-block. With few rows, a product
+     * has many column groups, and each task would pack the same rows again: in a 32-row decode step
+     * that cost about as much as the multiplication.
+     */
+    private static final int SHARED_A_FLOATS = 1 << 20;
 
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -75,6 +89,8 @@ public final class Gemm {
     private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> A_BLOCK =
             ThreadLocal.withInitial(() -> new float[MAX_BLOCK_ROW_SLIVERS * A_SLIVER_FLOATS]);
+    /** Packed op(A) shared by a product's tasks, owned by the thread that called gemm. */
+    private static final ThreadLocal<float[]> SHARED_A = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[ROWS * COLS]);
 
     private Gemm() {}
@@ -109,8 +125,118 @@ public final class Gemm {
                     c, cOffset, ldc, accumulate, tasks);
             return;
         }
-        new Product(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate)
+        new Product(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, null, c, cOffset, ldc, accumulate)
                 .run(pool, tasks);
+    }
+
+    /**
+     * Whether {@link #gemm} multiplies an m-row op(A) by op(B) through packed op(B), in the order
+     * of a product with a {@link PackedB} (below this, {@link GemmFewRows} reads op(B) in place and
+     * sums in another order).
+     */
+    public static boolean packsB(int m, boolean transB) {
+        return m >= (transB ? FEW_ROWS_DOTS : FEW_ROWS_UPDATES);
+    }
+
+    /**
+     * C (=, or += when {@code accumulate}) op(A) · op(B) with op(B) packed beforehand, through the
+     * kernel for every m: each element is summed in the order of the class comment whatever the
+     * number of rows, so a row of C has the same bits in a product of 1 row as in one of 1000, and
+     * the same bits as {@link #gemm} on the op(B) that was packed whenever that packs it too
+     * ({@link #packsB}). With fewer rows than the kernel's 12, most of its work is padding, but
+     * such products are bound by reading op(B) from memory, which the padding does not add to:
+     * for one row this measured no slower than {@link GemmFewRows}.
+     */
+    public static void gemm(CpuParallel pool, boolean transA, int m, MemorySegment a, long aOffset, int lda, PackedB b,
+            MemorySegment c, long cOffset, int ldc, boolean accumulate) {
+        if (m < 0) {
+            throw new IllegalArgumentException("gemm dimensions must be >= 0, got m=" + m);
+        }
+        int n = b.n, k = b.k;
+        if (m == 0 || n == 0) {
+            return;
+        }
+        if (k == 0) {
+            gemm(pool, transA, b.transB, m, n, 0, a, aOffset, lda, MemorySegment.NULL, 0, 1, c, cOffset, ldc, accumulate);
+            return;
+        }
+        long fmas = (long) m * n * k;
+        int tasks = (int) Math.max(1, Math.min(TASKS_PER_THREAD * pool.threads(), fmas / MIN_TASK_FMAS));
+        new Product(transA, b.transB, m, n, k, a, aOffset, lda, null, 0, 0, b, c, cOffset, ldc, accumulate).run(pool, tasks);
+    }
+
+    /**
+     * Packs op(B) (B[K,N], or B stored [N,K] when {@code transB}) for
+     * {@link #gemm(CpuParallel, boolean, int, MemorySegment, long, int, PackedB, MemorySegment, long, int, boolean)},
+     * on the pool's threads. The copy is a Java array of {@link #packedFloats} floats and does not
+     * follow later changes to B.
+     */
+    public static PackedB pack(CpuParallel pool, boolean transB, int n, int k, MemorySegment b, long bOffset, int ldb) {
+        if (n < 0 || k < 0) {
+            throw new IllegalArgumentException("pack dimensions must be >= 0, got n=" + n + " k=" + k);
+        }
+        int colSlivers = ceilDiv(n, COLS);
+        float[] data = new float[Math.toIntExact(packedFloats(n, k))];
+        int kBlocks = ceilDiv(k, K_BLOCK);
+        int slivers = kBlocks * colSlivers;
+        // About 8 slivers (256 KiB of output) per chunk.
+        pool.forRange(slivers, 8, (start, end) -> {
+            for (int t = start; t < end; t++) {
+                int firstK = t / colSlivers * K_BLOCK;
+                int kc = Math.min(K_BLOCK, k - firstK);
+                int sliver = t % colSlivers;
+                int col = sliver * COLS;
+                packB(transB, b, bOffset, ldb, firstK, kc, col, Math.min(COLS, n - col), data,
+                        sliverOffset(firstK, kc, colSlivers, sliver));
+            }
+        });
+        return new PackedB(transB, n, k, data);
+    }
+
+    /** Floats a {@link PackedB} of op(B)[K,N] holds: K x N with N rounded up to the 32-column slivers. */
+    public static long packedFloats(int n, int k) {
+        return (long) k * ceilDiv(n, COLS) * COLS;
+    }
+
+    /**
+     * Packed op(B)[K,N] in the layout of the panels {@link #gemm} packs for itself, for all of N:
+     * k-block after k-block, each holding every COLS-wide column sliver as kc rows of COLS floats
+     * (columns past N are zeros).
+     */
+    public static final class PackedB {
+        final boolean transB;
+        final int n, k;
+        final float[] data;
+
+        private PackedB(boolean transB, int n, int k, float[] data) {
+            this.transB = transB;
+            this.n = n;
+            this.k = k;
+            this.data = data;
+        }
+
+        /** Columns of op(B) (output features of a weight). */
+        public int n() {
+            return n;
+        }
+
+        /** Depth of op(B) (input features of a weight). */
+        public int k() {
+            return k;
+        }
+
+        /** Bytes of packed data held. */
+        public long bytes() {
+            return (long) data.length * Float.BYTES;
+        }
+    }
+
+    /**
+     * Where the B sliver of k-block {@code firstK} (of depth kc) and column sliver {@code sliver}
+     * starts, in a panel of {@code slivers} column slivers laid out as {@link PackedB} describes.
+     */
+    private static int sliverOffset(int firstK, int kc, int slivers, int sliver) {
+        return firstK * slivers * COLS + sliver * kc * COLS;
     }
 
     /** One gemm call: its operands, and the panel of op(B) being worked on. */
@@ -123,8 +249,15 @@ public final class Gemm {
         final boolean accumulate;
         final int kBlocks;
         final int rowSlivers;
+        /** op(B) packed beforehand (null: packed here, panel by panel). */
+        final PackedB packed;
         final float[] panel;
         final int panelCapacity;
+        /** All of op(A) packed, sliver (kBlock * rowSlivers + r) at (kBlock * rowSlivers + r) * A_SLIVER_FLOATS; or null. */
+        final float[] sharedA;
+        /** A slivers claimed for packing into sharedA, and packed. */
+        final AtomicInteger aClaimed = new AtomicInteger();
+        final AtomicInteger aDone = new AtomicInteger();
 
         // The current panel: its first B sliver, width in slivers, and the task grid over it.
         int firstColSliver;
@@ -137,7 +270,8 @@ public final class Gemm {
         final AtomicInteger packDone = new AtomicInteger();
 
         Product(boolean transA, boolean transB, int m, int n, int k, MemorySegment a, long aOffset, int lda,
-                MemorySegment b, long bOffset, int ldb, MemorySegment c, long cOffset, int ldc, boolean accumulate) {
+                MemorySegment b, long bOffset, int ldb, PackedB packed, MemorySegment c, long cOffset, int ldc,
+                boolean accumulate) {
             this.transA = transA;
             this.transB = transB;
             this.m = m;
@@ -156,8 +290,17 @@ public final class Gemm {
             this.kBlocks = ceilDiv(k, K_BLOCK);
             this.rowSlivers = ceilDiv(m, ROWS);
             int colSlivers = ceilDiv(n, COLS);
-            this.panelCapacity = clamp(PANEL_FLOATS / (kBlocks * SLIVER_FLOATS), 1, colSlivers);
-            this.panel = panelBuffer(kBlocks * panelCapacity * SLIVER_FLOATS);
+            this.packed = packed;
+            if (packed != null) {
+                // All of op(B) is one panel, already packed: one hand-off per product.
+                this.panelCapacity = colSlivers;
+                this.panel = packed.data;
+            } else {
+                this.panelCapacity = clamp(PANEL_FLOATS / (kBlocks * SLIVER_FLOATS), 1, colSlivers);
+                this.panel = panelBuffer(kBlocks * panelCapacity * SLIVER_FLOATS);
+            }
+            long aFloats = (long) kBlocks * rowSlivers * A_SLIVER_FLOATS;
+            this.sharedA = aFloats <= SHARED_A_FLOATS ? sharedABuffer((int) aFloats) : null;
         }
 
         /** Computes the product in about {@code wanted} parallel tasks per panel. */
@@ -175,12 +318,32 @@ public final class Gemm {
                 packDone.set(0);
                 int tasks = rowBlocks * ceilDiv(panelSlivers, groupColSlivers);
                 pool.forRange(tasks, ceilDiv(tasks, wanted), (start, end) -> {
-                    helpPackPanel();
+                    if (sharedA != null) {
+                        helpPackA();
+                    }
+                    if (packed == null) {
+                        helpPackPanel();
+                    }
                     for (int task = start; task < end; task++) {
                         // Consecutive tasks share a column group, so its B k-blocks are reused from L2.
                         multiplyBlock(task % rowBlocks * blockRowSlivers, task / rowBlocks * groupColSlivers);
                     }
                 });
+            }
+        }
+
+        /** Packs unclaimed A slivers into sharedA until none is left, then waits for the others' packing. */
+        private void helpPackA() {
+            int total = kBlocks * rowSlivers;
+            for (int t; (t = aClaimed.getAndIncrement()) < total; ) {
+                int firstK = t / rowSlivers * K_BLOCK;
+                int row = t % rowSlivers * ROWS;
+                packA(transA, a, aOffset, lda, row, Math.min(ROWS, m - row), firstK, Math.min(K_BLOCK, k - firstK),
+                        sharedA, t * A_SLIVER_FLOATS);
+                aDone.incrementAndGet();
+            }
+            while (aDone.get() < total) {
+                Thread.onSpinWait();
             }
         }
 
@@ -191,8 +354,9 @@ public final class Gemm {
                 int kBlock = t / panelSlivers;
                 int firstK = kBlock * K_BLOCK;
                 int col = (firstColSliver + t % panelSlivers) * COLS;
-                packB(transB, b, bOffset, ldb, firstK, Math.min(K_BLOCK, k - firstK), col, Math.min(COLS, n - col),
-                        panel, t * SLIVER_FLOATS);
+                int kc = Math.min(K_BLOCK, k - firstK);
+                packB(transB, b, bOffset, ldb, firstK, kc, col, Math.min(COLS, n - col),
+                        panel, sliverOffset(firstK, kc, panelSlivers, t % panelSlivers));
                 packDone.incrementAndGet();
             }
             while (packDone.get() < total) {
@@ -207,13 +371,15 @@ public final class Gemm {
         private void multiplyBlock(int firstRowSliver, int firstSliver) {
             int rowCount = Math.min(blockRowSlivers, rowSlivers - firstRowSliver);
             int sliverEnd = Math.min(firstSliver + groupColSlivers, panelSlivers);
-            float[] aBlock = A_BLOCK.get();
+            float[] aBlock = sharedA != null ? sharedA : A_BLOCK.get();
             float[] tile = TILE.get();
             for (int kBlock = 0; kBlock < kBlocks; kBlock++) {
                 int firstK = kBlock * K_BLOCK;
                 int kc = Math.min(K_BLOCK, k - firstK);
                 boolean add = accumulate || kBlock > 0;
-                for (int r = 0; r < rowCount; r++) {
+                // Where the task's first A sliver of this k-block lies in aBlock.
+                int aFirst = sharedA != null ? (kBlock * rowSlivers + firstRowSliver) * A_SLIVER_FLOATS : 0;
+                for (int r = 0; sharedA == null && r < rowCount; r++) {
                     int row = (firstRowSliver + r) * ROWS;
                     packA(transA, a, aOffset, lda, row, Math.min(ROWS, m - row), firstK, kc, aBlock, r * A_SLIVER_FLOATS);
                 }
@@ -222,14 +388,29 @@ public final class Gemm {
                     int rows = Math.min(ROWS, m - row);
                     for (int s = firstSliver; s < sliverEnd; s++) {
                         int col = (firstColSliver + s) * COLS;
-                        GemmKernel.multiply(kc, aBlock, r * A_SLIVER_FLOATS, panel,
-                                (kBlock * panelSlivers + s) * SLIVER_FLOATS, tile);
+                        GemmKernel.multiply(kc, aBlock, aFirst + r * A_SLIVER_FLOATS, panel, bSliver(firstK, kc, s), tile);
                         storeTile(tile, rows, Math.min(COLS, n - col),
                                 c, (cOffset + (long) row * ldc + col) * Float.BYTES, ldc, add);
                     }
                 }
             }
         }
+
+        /** Start of the B sliver for k-block {@code firstK} (depth kc) and panel sliver {@code s}. */
+        private int bSliver(int firstK, int kc, int s) {
+            // A packed op(B) is one panel of every sliver; a panel packed here holds just its own.
+            return packed != null ? sliverOffset(firstK, kc, panelCapacity, firstColSliver + s)
+                    : sliverOffset(firstK, kc, panelSlivers, s);
+        }
+    }
+
+    private static float[] sharedABuffer(int floats) {
+        float[] buffer = SHARED_A.get();
+        if (buffer.length < floats) {
+            buffer = new float[floats];
+            SHARED_A.set(buffer);
+        }
+        return buffer;
     }
 
     private static float[] panelBuffer(int floats) {

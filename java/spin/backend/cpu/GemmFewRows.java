@@ -5,7 +5,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -18,7 +17,7 @@ import jdk.incubator.vector.VectorSpecies;
  * over increasing k per k-block, added to C block by block, exactly as the packed path does. With
  * B stored [N,K] each element is a dot product of two contiguous rows: lane l of a vector
  * accumulator takes the FMA chain over k = l (mod vector length) in increasing k, and the lanes
- * are then added by a fixed pairwise tree.
+ * are then added by the fixed pairwise tree of {@link Mem#sumLanes}.
  */
 final class GemmFewRows {
     private static final VectorSpecies<Float> F = GemmKernel.F;
@@ -28,8 +27,6 @@ final class GemmFewRows {
     private static final int UPDATE_COLS = 4 * F.length();
     /** Columns of C per dot-product step, sharing each load of an op(A) row. */
     private static final int DOT_COLS = 4;
-    /** Shuffles that fold the upper half of the still-live lanes onto the lower half. */
-    private static final VectorShuffle<Float>[] FOLDS = folds();
 
     private GemmFewRows() {}
 
@@ -50,13 +47,14 @@ final class GemmFewRows {
         int groups = (n + step - 1) / step;
         int groupsPerTask = (groups + tasks - 1) / tasks;
         pool.forRange(groups, groupsPerTask, (start, end) -> {
+            float[] acc = transB ? new float[DOT_COLS * F.length()] : null;
             for (int g = start; g < end; g++) {
                 int col = g * step;
                 int cols = Math.min(step, n - col);
                 for (int i = 0; i < m; i++) {
                     long cRow = cOffset + (long) i * ldc;
                     if (transB) {
-                        dots(rows, i * k, k, b, bOffset + (long) col * ldb, ldb, cols, c, cRow + col, accumulate);
+                        dots(rows, i * k, k, b, bOffset + (long) col * ldb, ldb, cols, c, cRow + col, accumulate, acc);
                     } else {
                         update(rows, i * k, k, b, bOffset + col, ldb, cols, c, cRow + col, accumulate);
                     }
@@ -106,17 +104,32 @@ final class GemmFewRows {
 
     /**
      * C[row, col .. col+cols] (= or +=) dot(A row, B row j) for the {@code cols <= DOT_COLS} B rows
-     * from {@code bStart}, {@code ldb} apart.
+     * from {@code bStart}, {@code ldb} apart; {@code acc} is scratch for DOT_COLS vectors.
+     *
+     * <p>The work is split over three small methods that pass their accumulators through
+     * {@code acc}: as one method, C1's register allocator sometimes gave up on it ("out of virtual
+     * registers"), and the method then ran unintrinsified Vector API code (20x slower) for good.
      */
     private static void dots(float[] rows, int aRow, int k, MemorySegment b, long bStart, int ldb, int cols,
-            MemorySegment c, long cStart, boolean accumulate) {
+            MemorySegment c, long cStart, boolean accumulate, float[] acc) {
+        // Rows past cols repeat the last valid B row (keeping reads in bounds) and are not stored.
         long b0 = bStart * Float.BYTES;
         long b1 = b0 + (long) Math.min(1, cols - 1) * ldb * Float.BYTES;
         long b2 = b0 + (long) Math.min(2, cols - 1) * ldb * Float.BYTES;
         long b3 = b0 + (long) Math.min(3, cols - 1) * ldb * Float.BYTES;
+        int bound = F.loopBound(k);
+        dotsBody(rows, aRow, bound, b, b0, b1, b2, b3, acc);
+        if (bound < k) {
+            dotsTail(rows, aRow, bound, k, b, b0, b1, b2, b3, acc);
+        }
+        storeDots(acc, cols, c, cStart, accumulate);
+    }
+
+    /** acc[j] = the lane-wise FMA chains of A row and B row j over k in [0, bound), a whole number of vectors. */
+    private static void dotsBody(float[] rows, int aRow, int bound, MemorySegment b, long b0, long b1, long b2, long b3,
+            float[] acc) {
         FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-        int p = 0;
-        for (int bound = F.loopBound(k); p < bound; p += F.length()) {
+        for (int p = 0; p < bound; p += F.length()) {
             FloatVector x = FloatVector.fromArray(F, rows, aRow + p);
             long offset = (long) p * Float.BYTES;
             s0 = x.fma(FloatVector.fromMemorySegment(F, b, b0 + offset, ORDER), s0);
@@ -124,45 +137,36 @@ final class GemmFewRows {
             s2 = x.fma(FloatVector.fromMemorySegment(F, b, b2 + offset, ORDER), s2);
             s3 = x.fma(FloatVector.fromMemorySegment(F, b, b3 + offset, ORDER), s3);
         }
-        if (p < k) {
-            VectorMask<Float> tail = F.indexInRange(p, k);
-            FloatVector x = FloatVector.fromArray(F, rows, aRow + p, tail);
-            long offset = (long) p * Float.BYTES;
-            s0 = x.fma(FloatVector.fromMemorySegment(F, b, b0 + offset, ORDER, tail), s0);
-            s1 = x.fma(FloatVector.fromMemorySegment(F, b, b1 + offset, ORDER, tail), s1);
-            s2 = x.fma(FloatVector.fromMemorySegment(F, b, b2 + offset, ORDER, tail), s2);
-            s3 = x.fma(FloatVector.fromMemorySegment(F, b, b3 + offset, ORDER, tail), s3);
-        }
-        // Rows past cols repeat the last valid B row (keeping reads in bounds) and are not stored.
-        put(c, cStart, sumLanes(s0), accumulate);
-        if (cols > 1) put(c, cStart + 1, sumLanes(s1), accumulate);
-        if (cols > 2) put(c, cStart + 2, sumLanes(s2), accumulate);
-        if (cols > 3) put(c, cStart + 3, sumLanes(s3), accumulate);
+        int lanes = F.length();
+        s0.intoArray(acc, 0);
+        s1.intoArray(acc, lanes);
+        s2.intoArray(acc, 2 * lanes);
+        s3.intoArray(acc, 3 * lanes);
     }
 
-    private static void put(MemorySegment c, long at, float value, boolean add) {
-        c.setAtIndex(FLOAT, at, add ? c.getAtIndex(FLOAT, at) + value : value);
+    /** Continues the chains in {@code acc} over the last, partial vector of k, from {@code p}. */
+    private static void dotsTail(float[] rows, int aRow, int p, int k, MemorySegment b, long b0, long b1, long b2, long b3,
+            float[] acc) {
+        int lanes = F.length();
+        VectorMask<Float> tail = F.indexInRange(p, k);
+        FloatVector x = FloatVector.fromArray(F, rows, aRow + p, tail);
+        long offset = (long) p * Float.BYTES;
+        x.fma(FloatVector.fromMemorySegment(F, b, b0 + offset, ORDER, tail), FloatVector.fromArray(F, acc, 0))
+                .intoArray(acc, 0);
+        x.fma(FloatVector.fromMemorySegment(F, b, b1 + offset, ORDER, tail), FloatVector.fromArray(F, acc, lanes))
+                .intoArray(acc, lanes);
+        x.fma(FloatVector.fromMemorySegment(F, b, b2 + offset, ORDER, tail), FloatVector.fromArray(F, acc, 2 * lanes))
+                .intoArray(acc, 2 * lanes);
+        x.fma(FloatVector.fromMemorySegment(F, b, b3 + offset, ORDER, tail), FloatVector.fromArray(F, acc, 3 * lanes))
+                .intoArray(acc, 3 * lanes);
     }
 
-    /**
-     * Sum of the lanes by a fixed pairwise tree; FloatVector.reduceLanes leaves the order to the
-     * implementation, which would let results depend on the JIT.
-     */
-    private static float sumLanes(FloatVector v) {
-        for (VectorShuffle<Float> fold : FOLDS) {
-            v = v.add(v.rearrange(fold));
+    /** C[j] (= or +=) the lane sum of acc[j] for the first {@code cols} of the DOT_COLS chains. */
+    private static void storeDots(float[] acc, int cols, MemorySegment c, long cStart, boolean accumulate) {
+        for (int j = 0; j < cols; j++) {
+            float sum = Mem.sumLanes(FloatVector.fromArray(F, acc, j * F.length()));
+            long at = cStart + j;
+            c.setAtIndex(FLOAT, at, accumulate ? c.getAtIndex(FLOAT, at) + sum : sum);
         }
-        return v.lane(0);
-    }
-
-    @SuppressWarnings("unchecked")
-    private static VectorShuffle<Float>[] folds() {
-        int count = Integer.numberOfTrailingZeros(F.length());
-        VectorShuffle<Float>[] folds = new VectorShuffle[count];
-        for (int f = 0; f < count; f++) {
-            int half = F.length() >> (f + 1);
-            folds[f] = VectorShuffle.fromOp(F, lane -> (lane + half) % F.length());
-        }
-        return folds;
     }
 }

@@ -5,7 +5,9 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /** Element access and the few vector loops the CPU ops share; indices are in elements. */
@@ -103,28 +105,49 @@ final class Mem {
         expShifted(a, 0, n, shift);
     }
 
-    /** a[from + i] = e^(a[from + i] - shift) for i < n; -inf entries become 0. */
+    /**
+     * a[from + i] = e^(a[from + i] - shift) for i < n; -inf entries become 0. The last, partial
+     * vector is masked (a scalar {@link #exp(float)} per element would cost a vector exp each).
+     */
     static void expShifted(float[] a, int from, int n, float shift) {
         FloatVector shiftV = FloatVector.broadcast(F, shift);
         int i = 0;
         for (int bound = F.loopBound(n); i < bound; i += F.length()) {
             exp(FloatVector.fromArray(F, a, from + i).sub(shiftV)).intoArray(a, from + i);
         }
-        for (; i < n; i++) {
-            a[from + i] = exp(a[from + i] - shift);
+        if (i < n) {
+            VectorMask<Float> tail = F.indexInRange(i, n);
+            exp(FloatVector.fromArray(F, a, from + i, tail).sub(shiftV)).intoArray(a, from + i, tail);
         }
     }
 
     /**
-     * Sum of the lanes in lane order. {@code reduceLanes(ADD)} leaves the order unspecified, and
-     * interpreted and JIT-compiled code do use different orders, which breaks bit-exact results.
+     * Sum of the lanes by a fixed pairwise tree: the upper half of the lanes is added onto the lower
+     * half until one lane is left (for 16 lanes, lane 0 ends as
+     * {@code ((v0 + v8) + (v4 + v12)) + ((v2 + v10) + (v6 + v14))} plus the odd lanes likewise).
+     * {@code reduceLanes(ADD)} leaves the order unspecified, and interpreted and JIT-compiled code
+     * do use different orders, which breaks bit-exact results; this order is fixed by the vector
+     * length alone, and costs log2(lanes) shuffles and adds instead of one extraction and add per lane.
      */
     static float sumLanes(FloatVector v) {
-        float s = 0f;
-        for (int i = 0; i < v.length(); i++) {
-            s += v.lane(i);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            v = v.add(v.rearrange(fold));
         }
-        return s;
+        return v.lane(0);
+    }
+
+    /** Shuffles that bring lane (i + half) to lane i, for half = lanes/2, lanes/4, ..., 1. */
+    private static final VectorShuffle<Float>[] FOLDS = folds();
+
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    private static VectorShuffle<Float>[] folds() {
+        int count = Integer.numberOfTrailingZeros(F.length());
+        VectorShuffle<Float>[] folds = new VectorShuffle[count];
+        for (int f = 0; f < count; f++) {
+            int half = F.length() >> (f + 1);
+            folds[f] = VectorShuffle.fromOp(F, lane -> (lane + half) % F.length());
+        }
+        return folds;
     }
 
     /** y[yi + j] += alpha * x[xi + j] for j < n. */

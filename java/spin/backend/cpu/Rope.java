@@ -22,4 +22,31 @@ final class Rope {
             sin[i] = (float) Math.sin(angle);
         }
     }
+
+    /**
+     * cos and sin of {@link #angles} for positions 0 .. positions-1, row p at p * headDim/2: the same
+     * values, computed once instead of in every rope call (each takes a double cos and sin).
+     */
+    record Table(int headDim, float theta, int positions, float[] cos, float[] sin) {
+        /** Most floats each of cos and sin may hold (16 MiB); rope computes positions beyond that directly. */
+        static final int MAX_FLOATS = 1 << 22;
+
+        static Table of(int headDim, float theta, int positions) {
+            int half = headDim / 2;
+            float[] invFreq = inverseFrequencies(headDim, theta);
+            float[] cos = new float[positions * half], sin = new float[positions * half];
+            float[] c = new float[half], s = new float[half];
+            for (int p = 0; p < positions; p++) {
+                angles(p, invFreq, c, s);
+                System.arraycopy(c, 0, cos, p * half, half);
+                System.arraycopy(s, 0, sin, p * half, half);
+            }
+            return new Table(headDim, theta, positions, cos, sin);
+        }
+
+        boolean covers(int headDim, float theta, int maxPosition) {
+            return this.headDim == headDim && Float.floatToRawIntBits(this.theta) == Float.floatToRawIntBits(theta)
+                    && maxPosition < positions;
+        }
+    }
 }

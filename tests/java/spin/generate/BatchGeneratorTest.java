@@ -19,6 +19,7 @@ import spin.backend.Tensor;
 import spin.backend.cpu.CpuBackend;
 import spin.model.KvCache;
 import spin.model.MistralModel;
+import spin.model.ModelCheckpoint;
 import spin.model.TinyModels;
 
 /**
@@ -134,6 +135,43 @@ class BatchGeneratorTest {
                 assertTrue(chosen >= max - 1e-4f, "step " + j + ": token " + generated[j] + " has logit " + chosen
                         + " but the full forward's maximum is " + max);
             }
+        }
+    }
+
+    /**
+     * Runs with 14 sequences use the weights the CPU backend packs once per run; after the weights
+     * change in place between two runs of the same model, the second run answers exactly as a fresh
+     * model with the new weights does: nothing packed for the first run survives it.
+     */
+    @Test
+    void aModelChangedBetweenRunsGeneratesAsTheChangedModel() {
+        List<GenerationRequest> requests = requests(14, 5);
+        StopCriteria length = StopCriteria.length(6);
+        try (MistralModel changing = TinyModels.random(cpu, 21); MistralModel fresh = TinyModels.random(cpu, 22)) {
+            List<Generation> first = runOn(changing, requests, length);
+            ModelCheckpoint.initialize(changing, 22);
+            List<Generation> second = runOn(changing, requests, length);
+            List<Generation> expected = runOn(fresh, requests, length);
+            assertSameGenerations(expected, second);
+            assertFalse(Arrays.equals(first.get(0).tokens(), expected.get(0).tokens())
+                    && Arrays.equals(first.get(1).tokens(), expected.get(1).tokens()), "the new weights must answer differently");
+        }
+    }
+
+    /** A greedy run of all requests in one batch on {@code m}, checking that its steps used packed weights. */
+    private static List<Generation> runOn(MistralModel m, List<GenerationRequest> requests, StopCriteria stop) {
+        List<Long> packedBytes = new ArrayList<>();
+        try (KvCache cache = new KvCache(m.config(), cpu, BLOCK, 256)) {
+            List<Generation> out = new BatchGenerator(m, cache, requests.size(), 1024, SamplingParams.greedy(), stop)
+                    .generate(requests, new GenerationListener() {
+                        @Override
+                        public void stepDone(StepReport step) {
+                            packedBytes.add(cpu.packedWeightBytes());
+                        }
+                    });
+            assertTrue(packedBytes.stream().allMatch(b -> b > 0), "every step of 14+ rows packs the weights: " + packedBytes);
+            assertEquals(0, cpu.packedWeightBytes(), "the run drops its packed weights");
+            return out;
         }
     }
 

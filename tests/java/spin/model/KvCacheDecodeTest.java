@@ -1,5 +1,6 @@
 package spin.model;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -8,6 +9,7 @@ import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import spin.backend.Backend;
+import spin.backend.FrozenWeights;
 import spin.backend.Tensor;
 import spin.backend.cpu.CpuBackend;
 
@@ -124,6 +126,44 @@ class KvCacheDecodeTest {
         int[] r = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, r, a.length, b.length);
         return r;
+    }
+
+    /**
+     * With the weights frozen (as generation runs hold them), a sequence's logits have the same
+     * bits whether it is extended alone or beside 15 others, in prefill (5 rows against 80) and in
+     * decoding (1 row against 16): every matmul row is summed in the same order whatever the row
+     * count. Without the freeze, steps of fewer than 12 rows sum in another order.
+     */
+    @Test
+    void frozenWeightsMakeASequencesLogitsIndependentOfTheBatch() {
+        long seed = System.nanoTime();
+        Random rng = new Random(seed);
+        try (CpuBackend cpu = new CpuBackend(2); MistralModel model = TinyModels.random(cpu, seed);
+                KvCache cache = new KvCache(model.config(), cpu, 4, 128); FrozenWeights frozen = model.freezeWeights()) {
+            int vocab = model.config().vocabSize();
+            int[] prompt = rng.ints(5, 0, vocab).toArray();
+            int next = rng.nextInt(vocab);
+            float[][] prefill = new float[2][], decode = new float[2][];
+            for (int run = 0; run < 2; run++) {
+                int batch = run == 0 ? 1 : 16;
+                int[] ids = new int[batch];
+                int[][] tokens = new int[batch][];
+                for (int i = 0; i < batch; i++) {
+                    ids[i] = cache.open();
+                    tokens[i] = i == 0 ? prompt : rng.ints(5, 0, vocab).toArray();
+                }
+                prefill[run] = Arrays.copyOf(cpu.read(model.extend(cache, ids, tokens)), vocab);
+                for (int i = 0; i < batch; i++) {
+                    tokens[i] = new int[] {i == 0 ? next : rng.nextInt(vocab)};
+                }
+                decode[run] = Arrays.copyOf(cpu.read(model.extend(cache, ids, tokens)), vocab);
+                for (int id : ids) {
+                    cache.release(id);
+                }
+            }
+            assertArrayEquals(prefill[0], prefill[1], "prefill logits (seed " + seed + ")");
+            assertArrayEquals(decode[0], decode[1], "decode logits (seed " + seed + ")");
+        }
     }
 
     @Test

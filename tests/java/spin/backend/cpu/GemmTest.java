@@ -67,6 +67,8 @@ class GemmTest {
             {100, 300, 600},
             // op(B) larger than one packed panel, so gemm runs several column panels
             {5, 1100, 2048},
+            // op(A) larger than the packed op(A) that a product's tasks share: each task packs its own
+            {400, 40, 2700},
             // either side of the row counts where gemm switches to GemmFewRows
             {4, 70, 300}, {5, 70, 300}, {11, 70, 300}, {12, 70, 300},
         };
@@ -96,7 +98,7 @@ class GemmTest {
 
     @Test
     void bitIdenticalForAnyThreadCount() {
-        int[][] mnk = {{100, 300, 600}, {257, 129, 513}, {5, 1100, 2048}, {40, 70, 33}};
+        int[][] mnk = {{100, 300, 600}, {257, 129, 513}, {5, 1100, 2048}, {40, 70, 33}, {400, 40, 2700}};
         for (int[] s : mnk) {
             for (int variant = 0; variant < 8; variant++) {
                 boolean transA = (variant & 1) != 0;
@@ -110,6 +112,68 @@ class GemmTest {
                     assertBitEqual(single, p.result(arena, twoPool, accumulate), what + ", 1 vs 2 threads");
                     assertBitEqual(single, p.result(arena, twoPool, accumulate), what + ", 2 threads again");
                     assertBitEqual(single, p.result(arena, threePool, accumulate), what + ", 1 vs 3 threads");
+                }
+            }
+        }
+    }
+
+    /**
+     * op(B) packed once ({@link Gemm#pack}) gives exactly the bits of gemm packing it itself, for any
+     * thread count, and so the same fp64 error bound: shapes from the fewest rows that pack, ragged
+     * edges in every dimension, several k-blocks, and an op(B) larger than gemm's own panels. With
+     * fewer rows the packed product still meets the bound.
+     */
+    @Test
+    void packedBGivesTheBitsOfUnpackedB() {
+        int[][] mnk = {{12, 70, 300}, {13, 33, 257}, {36, 96, 513}, {100, 300, 600}, {12, 1100, 2048}, {5, 40, 17},
+            {40, 1, 1}, {24, 64, 0}, {1, 70, 300}, {3, 1100, 2048}, {11, 33, 257}};
+        for (int[] s : mnk) {
+            for (int variant = 0; variant < 8; variant++) {
+                boolean transA = (variant & 1) != 0;
+                boolean transB = (variant & 2) != 0;
+                boolean accumulate = (variant & 4) != 0;
+                Problem p = new Problem(s[0], s[1], s[2], transA, transB, 3, 1, 2, 5, 7, 9, 31L * variant + s[2]);
+                String what = "m=" + s[0] + " n=" + s[1] + " k=" + s[2] + " transA=" + transA + " transB=" + transB
+                        + " accumulate=" + accumulate;
+                try (Arena arena = Arena.ofShared()) {
+                    float[] unpacked = Gemm.packsB(s[0], transB) ? p.result(arena, twoPool, accumulate) : null;
+                    for (CpuParallel pool : new CpuParallel[] {onePool, twoPool, threePool}) {
+                        MemorySegment c = p.newC(arena, accumulate);
+                        p.runPacked(pool, c, accumulate);
+                        if (unpacked != null) {
+                            assertBitEqual(unpacked, p.readC(c), what + ", " + pool.threads() + " threads");
+                        }
+                        p.check(c, accumulate);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * With a packed op(B), a row of C has the same bits whatever the number of rows in the product:
+     * the first r rows of a 40-row product alone give the first r rows of the whole, for r on both
+     * sides of the 12-row kernel tile and of the row count below which unpacked gemm reads op(B) in
+     * place.
+     */
+    @Test
+    void packedProductRowsDoNotDependOnTheRowCount() {
+        int n = 70, k = 300;
+        for (boolean transB : new boolean[] {false, true}) {
+            Problem whole = new Problem(40, n, k, false, transB, 0, 0, 0, 0, 0, 0, transB ? 5 : 6);
+            try (Arena arena = Arena.ofShared()) {
+                MemorySegment b = Problem.matrix(arena, whole.bValues, whole.bRows, whole.bCols, whole.ldb, 0);
+                Gemm.PackedB packed = Gemm.pack(twoPool, transB, n, k, b, 0, whole.ldb);
+                MemorySegment a = Problem.matrix(arena, whole.aValues, 40, k, k, 0);
+                MemorySegment all = arena.allocate((long) 40 * n * Float.BYTES);
+                Gemm.gemm(twoPool, false, 40, a, 0, k, packed, all, 0, n, false);
+                for (int rows : new int[] {1, 2, 4, 5, 11, 12, 13, 39}) {
+                    MemorySegment some = arena.allocate((long) rows * n * Float.BYTES);
+                    Gemm.gemm(twoPool, false, rows, a, 0, k, packed, some, 0, n, false);
+                    float[] expected = new float[rows * n], actual = new float[rows * n];
+                    MemorySegment.copy(all, ValueLayout.JAVA_FLOAT, 0, expected, 0, rows * n);
+                    MemorySegment.copy(some, ValueLayout.JAVA_FLOAT, 0, actual, 0, rows * n);
+                    assertBitEqual(expected, actual, rows + " of 40 rows, transB=" + transB);
                 }
             }
         }
@@ -222,6 +286,24 @@ class GemmTest {
             }
         }
 
+        /** As {@link #run}, with op(B) packed by {@link Gemm#pack} first. */
+        void runPacked(CpuParallel pool, MemorySegment c, boolean accumulate) {
+            Gemm.PackedB packed;
+            try (Arena arena = Arena.ofShared()) {
+                MemorySegment b = matrix(arena, bValues, bRows, bCols, ldb, bOffset);
+                packed = Gemm.pack(pool, transB, n, k, b, bOffset, ldb);
+                checkGuards(b, bRows, bCols, ldb, bOffset);
+            }
+            assertEquals(n, packed.n());
+            assertEquals(k, packed.k());
+            assertEquals(Gemm.packedFloats(n, k) * Float.BYTES, packed.bytes());
+            try (Arena arena = Arena.ofShared()) {
+                MemorySegment a = matrix(arena, aValues, aRows, aCols, lda, aOffset);
+                Gemm.gemm(pool, transA, m, a, aOffset, lda, packed, c, cOffset, ldc, accumulate);
+                checkGuards(a, aRows, aCols, lda, aOffset);
+            }
+        }
+
         /** C holding cStart when it will be accumulated into, NaN (which must be overwritten) otherwise. */
         MemorySegment newC(Arena arena, boolean accumulate) {
             MemorySegment c = matrix(arena, cStart, m, n, ldc, cOffset);
@@ -280,7 +362,7 @@ class GemmTest {
         }
 
         /** A rows x cols matrix with leading dimension ld at element offset, in a segment of exact size. */
-        private static MemorySegment matrix(Arena arena, float[] values, int rows, int cols, int ld, long offset) {
+        static MemorySegment matrix(Arena arena, float[] values, int rows, int cols, int ld, long offset) {
             long elements = rows == 0 ? offset : offset + (long) (rows - 1) * ld + cols;
             MemorySegment s = arena.allocate(Math.max(1, elements) * Float.BYTES);
             for (long e = 0; e < elements; e++) {
