@@ -28,6 +28,7 @@ public final class MistralModel implements AutoCloseable {
     private ParameterBuffer gradients;
     private boolean activationRecompute;
     private DecodeScratch decodeScratch;
+    private Workspace workspace;
 
     public MistralModel(MistralConfig config, Backend backend) {
         this.config = config;
@@ -80,10 +81,14 @@ public final class MistralModel implements AutoCloseable {
      */
     public ForwardState forward(Tensor ids, Tensor keyMask, Tensor targets) {
         int b = ids.dim(0), t = ids.dim(1);
-        ForwardState s = new ForwardState(backend, config, b, t, ids, keyMask, targets);
+        if (workspace == null) {
+            workspace = new Workspace(backend);
+        }
+        ForwardState s = new ForwardState(backend, workspace.acquire(), config, b, t, ids, keyMask, targets);
         backend.embeddingForward(s.residual.get(0), ids, parameters.get(Names.EMBED));
         for (int l = 0; l < config.numHiddenLayers(); l++) {
-            LayerActivations acts = new LayerActivations(backend, config, b, t);
+            LayerActivations acts = new LayerActivations(s.buffers, activationRecompute ? "recompute." : "layer" + l + ".",
+                    config, b, t);
             layerForward(l, s, s.residual.get(l), acts, s.residual.get(l + 1));
             if (activationRecompute) {
                 acts.close();
@@ -128,7 +133,7 @@ public final class MistralModel implements AutoCloseable {
     public void backward(ForwardState s, Tensor dTokenLogps) {
         ParameterBuffer g = gradients();
         int n = s.rows();
-        try (s; BackwardScratch d = new BackwardScratch(backend, config, s.batch, s.time)) {
+        try (s; BackwardScratch d = new BackwardScratch(s.buffers, config, s.batch, s.time)) {
             backend.logprobBackward(s.logits, dTokenLogps, s.logits, s.targets, s.vocabLse);
             Tensor dLogits = s.logits; // overwritten in place: the logits are not needed any more
             backend.matmulBackward(d.normedC, g.get(config.tieWordEmbeddings() ? Names.EMBED : Names.LM_HEAD), dLogits,
@@ -140,7 +145,7 @@ public final class MistralModel implements AutoCloseable {
                 LayerActivations acts = s.layers.get(l);
                 boolean recomputed = acts == null;
                 if (recomputed) {
-                    acts = new LayerActivations(backend, config, s.batch, s.time);
+                    acts = new LayerActivations(s.buffers, "recompute.", config, s.batch, s.time);
                     layerForward(l, s, s.residual.get(l), acts, d.scratchC);
                 }
                 layerBackward(l, s, s.residual.get(l), acts, d, g, n);
@@ -342,6 +347,9 @@ public final class MistralModel implements AutoCloseable {
         if (decodeScratch != null) {
             decodeScratch.close();
         }
+        if (workspace != null) {
+            workspace.close();
+        }
         if (gradients != null) {
             gradients.close();
         }
@@ -351,13 +359,16 @@ public final class MistralModel implements AutoCloseable {
 
     /** Everything the forward saves for the backward; closing frees it. */
     public static final class ForwardState implements AutoCloseable {
+        final Workspace.Buffers buffers;
         final int batch, time;
         final Tensor ids, keyMask, targets, positions;
         final List<Tensor> residual = new ArrayList<>();
         final List<LayerActivations> layers = new ArrayList<>();
         final Tensor finalNormed, finalRstd, logits, tokenLogps, vocabLse, scratchC;
 
-        ForwardState(Backend backend, MistralConfig c, int b, int t, Tensor ids, Tensor keyMask, Tensor targets) {
+        ForwardState(Backend backend, Workspace.Buffers buffers, MistralConfig c, int b, int t, Tensor ids, Tensor keyMask,
+                Tensor targets) {
+            this.buffers = buffers;
             this.batch = b;
             this.time = t;
             this.ids = ids;
@@ -367,17 +378,18 @@ public final class MistralModel implements AutoCloseable {
             for (int i = 0; i < pos.length; i++) {
                 pos[i] = i % t;
             }
-            this.positions = backend.fromHost(pos, b, t);
+            this.positions = buffers.take("positions", DType.I32, b, t);
+            backend.write(positions, pos);
             int n = b * t;
             for (int l = 0; l <= c.numHiddenLayers(); l++) {
-                residual.add(backend.allocate(DType.F32, n, c.hiddenSize()));
+                residual.add(buffers.take("residual." + l, DType.F32, n, c.hiddenSize()));
             }
-            finalNormed = backend.allocate(DType.F32, n, c.hiddenSize());
-            finalRstd = backend.allocate(DType.F32, n);
-            logits = backend.allocate(DType.F32, n, c.vocabSize());
-            tokenLogps = backend.allocate(DType.F32, b, t);
-            vocabLse = backend.allocate(DType.F32, n);
-            scratchC = backend.allocate(DType.F32, n, c.hiddenSize());
+            finalNormed = buffers.take("finalNormed", DType.F32, n, c.hiddenSize());
+            finalRstd = buffers.take("finalRstd", DType.F32, n);
+            logits = buffers.take("logits", DType.F32, n, c.vocabSize());
+            tokenLogps = buffers.take("tokenLogps", DType.F32, b, t);
+            vocabLse = buffers.take("vocabLse", DType.F32, n);
+            scratchC = buffers.take("scratchC", DType.F32, n, c.hiddenSize());
         }
 
         int rows() {
@@ -409,6 +421,7 @@ public final class MistralModel implements AutoCloseable {
             tokenLogps.close();
             vocabLse.close();
             scratchC.close();
+            buffers.close();
         }
     }
 
@@ -416,21 +429,21 @@ public final class MistralModel implements AutoCloseable {
     static final class LayerActivations implements AutoCloseable {
         final Tensor normed1, rstd1, q, k, v, attention, attentionLse, middle, normed2, rstd2, gate, up, activated;
 
-        LayerActivations(Backend backend, MistralConfig c, int b, int t) {
+        LayerActivations(Workspace.Buffers buffers, String key, MistralConfig c, int b, int t) {
             int n = b * t;
-            normed1 = backend.allocate(DType.F32, n, c.hiddenSize());
-            rstd1 = backend.allocate(DType.F32, n);
-            q = backend.allocate(DType.F32, b, t, c.numAttentionHeads(), c.headDim());
-            k = backend.allocate(DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
-            v = backend.allocate(DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
-            attention = backend.allocate(DType.F32, b, t, c.numAttentionHeads(), c.headDim());
-            attentionLse = backend.allocate(DType.F32, b, c.numAttentionHeads(), t);
-            middle = backend.allocate(DType.F32, n, c.hiddenSize());
-            normed2 = backend.allocate(DType.F32, n, c.hiddenSize());
-            rstd2 = backend.allocate(DType.F32, n);
-            gate = backend.allocate(DType.F32, n, c.intermediateSize());
-            up = backend.allocate(DType.F32, n, c.intermediateSize());
-            activated = backend.allocate(DType.F32, n, c.intermediateSize());
+            normed1 = buffers.take(key + "normed1", DType.F32, n, c.hiddenSize());
+            rstd1 = buffers.take(key + "rstd1", DType.F32, n);
+            q = buffers.take(key + "q", DType.F32, b, t, c.numAttentionHeads(), c.headDim());
+            k = buffers.take(key + "k", DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
+            v = buffers.take(key + "v", DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
+            attention = buffers.take(key + "attention", DType.F32, b, t, c.numAttentionHeads(), c.headDim());
+            attentionLse = buffers.take(key + "attentionLse", DType.F32, b, c.numAttentionHeads(), t);
+            middle = buffers.take(key + "middle", DType.F32, n, c.hiddenSize());
+            normed2 = buffers.take(key + "normed2", DType.F32, n, c.hiddenSize());
+            rstd2 = buffers.take(key + "rstd2", DType.F32, n);
+            gate = buffers.take(key + "gate", DType.F32, n, c.intermediateSize());
+            up = buffers.take(key + "up", DType.F32, n, c.intermediateSize());
+            activated = buffers.take(key + "activated", DType.F32, n, c.intermediateSize());
         }
 
         @Override
@@ -486,18 +499,18 @@ public final class MistralModel implements AutoCloseable {
     static final class BackwardScratch implements AutoCloseable {
         final Tensor residual, normedC, scratchC, attention, q, k, v, gate, up, activated;
 
-        BackwardScratch(Backend backend, MistralConfig c, int b, int t) {
+        BackwardScratch(Workspace.Buffers buffers, MistralConfig c, int b, int t) {
             int n = b * t;
-            residual = backend.allocate(DType.F32, n, c.hiddenSize());
-            normedC = backend.allocate(DType.F32, n, c.hiddenSize());
-            scratchC = backend.allocate(DType.F32, n, c.hiddenSize());
-            attention = backend.allocate(DType.F32, b, t, c.numAttentionHeads(), c.headDim());
-            q = backend.allocate(DType.F32, b, t, c.numAttentionHeads(), c.headDim());
-            k = backend.allocate(DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
-            v = backend.allocate(DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
-            gate = backend.allocate(DType.F32, n, c.intermediateSize());
-            up = backend.allocate(DType.F32, n, c.intermediateSize());
-            activated = backend.allocate(DType.F32, n, c.intermediateSize());
+            residual = buffers.take("d.residual", DType.F32, n, c.hiddenSize());
+            normedC = buffers.take("d.normedC", DType.F32, n, c.hiddenSize());
+            scratchC = buffers.take("d.scratchC", DType.F32, n, c.hiddenSize());
+            attention = buffers.take("d.attention", DType.F32, b, t, c.numAttentionHeads(), c.headDim());
+            q = buffers.take("d.q", DType.F32, b, t, c.numAttentionHeads(), c.headDim());
+            k = buffers.take("d.k", DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
+            v = buffers.take("d.v", DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
+            gate = buffers.take("d.gate", DType.F32, n, c.intermediateSize());
+            up = buffers.take("d.up", DType.F32, n, c.intermediateSize());
+            activated = buffers.take("d.activated", DType.F32, n, c.intermediateSize());
         }
 
         @Override
