@@ -27,8 +27,7 @@ public final class MistralModel implements AutoCloseable {
     private final ParameterBuffer parameters;
     private ParameterBuffer gradients;
     private boolean activationRecompute;
-    private DecodeScratch decodeScratch;
-    private Workspace workspace;
+    private Workspace workspace, decodeWorkspace;
 
     public MistralModel(MistralConfig config, Backend backend) {
         this.config = config;
@@ -89,7 +88,7 @@ public final class MistralModel implements AutoCloseable {
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             LayerActivations acts = new LayerActivations(s.buffers, activationRecompute ? "recompute." : "layer" + l + ".",
                     config, b, t);
-            layerForward(l, s, s.residual.get(l), acts, s.residual.get(l + 1));
+            layerForward(l, s.residual.get(l), acts, s.scratchC, s.residual.get(l + 1), s.positions, batchAttention(s));
             if (activationRecompute) {
                 acts.close();
                 s.layers.add(null);
@@ -104,24 +103,40 @@ public final class MistralModel implements AutoCloseable {
         return s;
     }
 
-    private void layerForward(int l, ForwardState s, Tensor in, LayerActivations a, Tensor out) {
-        int n = s.rows();
+    /** How a layer's attention turns its rotated q, k, v into {@code attention}: over the batch, or through the KV cache. */
+    @FunctionalInterface
+    private interface AttentionStep {
+        void run(int layer, LayerActivations a);
+    }
+
+    /** The training forward's attention: every row over its own keys, under the key mask and the window. */
+    private AttentionStep batchAttention(ForwardState s) {
+        return (l, a) -> backend.attentionForward(a.attention, a.attentionLse, a.q, a.k, a.v, s.keyMask, config.slidingWindow());
+    }
+
+    /**
+     * One decoder layer over n = B*T rows: {@code out = middle + mlp(middle)}, {@code middle = in +
+     * attention(in)}; {@code scratch} [n, C] takes the projections back to the residual width.
+     */
+    private void layerForward(int l, Tensor in, LayerActivations a, Tensor scratch, Tensor out, Tensor positions,
+            AttentionStep attention) {
+        int n = Math.toIntExact(in.size() / config.hiddenSize());
         float eps = config.rmsNormEps(), theta = config.ropeTheta();
         backend.rmsnormForward(a.normed1, a.rstd1, in, parameters.get(Names.inputNorm(l)), eps);
         backend.matmulForward(a.q.reshape(n, config.queryDim()), a.normed1, parameters.get(Names.q(l)));
         backend.matmulForward(a.k.reshape(n, config.keyValueDim()), a.normed1, parameters.get(Names.k(l)));
         backend.matmulForward(a.v.reshape(n, config.keyValueDim()), a.normed1, parameters.get(Names.v(l)));
-        backend.ropeForward(a.q, a.q, s.positions, theta);
-        backend.ropeForward(a.k, a.k, s.positions, theta);
-        backend.attentionForward(a.attention, a.attentionLse, a.q, a.k, a.v, s.keyMask, config.slidingWindow());
-        backend.matmulForward(s.scratchC, a.attention.reshape(n, config.queryDim()), parameters.get(Names.o(l)));
-        backend.add(a.middle, in, s.scratchC);
+        backend.ropeForward(a.q, a.q, positions, theta);
+        backend.ropeForward(a.k, a.k, positions, theta);
+        attention.run(l, a);
+        backend.matmulForward(scratch, a.attention.reshape(n, config.queryDim()), parameters.get(Names.o(l)));
+        backend.add(a.middle, in, scratch);
         backend.rmsnormForward(a.normed2, a.rstd2, a.middle, parameters.get(Names.postAttentionNorm(l)), eps);
         backend.matmulForward(a.gate, a.normed2, parameters.get(Names.gate(l)));
         backend.matmulForward(a.up, a.normed2, parameters.get(Names.up(l)));
         backend.swigluForward(a.activated, a.gate, a.up);
-        backend.matmulForward(s.scratchC, a.activated, parameters.get(Names.down(l)));
-        backend.add(out, a.middle, s.scratchC);
+        backend.matmulForward(scratch, a.activated, parameters.get(Names.down(l)));
+        backend.add(out, a.middle, scratch);
     }
 
     // ---------------------------------------------------------------- backward
@@ -146,7 +161,7 @@ public final class MistralModel implements AutoCloseable {
                 boolean recomputed = acts == null;
                 if (recomputed) {
                     acts = new LayerActivations(s.buffers, "recompute.", config, s.batch, s.time);
-                    layerForward(l, s, s.residual.get(l), acts, d.scratchC);
+                    layerForward(l, s.residual.get(l), acts, s.scratchC, d.scratchC, s.positions, batchAttention(s));
                 }
                 layerBackward(l, s, s.residual.get(l), acts, d, g, n);
                 if (recomputed) {
@@ -269,86 +284,56 @@ public final class MistralModel implements AutoCloseable {
             }
         }
         int c = config.hiddenSize(), h = config.numAttentionHeads(), kvh = config.numKeyValueHeads(), d = config.headDim();
-        int f = config.intermediateSize();
-        float eps = config.rmsNormEps();
-        DecodeScratch w = decodeScratch(m, sequences, indices.length);
-        Tensor index = w.index.view(0, indices.length);
-        backend.write(index, indices);
-        Tensor idT = index.view(0, m), seqT = index.view(seqAt, m), posT = index.view(posAt, 1, m),
-                rowT = index.view(rowAt, m), lastT = index.view(lastAt, sequences),
-                tableT = index.view(tableAt, sequences, maxBlocks);
-        Tensor x = w.x.view(0, m, c), next = w.next.view(0, m, c), normed1 = w.normed1.view(0, m, c),
-                rstd1 = w.rstd1.view(0, m), middle = w.middle.view(0, m, c), normed2 = w.normed2.view(0, m, c),
-                rstd2 = w.rstd2.view(0, m), gate = w.gate.view(0, m, f), up = w.up.view(0, m, f),
-                activated = w.activated.view(0, m, f);
-        Tensor q = w.q.view(0, 1, m, h, d), k = w.k.view(0, 1, m, kvh, d), v = w.v.view(0, m, kvh * d),
-                attention = w.attention.view(0, m, h, d);
-        backend.embeddingForward(x, idT, parameters.get(Names.EMBED));
-        Tensor in = x, out = next;
-        for (int l = 0; l < config.numHiddenLayers(); l++) {
-            backend.rmsnormForward(normed1, rstd1, in, parameters.get(Names.inputNorm(l)), eps);
-            backend.matmulForward(q.reshape(m, config.queryDim()), normed1, parameters.get(Names.q(l)));
-            backend.matmulForward(k.reshape(m, config.keyValueDim()), normed1, parameters.get(Names.k(l)));
-            backend.matmulForward(v, normed1, parameters.get(Names.v(l)));
-            backend.ropeForward(q, q, posT, config.ropeTheta());
-            backend.ropeForward(k, k, posT, config.ropeTheta());
-            Tensor keys = cache.keys(l), values = cache.values(l);
-            int cacheRows = keys.dim(0);
-            backend.scatterRows(keys.reshape(cacheRows, kvh * d), k.reshape(m, kvh * d), rowT);
-            backend.scatterRows(values.reshape(cacheRows, kvh * d), v, rowT);
-            backend.attentionCachedForward(attention, q.reshape(m, h, d), keys, values, tableT, seqT, posT.reshape(m),
-                    cache.blockSize(), config.slidingWindow());
-            backend.matmulForward(normed2, attention.reshape(m, config.queryDim()), parameters.get(Names.o(l)));
-            backend.add(middle, in, normed2);
-            backend.rmsnormForward(normed2, rstd2, middle, parameters.get(Names.postAttentionNorm(l)), eps);
-            backend.matmulForward(gate, normed2, parameters.get(Names.gate(l)));
-            backend.matmulForward(up, normed2, parameters.get(Names.up(l)));
-            backend.swigluForward(activated, gate, up);
-            backend.matmulForward(normed2, activated, parameters.get(Names.down(l)));
-            backend.add(out, middle, normed2);
-            Tensor swap = in;
-            in = out;
-            out = swap;
+        if (decodeWorkspace == null) {
+            decodeWorkspace = new Workspace(backend);
         }
-        // Only each sequence's last token goes through the final norm and lm_head.
-        Tensor last = normed1.view(0, sequences, c), lastNormed = middle.view(0, sequences, c),
-                lastRstd = rstd1.view(0, sequences);
-        backend.embeddingForward(last, lastT, in);
-        backend.rmsnormForward(lastNormed, lastRstd, last, parameters.get(Names.FINAL_NORM), eps);
-        Tensor logits = w.logits.view(0, sequences, config.vocabSize());
-        backend.matmulForward(logits, lastNormed, lmHead(parameters));
-        for (int i = 0; i < sequences; i++) {
-            cache.advance(sequenceIds[i], newTokens[i].length);
-        }
-        return logits;
-    }
-
-    /**
-     * The buffers of {@link #extend}, kept between calls (on the CPU every freed allocation costs a
-     * handshake with all threads, tens of microseconds, which small models would pay dozens of
-     * times per step) and regrown, with room to spare, when a step needs more.
-     */
-    private DecodeScratch decodeScratch(int rows, int sequences, int indices) {
-        DecodeScratch w = decodeScratch;
-        if (w == null || w.rows < rows || w.sequences < sequences || w.indices < indices) {
-            if (w != null) {
-                w.close();
+        // The buffers stay in the workspace after the call: the returned logits are a view of one.
+        try (Workspace.Buffers w = decodeWorkspace.acquire()) {
+            Tensor index = w.take("index", DType.I32, indices.length);
+            backend.write(index, indices);
+            Tensor idT = index.view(0, m), seqT = index.view(seqAt, m), posT = index.view(posAt, 1, m),
+                    rowT = index.view(rowAt, m), lastT = index.view(lastAt, sequences),
+                    tableT = index.view(tableAt, sequences, maxBlocks);
+            LayerActivations a = new LayerActivations(w, "layer.", config, 1, m);
+            Tensor x = w.take("x", DType.F32, m, c), next = w.take("next", DType.F32, m, c), scratch = w.take("scratch", DType.F32, m, c);
+            int rows = m;
+            AttentionStep cached = (l, acts) -> {
+                Tensor keys = cache.keys(l), values = cache.values(l);
+                int cacheRows = keys.dim(0);
+                backend.scatterRows(keys.reshape(cacheRows, kvh * d), acts.k.reshape(rows, kvh * d), rowT);
+                backend.scatterRows(values.reshape(cacheRows, kvh * d), acts.v.reshape(rows, kvh * d), rowT);
+                backend.attentionCachedForward(acts.attention.reshape(rows, h, d), acts.q.reshape(rows, h, d), keys, values,
+                        tableT, seqT, posT.reshape(rows), cache.blockSize(), config.slidingWindow());
+            };
+            backend.embeddingForward(x, idT, parameters.get(Names.EMBED));
+            Tensor in = x, out = next;
+            for (int l = 0; l < config.numHiddenLayers(); l++) {
+                layerForward(l, in, a, scratch, out, posT, cached);
+                Tensor swap = in;
+                in = out;
+                out = swap;
             }
-            decodeScratch = w = w == null ? new DecodeScratch(backend, config, rows, sequences, indices)
-                    : new DecodeScratch(backend, config, Math.max(rows, w.rows), Math.max(sequences, w.sequences),
-                            Math.max(indices, 2 * w.indices));
+            // Only each sequence's last token goes through the final norm and lm_head.
+            Tensor last = a.normed1.view(0, sequences, c), lastNormed = a.middle.view(0, sequences, c),
+                    lastRstd = a.rstd1.view(0, sequences);
+            backend.embeddingForward(last, lastT, in);
+            backend.rmsnormForward(lastNormed, lastRstd, last, parameters.get(Names.FINAL_NORM), config.rmsNormEps());
+            Tensor logits = w.take("logits", DType.F32, sequences, config.vocabSize());
+            backend.matmulForward(logits, lastNormed, lmHead(parameters));
+            for (int i = 0; i < sequences; i++) {
+                cache.advance(sequenceIds[i], newTokens[i].length);
+            }
+            return logits;
         }
-        return w;
     }
 
     @Override
     public void close() {
         parameters.close();
-        if (decodeScratch != null) {
-            decodeScratch.close();
-        }
-        if (workspace != null) {
-            workspace.close();
+        for (Workspace w : new Workspace[] {workspace, decodeWorkspace}) {
+            if (w != null) {
+                w.close();
+            }
         }
         if (gradients != null) {
             gradients.close();
@@ -449,46 +434,6 @@ public final class MistralModel implements AutoCloseable {
         @Override
         public void close() {
             for (Tensor t : new Tensor[] {normed1, rstd1, q, k, v, attention, attentionLse, middle, normed2, rstd2, gate, up,
-                    activated}) {
-                t.close();
-            }
-        }
-    }
-
-    /**
-     * Buffers for one {@link #extend} step of up to {@code rows} tokens of up to {@code sequences}
-     * sequences, shared by every layer, and its {@code indices} index entries.
-     */
-    static final class DecodeScratch implements AutoCloseable {
-        final int rows, sequences, indices;
-        final Tensor index, logits;
-        final Tensor x, next, normed1, rstd1, q, k, v, attention, middle, normed2, rstd2, gate, up, activated;
-
-        DecodeScratch(Backend backend, MistralConfig c, int rows, int sequences, int indices) {
-            this.rows = rows;
-            this.sequences = sequences;
-            this.indices = indices;
-            index = backend.allocate(DType.I32, indices);
-            logits = backend.allocate(DType.F32, sequences, c.vocabSize());
-            x = backend.allocate(DType.F32, rows, c.hiddenSize());
-            next = backend.allocate(DType.F32, rows, c.hiddenSize());
-            normed1 = backend.allocate(DType.F32, rows, c.hiddenSize());
-            rstd1 = backend.allocate(DType.F32, rows);
-            q = backend.allocate(DType.F32, rows, c.queryDim());
-            k = backend.allocate(DType.F32, rows, c.keyValueDim());
-            v = backend.allocate(DType.F32, rows, c.keyValueDim());
-            attention = backend.allocate(DType.F32, rows, c.queryDim());
-            middle = backend.allocate(DType.F32, rows, c.hiddenSize());
-            normed2 = backend.allocate(DType.F32, rows, c.hiddenSize());
-            rstd2 = backend.allocate(DType.F32, rows);
-            gate = backend.allocate(DType.F32, rows, c.intermediateSize());
-            up = backend.allocate(DType.F32, rows, c.intermediateSize());
-            activated = backend.allocate(DType.F32, rows, c.intermediateSize());
-        }
-
-        @Override
-        public void close() {
-            for (Tensor t : new Tensor[] {index, logits, x, next, normed1, rstd1, q, k, v, attention, middle, normed2, rstd2, gate, up,
                     activated}) {
                 t.close();
             }
