@@ -11,6 +11,7 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -164,7 +165,7 @@ public final class DemoCommand implements Callable<Integer> {
         if (!Files.exists(trainFile) || !Files.exists(testFile)) {
             err.printf("== %d train and %d held-out problems in %s%n", trainRecords, testRecords, data);
             List<DemoTask.Kind> kinds = tasks.stream().map(DemoTask.Kind::parse).toList();
-            List<SpinRecord> test = DemoTask.records(kinds, testRecords, seed + 1, java.util.Set.of());
+            List<SpinRecord> test = DemoTask.records(kinds, testRecords, seed + 1, Set.of());
             HashSet<String> held = new HashSet<>();
             test.forEach(r -> held.add(DemoTask.question(r)));
             SpinDatasetWriter.write(testFile, test);

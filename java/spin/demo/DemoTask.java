@@ -2,7 +2,10 @@ package spin.demo;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
+import java.util.Set;
 import java.util.SplittableRandom;
 import spin.data.SpinRecord;
 import spin.text.ChatMessage;
@@ -30,7 +33,7 @@ public final class DemoTask {
 
         public static Kind parse(String name) {
             try {
-                return valueOf(name.trim().toUpperCase(java.util.Locale.ROOT));
+                return valueOf(name.trim().toUpperCase(Locale.ROOT));
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("unknown demo task \"" + name + "\"; choose from opposite, reverse, next, sort, add");
             }
@@ -41,9 +44,9 @@ public final class DemoTask {
      * {@code count} distinct problems of the given kinds (drawn evenly) with {@code seed}, excluding
      * any question in {@code exclude}.
      */
-    public static List<SpinRecord> records(List<Kind> kinds, int count, long seed, java.util.Set<String> exclude) {
+    public static List<SpinRecord> records(List<Kind> kinds, int count, long seed, Set<String> exclude) {
         SplittableRandom rng = new SplittableRandom(seed);
-        java.util.Set<String> seen = new java.util.HashSet<>(exclude);
+        Set<String> seen = new HashSet<>(exclude);
         List<SpinRecord> out = new ArrayList<>(count);
         int attempts = 0;
         while (out.size() < count) {
@@ -99,7 +102,7 @@ public final class DemoTask {
         if (kind == Kind.SORT) {
             Arrays.sort(answer);
         }
-        return new String[] {kind.name().toLowerCase(java.util.Locale.ROOT) + ": " + join(digits), join(answer)};
+        return new String[] {kind.name().toLowerCase(Locale.ROOT) + ": " + join(digits), join(answer)};
     }
 
     private static String join(int[] digits) {

@@ -11,8 +11,14 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import spin.backend.SpinLossType;
+import spin.data.SequenceLimits;
+import spin.data.TruncationMode;
+import spin.optim.LearningRateSchedule;
+import spin.optim.OptimizerSettings;
 
 /**
  * A training run's settings: the reference's YAML keys (alignment-handbook ModelArguments /
@@ -216,7 +222,7 @@ public final class TrainConfig {
                 if (v.isBoolean()) {
                     return v.asBoolean();
                 }
-                String t = v.asText().trim().toLowerCase(java.util.Locale.ROOT);
+                String t = v.asText().trim().toLowerCase(Locale.ROOT);
                 if (t.equals("true") || t.equals("false")) {
                     return Boolean.parseBoolean(t);
                 }
@@ -441,27 +447,27 @@ public final class TrainConfig {
         return (int) values.get("threads");
     }
 
-    public spin.data.SequenceLimits limits() {
-        return new spin.data.SequenceLimits((int) values.get("max_length"), (int) values.get("max_prompt_length"),
-                spin.data.TruncationMode.parse((String) values.get("truncation_mode")));
+    public SequenceLimits limits() {
+        return new SequenceLimits((int) values.get("max_length"), (int) values.get("max_prompt_length"),
+                TruncationMode.parse((String) values.get("truncation_mode")));
     }
 
-    public spin.backend.SpinLossType spinLossType() {
-        return lossType().equals("hinge") ? spin.backend.SpinLossType.HINGE : spin.backend.SpinLossType.SIGMOID;
+    public SpinLossType spinLossType() {
+        return lossType().equals("hinge") ? SpinLossType.HINGE : SpinLossType.SIGMOID;
     }
 
-    public spin.optim.OptimizerSettings optimizer() {
+    public OptimizerSettings optimizer() {
         String name = (String) values.get("optim");
         String normalized = name.equals("adamw_torch") || name.equals("adamw_hf") || name.equals("adamw_torch_fused")
                 ? "adamw" : name;
-        return new spin.optim.OptimizerSettings(normalized, (float) (double) values.get("weight_decay"),
+        return new OptimizerSettings(normalized, (float) (double) values.get("weight_decay"),
                 (float) (double) values.get("adam_beta1"), (float) (double) values.get("adam_beta2"),
                 (float) (double) values.get("adam_epsilon"));
     }
 
-    public spin.optim.LearningRateSchedule schedule(long totalSteps) {
-        long warmup = spin.optim.LearningRateSchedule.warmupSteps((int) values.get("warmup_steps"), warmupRatio(), totalSteps);
-        return new spin.optim.LearningRateSchedule((String) values.get("lr_scheduler_type"), learningRate(), warmup, totalSteps);
+    public LearningRateSchedule schedule(long totalSteps) {
+        long warmup = LearningRateSchedule.warmupSteps((int) values.get("warmup_steps"), warmupRatio(), totalSteps);
+        return new LearningRateSchedule((String) values.get("lr_scheduler_type"), learningRate(), warmup, totalSteps);
     }
 
     /** Keys present in the file that spin accepts but does not use (hub, logging and worker settings). */

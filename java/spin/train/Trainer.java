@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalLong;
@@ -21,6 +22,7 @@ import spin.data.SpinBatch;
 import spin.data.SpinCollator;
 import spin.data.SpinFeatures;
 import spin.data.SpinRecord;
+import spin.io.AtomicFiles;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.optim.LearningRateSchedule;
@@ -235,10 +237,10 @@ public final class Trainer {
             Path out = config.outputDir();
             TrainingCheckpoints.writeModel(model, out, config.modelPath(), storage());
             ObjectNode results = JSON.createObjectNode().put("global_step", totalSteps).put("epoch", epochOf(totalSteps))
-                    .put("mode", mode.name().toLowerCase(java.util.Locale.ROOT));
+                    .put("mode", mode.name().toLowerCase(Locale.ROOT));
             lastLog.forEach(results::put);
             lastEval.forEach(results::put);
-            spin.io.AtomicFiles.writeString(out.resolve(RESULTS_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(results));
+            AtomicFiles.writeString(out.resolve(RESULTS_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(results));
             console.printf("model saved to %s; metrics in %s%n", out, log.file());
             return new Result(totalSteps, out, lastLog, lastEval);
         }

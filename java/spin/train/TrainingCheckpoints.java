@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
@@ -127,7 +128,7 @@ final class TrainingCheckpoints {
         }
         List<SafetensorsWriter.TensorHeader> headers = sources.stream()
                 .map(s -> new SafetensorsWriter.TensorHeader(s.name(), SafetensorsDType.F32,
-                        java.util.Arrays.stream(s.slot().shape()).asLongStream().toArray()))
+                        Arrays.stream(s.slot().shape()).asLongStream().toArray()))
                 .toList();
         Backend backend = model.backend();
         SafetensorsWriter.write(file, headers, (i, target) -> {

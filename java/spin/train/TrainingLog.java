@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
 import java.util.Map;
+import spin.io.AtomicFiles;
 
 /**
  * {@code metrics.jsonl}: one JSON object per logging or evaluation event, with the reference's
@@ -60,7 +61,7 @@ final class TrainingLog {
                 kept.append(line).append('\n');
             }
         }
-        spin.io.AtomicFiles.writeString(file, kept.toString());
+        AtomicFiles.writeString(file, kept.toString());
     }
 
     void delete() throws IOException {
