@@ -187,6 +187,8 @@ public final class DemoCommand implements Callable<Integer> {
         s.put("max_prompt_length", 64);
         s.put("logging_steps", 10);
         s.put("save_strategy", "no");
+        s.put("evaluation_strategy", "epoch"); // eval_* curves in the report, on the held-out problems
+        s.put("per_device_eval_batch_size", 16);
         s.put("bf16", false);
         s.put("seed", seed);
         if (threads != null) {
