@@ -110,8 +110,14 @@ public final class DemoCommand implements Callable<Integer> {
         List<Evaluation> results = new ArrayList<>();
         Path sft = work.resolve("sft");
         err.printf("== supervised warm-up (%s epochs): a weak starting model%n", sftEpochs);
-        Trainer.run(TrainConfig.of(common(base, Map.of(data.toString(), 1.0), sft, sftLearningRate, sftEpochs, "adamw")),
-                Trainer.Mode.SFT, true, err);
+        Map<String, Object> warmUp = new LinkedHashMap<>(common(sftLearningRate, sftEpochs, "adamw"));
+        warmUp.put("model_name_or_path", base.toString());
+        warmUp.put("dataset_mixer", Map.of(data.toString(), 1.0));
+        warmUp.put("output_dir", sft.toString());
+        if (threads != null) {
+            warmUp.put("threads", threads);
+        }
+        Trainer.run(TrainConfig.of(warmUp), Trainer.Mode.SFT, true, err);
         results.add(evaluate("sft", sft, data, stages, err));
         Path model = sft;
         for (int k = 0; k < iterations; k++) {
@@ -121,11 +127,7 @@ public final class DemoCommand implements Callable<Integer> {
             if (threads != null) {
                 args.addAll(List.of("--threads", threads.toString()));
             }
-            common(model, Map.of(), work, spinLearningRate, spinEpochs, spinOptim).forEach((key, value) -> {
-                if (!key.equals("model_name_or_path") && !key.equals("dataset_mixer") && !key.equals("output_dir")) {
-                    args.add("--" + key + "=" + value);
-                }
-            });
+            common(spinLearningRate, spinEpochs, spinOptim).forEach((key, value) -> args.add("--" + key + "=" + value));
             args.add("--beta=" + beta);
             stages.run(args.toArray(String[]::new));
             model = work.resolve("iter" + k).resolve("train");
@@ -173,12 +175,9 @@ public final class DemoCommand implements Callable<Integer> {
         }
     }
 
-    /** Training keys shared by the warm-up and the SPIN iterations, sized for a tiny model on a CPU. */
-    private Map<String, Object> common(Path model, Map<String, Double> mixer, Path out, double lr, double epochs, String optim) {
+    /** Training keys shared by the warm-up and the SPIN iterations (iterate sets threads itself), sized for a tiny model on a CPU. */
+    private Map<String, Object> common(double lr, double epochs, String optim) {
         Map<String, Object> s = new LinkedHashMap<>();
-        s.put("model_name_or_path", model.toString());
-        s.put("dataset_mixer", mixer);
-        s.put("output_dir", out.toString());
         s.put("learning_rate", lr);
         s.put("num_train_epochs", epochs);
         s.put("optim", optim);
@@ -191,9 +190,6 @@ public final class DemoCommand implements Callable<Integer> {
         s.put("per_device_eval_batch_size", 16);
         s.put("bf16", false);
         s.put("seed", seed);
-        if (threads != null) {
-            s.put("threads", threads);
-        }
         return s;
     }
 

@@ -55,8 +55,10 @@ public final class SpinBatch {
     /** Scored target tokens over all rows (labels other than -100, after the shift). */
     public int scoredTokens() {
         int n = 0;
-        for (int t : targets()) {
-            n += t == Backend.IGNORE_INDEX ? 0 : 1;
+        for (int r = 0; r < rows(); r++) {
+            for (int t = 1; t < length; t++) { // position 0's label is never a target
+                n += labels[r * length + t] == Backend.IGNORE_INDEX ? 0 : 1;
+            }
         }
         return n;
     }

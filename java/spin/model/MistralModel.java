@@ -344,6 +344,7 @@ public final class MistralModel implements AutoCloseable {
 
     /** Everything the forward saves for the backward; closing frees it. */
     public static final class ForwardState implements AutoCloseable {
+        private boolean closed;
         final Workspace.Buffers buffers;
         final int batch, time;
         final Tensor ids, keyMask, targets, positions;
@@ -391,8 +392,13 @@ public final class MistralModel implements AutoCloseable {
             return logits;
         }
 
+        /** Frees (or hands back) every buffer; closing again does nothing, so backward's close and a try-with-resources combine. */
         @Override
         public void close() {
+            if (closed) {
+                return;
+            }
+            closed = true;
             positions.close();
             residual.forEach(Tensor::close);
             for (LayerActivations a : layers) {

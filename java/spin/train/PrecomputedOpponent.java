@@ -23,13 +23,12 @@ final class PrecomputedOpponent implements Opponent {
     }
 
     static PrecomputedOpponent score(MistralModel startingModel, SpinCollator collator, List<SpinRecord> train,
-            List<SpinRecord> test, int batchSize, Runnable progress) {
-        return new PrecomputedOpponent(scoreAll(startingModel, collator, train, batchSize, progress),
-                scoreAll(startingModel, collator, test, batchSize, progress));
+            List<SpinRecord> test, int batchSize) {
+        return new PrecomputedOpponent(scoreAll(startingModel, collator, train, batchSize),
+                scoreAll(startingModel, collator, test, batchSize));
     }
 
-    private static float[][] scoreAll(MistralModel model, SpinCollator collator, List<SpinRecord> records, int batchSize,
-            Runnable progress) {
+    private static float[][] scoreAll(MistralModel model, SpinCollator collator, List<SpinRecord> records, int batchSize) {
         float[] real = new float[records.size()], generated = new float[records.size()];
         for (int start = 0; start < records.size(); start += batchSize) {
             List<SpinFeatures> features = new ArrayList<>();
@@ -39,7 +38,6 @@ final class PrecomputedOpponent implements Opponent {
             LogProbScorer.Scores s = LogProbScorer.score(model, collator.collate(features));
             System.arraycopy(s.real(), 0, real, start, features.size());
             System.arraycopy(s.generated(), 0, generated, start, features.size());
-            progress.run();
         }
         return new float[][] {real, generated};
     }

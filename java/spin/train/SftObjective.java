@@ -50,30 +50,22 @@ final class SftObjective implements TrainingObjective {
         if (tokens == 0) {
             throw new IllegalArgumentException("a batch of records " + batch + " has no answer tokens to learn from");
         }
-        try (SpinBatch.Tensors in = batch.upload(backend)) {
-            MistralModel.ForwardState state = model.forward(in.ids(), in.keyMask(), in.targets());
-            try {
-                double loss = -backend.sum(state.tokenLogps()) / tokens;
-                if (!Double.isFinite(loss)) {
-                    throw new TrainingDivergedException("step " + step + ": the cross-entropy loss is " + loss);
-                }
-                if (share > 0) {
-                    try (Tensor dTokenLogps = backend.allocate(DType.F32, batch.rows(), batch.length())) {
-                        // d(share * mean NLL)/d(logp) at every scored token; ignored positions get no gradient
-                        backend.fill(dTokenLogps, (float) (-share / tokens));
-                        MistralModel.ForwardState consumed = state;
-                        state = null;
-                        model.backward(consumed, dTokenLogps);
-                    }
-                }
-                Map<String, Double> metrics = new LinkedHashMap<>();
-                metrics.put("loss", loss);
-                return metrics;
-            } finally {
-                if (state != null) {
-                    state.close();
+        try (SpinBatch.Tensors in = batch.upload(backend);
+                MistralModel.ForwardState state = model.forward(in.ids(), in.keyMask(), in.targets())) {
+            double loss = -backend.sum(state.tokenLogps()) / tokens;
+            if (!Double.isFinite(loss)) {
+                throw new TrainingDivergedException("step " + step + ": the cross-entropy loss is " + loss);
+            }
+            if (share > 0) {
+                try (Tensor dTokenLogps = backend.allocate(DType.F32, batch.rows(), batch.length())) {
+                    // d(share * mean NLL)/d(logp) at every scored token; ignored positions get no gradient
+                    backend.fill(dTokenLogps, (float) (-share / tokens));
+                    model.backward(state, dTokenLogps);
                 }
             }
+            Map<String, Double> metrics = new LinkedHashMap<>();
+            metrics.put("loss", loss);
+            return metrics;
         }
     }
 }

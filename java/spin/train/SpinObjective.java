@@ -59,49 +59,40 @@ final class SpinObjective implements TrainingObjective {
         Backend backend = model.backend();
         int b = batch.records();
         LogProbScorer.Scores opponentScores = opponent.scores(batch, split);
-        boolean backwardPass = share > 0;
         try (SpinBatch.Tensors in = batch.upload(backend);
                 Tensor perRow = backend.allocate(DType.F32, 2 * b);
                 Tensor opponentReal = backend.fromHost(opponentScores.real(), b);
-                Tensor opponentGenerated = backend.fromHost(opponentScores.generated(), b)) {
-            MistralModel.ForwardState state = model.forward(in.ids(), in.keyMask(), in.targets());
-            try {
-                backend.rowSumForward(perRow, state.tokenLogps());
-                Tensor policyReal = perRow.view(0, b), policyGenerated = perRow.view(b, b);
-                SpinLossStats stats = backend.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated,
-                        beta, lossType);
-                if (!Double.isFinite(stats.loss())) {
-                    throw new TrainingDivergedException("step " + step + ": the SPIN loss is " + stats.loss());
-                }
-                Tensor logits = state.logits();
-                long perHalf = logits.size() / 2;
-                Map<String, Double> metrics = new LinkedHashMap<>();
-                metrics.put("loss", stats.loss());
-                metrics.put("rewards/real", stats.rewardsReal());
-                metrics.put("rewards/generated", stats.rewardsGenerated());
-                metrics.put("rewards/accuracies", stats.rewardsAccuracy());
-                metrics.put("rewards/margins", stats.rewardsMargin());
-                metrics.put("logps/real", stats.logpsReal());
-                metrics.put("logps/generated", stats.logpsGenerated());
-                metrics.put("logits/real", backend.sum(logits.view(0, Math.toIntExact(perHalf))) / perHalf);
-                metrics.put("logits/generated", backend.sum(logits.view(perHalf, Math.toIntExact(perHalf))) / perHalf);
-                if (backwardPass) {
-                    try (Tensor dPerRow = backend.allocate(DType.F32, 2 * b);
-                            Tensor dTokenLogps = backend.allocate(DType.F32, 2 * b, batch.length())) {
-                        backend.spinLossBackward(dPerRow.view(0, b), dPerRow.view(b, b), policyReal, policyGenerated,
-                                opponentReal, opponentGenerated, beta, lossType, (float) share);
-                        backend.rowSumBackward(dTokenLogps, dPerRow);
-                        MistralModel.ForwardState consumed = state;
-                        state = null;
-                        model.backward(consumed, dTokenLogps);
-                    }
-                }
-                return metrics;
-            } finally {
-                if (state != null) {
-                    state.close();
+                Tensor opponentGenerated = backend.fromHost(opponentScores.generated(), b);
+                MistralModel.ForwardState state = model.forward(in.ids(), in.keyMask(), in.targets())) {
+            backend.rowSumForward(perRow, state.tokenLogps());
+            Tensor policyReal = perRow.view(0, b), policyGenerated = perRow.view(b, b);
+            SpinLossStats stats = backend.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
+                    lossType);
+            if (!Double.isFinite(stats.loss())) {
+                throw new TrainingDivergedException("step " + step + ": the SPIN loss is " + stats.loss());
+            }
+            Tensor logits = state.logits();
+            long perHalf = logits.size() / 2;
+            Map<String, Double> metrics = new LinkedHashMap<>();
+            metrics.put("loss", stats.loss());
+            metrics.put("rewards/real", stats.rewardsReal());
+            metrics.put("rewards/generated", stats.rewardsGenerated());
+            metrics.put("rewards/accuracies", stats.rewardsAccuracy());
+            metrics.put("rewards/margins", stats.rewardsMargin());
+            metrics.put("logps/real", stats.logpsReal());
+            metrics.put("logps/generated", stats.logpsGenerated());
+            metrics.put("logits/real", backend.sum(logits.view(0, Math.toIntExact(perHalf))) / perHalf);
+            metrics.put("logits/generated", backend.sum(logits.view(perHalf, Math.toIntExact(perHalf))) / perHalf);
+            if (share > 0) {
+                try (Tensor dPerRow = backend.allocate(DType.F32, 2 * b);
+                        Tensor dTokenLogps = backend.allocate(DType.F32, 2 * b, batch.length())) {
+                    backend.spinLossBackward(dPerRow.view(0, b), dPerRow.view(b, b), policyReal, policyGenerated,
+                            opponentReal, opponentGenerated, beta, lossType, (float) share);
+                    backend.rowSumBackward(dTokenLogps, dPerRow);
+                    model.backward(state, dTokenLogps);
                 }
             }
+            return metrics;
         }
     }
 }

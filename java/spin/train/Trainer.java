@@ -141,10 +141,10 @@ public final class Trainer {
         if (resumed) {
             try (MistralModel starting = ModelCheckpoint.load(config.modelPath(), backend)) {
                 starting.setActivationRecompute(true);
-                scores = PrecomputedOpponent.score(starting, collator, data.train(), data.test(), batch, () -> {});
+                scores = PrecomputedOpponent.score(starting, collator, data.train(), data.test(), batch);
             }
         } else {
-            scores = PrecomputedOpponent.score(model, collator, data.train(), data.test(), batch, () -> {});
+            scores = PrecomputedOpponent.score(model, collator, data.train(), data.test(), batch);
         }
         console.printf("opponent log-probs ready in %.1f s%n", (System.nanoTime() - start) / 1e9);
         return scores;
