@@ -16,8 +16,10 @@ import spin.model.MistralModel;
 
 /**
  * The SPIN loss of DESIGN section 1 on pairs (real, generated) against a frozen opponent, with the
- * reference trainer's metrics: rewards/*, logps/* and logits/* (the mean raw logit over every
- * position of the real rows, padding included, as the reference computes it).
+ * reference trainer's metrics: rewards/*, logps/* and logits/* (per micro-batch, the mean raw
+ * logit over every position and vocabulary entry of the real, resp. generated, half of the
+ * concatenated batch, prompt and padding included, as the reference's get_batch_metrics takes it;
+ * {@link SpinCollator} pads as the reference does, so the padded positions see the same ids).
  */
 final class SpinObjective implements TrainingObjective {
     private final MistralModel model;

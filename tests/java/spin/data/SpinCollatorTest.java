@@ -16,7 +16,7 @@ import spin.text.Tokenizer;
 
 class SpinCollatorTest {
     private static final int X = -100;
-    private static final int PAD = 0;
+    private static final int PAD = 7;
 
     /** Template "{content}</s>" per turn and ">" as generation prompt, so the rendered texts are short enough to check by hand. */
     private static final ChatTemplate SHORT = new ChatTemplate(
@@ -40,9 +40,11 @@ class SpinCollatorTest {
         assertEquals(9, batch.length(), "longest row: prompt 4 + xyz + </s> + EOS");
         assertEquals(10, batch.recordIndex(0));
         assertEquals(11, batch.recordIndex(1));
+        // The reference's collator pads real rows to the longest real row (8) and generated rows to the
+        // longest generated row (9) with the pad id; concatenated_inputs then pads both to 9 with 0.
         assertArrayEquals(new int[] {
-                2, 113, 2, 62, 97, 98, 2, 2, PAD, // record 10, real "ab"
-                2, 113, 2, 62, 2, 2, PAD, PAD, PAD, // record 11, real ""
+                2, 113, 2, 62, 97, 98, 2, 2, 0, // record 10, real "ab"
+                2, 113, 2, 62, 2, 2, PAD, PAD, 0, // record 11, real ""
                 2, 113, 2, 62, 2, 2, PAD, PAD, PAD, // record 10, generated ""
                 2, 113, 2, 62, 120, 121, 122, 2, 2}, batch.ids());
         assertArrayEquals(new int[] {
@@ -61,7 +63,8 @@ class SpinCollatorTest {
     void targetsAreLabelsShiftedLeftWithTheLastPositionIgnored() {
         SpinCollator collator = new SpinCollator(new CharTokenizer(), SHORT, 7, SequenceLimits.REFERENCE);
         SpinBatch batch = collator.collate(List.of(collator.features(0, record("q", "a", ""))));
-        assertArrayEquals(new int[] {2, 113, 2, 62, 97, 2, 2, 2, 113, 2, 62, 2, 2, 7}, batch.ids(), "pad id 7");
+        assertArrayEquals(new int[] {2, 113, 2, 62, 97, 2, 2, 2, 113, 2, 62, 2, 2, 0}, batch.ids(),
+                "the generated half is as long as its longest row, then padded with concatenated_inputs' 0");
         assertArrayEquals(new int[] {
                 X, X, X, 97, 2, 2, X,
                 X, X, X, 2, 2, X, X}, batch.targets());
