@@ -13,6 +13,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.TreeMap;
 import spin.backend.SpinLossType;
 import spin.data.SequenceLimits;
@@ -34,11 +35,12 @@ public final class TrainConfig {
 
     private static final Map<String, Key> KEYS = new LinkedHashMap<>();
     private static final List<String> IGNORED = List.of("hub_model_id", "push_to_hub", "preprocessing_num_workers",
-            "log_level", "torch_dtype", "model_revision", "report_to", "run_name", "overwrite_output_dir",
+            "log_level", "torch_dtype", "report_to", "run_name", "overwrite_output_dir",
             "remove_unused_columns", "hub_strategy", "hub_private_repo", "use_flash_attention_2", "ddp_timeout");
 
     static {
         key("model_name_or_path", Kind.STRING, null);
+        key("model_revision", Kind.STRING, null);
         key("dataset_mixer", Kind.FRACTIONS, null);
         key("dataset_splits", Kind.STRINGS, List.of("train", "test"));
         key("beta", Kind.DOUBLE, 0.1);
@@ -56,7 +58,8 @@ public final class TrainConfig {
         key("max_steps", Kind.INT, -1);
         key("per_device_train_batch_size", Kind.INT, 8);
         key("per_device_eval_batch_size", Kind.INT, 4);
-        key("gradient_accumulation_steps", Kind.INT, 1);
+        key("gradient_accumulation_steps", Kind.OPTIONAL_INT, null);
+        key("global_batch_size", Kind.OPTIONAL_INT, null);
         key("max_length", Kind.INT, 1024);
         key("max_prompt_length", Kind.INT, 512);
         key("truncation_mode", Kind.STRING, "keep_end");
@@ -187,7 +190,7 @@ public final class TrainConfig {
     private static Object coerce(String source, String name, Kind kind, JsonNode v) {
         String where = source + ": " + name;
         if (v == null || v.isNull()) {
-            if (kind == Kind.OPTIONAL_INT || name.equals("eval_strategy")) {
+            if (kind == Kind.OPTIONAL_INT || name.equals("eval_strategy") || name.equals("model_revision")) {
                 return null;
             }
             throw new IllegalArgumentException(where + " has no value");
@@ -284,7 +287,12 @@ public final class TrainConfig {
         }
         positive(source, "per_device_train_batch_size");
         positive(source, "per_device_eval_batch_size");
-        positive(source, "gradient_accumulation_steps");
+        positiveOrNull(source, "gradient_accumulation_steps");
+        positiveOrNull(source, "global_batch_size");
+        if (values.get("gradient_accumulation_steps") != null && values.get("global_batch_size") != null) {
+            throw new IllegalArgumentException(source + ": give either global_batch_size or gradient_accumulation_steps, not both"
+                    + " (global_batch_size sets the accumulation for the devices in use)");
+        }
         positive(source, "logging_steps");
         positive(source, "save_steps");
         positive(source, "eval_steps");
@@ -320,6 +328,12 @@ public final class TrainConfig {
     private void positive(String source, String name) {
         if ((int) values.get(name) <= 0) {
             throw new IllegalArgumentException(source + ": " + name + " must be > 0, got " + values.get(name));
+        }
+    }
+
+    private void positiveOrNull(String source, String name) {
+        if (values.get(name) != null) {
+            positive(source, name);
         }
     }
 
@@ -378,8 +392,29 @@ public final class TrainConfig {
         return (int) values.get("per_device_eval_batch_size");
     }
 
-    public int gradientAccumulationSteps() {
-        return (int) values.get("gradient_accumulation_steps");
+    /**
+     * Micro-batches per optimizer step on each of {@code dataParallelRanks} devices: from
+     * global_batch_size when it is set (global = per_device_train_batch_size x ranks x accumulation,
+     * refused when it does not divide), else gradient_accumulation_steps (default 1).
+     */
+    public int gradientAccumulationSteps(int dataParallelRanks) {
+        Integer global = (Integer) values.get("global_batch_size");
+        if (global == null) {
+            Integer steps = (Integer) values.get("gradient_accumulation_steps");
+            return steps == null ? 1 : steps;
+        }
+        long perStep = (long) trainBatchSize() * dataParallelRanks;
+        if (global % perStep != 0) {
+            throw new IllegalArgumentException("global_batch_size " + global + " is not a multiple of per_device_train_batch_size "
+                    + trainBatchSize() + " x " + dataParallelRanks + " device" + (dataParallelRanks == 1 ? "" : "s") + " = "
+                    + perStep + "; choose a global_batch_size that is, or another per_device_train_batch_size");
+        }
+        return Math.toIntExact(global / perStep);
+    }
+
+    /** The hub revision the config names (model_revision), which spin cannot fetch: it loads local directories. */
+    public Optional<String> modelRevision() {
+        return Optional.ofNullable((String) values.get("model_revision"));
     }
 
     public double maxGradNorm() {

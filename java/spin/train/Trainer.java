@@ -23,6 +23,7 @@ import spin.data.SpinCollator;
 import spin.data.SpinFeatures;
 import spin.data.SpinRecord;
 import spin.io.AtomicFiles;
+import spin.model.HubRevision;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.optim.LearningRateSchedule;
@@ -49,10 +50,14 @@ public final class Trainer {
     private static final List<String> TRAJECTORY_KEYS = List.of("model_name_or_path", "dataset_mixer", "dataset_splits",
             "beta", "loss_type", "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "optim",
             "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "num_train_epochs", "max_steps",
-            "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "max_prompt_length",
+            "per_device_train_batch_size", "max_length", "max_prompt_length",
             "truncation_mode", "max_grad_norm", "seed");
+    /** The trajectory's batch: records per optimizer step over all devices (global_batch_size or its parts). */
+    private static final String RECORDS_PER_STEP = "records_per_step";
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int BAR_WIDTH = 20;
+    /** Devices that train side by side, each on its own micro-batches: one until ZeRO-3 lands. */
+    private static final int DATA_PARALLEL_RANKS = 1;
 
     /** The run's final metrics: the last training log line and the last evaluation, if any. */
     public record Result(long steps, Path outputDir, Map<String, Double> lastLog, Map<String, Double> lastEval) {}
@@ -95,6 +100,9 @@ public final class Trainer {
         }
         if (!config.ignoredKeys().isEmpty()) {
             console.println("note: ignoring keys that only matter to the Python stack: " + String.join(", ", config.ignoredKeys()));
+        }
+        if (config.modelRevision().isPresent()) {
+            console.println(HubRevision.check(config.modelPath(), config.modelRevision().get()));
         }
         List<DatasetMixer.Source> sources = new ArrayList<>();
         config.datasetMixer().forEach((path, fraction) -> sources.add(new DatasetMixer.Source(Path.of(path), fraction)));
@@ -160,8 +168,9 @@ public final class Trainer {
         private final TrainingCheckpoints checkpoints;
         private final Optional<Path> from;
         private final TrainingLog log;
-        private final int batchSize, accumulation, microPerEpoch;
-        private final long stepsPerEpoch, totalSteps;
+        private final StepPlan plan;
+        private final int batchSize, accumulation;
+        private final long microPerEpoch, stepsPerEpoch, totalSteps;
         private final LearningRateSchedule schedule;
         private final TrainingStep trainingStep;
         private final MetricMeans interval = new MetricMeans();
@@ -180,12 +189,12 @@ public final class Trainer {
             this.checkpoints = checkpoints;
             this.from = from;
             this.log = new TrainingLog(config.outputDir());
-            this.batchSize = config.trainBatchSize();
-            this.accumulation = config.gradientAccumulationSteps();
-            this.microPerEpoch = (train.size() + batchSize - 1) / batchSize;
-            this.stepsPerEpoch = (microPerEpoch + accumulation - 1) / accumulation;
-            this.totalSteps = config.maxSteps() > 0 ? config.maxSteps()
-                    : (long) Math.ceil(config.numTrainEpochs() * stepsPerEpoch);
+            this.plan = StepPlan.of(config, train.size(), DATA_PARALLEL_RANKS);
+            this.batchSize = plan.perDeviceBatch();
+            this.accumulation = plan.accumulation();
+            this.microPerEpoch = plan.microBatchesPerEpoch();
+            this.stepsPerEpoch = plan.stepsPerEpoch();
+            this.totalSteps = plan.totalSteps();
             this.schedule = config.schedule(totalSteps);
             this.trainingStep = new TrainingStep(model, optimizer, objective, config.maxGradNorm());
         }
@@ -252,11 +261,11 @@ public final class Trainer {
                 order = NumpyPermutation.permutation(train.size(), config.seed() + epoch);
                 orderEpoch = epoch;
             }
-            int first = (int) (step % stepsPerEpoch) * accumulation;
+            long first = step % stepsPerEpoch * accumulation;
             List<SpinBatch> batches = new ArrayList<>();
-            for (int m = first; m < Math.min(first + accumulation, microPerEpoch); m++) {
+            for (long m = first; m < Math.min(first + accumulation, microPerEpoch); m++) {
                 List<SpinFeatures> features = new ArrayList<>();
-                for (int i = m * batchSize; i < Math.min(train.size(), (m + 1) * batchSize); i++) {
+                for (int i = Math.toIntExact(m * batchSize); i < Math.min(train.size(), (m + 1) * batchSize); i++) {
                     features.add(collator.features(order[i], train.get(order[i])));
                 }
                 batches.add(objective.collate(features));
@@ -326,18 +335,25 @@ public final class Trainer {
             for (String key : TRAJECTORY_KEYS) {
                 node.set(key, JSON.valueToTree(all.get(key)));
             }
+            node.put(RECORDS_PER_STEP, plan.globalBatch());
             return node;
         }
 
         private void requireSameTrajectory(Path checkpoint, JsonNode saved) {
             ObjectNode now = trajectory();
-            for (String key : TRAJECTORY_KEYS) {
-                if (!now.path(key).equals(saved.path(key))) {
+            for (Map.Entry<String, JsonNode> entry : now.properties()) {
+                String key = entry.getKey();
+                if (!sameValue(entry.getValue(), saved.path(key))) {
                     throw new IllegalArgumentException(checkpoint + " was written with " + key + " = " + saved.path(key)
-                            + " but the config now says " + now.path(key)
+                            + " but the config now says " + entry.getValue()
                             + "; resume with the settings the run started with, or start a new output_dir");
                 }
             }
+        }
+
+        /** Equal JSON values, numbers by value (a long written is an int read back). */
+        private static boolean sameValue(JsonNode a, JsonNode b) {
+            return a.isNumber() && b.isNumber() ? a.decimalValue().compareTo(b.decimalValue()) == 0 : a.equals(b);
         }
 
         private double epochOf(long step) {

@@ -106,19 +106,4 @@ class TrainConfigTest {
         assertEquals(3.0, new LearningRateSchedule("constant", 3.0, 5, 10).at(0), "constant ignores warmup, as HF's does");
         assertEquals(3, LearningRateSchedule.warmupSteps(3, 0.5, 10), "warmup_steps wins over warmup_ratio");
     }
-
-    /** configs/ carries the reference's four iterations: config.yaml and config_iter1..3 with their launch scripts' overrides. */
-    @Test
-    void shippedConfigsCarryTheReferenceHyperParameters() throws IOException {
-        double[][] expected = {{5e-7, 3, 0.1}, {5e-7, 6, 0.1}, {1e-7, 6, 0.1}, {1e-7, 6, 5.0}};
-        for (int k = 0; k < 4; k++) {
-            TrainConfig c = TrainConfig.load(Path.of("configs", "config_iter" + k + ".yaml"), List.of());
-            assertEquals(expected[k][0], c.learningRate(), "iteration " + k);
-            assertEquals(expected[k][1], c.numTrainEpochs(), "iteration " + k);
-            assertEquals(expected[k][2], c.beta(), "iteration " + k);
-            assertEquals("rmsprop", c.optimizer().name());
-            assertEquals(k == 0 ? 1 : 2, c.datasetMixer().size(), "iteration " + k + " mixes with the previous one's data");
-            assertEquals(Path.of("outputs", "iter" + k + "-ckpt"), c.outputDir());
-        }
-    }
 }
