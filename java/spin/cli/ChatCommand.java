@@ -70,10 +70,10 @@ public final class ChatCommand implements Callable<Integer> {
                 if (line.isBlank()) {
                     continue;
                 }
-                int[] prompt = tokenizer.encode(options.format().render(line, tokenizer.chatTemplate()));
+                int[] prompt = options.promptTokens(tokenizer, options.format().render(line, tokenizer.chatTemplate()));
                 Generation answer = generator.generate(List.of(new GenerationRequest(number++, prompt)), GenerationListener.NONE)
                         .get(0);
-                out.println(GenerationOptions.answerText(answer.tokens(), tokenizer, stop));
+                out.println(options.answerText(answer.tokens(), tokenizer, stop));
                 out.flush();
             }
         }

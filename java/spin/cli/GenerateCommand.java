@@ -158,7 +158,7 @@ public final class GenerateCommand implements Callable<Integer> {
         ChatTemplate template = tokenizer.chatTemplate();
         List<GenerationRequest> requests = new ArrayList<>(rows.size());
         for (Indexed<SpinRecord> row : rows) {
-            requests.add(new GenerationRequest(row.index(), tokenizer.encode(format.render(row.value(), template))));
+            requests.add(new GenerationRequest(row.index(), options.promptTokens(tokenizer, format.render(row.value(), template))));
         }
         Path file = shard(fraction);
         GenerationProgress progress = new GenerationProgress(err, file.getFileName().toString(), requests.size(),
@@ -172,7 +172,7 @@ public final class GenerateCommand implements Callable<Integer> {
         StopCriteria stop = options.stop(m.config(), tokenizer);
         List<SpinRecord> records = new ArrayList<>(rows.size());
         for (int i = 0; i < rows.size(); i++) {
-            String answer = GenerationOptions.answerText(answers.get(i).tokens(), tokenizer, stop);
+            String answer = options.answerText(answers.get(i).tokens(), tokenizer, stop);
             records.add(GenerationRecords.withAnswer(rows.get(i).value(), answer));
         }
         SpinDatasetWriter.write(file, records);

@@ -16,6 +16,7 @@ import spin.model.KvCache;
 import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.text.Tokenizer;
+import spin.text.TokenizerConfig;
 
 /** The generation flags {@code spin generate} and {@code spin chat} share, and what they build. */
 final class GenerationOptions {
@@ -34,6 +35,16 @@ final class GenerationOptions {
             description = "instruction: \"### Instruction: {q}\\n\\n### Response: \" (the reference's); "
                     + "chat: the tokenizer's chat template, as in training (default ${DEFAULT-VALUE})")
     String promptFormat;
+
+    @Option(names = "--add-bos",
+            description = "start every prompt with the tokenizer's BOS token, as vLLM's tokenization does (the reference's "
+                    + "generate_vllm.py); without it no BOS, as its generate.py")
+    boolean addBos;
+
+    @Option(names = "--skip-special-tokens",
+            description = "decode answers without special tokens, as vLLM does (the reference's generate_vllm.py); "
+                    + "without it they are kept and only </s> is removed, as its generate.py")
+    boolean skipSpecialTokens;
 
     @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy, the reference's default (default ${DEFAULT-VALUE})")
     double temperature;
@@ -111,12 +122,28 @@ final class GenerationOptions {
                 stop(model.config(), tokenizer));
     }
 
+    /** The prompt's token ids: no special tokens added, or the BOS token first with {@code --add-bos}. */
+    int[] promptTokens(Tokenizer tokenizer, String prompt) {
+        int[] ids = tokenizer.encode(prompt);
+        if (!addBos) {
+            return ids;
+        }
+        if (tokenizer.bosId() < 0) {
+            throw new IllegalArgumentException("--add-bos: the tokenizer names no bos_token in " + TokenizerConfig.FILE_NAME
+                    + "; drop --add-bos or add the model's bos_token");
+        }
+        int[] withBos = new int[ids.length + 1];
+        withBos[0] = tokenizer.bosId();
+        System.arraycopy(ids, 0, withBos, 1, ids.length);
+        return withBos;
+    }
+
     /**
-     * The answer as the reference writes it: decoded with special tokens kept, cut at a stop
-     * string, then {@code </s>} removed and left-stripped.
+     * The answer as the reference writes it: decoded (special tokens kept, or left out with
+     * {@code --skip-special-tokens}), cut at a stop string, then {@code </s>} removed and left-stripped.
      */
-    static String answerText(int[] tokens, Tokenizer tokenizer, StopCriteria stop) {
-        return GenerationRecords.cleanAnswer(stop.cut(tokenizer.decode(tokens, false)));
+    String answerText(int[] tokens, Tokenizer tokenizer, StopCriteria stop) {
+        return GenerationRecords.cleanAnswer(stop.cut(tokenizer.decode(tokens, skipSpecialTokens)));
     }
 
     /** Refuses a tokenizer whose ids the model cannot embed. */

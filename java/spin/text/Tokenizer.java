@@ -31,6 +31,7 @@ public final class Tokenizer implements TokenEncoder, AutoCloseable {
     private final Map<String, Integer> tokenIds;
     private final int vocabSize;
     private final int eosId;
+    private final int bosId;
     private final int padId;
     private final ChatTemplate chatTemplate;
 
@@ -42,6 +43,7 @@ public final class Tokenizer implements TokenEncoder, AutoCloseable {
         this.vocabSize = tokenIds.values().stream().mapToInt(Integer::intValue).max().orElse(-1) + 1;
         this.eosId = requireToken(config.eosToken(), "eos_token", file);
         // alignment-handbook's get_tokenizer: a tokenizer without a pad token pads with EOS.
+        this.bosId = config.bosToken() == null ? -1 : requireToken(config.bosToken(), "bos_token", file);
         this.padId = config.padToken() == null ? eosId : requireToken(config.padToken(), "pad_token", file);
         this.chatTemplate = config.chatTemplateOrZephyr();
     }
@@ -141,6 +143,11 @@ public final class Tokenizer implements TokenEncoder, AutoCloseable {
     @Override
     public int eosId() {
         return eosId;
+    }
+
+    /** The BOS token's id, or -1 when tokenizer_config.json names none. */
+    public int bosId() {
+        return bosId;
     }
 
     /** The pad token's id, or EOS's when the tokenizer has no pad token. */

@@ -16,6 +16,7 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Set;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -26,6 +27,7 @@ import spin.data.NumpyPermutation;
 import spin.data.SpinDatasetWriter;
 import spin.data.SpinDatasets;
 import spin.data.SpinRecord;
+import spin.generate.StopCriteria;
 import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
@@ -82,9 +84,19 @@ class GenerateCommandsTest {
      * decoded with special tokens, "</s>" removed, left-stripped.
      */
     private static String referenceAnswer(String question) throws IOException {
+        return referenceAnswer(question, false);
+    }
+
+    /** With {@code bos}, the prompt starts with id 1, {@code <s>}: what vLLM's tokenization of a Mistral prompt gives. */
+    private static String referenceAnswer(String question, boolean bos) throws IOException {
         try (Tokenizer tokenizer = Tokenizer.load(model); CpuBackend cpu = new CpuBackend(1);
                 MistralModel m = ModelCheckpoint.load(model, cpu)) {
-            int[] ids = tokenizer.encode("### Instruction: " + question + "\n\n### Response: ");
+            int[] promptIds = tokenizer.encode("### Instruction: " + question + "\n\n### Response: ");
+            int[] ids = bos ? new int[promptIds.length + 1] : promptIds;
+            if (bos) {
+                ids[0] = 1;
+                System.arraycopy(promptIds, 0, ids, 1, promptIds.length);
+            }
             int prompt = ids.length, v = m.config().vocabSize();
             while (ids.length - prompt < NEW_TOKENS && (ids.length == prompt || ids[ids.length - 1] != tokenizer.eosId())) {
                 int t = ids.length;
@@ -158,6 +170,42 @@ class GenerateCommandsTest {
         assertEquals(0, redone.exitCode(), redone.err());
         assertTrue(redone.out().startsWith(file + ": holds 2 records, not 4; generating it again\n"), redone.out());
         assertSameText(text, file, "the resumed shard must be whole again");
+    }
+
+    /** The reference's generate_vllm.py path: BOS first, special tokens left out of the decoded answer. */
+    @Test
+    void addBosStartsEveryPromptWithTheBosToken() throws IOException {
+        Path out = dir.resolve("vllm-path");
+        CliRun.Result r = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir", out.toString(),
+                "--frac-len", "4", "--data-frac", "0", "--max-new-tokens", String.valueOf(NEW_TOKENS), "--add-bos",
+                "--skip-special-tokens", "--threads", "1");
+        assertEquals(0, r.exitCode(), r.err());
+        int[] order = NumpyPermutation.permutation(10, 42);
+        List<SpinRecord> train = SpinDatasets.load(data, "train", false).values(), written = shard(out.resolve("loser_0.jsonl"));
+        boolean differs = false;
+        for (int i = 0; i < 4; i++) {
+            String question = train.get(order[i]).real().get(0).content();
+            assertEquals(referenceAnswer(question, true), written.get(i).generated().get(1).content(), "record " + i);
+            differs |= !referenceAnswer(question, true).equals(referenceAnswer(question, false));
+        }
+        assertTrue(differs, "BOS changes some answer, so the flag is seen to act");
+    }
+
+    @Test
+    void skipSpecialTokensLeavesThemOutOfTheAnswer() throws IOException {
+        GenerationOptions keep = new GenerationOptions(), skip = new GenerationOptions();
+        skip.skipSpecialTokens = true;
+        try (Tokenizer tokenizer = Tokenizer.load(model)) {
+            int[] answer = concat(tokenizer.encode(" hi"), new int[] {1, 0}, tokenizer.encode("there"), new int[] {2});
+            StopCriteria stop = new StopCriteria(100, Set.of(2), List.of(),
+                    tokens -> tokenizer.decode(tokens, false));
+            assertEquals("hi<s><unk> there", keep.answerText(answer, tokenizer, stop), "generate.py: only </s> is removed");
+            assertEquals("hi there", skip.answerText(answer, tokenizer, stop), "vLLM: no special token is decoded");
+        }
+    }
+
+    private static int[] concat(int[]... parts) {
+        return Arrays.stream(parts).flatMapToInt(Arrays::stream).toArray();
     }
 
     private static void assertSameText(String expected, Path file, String message) throws IOException {
