@@ -32,6 +32,7 @@ public record MistralConfig(
         int bosTokenId,
         int eosTokenId) {
 
+    public static final String GENERATION_FILE_NAME = "generation_config.json";
     public static final String FILE_NAME = "config.json";
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -206,6 +207,19 @@ public record MistralConfig(
     private static String optionalText(JsonNode root, String key, String fallback) {
         JsonNode n = root.get(key);
         return n == null || n.isNull() ? fallback : n.asText();
+    }
+
+    /**
+     * generation_config.json as HF's save_pretrained writes it beside config.json
+     * (GenerationConfig.from_model_config): the BOS and EOS ids, so that HF generate and vLLM stop
+     * where spin does. Only values that differ from GenerationConfig's defaults are written, as HF does.
+     */
+    public String generationConfigJson() {
+        ObjectNode o = JSON.createObjectNode();
+        o.put("_from_model_config", true);
+        o.put("bos_token_id", bosTokenId);
+        o.put("eos_token_id", eosTokenId);
+        return o.toPrettyString() + "\n";
     }
 
     /** config.json as HF writes it for MistralForCausalLM. */

@@ -106,7 +106,7 @@ public final class ModelCheckpoint {
         return out;
     }
 
-    /** Writes config.json and the weights (HF names) into {@code dir}; each file atomically. */
+    /** Writes config.json, generation_config.json and the weights (HF names) into {@code dir}; each file atomically. */
     public static void save(MistralModel model, Path dir, StorageType storage, long maxShardBytes) throws IOException {
         Backend backend = model.backend();
         write(model.config(), dir, storage, maxShardBytes, slot -> backend.read(model.parameters().get(slot.name())));
@@ -140,6 +140,7 @@ public final class ModelCheckpoint {
             }
         }, maxShardBytes);
         AtomicFiles.writeString(dir.resolve(MistralConfig.FILE_NAME), config.toJson(storage.torchName));
+        AtomicFiles.writeString(dir.resolve(MistralConfig.GENERATION_FILE_NAME), config.generationConfigJson());
     }
 
     /**

@@ -24,6 +24,7 @@ import spin.io.SafetensorsDType;
 import spin.io.SafetensorsFile;
 import spin.io.SafetensorsWriter;
 import spin.io.TensorEntry;
+import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.model.ParameterBuffer;
@@ -43,8 +44,9 @@ final class TrainingCheckpoints {
     static final String OPTIMIZER_FILE = "optimizer.safetensors";
     private static final String MASTER_PREFIX = "master/";
     private static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
-    private static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
-            "chat_template.jinja", "special_tokens_map.json", "tokenizer.model", "generation_config.json");
+    /** Files of the source model carried into every saved model: the tokenizer's, and its own generation settings. */
+    private static final List<String> SOURCE_FILES = List.of("tokenizer.json", "tokenizer_config.json",
+            "chat_template.jinja", "special_tokens_map.json", "tokenizer.model", MistralConfig.GENERATION_FILE_NAME);
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Path outputDir;
@@ -100,11 +102,15 @@ final class TrainingCheckpoints {
         return target;
     }
 
-    /** An HF model directory: config.json, weights in {@code storage}, and the tokenizer files of the source model. */
+    /**
+     * An HF model directory: config.json, generation_config.json, weights in {@code storage}, and the
+     * tokenizer files of the source model, whose own generation_config.json (if any) replaces the one
+     * written from config.json.
+     */
     static void writeModel(MistralModel model, Path dir, Path tokenizerSource, ModelCheckpoint.StorageType storage)
             throws IOException {
         ModelCheckpoint.save(model, dir, storage, ModelCheckpoint.DEFAULT_SHARD_BYTES);
-        for (String name : TOKENIZER_FILES) {
+        for (String name : SOURCE_FILES) {
             Path source = tokenizerSource.resolve(name);
             if (Files.isRegularFile(source)) {
                 AtomicFiles.writeThrough(dir.resolve(name), temp -> Files.copy(source, temp, StandardCopyOption.REPLACE_EXISTING));

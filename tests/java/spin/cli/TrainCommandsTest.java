@@ -51,6 +51,29 @@ class TrainCommandsTest {
         assertTrue(again.err().contains("training already finished"), again.err());
     }
 
+    /** Saved models carry generation_config.json: the source model's own, else one written from config.json. */
+    @Test
+    void savedModelsCarryAGenerationConfig() throws IOException {
+        Path custom = dir.resolve("custom-model");
+        TinyTrainingData.model(custom);
+        String own = "{\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2,\n  \"do_sample\": true,\n  \"temperature\": 0.7\n}\n";
+        Files.writeString(custom.resolve("generation_config.json"), own);
+        Path bare = dir.resolve("bare-model");
+        TinyTrainingData.model(bare);
+        Files.delete(bare.resolve("generation_config.json"));
+        for (Path source : new Path[] {custom, bare}) {
+            Path out = dir.resolve("out-" + source.getFileName());
+            Path yaml = config(out);
+            CliRun.Result r = run("train", yaml.toString(), "--model_name_or_path=" + source, "--save_strategy=steps",
+                    "--save_steps=1", "--max_steps=1", "--threads=2");
+            assertEquals(0, r.exitCode(), r.err());
+            String expected = source == custom ? own
+                    : "{\n  \"_from_model_config\" : true,\n  \"bos_token_id\" : 1,\n  \"eos_token_id\" : 2\n}\n";
+            assertEquals(expected, Files.readString(out.resolve("generation_config.json")), source.toString());
+            assertEquals(expected, Files.readString(out.resolve("checkpoint-1").resolve("generation_config.json")), source.toString());
+        }
+    }
+
     @Test
     void badConfigIsOneLineNamingTheKey() throws IOException {
         CliRun.Result r = run("sft", config(dir.resolve("o")).toString(), "--lerning_rate=1");
