@@ -7,6 +7,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
+import spin.data.GenerationShards;
 import spin.data.ShardConverter;
 import spin.data.SpinDatasetWriter;
 
@@ -28,9 +29,6 @@ public final class ConvertCommand implements Callable<Integer> {
             description = "train shards to take, loser_0 .. loser_{N-1} (default: up to the highest one present)")
     private int numFracs;
 
-    @Option(names = "--allow-duplicates", description = "accept a real conversation that occurs twice in a split")
-    private boolean allowDuplicates;
-
     @Option(names = "--skip-invalid", description = "skip invalid rows and report how many")
     private boolean skipInvalid;
 
@@ -39,9 +37,18 @@ public final class ConvertCommand implements Callable<Integer> {
         if (numFracs < 0) {
             throw new IllegalArgumentException("--num-fracs must be positive, got " + numFracs);
         }
-        ShardConverter.Report r = ShardConverter.convert(inputDir, outputDir, numFracs, allowDuplicates, skipInvalid);
+        ShardConverter.Report r = ShardConverter.convert(inputDir, outputDir, numFracs, skipInvalid);
         PrintWriter out = spec.commandLine().getOut();
         out.printf("Wrote %,d train and %,d test records to %s%n", r.train(), r.test(), outputDir);
+        if (r.repeated() > 0) {
+            out.printf("%,d record%s repeat%s a real conversation of an earlier row (the source data repeats %s; kept)%n",
+                    r.repeated(), r.repeated() == 1 ? "" : "s", r.repeated() == 1 ? "s" : "", r.repeated() == 1 ? "it" : "them");
+        }
+        if (r.unpositioned() > 0) {
+            out.printf("note: %,d record%s carry no %s (shards written by another tool), so overlapping fractions"
+                    + " could not be checked there%n", r.unpositioned(), r.unpositioned() == 1 ? "" : "s",
+                    GenerationShards.SOURCE_INDEX);
+        }
         Skips.report(out, r.skipped(), r.firstProblem());
         return 0;
     }

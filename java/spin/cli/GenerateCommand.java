@@ -19,7 +19,6 @@ import spin.data.DatasetReader.Indexed;
 import spin.data.GenerationRecords;
 import spin.data.GenerationShards;
 import spin.data.PromptFormat;
-import spin.data.SpinDatasetWriter;
 import spin.data.SpinDatasets;
 import spin.data.SpinRecord;
 import spin.data.SpinRows;
@@ -135,9 +134,11 @@ public final class GenerateCommand implements Callable<Integer> {
         if (!Files.isRegularFile(file)) {
             return "missing";
         }
-        List<SpinRecord> written;
+        record Written(SpinRecord record, long sourceRow) {}
+        List<Written> written;
         try {
-            written = DatasetReader.read(List.of(file), SpinRows::parse, false).values();
+            written = DatasetReader.read(List.of(file), row -> new Written(SpinRows.parse(row), GenerationShards.sourceIndex(row)),
+                    false).values();
         } catch (IOException | IllegalArgumentException e) {
             return "unreadable (" + e.getMessage() + ")";
         }
@@ -145,7 +146,9 @@ public final class GenerateCommand implements Callable<Integer> {
             return "holds " + written.size() + " records, not " + rows.size();
         }
         for (int i = 0; i < rows.size(); i++) {
-            if (!written.get(i).real().equals(GenerationRecords.withAnswer(rows.get(i).value(), "").real())) {
+            Written w = written.get(i);
+            if (!w.record().real().equals(GenerationRecords.withAnswer(rows.get(i).value(), "").real())
+                    || w.sourceRow() >= 0 && w.sourceRow() != rows.get(i).index()) {
                 return "record " + i + " is not the fraction's record " + i + " (another --frac-len or data?)";
             }
         }
@@ -171,11 +174,13 @@ public final class GenerateCommand implements Callable<Integer> {
         progress.finish();
         StopCriteria stop = options.stop(m.config(), tokenizer);
         List<SpinRecord> records = new ArrayList<>(rows.size());
+        long[] sourceRows = new long[rows.size()];
         for (int i = 0; i < rows.size(); i++) {
             String answer = options.answerText(answers.get(i).tokens(), tokenizer, stop);
             records.add(GenerationRecords.withAnswer(rows.get(i).value(), answer));
+            sourceRows[i] = rows.get(i).index();
         }
-        SpinDatasetWriter.write(file, records);
+        GenerationShards.write(file, records, sourceRows);
         double seconds = progress.seconds();
         out.printf("%s: %,d answers, %,d prompt + %,d generated tokens in %s (%,.1f generated tokens/s); ended %s%n", file,
                 records.size(), progress.promptTokens(), progress.generatedTokens(), GenerationProgress.duration(seconds),

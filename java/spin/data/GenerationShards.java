@@ -1,5 +1,8 @@
 package spin.data;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -10,6 +13,7 @@ import java.util.TreeMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
+import spin.io.AtomicFiles;
 
 /**
  * The generation shards of one iteration in a directory: {@code loser_{k}.jsonl} (train fraction k)
@@ -18,6 +22,14 @@ import java.util.stream.Stream;
  * {@code loser_01.jsonl}) are refused.
  */
 public final class GenerationShards {
+    /**
+     * The key spin adds to each shard line beside the reference's "real" and "generated": the record's
+     * row in the source split (counting from 0, before the shuffle), so that convert can tell two
+     * fractions that overlap, or a shard generated twice, from rows the source data really repeats.
+     */
+    public static final String SOURCE_INDEX = "source_index";
+
+    private static final ObjectMapper JSON = new ObjectMapper();
     private static final Pattern NAME = Pattern.compile("loser_(\\d+)(_test)?\\.jsonl");
 
     private GenerationShards() {}
@@ -25,6 +37,34 @@ public final class GenerationShards {
     /** The shard of fraction {@code fraction}: {@code loser_{k}_test.jsonl} for the test split, {@code loser_{k}.jsonl} otherwise. */
     public static String fileName(int fraction, boolean test) {
         return "loser_" + fraction + (test ? "_test" : "") + ".jsonl";
+    }
+
+    /** Writes a shard atomically: one JSON line per record, with its {@link #SOURCE_INDEX}. */
+    public static void write(Path file, List<SpinRecord> records, long[] sourceIndexes) throws IOException {
+        if (records.size() != sourceIndexes.length) {
+            throw new IllegalArgumentException(records.size() + " records but " + sourceIndexes.length + " source indexes");
+        }
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < records.size(); i++) {
+            ObjectNode line = SpinDatasetWriter.node(records.get(i)).put(SOURCE_INDEX, sourceIndexes[i]);
+            out.append(JSON.writeValueAsString(line)).append('\n');
+        }
+        AtomicFiles.writeString(file, out.toString());
+    }
+
+    /**
+     * The row's {@link #SOURCE_INDEX}, or -1 when it has none (a shard written by another tool, such
+     * as the reference's generate.py).
+     */
+    public static long sourceIndex(DataRow row) {
+        JsonNode index = row.value().get(SOURCE_INDEX);
+        if (index == null || index.isNull()) {
+            return -1;
+        }
+        if (!index.canConvertToExactIntegral() || !index.canConvertToLong() || index.asLong() < 0) {
+            throw new InvalidRowException(row, SOURCE_INDEX, "must be a row number >= 0, got " + index);
+        }
+        return index.asLong();
     }
 
     /** The train and test shard files, each in fraction order. */

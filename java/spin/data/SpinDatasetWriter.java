@@ -48,7 +48,8 @@ public final class SpinDatasetWriter {
         }
     }
 
-    private static ObjectNode node(SpinRecord record) {
+    /** The record as a JSON object, {"real": [...], "generated": [...]}. */
+    static ObjectNode node(SpinRecord record) {
         ObjectNode node = JSON.createObjectNode();
         messages(node.putArray("real"), record.real());
         messages(node.putArray("generated"), record.generated());

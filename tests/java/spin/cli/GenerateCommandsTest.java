@@ -228,6 +228,44 @@ class GenerateCommandsTest {
         assertEquals("Wrote 10 train and 4 test records to " + dir.resolve("iter1") + "\n", convert.out());
     }
 
+    /**
+     * The reference's own data repeats rows (SPIN_iter0: 99,584 rows, 49,792 distinct): such rows go
+     * through generate and convert, while fractions cut with two --frac-len values overlap and are refused.
+     */
+    @Test
+    void repeatedSourceRowsConvertButOverlappingFractionsAreRefused() throws IOException {
+        Path repeating = dir.resolve("repeating");
+        List<SpinRecord> rows = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            rows.add(record(QUESTIONS[i % 3], "Gold " + i % 3));
+        }
+        SpinDatasetWriter.write(repeating.resolve("train_prefs-00000-of-00001.parquet"), rows);
+        SpinDatasetWriter.write(repeating.resolve("test_prefs-00000-of-00001.parquet"), rows.subList(0, 2));
+        Path out = dir.resolve("generated");
+        String[] common = {"--model", model.toString(), "--input-dir", repeating.toString(), "--output-dir", out.toString(),
+            "--max-new-tokens", "3", "--threads", "1"};
+        assertEquals(0, run(concat(new String[] {"generate", "--frac-len", "3", "--num-fracs", "2"}, common)).exitCode());
+        assertEquals(0, run(concat(new String[] {"generate", "--split", "test"}, common)).exitCode());
+        CliRun.Result convert = run("convert", "--input-dir", out.toString(), "--output-dir", dir.resolve("next").toString());
+        assertEquals(0, convert.exitCode(), convert.err());
+        assertEquals("Wrote 6 train and 2 test records to " + dir.resolve("next") + "\n"
+                + "3 records repeat a real conversation of an earlier row (the source data repeats them; kept)\n", convert.out());
+
+        // fraction 1 of 2 rows is shuffled rows 2..3, which loser_0 (3 rows: 0..2) already holds
+        assertEquals(0, run(concat(new String[] {"generate", "--frac-len", "2", "--data-frac", "1"}, common)).exitCode());
+        CliRun.Result overlap = run("convert", "--input-dir", out.toString(), "--output-dir", dir.resolve("next").toString());
+        assertEquals(1, overlap.exitCode());
+        int[] order = NumpyPermutation.permutation(6, 42);
+        assertTrue(overlap.err().contains(out.resolve("loser_1.jsonl") + ", line 1: source row " + order[2] + " is also at "
+                + out.resolve("loser_0.jsonl") + ", line 3; two fractions overlap"), overlap.err());
+    }
+
+    private static String[] concat(String[] first, String[] second) {
+        String[] all = Arrays.copyOf(first, first.length + second.length);
+        System.arraycopy(second, 0, all, first.length, second.length);
+        return all;
+    }
+
     @Test
     void sampledAnswersDependOnTheSeedOnlyNotOnTheBatch() throws IOException {
         List<List<SpinRecord>> runs = new ArrayList<>();
