@@ -77,8 +77,8 @@ final class ChartCanvas {
         g.setTransform(saved);
     }
 
-    /** Tick marks and labels under the frame at the x axis' ticks, and the axis name below them. */
-    void xAxis(Axis x, String name) {
+    /** Tick marks and labels under the frame at the x axis' ticks (one call per panel). */
+    void xTicks(Axis x) {
         FontMetrics m = g.getFontMetrics();
         g.setColor(TEXT);
         g.setStroke(new BasicStroke(1f));
@@ -89,7 +89,6 @@ final class ChartCanvas {
             String label = x.label(tick);
             g.drawString(label, px - m.stringWidth(label) / 2, bottom + 6 + m.getAscent());
         }
-        xName(name);
     }
 
     /** Labels centred under given x positions (a bar chart's categories), and the axis name below them. */
@@ -102,7 +101,8 @@ final class ChartCanvas {
         xName(name);
     }
 
-    private void xName(String name) {
+    /** The x axis' name under the tick labels. */
+    void xName(String name) {
         FontMetrics m = g.getFontMetrics();
         g.drawString(name, FRAME.x + (FRAME.width - m.stringWidth(name)) / 2, HEIGHT - 12);
     }

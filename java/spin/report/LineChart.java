@@ -17,9 +17,9 @@ import java.util.Map;
 import java.util.TreeSet;
 
 /**
- * Metrics over the {@link Timeline}'s global step: one colour per run, a dashed separator where
- * each run after the first begins, run names along the top of the plot. A series breaks where a
- * value is NaN or infinite, and a point with no finite neighbour is drawn as a dot.
+ * Metrics over steps, one panel per run ({@link RunPanels}) with its own step axis, its name above
+ * it and its colour, all panels sharing the y axis and a dashed separator between neighbours. A
+ * series breaks where a value is NaN or infinite, and a point with no finite neighbour is drawn as a dot.
  */
 final class LineChart {
     /** How a series is drawn: training values as lines (a chart's second metric dotted), evaluation values dashed with markers. */
@@ -49,7 +49,7 @@ final class LineChart {
         }
     }
 
-    /** One run's values of one metric; x is the global step, y may be NaN or infinite (not drawn). */
+    /** One run's values of one metric; x is the run's step, y may be NaN or infinite (not drawn). */
     record Series(int run, Style style, List<Point2D.Double> points) {}
 
     private LineChart() {}
@@ -58,26 +58,32 @@ final class LineChart {
      * @param styleNames what each style used here means ("train", "eval", "real", ...), for the legend
      * @param notes what was left out, written under the legend
      */
-    static BufferedImage render(String title, String yName, Timeline timeline, List<Series> series, Map<Style, String> styleNames,
+    static BufferedImage render(String title, String yName, RunPanels panels, List<Series> series, Map<Style, String> styleNames,
             List<String> notes) {
         ChartCanvas canvas = new ChartCanvas(title);
         Rectangle data = ChartCanvas.DATA;
-        Axis x = new Axis(0, timeline.end(), data.x, data.x + data.width, 8, 1);
+        Axis[] x = new Axis[panels.runs()];
+        int ticksPerPanel = Math.max(2, 8 / Math.max(1, panels.runs()));
+        for (int run = 0; run < x.length; run++) {
+            x[run] = new Axis(0, panels.lastStep(run), panels.left(run, data.x, data.width), panels.right(run, data.x, data.width),
+                    ticksPerPanel, 1);
+            canvas.xTicks(x[run]);
+        }
         Axis y = yAxis(series, data);
         canvas.yAxis(y, yName);
-        canvas.xAxis(x, "global step (runs end to end)");
+        canvas.xName(panels.runs() > 1 ? "step (each run's own, one panel per run)" : "step");
         Graphics2D g = canvas.graphics();
-        separators(g, timeline, x);
+        separators(g, panels);
         TreeSet<Integer> runsShown = new TreeSet<>();
         TreeSet<Style> stylesShown = new TreeSet<>();
         for (Series s : series) {
-            draw(g, s, x, y);
+            draw(g, s, x[s.run()], y);
             runsShown.add(s.run());
             stylesShown.add(s.style());
         }
         canvas.legendHeading("Runs");
         for (int run : runsShown) {
-            Rectangle sample = canvas.legendRow(timeline.name(run));
+            Rectangle sample = canvas.legendRow(panels.name(run));
             if (sample != null) {
                 g.setColor(RunColours.of(run));
                 g.fillRect(sample.x, sample.y + 3, sample.width, sample.height - 6);
@@ -114,25 +120,24 @@ final class LineChart {
         return new Axis(min, max, data.y + data.height, data.y, 6, 0);
     }
 
-    private static void separators(Graphics2D g, Timeline timeline, Axis x) {
+    /** A dashed line between neighbouring panels, and each run's name above its panel (clipped to it). */
+    private static void separators(Graphics2D g, RunPanels panels) {
         FontMetrics m = g.getFontMetrics();
-        Rectangle frame = ChartCanvas.FRAME;
-        int labelsEnd = Integer.MIN_VALUE;
-        for (int run = 0; run < timeline.runs(); run++) {
-            int px = (int) Math.round(x.pixel(timeline.start(run)));
+        Rectangle frame = ChartCanvas.FRAME, data = ChartCanvas.DATA;
+        for (int run = 0; run < panels.runs(); run++) {
+            double left = panels.left(run, data.x, data.width), right = panels.right(run, data.x, data.width);
             if (run > 0) {
+                int px = (int) Math.round(left - RunPanels.GAP / 2.0);
                 g.setColor(ChartCanvas.MUTED);
                 g.setStroke(new BasicStroke(1f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[] {4, 4}, 0f));
                 g.drawLine(px, frame.y, px, frame.y + frame.height);
             }
-            // Names go just above the frame, clear of the data; a run too short to hold its name beside
-            // the previous one's goes unlabelled rather than overprinted.
-            int labelX = Math.max(px + 3, frame.x + 3);
-            if (labelX > labelsEnd) {
-                g.setColor(ChartCanvas.TEXT);
-                g.drawString(timeline.name(run), labelX, frame.y - 5);
-                labelsEnd = labelX + m.stringWidth(timeline.name(run)) + 6;
+            String name = panels.name(run);
+            while (name.length() > 1 && m.stringWidth(name) > right - left) {
+                name = name.substring(0, name.length() - 2) + "…";
             }
+            g.setColor(ChartCanvas.TEXT);
+            g.drawString(name, (int) Math.round(left), frame.y - 5);
         }
     }
 

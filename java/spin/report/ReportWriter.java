@@ -37,7 +37,7 @@ public final class ReportWriter {
         }
         List<Path> files = new ArrayList<>();
         List<HtmlReport.Figure> training = new ArrayList<>();
-        for (TrainingCharts.Chart chart : TrainingCharts.render(runs, Timeline.of(runs))) {
+        for (TrainingCharts.Chart chart : TrainingCharts.render(runs, RunPanels.of(runs))) {
             byte[] png = png(chart.image());
             files.add(writePng(out, chart.file(), png));
             training.add(new HtmlReport.Figure(chart.title(), png));

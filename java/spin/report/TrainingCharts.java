@@ -9,7 +9,7 @@ import java.util.Map;
 
 /**
  * The training charts: which metrics share a chart, and how every run's training and evaluation
- * values become series on the global step axis. A chart is made only when some run logged one of
+ * values become series in the run's panel ({@link RunPanels}). A chart is made only when some run logged one of
  * its metrics.
  */
 final class TrainingCharts {
@@ -33,7 +33,7 @@ final class TrainingCharts {
 
     private TrainingCharts() {}
 
-    static List<Chart> render(List<Run> runs, Timeline timeline) {
+    static List<Chart> render(List<Run> runs, RunPanels panels) {
         List<Chart> charts = new ArrayList<>();
         for (Definition d : DEFINITIONS) {
             List<LineChart.Series> series = new ArrayList<>();
@@ -54,7 +54,7 @@ final class TrainingCharts {
                         List<Point2D.Double> points = new ArrayList<>();
                         int nonFinite = 0;
                         for (MetricsLog.Point p : values) {
-                            points.add(new Point2D.Double(timeline.globalStep(run, p.step()), p.value()));
+                            points.add(new Point2D.Double(p.step(), p.value()));
                             nonFinite += Double.isFinite(p.value()) ? 0 : 1;
                         }
                         if (nonFinite > 0) {
@@ -66,7 +66,7 @@ final class TrainingCharts {
                 }
             }
             if (!series.isEmpty()) {
-                charts.add(new Chart(d.file(), d.title(), LineChart.render(d.title(), d.yName(), timeline, series, styleNames, notes), notes));
+                charts.add(new Chart(d.file(), d.title(), LineChart.render(d.title(), d.yName(), panels, series, styleNames, notes), notes));
             }
         }
         return charts;

@@ -36,7 +36,7 @@ class ChartsTest {
 
     private TrainingCharts.Chart chart(String file) throws IOException {
         List<Run> runs = RunDiscovery.find(work);
-        return TrainingCharts.render(runs, Timeline.of(runs)).stream().filter(c -> c.file().equals(file)).findFirst().orElseThrow();
+        return TrainingCharts.render(runs, RunPanels.of(runs)).stream().filter(c -> c.file().equals(file)).findFirst().orElseThrow();
     }
 
     private static int countInData(BufferedImage image, int rgb) {
@@ -110,12 +110,33 @@ class ChartsTest {
         metrics("iter1/train", loss(2, "0.5"), loss(4, "NaN"), loss(6, "0.4"), loss(8, "Infinity"), loss(10, "0.3"));
         TrainingCharts.Chart chart = chart("loss");
         assertEquals(List.of("iter1: 2 loss values are NaN or infinite, not drawn"), chart.notes());
-        // Global steps 0..20 (iter1 starts at 10); finite values 0.3..0.7.
-        double x = DATA.x + 10 / 20.0 * DATA.width;
-        assertTrue(colourNear(chart.image(), x, DATA.y, BLUE), "iter0's one point, a dot at the top");
-        assertTrue(colourNear(chart.image(), DATA.x + 16 / 20.0 * DATA.width, DATA.y + DATA.height * 3 / 4.0, ORANGE),
+        // Two panels of steps 0..10, 20 px apart; finite values 0.3..0.7.
+        double panel = (DATA.width - 20) / 2.0;
+        assertTrue(colourNear(chart.image(), DATA.x + panel, DATA.y, BLUE), "iter0's one point, a dot at the top right of its panel");
+        assertTrue(colourNear(chart.image(), DATA.x + panel + 20 + 6 / 10.0 * panel, DATA.y + DATA.height * 3 / 4.0, ORANGE),
                 "iter1's 0.4 at its step 6, alone between NaN and Infinity, still drawn");
         assertTrue(colourNear(chart.image(), DATA.x + DATA.width, DATA.y + DATA.height, ORANGE), "iter1's last point at the bottom right");
+    }
+
+    /** A 50-step SPIN run after a 500-step warm-up gets a panel as wide as the warm-up's, on its own step axis. */
+    @Test
+    void eachRunGetsAnEqualPanelWithItsOwnSteps() throws IOException {
+        List<String> sft = new ArrayList<>(), iter0 = new ArrayList<>();
+        for (int s = 10; s <= 500; s += 10) {
+            sft.add(loss(s, "1.0"));
+        }
+        for (int s = 1; s <= 50; s++) {
+            iter0.add(loss(s, s <= 25 ? "0.0" : "2.0")); // a step from the bottom to the top half way through
+        }
+        metrics("sft", sft.toArray(String[]::new));
+        metrics("iter0/train", iter0.toArray(String[]::new));
+        BufferedImage image = chart("loss").image();
+        double panel = (DATA.width - 20) / 2.0, left = DATA.x + panel + 20;
+        assertTrue(colourNear(image, left + 10 / 50.0 * panel, DATA.y + DATA.height, ORANGE), "iter0 step 10 at a fifth of its panel");
+        assertTrue(colourNear(image, left + 40 / 50.0 * panel, DATA.y, ORANGE), "iter0 step 40 at four fifths, at the top");
+        assertFalse(colourNear(image, left + 10 / 50.0 * panel, DATA.y, ORANGE), "nothing above step 10");
+        assertTrue(colourNear(image, DATA.x + panel / 2, DATA.y + DATA.height / 2.0, BLUE), "sft's step 250 in the middle of its panel");
+        assertFalse(colourNear(image, DATA.x + panel + 10, DATA.y + DATA.height / 2.0, BLUE), "the gap between panels is empty");
     }
 
     @Test
@@ -124,7 +145,7 @@ class ChartsTest {
         metrics("iter0/train", "{\"step\": 5, \"rewards/real\": 0.1, \"rewards/generated\": -0.1}",
                 "{\"step\": 5, \"eval_rewards/margins\": 0.2}");
         List<Run> runs = RunDiscovery.find(work);
-        List<String> files = TrainingCharts.render(runs, Timeline.of(runs)).stream().map(TrainingCharts.Chart::file).toList();
+        List<String> files = TrainingCharts.render(runs, RunPanels.of(runs)).stream().map(TrainingCharts.Chart::file).toList();
         assertEquals(List.of("loss", "rewards_margins", "rewards", "learning_rate"), files);
     }
 
