@@ -39,6 +39,7 @@ final class ChartCanvas {
     private final Graphics2D g = image.createGraphics();
     private int legendY = FRAME.y + 4;
     private int legendHidden;
+    private int xLabelsEnd = Integer.MIN_VALUE;
 
     ChartCanvas(String title) {
         g.setColor(Color.WHITE);
@@ -77,7 +78,10 @@ final class ChartCanvas {
         g.setTransform(saved);
     }
 
-    /** Tick marks and labels under the frame at the x axis' ticks (one call per panel). */
+    /**
+     * Tick marks and labels under the frame at the x axis' ticks (one call per panel, left to
+     * right); a label that would overlap the previous one, a neighbouring panel's, is left out.
+     */
     void xTicks(Axis x) {
         FontMetrics m = g.getFontMetrics();
         g.setColor(TEXT);
@@ -87,7 +91,11 @@ final class ChartCanvas {
             int px = (int) Math.round(x.pixel(tick));
             g.drawLine(px, bottom, px, bottom + 4);
             String label = x.label(tick);
-            g.drawString(label, px - m.stringWidth(label) / 2, bottom + 6 + m.getAscent());
+            int start = px - m.stringWidth(label) / 2;
+            if (start > xLabelsEnd) {
+                g.drawString(label, start, bottom + 6 + m.getAscent());
+                xLabelsEnd = start + m.stringWidth(label) + 14;
+            }
         }
     }
 

@@ -12,12 +12,13 @@ import java.awt.geom.Path2D;
 import java.awt.geom.Point2D;
 import java.awt.geom.Rectangle2D;
 import java.awt.image.BufferedImage;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
 
 /**
- * Metrics over steps, one panel per run ({@link RunPanels}) with its own step axis, its name above
+ * Metrics over steps, one panel per run that logged them ({@link RunPanels}) with its own step axis, its name above
  * it and its colour, all panels sharing the y axis and a dashed separator between neighbours. A
  * series breaks where a value is NaN or infinite, and a point with no finite neighbour is drawn as a dot.
  */
@@ -58,28 +59,32 @@ final class LineChart {
      * @param styleNames what each style used here means ("train", "eval", "real", ...), for the legend
      * @param notes what was left out, written under the legend
      */
-    static BufferedImage render(String title, String yName, RunPanels panels, List<Series> series, Map<Style, String> styleNames,
+    static BufferedImage render(String title, String yName, RunPanels allRuns, List<Series> series, Map<Style, String> styleNames,
             List<String> notes) {
         ChartCanvas canvas = new ChartCanvas(title);
         Rectangle data = ChartCanvas.DATA;
-        Axis[] x = new Axis[panels.runs()];
-        int ticksPerPanel = Math.max(2, 8 / Math.max(1, panels.runs()));
-        for (int run = 0; run < x.length; run++) {
-            x[run] = new Axis(0, panels.lastStep(run), panels.left(run, data.x, data.width), panels.right(run, data.x, data.width),
-                    ticksPerPanel, 1);
-            canvas.xTicks(x[run]);
-        }
-        Axis y = yAxis(series, data);
-        canvas.yAxis(y, yName);
-        canvas.xName(panels.runs() > 1 ? "step (each run's own, one panel per run)" : "step");
-        Graphics2D g = canvas.graphics();
-        separators(g, panels);
         TreeSet<Integer> runsShown = new TreeSet<>();
         TreeSet<Style> stylesShown = new TreeSet<>();
         for (Series s : series) {
-            draw(g, s, x[s.run()], y);
             runsShown.add(s.run());
             stylesShown.add(s.style());
+        }
+        RunPanels panels = allRuns.only(runsShown);
+        Map<Integer, Axis> x = new HashMap<>();
+        int ticksPerPanel = Math.max(2, 8 / Math.max(1, runsShown.size()));
+        for (int run : panels.runs()) {
+            Axis axis = new Axis(0, panels.lastStep(run), panels.left(run, data.x, data.width), panels.right(run, data.x, data.width),
+                    ticksPerPanel, 1);
+            x.put(run, axis);
+            canvas.xTicks(axis);
+        }
+        Axis y = yAxis(series, data);
+        canvas.yAxis(y, yName);
+        canvas.xName(runsShown.size() > 1 ? "step (each run's own, one panel per run)" : "step");
+        Graphics2D g = canvas.graphics();
+        separators(g, panels);
+        for (Series s : series) {
+            draw(g, s, x.get(s.run()), y);
         }
         canvas.legendHeading("Runs");
         for (int run : runsShown) {
@@ -124,9 +129,9 @@ final class LineChart {
     private static void separators(Graphics2D g, RunPanels panels) {
         FontMetrics m = g.getFontMetrics();
         Rectangle frame = ChartCanvas.FRAME, data = ChartCanvas.DATA;
-        for (int run = 0; run < panels.runs(); run++) {
+        for (int run : panels.runs()) {
             double left = panels.left(run, data.x, data.width), right = panels.right(run, data.x, data.width);
-            if (run > 0) {
+            if (run != panels.runs().getFirst()) {
                 int px = (int) Math.round(left - RunPanels.GAP / 2.0);
                 g.setColor(ChartCanvas.MUTED);
                 g.setStroke(new BasicStroke(1f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[] {4, 4}, 0f));

@@ -140,6 +140,15 @@ class ChartsTest {
     }
 
     @Test
+    void aRunWithoutTheChartsMetricsGetsNoPanel() throws IOException {
+        metrics("sft", loss(100, "1.0"));
+        metrics("iter0/train", "{\"step\": 0, \"rewards/margins\": 0.0}", "{\"step\": 10, \"rewards/margins\": 1.0}");
+        BufferedImage image = chart("rewards_margins").image();
+        assertTrue(colourNear(image, DATA.x, DATA.y + DATA.height, ORANGE), "iter0 alone spans the plot: step 0 at the left");
+        assertTrue(colourNear(image, DATA.x + DATA.width, DATA.y, ORANGE), "and step 10 at the right");
+    }
+
+    @Test
     void onlyChartsWithLoggedMetricsAreMadeAndEvaluationValuesShareThem() throws IOException {
         metrics("sft", "{\"step\": 5, \"loss\": 1.2, \"learning_rate\": 2e-5}");
         metrics("iter0/train", "{\"step\": 5, \"rewards/real\": 0.1, \"rewards/generated\": -0.1}",
