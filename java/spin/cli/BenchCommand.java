@@ -7,13 +7,14 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import spin.backend.Backend;
 import spin.backend.FrozenWeights;
 import spin.backend.Tensor;
-import spin.backend.cpu.CpuBackend;
+import spin.backend.Backend;
 import spin.generate.BatchGenerator;
 import spin.generate.GenerationListener;
 import spin.generate.GenerationRequest;
@@ -55,8 +56,8 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--iters", defaultValue = "5", description = "timed iterations after one warm-up (default ${DEFAULT-VALUE})")
         private int iterations;
 
-        @Option(names = "--threads", description = "CPU threads (default: all cores)")
-        private Integer threads;
+        @Mixin
+        private DeviceOptions device;
 
         @Option(names = "--recompute", description = "activation recompute (gradient checkpointing)")
         private boolean recompute;
@@ -65,8 +66,8 @@ public final class BenchCommand implements Runnable {
         public Integer call() {
             PrintWriter out = spec.commandLine().getOut();
             MistralConfig config = MistralConfig.preset(preset);
-            int t = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
-            try (CpuBackend cpu = new CpuBackend(t); MistralModel model = new MistralModel(config, cpu)) {
+            int t = device.threadCount() == 0 ? Runtime.getRuntime().availableProcessors() : device.threadCount();
+            try (Backend backend = device.open(); MistralModel model = new MistralModel(config, backend)) {
                 ModelCheckpoint.initialize(model, 1);
                 model.setActivationRecompute(recompute);
                 Random rng = new Random(1);
@@ -81,9 +82,9 @@ public final class BenchCommand implements Runnable {
                 float[] dLogp = new float[n];
                 Arrays.fill(dLogp, -1f / n);
                 double[] seconds = new double[iterations];
-                try (Tensor idT = cpu.fromHost(ids, batch, sequenceLength); Tensor m = cpu.fromHost(mask, batch, sequenceLength);
-                        Tensor tg = cpu.fromHost(targets, batch, sequenceLength);
-                        Tensor d = cpu.fromHost(dLogp, batch, sequenceLength)) {
+                try (Tensor idT = backend.fromHost(ids, batch, sequenceLength); Tensor m = backend.fromHost(mask, batch, sequenceLength);
+                        Tensor tg = backend.fromHost(targets, batch, sequenceLength);
+                        Tensor d = backend.fromHost(dLogp, batch, sequenceLength)) {
                     for (int i = -1; i < iterations; i++) {
                         long start = System.nanoTime();
                         model.backward(model.forward(idT, m, tg), d);
@@ -94,8 +95,8 @@ public final class BenchCommand implements Runnable {
                 }
                 Arrays.sort(seconds);
                 double median = seconds[iterations / 2];
-                out.printf("spin bench train: preset %s, batch %d x %d tokens, %d threads, recompute %s, cpu backend%n",
-                        preset, batch, sequenceLength, t, recompute ? "on" : "off");
+                out.printf("spin bench train: preset %s, batch %d x %d tokens, %d threads, recompute %s, %s backend%n",
+                        preset, batch, sequenceLength, t, recompute ? "on" : "off", backend.name());
                 out.printf("median %.3f s per step (min %.3f, max %.3f) over %d iterations: %.1f tokens/s%n", median, seconds[0],
                         seconds[iterations - 1], iterations, n / median);
             }
@@ -138,8 +139,8 @@ public final class BenchCommand implements Runnable {
                         + "the prefill path, which runs only once per run (default ${DEFAULT-VALUE})")
         private double warmupSeconds;
 
-        @Option(names = "--threads", description = "CPU threads (default: all cores)")
-        private Integer threads;
+        @Mixin
+        private DeviceOptions device;
 
         @Override
         public Integer call() {
@@ -148,7 +149,7 @@ public final class BenchCommand implements Runnable {
             }
             PrintWriter out = spec.commandLine().getOut();
             MistralConfig config = MistralConfig.preset(preset);
-            int t = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+            int t = device.threadCount() == 0 ? Runtime.getRuntime().availableProcessors() : device.threadCount();
             Random rng = new Random(1);
             List<GenerationRequest> requests = new ArrayList<>();
             for (int i = 0; i < batch; i++) {
@@ -161,8 +162,8 @@ public final class BenchCommand implements Runnable {
             int warmups;
             long packedBytes;
             double packSeconds;
-            try (CpuBackend cpu = new CpuBackend(t); MistralModel model = new MistralModel(config, cpu);
-                    KvCache cache = new KvCache(config, cpu, blockSize,
+            try (Backend backend = device.open(); MistralModel model = new MistralModel(config, backend);
+                    KvCache cache = new KvCache(config, backend, blockSize,
                             Math.toIntExact(BatchGenerator.blocksForFullBatch(requests, batch, newTokens + 1, blockSize)));
                     FrozenWeights frozen = model.freezeWeights()) {
                 ModelCheckpoint.initialize(model, 1);
@@ -187,8 +188,8 @@ public final class BenchCommand implements Runnable {
             Arrays.sort(prefill);
             Arrays.sort(decode);
             double p = prefill[iterations / 2], d = decode[iterations / 2];
-            out.printf("spin bench generate: preset %s, batch %d, prompt %d tokens, %d new tokens, %d threads, cpu backend, greedy, "
-                    + "%d warm-up runs%n", preset, batch, promptLength, newTokens, t, warmups);
+            out.printf("spin bench generate: preset %s, batch %d, prompt %d tokens, %d new tokens, %d threads, device %s, greedy, "
+                    + "%d warm-up runs%n", preset, batch, promptLength, newTokens, t, device.spec(), warmups);
             out.printf("weights: %.1f MiB packed for the GEMM once, in %.3f s (not part of the step times)%n",
                     packedBytes / 1048576.0, packSeconds);
             out.printf("prefill: median %.4f s (min %.4f, max %.4f): %.1f tokens/s%n", p, prefill[0], prefill[iterations - 1],

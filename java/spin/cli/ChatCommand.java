@@ -13,7 +13,7 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import spin.backend.FrozenWeights;
-import spin.backend.cpu.CpuBackend;
+import spin.backend.Backend;
 import spin.generate.BatchGenerator;
 import spin.generate.Generation;
 import spin.generate.GenerationListener;
@@ -41,6 +41,9 @@ public final class ChatCommand implements Callable<Integer> {
     @Mixin
     private GenerationOptions options;
 
+    @Mixin
+    private DeviceOptions device;
+
     @Override
     @SuppressWarnings("try") // the frozen weights are held, not used, in the body
     public Integer call() throws Exception {
@@ -48,9 +51,9 @@ public final class ChatCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         boolean terminal = System.console() != null;
         try (Tokenizer tokenizer = Tokenizer.load(model);
-                CpuBackend cpu = options.threads == null ? new CpuBackend() : new CpuBackend(options.threads);
-                MistralModel m = ModelCheckpoint.load(model, cpu);
-                KvCache cache = options.cache(m.config(), cpu, GenerationOptions.blocksFor(m.config().maxPositionEmbeddings()));
+                Backend backend = device.open();
+                MistralModel m = ModelCheckpoint.load(model, backend);
+                KvCache cache = options.cache(m.config(), backend, GenerationOptions.blocksFor(m.config().maxPositionEmbeddings()));
                 // Frozen for the whole session, so weights packed for one answer serve the next ones too.
                 FrozenWeights frozen = m.freezeWeights()) {
             GenerationOptions.requireCompatible(tokenizer, m.config(), model);

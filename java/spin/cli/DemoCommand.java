@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -90,8 +91,8 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--beta", defaultValue = "0.1", description = "SPIN's beta (default ${DEFAULT-VALUE})")
     private double beta;
 
-    @Option(names = "--threads", description = "CPU threads (default: all cores)")
-    private Integer threads;
+    @Mixin
+    private DeviceOptions device;
 
     /** One model's held-out scores. */
     record Evaluation(String model, double exactMatch, double meanLogpReal, int examples) {}
@@ -114,9 +115,8 @@ public final class DemoCommand implements Callable<Integer> {
         warmUp.put("model_name_or_path", base.toString());
         warmUp.put("dataset_mixer", Map.of(data.toString(), 1.0));
         warmUp.put("output_dir", sft.toString());
-        if (threads != null) {
-            warmUp.put("threads", threads);
-        }
+        warmUp.put("device", device.spec().toString());
+        warmUp.put("threads", device.threadCount());
         Trainer.run(TrainConfig.of(warmUp), Trainer.Mode.SFT, true, err);
         results.add(evaluate("sft", sft, data, stages, err));
         Path model = sft;
@@ -124,9 +124,7 @@ public final class DemoCommand implements Callable<Integer> {
             List<String> args = new ArrayList<>(List.of("iterate", "--iteration", Integer.toString(k), "--model", model.toString(),
                     "--data", data.toString(), "--work", work.toString(), "--prompt-format", "chat", "--max-new-tokens",
                     Integer.toString(MAX_NEW_TOKENS), "--generate-batch-size", "32"));
-            if (threads != null) {
-                args.addAll(List.of("--threads", threads.toString()));
-            }
+            args.addAll(device.arguments());
             common(spinLearningRate, spinEpochs, spinOptim).forEach((key, value) -> args.add("--" + key + "=" + value));
             args.add("--beta=" + beta);
             stages.run(args.toArray(String[]::new));
@@ -201,10 +199,8 @@ public final class DemoCommand implements Callable<Integer> {
                 Integer.toString(MAX_NEW_TOKENS), "--batch-size", "32"));
         List<String> score = new ArrayList<>(List.of("score", "--model", model.toString(), "--data", data.toString(), "--split",
                 "test", "--out", dir.resolve("scores.jsonl").toString(), "--max-length", "96", "--max-prompt-length", "64"));
-        if (threads != null) {
-            generate.addAll(List.of("--threads", threads.toString()));
-            score.addAll(List.of("--threads", threads.toString()));
-        }
+        generate.addAll(device.arguments());
+        score.addAll(device.arguments());
         stages.run(generate.toArray(String[]::new));
         stages.run(score.toArray(String[]::new));
         List<SpinRecord> answered = DatasetReader.read(List.of(dir.resolve("loser_0_test.jsonl")), SpinRows::parse, false).values();

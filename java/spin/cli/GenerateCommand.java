@@ -12,7 +12,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
-import spin.backend.cpu.CpuBackend;
+import spin.backend.Backend;
 import spin.data.DataSelection;
 import spin.data.DatasetReader;
 import spin.data.DatasetReader.Indexed;
@@ -73,6 +73,9 @@ public final class GenerateCommand implements Callable<Integer> {
     @Mixin
     private GenerationOptions options;
 
+    @Mixin
+    private DeviceOptions device;
+
     @Override
     public Integer call() throws Exception {
         options.validate();
@@ -112,11 +115,11 @@ public final class GenerateCommand implements Callable<Integer> {
             return 0;
         }
         try (Tokenizer tokenizer = Tokenizer.load(model);
-                CpuBackend cpu = options.threads == null ? new CpuBackend() : new CpuBackend(options.threads);
-                MistralModel m = ModelCheckpoint.load(model, cpu)) {
+                Backend backend = device.open();
+                MistralModel m = ModelCheckpoint.load(model, backend)) {
             GenerationOptions.requireCompatible(tokenizer, m.config(), model);
             for (int k : todo) {
-                generate(k, DataSelection.fraction(shuffled, fracLen, k), tokenizer, m, cpu, out, err);
+                generate(k, DataSelection.fraction(shuffled, fracLen, k), tokenizer, m, backend, out, err);
             }
         }
         return 0;
@@ -155,7 +158,7 @@ public final class GenerateCommand implements Callable<Integer> {
         return null;
     }
 
-    private void generate(int fraction, List<Indexed<SpinRecord>> rows, Tokenizer tokenizer, MistralModel m, CpuBackend cpu,
+    private void generate(int fraction, List<Indexed<SpinRecord>> rows, Tokenizer tokenizer, MistralModel m, Backend backend,
             PrintWriter out, PrintWriter err) throws IOException {
         PromptFormat format = options.format();
         ChatTemplate template = tokenizer.chatTemplate();
@@ -168,7 +171,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 System.console() != null);
         List<Generation> answers;
         long wanted = BatchGenerator.blocksForFullBatch(requests, options.batchSize, options.maxNewTokens, GenerationOptions.BLOCK_SIZE);
-        try (KvCache cache = options.cache(m.config(), cpu, wanted)) {
+        try (KvCache cache = options.cache(m.config(), backend, wanted)) {
             answers = options.generator(m, cache, tokenizer).generate(requests, progress);
         }
         progress.finish();

@@ -72,9 +72,6 @@ final class GenerationOptions {
             description = "KV-cache budget in MiB; when it is full, prompts wait for running answers to finish (default ${DEFAULT-VALUE})")
     long kvCacheMb;
 
-    @Option(names = "--threads", description = "CPU threads (default: all cores)")
-    Integer threads;
-
     PromptFormat format() {
         return PromptFormat.parse(promptFormat);
     }

@@ -8,6 +8,7 @@ import jdk.incubator.vector.VectorSpecies;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
+import spin.backend.Devices;
 import spin.nativebind.CublasLt;
 import spin.nativebind.CudaException;
 import spin.nativebind.CudaRuntime;
@@ -56,6 +57,11 @@ public final class InfoCommand implements Callable<Integer> {
         }
         for (VendorLibraryStatus library : List.of(CublasLt.status(), Nccl.status())) {
             line(out, library.library(), library.detail());
+        }
+        line(out, "Devices", "what --device can open");
+        for (Devices.Listing device : Devices.list()) {
+            line(out, "  " + device.spec(), device.description()
+                    + device.unavailable().map(why -> ": cannot be opened (" + why + ")").orElse(": available"));
         }
         out.flush();
         return 0;

@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -56,8 +57,8 @@ public final class IterateCommand implements Callable<Integer> {
     @Option(names = "--generate-batch-size", defaultValue = "16", description = "sequences decoding together (default ${DEFAULT-VALUE})")
     private int generateBatchSize;
 
-    @Option(names = "--threads", description = "CPU threads (default: all cores)")
-    private Integer threads;
+    @Mixin
+    private DeviceOptions device;
 
     @Unmatched
     private List<String> overrides = new ArrayList<>();
@@ -77,9 +78,7 @@ public final class IterateCommand implements Callable<Integer> {
                     "--output-dir", generated.toString(), "--split", split, "--resume", "--max-new-tokens",
                     Integer.toString(maxNewTokens), "--prompt-format", promptFormat, "--batch-size",
                     Integer.toString(generateBatchSize)));
-            if (threads != null) {
-                args.addAll(List.of("--threads", threads.toString()));
-            }
+            args.addAll(device.arguments());
             stages.run(args.toArray(String[]::new));
         }
         err.printf("== iteration %d: converting the answers to SPIN records%n", iteration);
@@ -94,8 +93,11 @@ public final class IterateCommand implements Callable<Integer> {
         mixer.put(records.toString(), 1.0);
         set.put("dataset_mixer", mixer);
         set.put("output_dir", train.toString());
-        if (threads != null) {
-            set.put("threads", threads);
+        if (device.device != null) {
+            set.put("device", device.device);
+        }
+        if (device.threads != null) {
+            set.put("threads", device.threads);
         }
         TrainConfig settings = (config == null ? TrainConfig.of(set, overrides) : TrainConfig.load(config, overrides)).with(set);
         err.printf("== iteration %d: training on %s%n", iteration, String.join(" + ", mixer.keySet()));

@@ -8,10 +8,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
-import spin.backend.cpu.CpuBackend;
+import spin.backend.Backend;
 import spin.data.DatasetReader;
 import spin.data.LogProbScorer;
 import spin.data.SequenceLimits;
@@ -70,8 +71,8 @@ public final class ScoreCommand implements Callable<Integer> {
     @Option(names = "--skip-invalid", description = "skip invalid rows and report how many")
     private boolean skipInvalid;
 
-    @Option(names = "--threads", description = "CPU threads (default: all cores)")
-    private Integer threads;
+    @Mixin
+    private DeviceOptions device;
 
     @Override
     public Integer call() throws Exception {
@@ -82,8 +83,8 @@ public final class ScoreCommand implements Callable<Integer> {
         DatasetReader.Result<SpinRecord> records = SpinDatasets.load(data, split, skipInvalid);
         StringBuilder scores = new StringBuilder(), tokens = new StringBuilder();
         try (Tokenizer tokenizer = Tokenizer.load(model);
-                CpuBackend cpu = threads == null ? new CpuBackend() : new CpuBackend(threads);
-                MistralModel m = ModelCheckpoint.load(model, cpu)) {
+                Backend backend = device.open();
+                MistralModel m = ModelCheckpoint.load(model, backend)) {
             if (tokenizer.vocabSize() > m.config().vocabSize()) {
                 throw new IllegalArgumentException(model + ": the tokenizer has " + tokenizer.vocabSize()
                         + " tokens but config.json's vocab_size is " + m.config().vocabSize()

@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -23,6 +24,9 @@ abstract class TrainingCommand implements Callable<Integer> {
     @Option(names = "--resume", description = "continue from the latest complete checkpoint in output_dir (a finished run is left as it is)")
     private boolean resume;
 
+    @Mixin
+    private DeviceOptions device;
+
     @Unmatched
     private List<String> overrides = new ArrayList<>();
 
@@ -30,7 +34,15 @@ abstract class TrainingCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        TrainConfig settings = TrainConfig.load(config, overrides);
+        // --device and --threads are the config's device and threads keys, given the way every command takes them
+        List<String> all = new ArrayList<>(overrides);
+        if (device.device != null) {
+            all.add("--device=" + device.device);
+        }
+        if (device.threads != null) {
+            all.add("--threads=" + device.threads);
+        }
+        TrainConfig settings = TrainConfig.load(config, all);
         Trainer.run(settings, mode(), resume, spec.commandLine().getErr());
         return 0;
     }

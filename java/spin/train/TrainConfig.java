@@ -15,6 +15,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
+import spin.backend.DeviceSpec;
 import spin.backend.SpinLossType;
 import spin.data.SequenceLimits;
 import spin.data.TruncationMode;
@@ -79,6 +80,7 @@ public final class TrainConfig {
         key("precompute_opponent", Kind.BOOL, true);
         key("skip_invalid", Kind.BOOL, false);
         key("threads", Kind.INT, 0);
+        key("device", Kind.STRING, "cpu");
     }
 
     private static void key(String name, Kind kind, Object defaultValue) {
@@ -296,6 +298,7 @@ public final class TrainConfig {
         positive(source, "logging_steps");
         positive(source, "save_steps");
         positive(source, "eval_steps");
+        device();
         if (threads() < 0) {
             throw new IllegalArgumentException(source + ": threads must be >= 0 (0 = every core), got " + threads());
         }
@@ -475,6 +478,11 @@ public final class TrainConfig {
 
     public boolean skipInvalid() {
         return (boolean) values.get("skip_invalid");
+    }
+
+    /** Where training runs (the device key, or --device). */
+    public DeviceSpec device() {
+        return DeviceSpec.parse((String) values.get("device"));
     }
 
     /** CPU threads; 0 means every core. */

@@ -15,7 +15,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalLong;
 import spin.backend.Backend;
-import spin.backend.cpu.CpuBackend;
+import spin.backend.Devices;
 import spin.data.DatasetMixer;
 import spin.data.NumpyPermutation;
 import spin.data.SpinBatch;
@@ -117,7 +117,7 @@ public final class Trainer {
                     + ") but dataset_splits " + config.datasetSplits() + " gives no test records; add a test split or set do_eval: false");
         }
         try (Tokenizer tokenizer = Tokenizer.load(config.modelPath());
-                CpuBackend backend = config.threads() == 0 ? new CpuBackend() : new CpuBackend(config.threads());
+                Backend backend = Devices.open(config.device(), config.threads());
                 MistralModel model = from.isPresent() ? TrainingCheckpoints.loadModel(from.get(), backend)
                         : ModelCheckpoint.load(config.modelPath(), backend)) {
             if (tokenizer.vocabSize() > model.config().vocabSize()) {

@@ -14,7 +14,7 @@ import spin.nativebind.NativeLibrary;
 
 class InfoCommandTest {
     private static final List<String> LABELS = List.of("Java", "CPU cores", "Vector API", "Native library",
-            "CUDA runtime", "CUDA driver", "GPUs", "cuBLASLt", "NCCL");
+            "CUDA runtime", "CUDA driver", "GPUs", "cuBLASLt", "NCCL", "Devices");
 
     @Test
     void reportsEveryComponentAndGpusOrWhyNone() {
@@ -24,6 +24,8 @@ class InfoCommandTest {
         assertEquals(LABELS, topLevel.stream().map(InfoCommandTest::label).toList());
         assertTrue(value(lines, "Vector API").matches("preferred species \\d+ bits, \\d+ float lanes"),
                 value(lines, "Vector API"));
+        assertTrue(value(lines, "  cpu").endsWith(": available"), value(lines, "  cpu"));
+        assertTrue(value(lines, "  cuda-emu:0").contains("cannot be opened ("), value(lines, "  cuda-emu:0"));
         String gpus = value(lines, "GPUs");
         if (gpus.startsWith("none")) {
             assertTrue(gpus.matches("none \\(.{10,}\\)"), "no GPU without a reason: " + gpus);

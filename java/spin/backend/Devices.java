@@ -1,0 +1,87 @@
+package spin.backend;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import spin.backend.cpu.CpuBackend;
+import spin.nativebind.CudaException;
+import spin.nativebind.CudaRuntime;
+import spin.nativebind.NativeLibrary;
+
+/**
+ * The one factory of compute backends: every command's {@code --device} goes through
+ * {@link #open}, and nothing above {@code spin.backend} names a concrete backend. Asking for a
+ * device that cannot be opened is an error that says why, never a silent fall-back to the CPU.
+ */
+public final class Devices {
+    private Devices() {}
+
+    /** A device as {@code spin info} lists it: what it is, or why it cannot be opened. */
+    public record Listing(DeviceSpec spec, String description, Optional<String> unavailable) {}
+
+    /**
+     * A backend on {@code spec}.
+     *
+     * @param threads CPU threads for the CPU backend (0 = every core); ignored by devices
+     * @throws IllegalArgumentException naming the device and why it cannot be opened
+     */
+    public static Backend open(DeviceSpec spec, int threads) {
+        if (threads < 0) {
+            throw new IllegalArgumentException("--threads must be >= 0 (0 = every core), got " + threads);
+        }
+        if (spec.kind() == DeviceSpec.Kind.CPU) {
+            return threads == 0 ? new CpuBackend() : new CpuBackend(threads);
+        }
+        throw new IllegalArgumentException("cannot open device " + spec + ": " + whyNot(spec) + "; use --device cpu");
+    }
+
+    /** The CPU, each GPU the CUDA runtime reports (or the reason there are none), and the emulator. */
+    public static List<Listing> list() {
+        List<Listing> out = new ArrayList<>();
+        out.add(new Listing(DeviceSpec.CPU, Runtime.getRuntime().availableProcessors() + " cores (the reference backend)",
+                Optional.empty()));
+        Optional<Integer> gpus = gpuCount();
+        for (int i = 0; i < gpus.orElse(0); i++) {
+            DeviceSpec gpu = new DeviceSpec(DeviceSpec.Kind.CUDA, i);
+            out.add(new Listing(gpu, "GPU " + i, Optional.of(whyNot(gpu))));
+        }
+        if (gpus.orElse(0) == 0) {
+            DeviceSpec gpu = new DeviceSpec(DeviceSpec.Kind.CUDA, 0);
+            out.add(new Listing(gpu, "a GPU", Optional.of(whyNot(gpu))));
+        }
+        DeviceSpec emulator = new DeviceSpec(DeviceSpec.Kind.CUDA_EMU, 0);
+        out.add(new Listing(emulator, "the CUDA kernels on the CPU emulator", Optional.of(whyNot(emulator))));
+        return out;
+    }
+
+    private static String whyNot(DeviceSpec spec) {
+        if (spec.kind() == DeviceSpec.Kind.CUDA_EMU) {
+            return "the CUDA emulator library is not part of this build yet";
+        }
+        if (NativeLibrary.status() instanceof NativeLibrary.Absent absent) {
+            return "the native library is unavailable (" + absent.reason() + ")";
+        }
+        int count;
+        try {
+            count = CudaRuntime.load().deviceCount();
+        } catch (CudaException e) {
+            return "no GPU (" + e.nativeMessage() + ")";
+        }
+        if (spec.index() >= count) {
+            return count == 0 ? "no GPU" : "there " + (count == 1 ? "is 1 GPU" : "are " + count + " GPUs") + " (cuda:0"
+                    + (count > 1 ? " .. cuda:" + (count - 1) : "") + ")";
+        }
+        return "the CUDA backend does not run models yet (its kernels so far: RMSNorm and casts)";
+    }
+
+    private static Optional<Integer> gpuCount() {
+        if (NativeLibrary.status() instanceof NativeLibrary.Absent) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(CudaRuntime.load().deviceCount());
+        } catch (CudaException e) {
+            return Optional.empty();
+        }
+    }
+}

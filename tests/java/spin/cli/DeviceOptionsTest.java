@@ -1,0 +1,69 @@
+package spin.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static spin.cli.CliRun.run;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import spin.train.TinyTrainingData;
+
+/** --device and --threads, one option set shared by every command that computes. */
+class DeviceOptionsTest {
+    @TempDir
+    static Path shared;
+    private static Path model, data;
+
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void writeModelAndData() throws IOException {
+        model = TinyTrainingData.model(shared.resolve("model"));
+        data = TinyTrainingData.reversals(shared.resolve("data"));
+    }
+
+    @Test
+    void everyComputingCommandTakesTheDeviceAndRunsOnTheCpu() {
+        Path scores = dir.resolve("scores.jsonl");
+        CliRun.Result r = run("score", "--model", model.toString(), "--data", data.toString(), "--out", scores.toString(),
+                "--max-length", "64", "--max-prompt-length", "32", "--device", "cpu", "--threads", "1");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(Files.exists(scores));
+        for (String command : new String[] {"score", "generate", "chat", "train", "sft", "iterate", "demo"}) {
+            assertTrue(run(command, "--help").out().contains("--device"), command);
+        }
+        assertTrue(run("bench", "train", "--help").out().contains("--device"));
+        assertTrue(run("bench", "generate", "--help").out().contains("--device"));
+    }
+
+    @Test
+    void aDeviceThatCannotBeOpenedIsOneLineSayingWhyAndNothingIsWritten() throws IOException {
+        Path scores = dir.resolve("scores.jsonl");
+        CliRun.Result r = run("score", "--model", model.toString(), "--data", data.toString(), "--out", scores.toString(),
+                "--device", "cuda:0");
+        assertEquals(1, r.exitCode());
+        assertTrue(r.err().startsWith("spin score: cannot open device cuda:0: "), r.err());
+        assertTrue(r.err().strip().endsWith("; use --device cpu"), r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        assertFalse(Files.exists(scores));
+
+        CliRun.Result unknown = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir",
+                dir.resolve("gen").toString(), "--device", "gpu");
+        assertEquals(1, unknown.exitCode());
+        assertEquals("spin generate: unknown device \"gpu\"; use cpu, cuda, cuda:N (GPU N) or cuda-emu[:N]\n", unknown.err());
+
+        Path yaml = dir.resolve("config.yaml");
+        Files.writeString(yaml, "model_name_or_path: " + model + "\ndataset_mixer:\n  " + data + ": 1.0\noutput_dir: "
+                + dir.resolve("out") + "\n");
+        CliRun.Result train = run("train", yaml.toString(), "--device", "cuda-emu");
+        assertEquals(1, train.exitCode());
+        assertTrue(train.err().startsWith("spin train: cannot open device cuda-emu:0: "), train.err());
+        assertFalse(Files.exists(dir.resolve("out").resolve("metrics.jsonl")));
+    }
+}
