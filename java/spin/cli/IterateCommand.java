@@ -99,7 +99,12 @@ public final class IterateCommand implements Callable<Integer> {
         if (device.threads != null) {
             set.put("threads", device.threads);
         }
-        TrainConfig settings = (config == null ? TrainConfig.of(set, overrides) : TrainConfig.load(config, overrides)).with(set);
+        TrainConfig file = config == null ? TrainConfig.of(set, overrides) : TrainConfig.load(config, overrides);
+        if (!file.modelPath().equals(model)) {
+            // the config's model_revision pins the model it names, not the one this iteration starts from
+            set.put("model_revision", null);
+        }
+        TrainConfig settings = file.with(set);
         err.printf("== iteration %d: training on %s%n", iteration, String.join(" + ", mixer.keySet()));
         Trainer.run(settings, Trainer.Mode.SPIN, true, err);
         err.printf("== iteration %d done: the next model is %s%n", iteration, train);
