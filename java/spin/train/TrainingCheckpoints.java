@@ -12,6 +12,7 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -130,12 +131,15 @@ final class TrainingCheckpoints {
                 .map(s -> new SafetensorsWriter.TensorHeader(s.name(), SafetensorsDType.F32,
                         Arrays.stream(s.slot().shape()).asLongStream().toArray()))
                 .toList();
+        Map<String, String> metadata = new LinkedHashMap<>();
+        metadata.put("optimizer", optimizer.name());
+        metadata.put("steps", Long.toString(optimizer.steps()));
         Backend backend = model.backend();
         SafetensorsWriter.write(file, headers, (i, target) -> {
             float[] values = backend.read(sources.get(i).buffer().get(sources.get(i).slot().name()));
             MemorySegment.copy(values, 0, target, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN),
                     0, values.length);
-        }, Map.of("optimizer", optimizer.name(), "steps", Long.toString(optimizer.steps())));
+        }, metadata);
     }
 
     /** Loads the checkpoint's model (fp32 master weights where saved) on {@code backend}. */
