@@ -80,9 +80,19 @@ final class TrainingCheckpoints {
         return Long.parseLong(m.group(1));
     }
 
-    /** Writes a complete checkpoint for {@code step}, then keeps at most {@code keep} of them (null: all). */
+    /**
+     * Writes a complete checkpoint for {@code step}, then keeps at most {@code keep} of them (null:
+     * all). Refuses ({@link TrainingDivergedException}) to save non-finite optimizer state.
+     */
     Path save(long step, MistralModel model, Optimizer optimizer, ObjectNode trainerState, Path tokenizerSource,
             ModelCheckpoint.StorageType storage, Integer keep) throws IOException {
+        Backend backend = model.backend();
+        for (Map.Entry<String, ParameterBuffer> state : optimizer.state().entrySet()) {
+            if (!backend.allFinite(state.getValue().flat())) {
+                throw new TrainingDivergedException("step " + step + ": the optimizer state " + state.getKey()
+                        + " holds NaN or Inf values; not saved, the last good checkpoint is kept");
+            }
+        }
         Path target = outputDir.resolve("checkpoint-" + step);
         Path staging = outputDir.resolve(".checkpoint-" + step + ".partial");
         deleteTree(staging);

@@ -7,6 +7,9 @@ import static spin.cli.CliRun.run;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -49,6 +52,35 @@ class TrainCommandsTest {
         CliRun.Result again = run("train", config(out).toString(), "--resume");
         assertEquals(0, again.exitCode(), again.err());
         assertTrue(again.err().contains("training already finished"), again.err());
+    }
+
+    /**
+     * A learning rate so large that the first update overflows (1e39 is infinite as a float, and
+     * RMSprop's first step multiplies 1e38 by 10): the run stops at step 1 with exit 1, and nothing
+     * with those weights is written, neither a checkpoint (the one --resume would pick) nor the
+     * final model, which max_steps 1 used to save all-NaN with exit 0.
+     */
+    @Test
+    void aNonFiniteUpdateStopsAtItsStepAndIsNeverSaved() throws IOException {
+        String[][] runs = {{"--optim=adamw", "--learning_rate=1.0e+39", "--save_strategy=steps", "--save_steps=1", "--max_steps=4"},
+            {"--optim=adamw", "--learning_rate=1.0e+39", "--max_steps=1"},
+            {"--optim=rmsprop", "--learning_rate=1.0e+38", "--save_strategy=steps", "--save_steps=1", "--max_steps=4"}};
+        for (int i = 0; i < runs.length; i++) {
+            Path out = dir.resolve("nan" + i);
+            List<String> args = new ArrayList<>(List.of("train", config(out).toString(), "--warmup_ratio=0", "--threads=2"));
+            args.addAll(List.of(runs[i]));
+            CliRun.Result r = run(args.toArray(String[]::new));
+            String what = String.join(" ", runs[i]) + ": " + r.err();
+            assertEquals(1, r.exitCode(), what);
+            assertTrue(r.err().strip().lines().toList().getLast().matches(
+                    "spin train: step 1: the optimizer update at learning rate \\S+ made the weights NaN or Inf; .*"), what);
+            Files.createDirectories(out); // the run may have created nothing at all
+            try (Stream<Path> written = Files.walk(out)) {
+                List<String> names = written.map(p -> out.relativize(p).toString()).toList();
+                assertTrue(names.stream().noneMatch(n -> n.startsWith("checkpoint-") || n.startsWith(".checkpoint-")
+                        || n.endsWith(".safetensors") || n.equals("train_results.json")), what + " wrote " + names);
+            }
+        }
     }
 
     @Test

@@ -2,6 +2,9 @@ package spin.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
@@ -14,6 +17,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -22,8 +26,10 @@ import spin.backend.cpu.CpuBackend;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.model.ParameterLayout;
+import spin.optim.Optimizer;
+import spin.optim.OptimizerSettings;
 
-/** optimizer.safetensors: the same bytes in every JVM, in a documented order. */
+/** optimizer.safetensors: the same bytes in every JVM, in a documented order; non-finite state is never saved. */
 class OptimizerCheckpointTest {
     @TempDir
     static Path shared;
@@ -81,6 +87,24 @@ class OptimizerCheckpointTest {
             assertEquals(0, r.exitCode(), r.output());
             assertArrayEquals(bytes, Files.readAllBytes(there.resolve("checkpoint-2").resolve(TrainingCheckpoints.OPTIMIZER_FILE)),
                     "JVM " + jvm);
+        }
+    }
+
+    @Test
+    void nonFiniteOptimizerStateIsNeverSaved() throws IOException {
+        Path out = dir.resolve("poisoned");
+        try (CpuBackend cpu = new CpuBackend(1); MistralModel m = ModelCheckpoint.load(model, cpu);
+                Optimizer optimizer = new OptimizerSettings("adamw", 0f, 0.9f, 0.999f, 1e-8f).create(m)) {
+            // finite weights, but a squared gradient that overflowed a float: Adam would never move that weight again
+            cpu.fill(optimizer.state().get("exp_avg_sq").flat(), Float.POSITIVE_INFINITY);
+            TrainingDivergedException e = assertThrows(TrainingDivergedException.class, () -> new TrainingCheckpoints(out).save(3, m,
+                    optimizer, new ObjectMapper().createObjectNode(), model, ModelCheckpoint.StorageType.F32, null));
+            assertTrue(e.getMessage().startsWith("step 3: the optimizer state exp_avg_sq holds NaN or Inf values"), e.getMessage());
+        }
+        if (Files.exists(out)) {
+            try (Stream<Path> left = Files.list(out)) {
+                assertFalse(left.findAny().isPresent(), "nothing written");
+            }
         }
     }
 }
