@@ -23,6 +23,7 @@ import spin.data.SpinCollator;
 import spin.data.SpinFeatures;
 import spin.data.SpinRecord;
 import spin.io.AtomicFiles;
+import spin.io.OutputLock;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.optim.LearningRateSchedule;
@@ -76,7 +77,18 @@ public final class Trainer {
         return new Trainer(config, mode, console).run(resume);
     }
 
+    /**
+     * Locks output_dir first (which also proves it writable), so a second run on the same directory
+     * and an unwritable one are refused before anything is loaded.
+     */
     private Result run(boolean resume) throws IOException {
+        Path out = config.outputDir();
+        try (OutputLock lock = OutputLock.acquire(out, "output_dir", mode == Mode.SPIN ? "spin train" : "spin sft")) {
+            return runLocked(resume);
+        }
+    }
+
+    private Result runLocked(boolean resume) throws IOException {
         Path out = config.outputDir();
         TrainingCheckpoints checkpoints = new TrainingCheckpoints(out);
         if (Files.exists(out.resolve(RESULTS_FILE))) {

@@ -1,6 +1,7 @@
 package spin.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static spin.cli.CliRun.run;
 
@@ -81,6 +82,21 @@ class TrainCommandsTest {
                         || n.endsWith(".safetensors") || n.equals("train_results.json")), what + " wrote " + names);
             }
         }
+    }
+
+    /** An output_dir that cannot be created is refused before the data and the model are loaded. */
+    @Test
+    void anUnwritableOutputDirFailsBeforeTheModelIsLoaded() throws IOException {
+        Path file = Files.writeString(dir.resolve("a-file"), "not a directory");
+        Path out = file.resolve("out");
+        CliRun.Result r = run("train", config(out).toString(), "--threads=2");
+        assertEquals(1, r.exitCode(), r.err());
+        assertTrue(r.err().startsWith("spin train: output_dir " + out + " is not writable ("), r.err());
+        assertFalse(r.err().contains("scoring"), "the opponent was never scored: " + r.err());
+        // not even opened: a model that does not exist is not what it complains about
+        CliRun.Result noModel = run("train", config(out).toString(), "--model_name_or_path=" + dir.resolve("no-such-model"));
+        assertEquals(1, noModel.exitCode());
+        assertTrue(noModel.err().startsWith("spin train: output_dir " + out + " is not writable ("), noModel.err());
     }
 
     @Test
