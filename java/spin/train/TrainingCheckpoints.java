@@ -36,17 +36,34 @@ import spin.optim.Optimizer;
  * directory (config.json, weights, tokenizer files) plus {@code optimizer.safetensors} (optimizer
  * state, and the fp32 master weights when the model files are bf16) and {@code trainer_state.json}
  * (step, metric accumulators, the config). A checkpoint is assembled in a hidden sibling directory
- * and renamed into place whole, so a directory named checkpoint-STEP is always complete; leftovers
- * of an interrupted save are never picked up and are removed by the next save.
+ * {@code .checkpoint-STEP.partial} and renamed into place whole, so a directory named checkpoint-STEP
+ * is always complete. A checkpoint is deleted (rotation, or a stale one replaced) by renaming it to
+ * the hidden {@code .checkpoint-STEP.deleting} first and removing that, so a delete cut short never
+ * leaves a visible, incomplete checkpoint. {@link #sweep} removes the hidden leftovers of
+ * interrupted saves and deletes, and the temporary files of interrupted writes, on start.
  */
 final class TrainingCheckpoints {
     static final String STATE_FILE = "trainer_state.json";
     static final String OPTIMIZER_FILE = "optimizer.safetensors";
     private static final String MASTER_PREFIX = "master/";
     private static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
+    /** Hidden directories of a save being assembled or a checkpoint being deleted. */
+    private static final Pattern HIDDEN = Pattern.compile("\\.checkpoint-\\d+\\.(partial|deleting)");
+    /** Files the trainer writes into output_dir and checkpoint directories, whose temporary files are ours to sweep. */
+    private static final Pattern WRITTEN = Pattern.compile("model\\.safetensors|model-\\d+-of-\\d+\\.safetensors"
+            + "|model\\.safetensors\\.index\\.json|config\\.json|optimizer\\.safetensors|trainer_state\\.json"
+            + "|metrics\\.jsonl|train_results\\.json");
     private static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
             "chat_template.jinja", "special_tokens_map.json", "tokenizer.model", "generation_config.json");
     private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Test seam: runs at each stage of a save ({@code staged}, {@code renamed}, {@code set-aside}) with its directory. */
+    @FunctionalInterface
+    interface Hook {
+        void at(String stage, Path dir) throws IOException;
+    }
+
+    static volatile Hook hook = (stage, dir) -> {};
 
     private final Path outputDir;
 
@@ -82,7 +99,8 @@ final class TrainingCheckpoints {
 
     /**
      * Writes a complete checkpoint for {@code step}, then keeps at most {@code keep} of them (null:
-     * all). Refuses ({@link TrainingDivergedException}) to save non-finite optimizer state.
+     * all). Refuses ({@link TrainingDivergedException}) to save non-finite optimizer state. A failed
+     * save (a full disk, say) removes what it staged and leaves every earlier checkpoint as it was.
      */
     Path save(long step, MistralModel model, Optimizer optimizer, ObjectNode trainerState, Path tokenizerSource,
             ModelCheckpoint.StorageType storage, Integer keep) throws IOException {
@@ -96,19 +114,90 @@ final class TrainingCheckpoints {
         Path target = outputDir.resolve("checkpoint-" + step);
         Path staging = outputDir.resolve(".checkpoint-" + step + ".partial");
         deleteTree(staging);
-        Files.createDirectories(staging);
-        writeModel(model, staging, tokenizerSource, storage);
-        writeOptimizer(staging.resolve(OPTIMIZER_FILE), model, optimizer, storage != ModelCheckpoint.StorageType.F32);
-        AtomicFiles.writeString(staging.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(trainerState));
-        deleteTree(target);
-        Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
-        if (keep != null) {
-            List<Path> all = list();
-            for (Path old : all.subList(0, Math.max(0, all.size() - keep))) {
-                deleteTree(old);
+        try {
+            Files.createDirectories(staging);
+            hook.at("staged", staging);
+            writeModel(model, staging, tokenizerSource, storage);
+            writeOptimizer(staging.resolve(OPTIMIZER_FILE), model, optimizer, storage != ModelCheckpoint.StorageType.F32);
+            AtomicFiles.writeString(staging.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(trainerState));
+        } catch (IOException | RuntimeException e) {
+            try {
+                deleteTree(staging);
+            } catch (IOException cleanup) {
+                e.addSuppressed(cleanup);
             }
+            throw e;
+        }
+        if (Files.exists(target)) {
+            remove(target);
+        }
+        Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
+        hook.at("renamed", target);
+        if (keep != null) {
+            rotate(keep, step);
         }
         return target;
+    }
+
+    /**
+     * Keeps the newest {@code keep} complete checkpoints: every other checkpoint-STEP directory
+     * older than {@code current} (complete, or an incomplete leftover of an older version) is
+     * removed. A resume calls it too, finishing a rotation its killed predecessor began.
+     */
+    void rotate(int keep, long current) throws IOException {
+        List<Path> complete = list();
+        List<Path> kept = complete.subList(Math.max(0, complete.size() - keep), complete.size());
+        for (Path old : all()) {
+            if (!kept.contains(old) && step(old) < current) {
+                remove(old);
+            }
+        }
+    }
+
+    /** Every directory named checkpoint-STEP, complete or not, oldest first. */
+    private List<Path> all() throws IOException {
+        try (Stream<Path> entries = Files.list(outputDir)) {
+            return entries.filter(p -> NAME.matcher(p.getFileName().toString()).matches()).filter(Files::isDirectory)
+                    .sorted(Comparator.comparingLong(TrainingCheckpoints::step)).toList();
+        }
+    }
+
+    /** Deletes a checkpoint by renaming it to a hidden name first: a delete cut short leaves only a hidden leftover. */
+    private void remove(Path checkpoint) throws IOException {
+        Path aside = outputDir.resolve("." + checkpoint.getFileName() + ".deleting");
+        deleteTree(aside);
+        Files.move(checkpoint, aside, StandardCopyOption.ATOMIC_MOVE);
+        hook.at("set-aside", aside);
+        deleteTree(aside);
+    }
+
+    /**
+     * Removes what interrupted runs left in output_dir: hidden checkpoint directories of saves and
+     * deletes cut short, and temporary files of the trainer's own writes (only those names; nothing
+     * else in the directory is touched). Call it holding output_dir's lock.
+     *
+     * @return what was removed
+     */
+    List<Path> sweep() throws IOException {
+        List<Path> removed = new ArrayList<>();
+        if (!Files.isDirectory(outputDir)) {
+            return removed;
+        }
+        try (Stream<Path> entries = Files.list(outputDir)) {
+            for (Path p : entries.sorted().toList()) {
+                if (HIDDEN.matcher(p.getFileName().toString()).matches() && Files.isDirectory(p)) {
+                    deleteTree(p);
+                    removed.add(p);
+                }
+            }
+        }
+        removed.addAll(AtomicFiles.sweep(outputDir, TrainingCheckpoints::writtenHere));
+        return removed;
+    }
+
+    /** Whether the trainer writes files of this name into output_dir or a checkpoint. */
+    static boolean writtenHere(String name) {
+        return WRITTEN.matcher(name).matches() || TOKENIZER_FILES.contains(name);
     }
 
     /** An HF model directory: config.json, weights in {@code storage}, and the tokenizer files of the source model. */
