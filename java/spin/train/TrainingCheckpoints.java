@@ -4,8 +4,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
+import java.io.InputStream;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.channels.Channels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -207,7 +209,12 @@ final class TrainingCheckpoints {
         for (String name : TOKENIZER_FILES) {
             Path source = tokenizerSource.resolve(name);
             if (Files.isRegularFile(source)) {
-                AtomicFiles.writeThrough(dir.resolve(name), temp -> Files.copy(source, temp, StandardCopyOption.REPLACE_EXISTING));
+                // streamed into the temporary file, which has the umask's permissions (Files.copy would copy the source's mode)
+                AtomicFiles.write(dir.resolve(name), channel -> {
+                    try (InputStream in = Files.newInputStream(source)) {
+                        in.transferTo(Channels.newOutputStream(channel));
+                    }
+                });
             }
         }
     }

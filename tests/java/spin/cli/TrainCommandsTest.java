@@ -8,12 +8,14 @@ import static spin.cli.CliRun.run;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import spin.ChildJvm;
 import spin.train.TinyTrainingData;
 
 /** spin train and spin sft through the real command line. */
@@ -97,6 +99,35 @@ class TrainCommandsTest {
         CliRun.Result noModel = run("train", config(out).toString(), "--model_name_or_path=" + dir.resolve("no-such-model"));
         assertEquals(1, noModel.exitCode());
         assertTrue(noModel.err().startsWith("spin train: output_dir " + out + " is not writable ("), noModel.err());
+    }
+
+    /**
+     * Everything a run writes gets the mode the umask gives (rw-r--r-- under 022, so a team can
+     * read it), not createTempFile's rw-------, even the tokenizer files copied from a source that
+     * is rw-------. Run in a child JVM so that the umask is known.
+     */
+    @Test
+    void writtenFilesRespectTheUmask() throws Exception {
+        Path source = TinyTrainingData.model(dir.resolve("private-model"));
+        try (Stream<Path> files = Files.list(source)) {
+            for (Path f : files.toList()) {
+                Files.setPosixFilePermissions(f, PosixFilePermissions.fromString("rw-------"));
+            }
+        }
+        Path out = dir.resolve("shared-out");
+        ChildJvm.Result r = ChildJvm.run(ChildJvm.withUmask("022", ChildJvm.command(Main.class, "train", config(out).toString(),
+                "--model_name_or_path=" + source, "--save_strategy=steps", "--save_steps=1", "--threads=2")), 300);
+        assertEquals(0, r.exitCode(), r.output());
+        List<Path> all;
+        try (Stream<Path> walk = Files.walk(out)) {
+            all = walk.filter(p -> !p.equals(out)).toList();
+        }
+        assertTrue(all.contains(out.resolve("checkpoint-2/optimizer.safetensors")), all.toString());
+        assertTrue(all.contains(out.resolve("tokenizer.json")), all.toString());
+        for (Path p : all) {
+            String expected = Files.isDirectory(p) ? "rwxr-xr-x" : "rw-r--r--";
+            assertEquals(expected, PosixFilePermissions.toString(Files.getPosixFilePermissions(p)), out.relativize(p).toString());
+        }
     }
 
     @Test
