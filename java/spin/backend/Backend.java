@@ -263,6 +263,15 @@ public interface Backend extends AutoCloseable {
     /** Sum of squares of all elements of a F32 tensor, accumulated in double in a fixed order. */
     double sumOfSquares(Tensor in);
 
+    /**
+     * Whether every element of a F32 tensor is finite: one reduction, one host value. Exact through
+     * {@link #sum}: a NaN or an infinity makes the double sum NaN or infinite, and finite floats
+     * (|x| < 3.5e38) cannot overflow a double sum of fewer than 2^53 terms.
+     */
+    default boolean allFinite(Tensor in) {
+        return Double.isFinite(sum(in));
+    }
+
     /** sqrt(sum of squares over every tensor): the global gradient norm used for clipping. */
     default double globalNorm(List<Tensor> tensors) {
         double total = 0;

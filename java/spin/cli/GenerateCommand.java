@@ -26,6 +26,8 @@ import spin.generate.BatchGenerator;
 import spin.generate.Generation;
 import spin.generate.GenerationRequest;
 import spin.generate.StopCriteria;
+import spin.io.AtomicFiles;
+import spin.io.OutputLock;
 import spin.model.KvCache;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
@@ -89,6 +91,18 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--num-fracs needs --frac-len > 0 (with --frac-len 0 there is one fraction, all records)");
         }
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        // before the data and the model are loaded: a directory in use or not writable is refused at once
+        try (OutputLock lock = OutputLock.acquire(outputDir, "--output-dir", "spin generate")) {
+            List<Path> swept = AtomicFiles.sweep(outputDir, GenerationShards::isShardName);
+            if (!swept.isEmpty()) {
+                out.printf("removed %d leftover temporary file%s of an interrupted run from %s%n", swept.size(),
+                        swept.size() == 1 ? "" : "s", outputDir);
+            }
+            return generateFractions(out, err);
+        }
+    }
+
+    private int generateFractions(PrintWriter out, PrintWriter err) throws IOException {
         List<Indexed<SpinRecord>> shuffled = DataSelection.shuffled(SpinDatasets.load(inputDir, split, false).rows(),
                 DataSelection.REFERENCE_SEED);
         List<Integer> fractions = new ArrayList<>();

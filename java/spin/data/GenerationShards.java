@@ -67,6 +67,11 @@ public final class GenerationShards {
         return index.asLong();
     }
 
+    /** Whether {@code name} is a shard's file name ({@code loser_{k}.jsonl} or {@code loser_{k}_test.jsonl}). */
+    public static boolean isShardName(String name) {
+        return NAME.matcher(name).matches();
+    }
+
     /** The train and test shard files, each in fraction order. */
     public record Shards(List<Path> train, List<Path> test) {}
 

@@ -14,11 +14,12 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 
 /**
  * Writes safetensors files atomically: into a temporary file beside the target, renamed over it
  * only when complete, so a crash never leaves a half-written file under the real name.
- * Tensors are laid out in the order given; the header is padded with spaces to 8 bytes so that
+ * Tensors are laid out in the order given, metadata in key order; the header is padded with spaces to 8 bytes so that
  * the data section starts aligned, as HF's writer does.
  */
 public final class SafetensorsWriter {
@@ -83,7 +84,7 @@ public final class SafetensorsWriter {
         ObjectNode root = SafetensorsFile.JSON.createObjectNode();
         if (!metadata.isEmpty()) {
             ObjectNode meta = root.putObject(SafetensorsFile.METADATA_KEY);
-            metadata.forEach(meta::put);
+            new TreeMap<>(metadata).forEach(meta::put); // in key order: the same bytes whatever the map's order
         }
         Set<String> names = new HashSet<>();
         long offset = 0;

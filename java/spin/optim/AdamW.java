@@ -1,6 +1,8 @@
 package spin.optim;
 
-import java.util.Map;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.SequencedMap;
 import spin.backend.Backend;
 import spin.model.MistralModel;
 import spin.model.ParameterBuffer;
@@ -46,8 +48,11 @@ public final class AdamW implements Optimizer {
     }
 
     @Override
-    public Map<String, ParameterBuffer> state() {
-        return Map.of("exp_avg", expAvg, "exp_avg_sq", expAvgSq);
+    public SequencedMap<String, ParameterBuffer> state() {
+        SequencedMap<String, ParameterBuffer> state = new LinkedHashMap<>();
+        state.put("exp_avg", expAvg);
+        state.put("exp_avg_sq", expAvgSq);
+        return Collections.unmodifiableSequencedMap(state);
     }
 
     @Override

@@ -1,6 +1,6 @@
 package spin.optim;
 
-import java.util.Map;
+import java.util.SequencedMap;
 import spin.model.ParameterBuffer;
 
 /**
@@ -19,8 +19,12 @@ public interface Optimizer extends AutoCloseable {
     /** Updates applied so far (AdamW's bias corrections depend on it). */
     long steps();
 
-    /** The state buffers by name ({@code square_avg}; {@code exp_avg}, {@code exp_avg_sq}), for checkpoints. */
-    Map<String, ParameterBuffer> state();
+    /**
+     * The state buffers by name ({@code square_avg}; {@code exp_avg}, {@code exp_avg_sq}), for
+     * checkpoints, in that fixed order (torch's), so a checkpoint's optimizer file is the same bytes
+     * in every run ({@code Map.of}'s iteration order changes from one JVM to the next).
+     */
+    SequencedMap<String, ParameterBuffer> state();
 
     /** Restores the update count after the state buffers were filled from a checkpoint. */
     void restoreSteps(long steps);

@@ -1,6 +1,8 @@
 package spin.optim;
 
-import java.util.Map;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.SequencedMap;
 import spin.backend.Backend;
 import spin.model.MistralModel;
 import spin.model.ParameterBuffer;
@@ -44,8 +46,10 @@ public final class RmsProp implements Optimizer {
     }
 
     @Override
-    public Map<String, ParameterBuffer> state() {
-        return Map.of("square_avg", squareAvg);
+    public SequencedMap<String, ParameterBuffer> state() {
+        SequencedMap<String, ParameterBuffer> state = new LinkedHashMap<>();
+        state.put("square_avg", squareAvg);
+        return Collections.unmodifiableSequencedMap(state);
     }
 
     @Override

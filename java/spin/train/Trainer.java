@@ -23,6 +23,7 @@ import spin.data.SpinCollator;
 import spin.data.SpinFeatures;
 import spin.data.SpinRecord;
 import spin.io.AtomicFiles;
+import spin.io.OutputLock;
 import spin.model.HubRevision;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
@@ -81,7 +82,21 @@ public final class Trainer {
         return new Trainer(config, mode, console).run(resume);
     }
 
+    /**
+     * Checks model_revision, then locks output_dir (which also proves it writable), so a second run
+     * on the same directory and an unwritable one are refused before anything is loaded.
+     */
     private Result run(boolean resume) throws IOException {
+        Path out = config.outputDir();
+        if (config.modelRevision().isPresent()) {
+            console.println(HubRevision.check(config.modelPath(), config.modelRevision().get()));
+        }
+        try (OutputLock lock = OutputLock.acquire(out, "output_dir", mode == Mode.SPIN ? "spin train" : "spin sft")) {
+            return runLocked(resume);
+        }
+    }
+
+    private Result runLocked(boolean resume) throws IOException {
         Path out = config.outputDir();
         TrainingCheckpoints checkpoints = new TrainingCheckpoints(out);
         if (Files.exists(out.resolve(RESULTS_FILE))) {
@@ -98,11 +113,16 @@ public final class Trainer {
             throw new IllegalArgumentException(out + " already holds checkpoints (" + checkpoints.latest().orElseThrow().getFileName()
                     + "); pass --resume to continue from the latest, or choose another output_dir");
         }
+        List<Path> swept = checkpoints.sweep();
+        if (!swept.isEmpty()) {
+            console.printf("removed %d leftover%s of an interrupted run from %s: %s%n", swept.size(), swept.size() == 1 ? "" : "s",
+                    out, String.join(", ", swept.stream().map(p -> p.getFileName().toString()).toList()));
+        }
+        if (from.isPresent() && config.saveTotalLimit() != null) {
+            checkpoints.rotate(config.saveTotalLimit(), TrainingCheckpoints.step(from.get()));
+        }
         if (!config.ignoredKeys().isEmpty()) {
             console.println("note: ignoring keys that only matter to the Python stack: " + String.join(", ", config.ignoredKeys()));
-        }
-        if (config.modelRevision().isPresent()) {
-            console.println(HubRevision.check(config.modelPath(), config.modelRevision().get()));
         }
         List<DatasetMixer.Source> sources = new ArrayList<>();
         config.datasetMixer().forEach((path, fraction) -> sources.add(new DatasetMixer.Source(Path.of(path), fraction)));
@@ -229,29 +249,52 @@ public final class Trainer {
                 intervalNanos += System.nanoTime() - t0;
                 long done = step + 1;
                 boolean epochEnd = done % stepsPerEpoch == 0 || done == totalSteps;
-                if (done % config.loggingSteps() == 0 || done == totalSteps) {
-                    lastLog = logLine(done, gradNorm, lr, sessionStart, start);
-                }
-                String evalStrategy = config.evaluationStrategy();
-                if ((evalStrategy.equals("steps") && done % config.evalSteps() == 0) || (evalStrategy.equals("epoch") && epochEnd)) {
-                    lastEval = evaluate(done);
-                }
-                String save = config.saveStrategy();
-                if ((save.equals("steps") && done % config.saveSteps() == 0) || (save.equals("epoch") && epochEnd)) {
-                    Path saved = checkpoints.save(done, model, optimizer, state(done), config.modelPath(), storage(),
-                            config.saveTotalLimit());
-                    console.printf("saved %s%n", saved);
+                try {
+                    if (done % config.loggingSteps() == 0 || done == totalSteps) {
+                        lastLog = logLine(done, gradNorm, lr, sessionStart, start);
+                    }
+                    String evalStrategy = config.evaluationStrategy();
+                    if ((evalStrategy.equals("steps") && done % config.evalSteps() == 0) || (evalStrategy.equals("epoch") && epochEnd)) {
+                        lastEval = evaluate(done);
+                    }
+                    String save = config.saveStrategy();
+                    if ((save.equals("steps") && done % config.saveSteps() == 0) || (save.equals("epoch") && epochEnd)) {
+                        Path saved = checkpoints.save(done, model, optimizer, state(done), config.modelPath(), storage(),
+                                config.saveTotalLimit());
+                        console.printf("saved %s%n", saved);
+                    }
+                } catch (IOException e) {
+                    throw writeFailure("step " + done, e);
                 }
             }
             Path out = config.outputDir();
-            TrainingCheckpoints.writeModel(model, out, config.modelPath(), storage());
-            ObjectNode results = JSON.createObjectNode().put("global_step", totalSteps).put("epoch", epochOf(totalSteps))
-                    .put("mode", mode.name().toLowerCase(Locale.ROOT));
-            lastLog.forEach(results::put);
-            lastEval.forEach(results::put);
-            AtomicFiles.writeString(out.resolve(RESULTS_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(results));
+            try {
+                TrainingCheckpoints.writeModel(model, out, config.modelPath(), storage());
+                ObjectNode results = JSON.createObjectNode().put("global_step", totalSteps).put("epoch", epochOf(totalSteps))
+                        .put("mode", mode.name().toLowerCase(Locale.ROOT));
+                lastLog.forEach(results::put);
+                lastEval.forEach(results::put);
+                AtomicFiles.writeString(out.resolve(RESULTS_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(results));
+            } catch (IOException e) {
+                throw writeFailure("after the last step (" + totalSteps + "), writing the final model", e);
+            }
             console.printf("model saved to %s; metrics in %s%n", out, log.file());
             return new Result(totalSteps, out, lastLog, lastEval);
+        }
+
+        /**
+         * A write that failed (a full disk, say): the message names when, the file (the writers name
+         * it) and what a resume will continue from. The failed write removed its partial file.
+         */
+        private IOException writeFailure(String when, IOException e) {
+            String resumeFrom;
+            try {
+                resumeFrom = checkpoints.latest().map(p -> p.getFileName() + " is intact; fix the cause and run again with --resume")
+                        .orElse("no checkpoint was saved yet");
+            } catch (IOException listing) {
+                resumeFrom = "the checkpoints could not be listed (" + listing.getMessage() + ")";
+            }
+            return new IOException(when + ": " + e.getMessage() + "; " + resumeFrom, e);
         }
 
         /** Micro-batches of a step: a function of seed, epoch and step alone, so a resume replays the same order. */

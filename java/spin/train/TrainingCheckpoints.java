@@ -4,14 +4,17 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
+import java.io.InputStream;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.channels.Channels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -36,8 +39,11 @@ import spin.optim.Optimizer;
  * directory (config.json, weights, tokenizer files) plus {@code optimizer.safetensors} (optimizer
  * state, and the fp32 master weights when the model files are bf16) and {@code trainer_state.json}
  * (step, metric accumulators, the config). A checkpoint is assembled in a hidden sibling directory
- * and renamed into place whole, so a directory named checkpoint-STEP is always complete; leftovers
- * of an interrupted save are never picked up and are removed by the next save.
+ * {@code .checkpoint-STEP.partial} and renamed into place whole, so a directory named checkpoint-STEP
+ * is always complete. A checkpoint is deleted (rotation, or a stale one replaced) by renaming it to
+ * the hidden {@code .checkpoint-STEP.deleting} first and removing that, so a delete cut short never
+ * leaves a visible, incomplete checkpoint. {@link #sweep} removes the hidden leftovers of
+ * interrupted saves and deletes, and the temporary files of interrupted writes, on start.
  */
 final class TrainingCheckpoints {
     static final String STATE_FILE = "trainer_state.json";
@@ -47,7 +53,21 @@ final class TrainingCheckpoints {
     /** Files of the source model carried into every saved model: the tokenizer's, and its own generation settings. */
     private static final List<String> SOURCE_FILES = List.of("tokenizer.json", "tokenizer_config.json",
             "chat_template.jinja", "special_tokens_map.json", "tokenizer.model", MistralConfig.GENERATION_FILE_NAME);
+    /** Hidden directories of a save being assembled or a checkpoint being deleted. */
+    private static final Pattern HIDDEN = Pattern.compile("\\.checkpoint-\\d+\\.(partial|deleting)");
+    /** Files the trainer writes into output_dir and checkpoint directories, whose temporary files are ours to sweep. */
+    private static final Pattern WRITTEN = Pattern.compile("model\\.safetensors|model-\\d+-of-\\d+\\.safetensors"
+            + "|model\\.safetensors\\.index\\.json|config\\.json|optimizer\\.safetensors|trainer_state\\.json"
+            + "|metrics\\.jsonl|train_results\\.json");
     private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Test seam: runs at each stage of a save ({@code staged}, {@code renamed}, {@code set-aside}) with its directory. */
+    @FunctionalInterface
+    interface Hook {
+        void at(String stage, Path dir) throws IOException;
+    }
+
+    static volatile Hook hook = (stage, dir) -> {};
 
     private final Path outputDir;
 
@@ -81,25 +101,107 @@ final class TrainingCheckpoints {
         return Long.parseLong(m.group(1));
     }
 
-    /** Writes a complete checkpoint for {@code step}, then keeps at most {@code keep} of them (null: all). */
+    /**
+     * Writes a complete checkpoint for {@code step}, then keeps at most {@code keep} of them (null:
+     * all). Refuses ({@link TrainingDivergedException}) to save non-finite optimizer state. A failed
+     * save (a full disk, say) removes what it staged and leaves every earlier checkpoint as it was.
+     */
     Path save(long step, MistralModel model, Optimizer optimizer, ObjectNode trainerState, Path tokenizerSource,
             ModelCheckpoint.StorageType storage, Integer keep) throws IOException {
+        Backend backend = model.backend();
+        for (Map.Entry<String, ParameterBuffer> state : optimizer.state().entrySet()) {
+            if (!backend.allFinite(state.getValue().flat())) {
+                throw new TrainingDivergedException("step " + step + ": the optimizer state " + state.getKey()
+                        + " holds NaN or Inf values; not saved, the last good checkpoint is kept");
+            }
+        }
         Path target = outputDir.resolve("checkpoint-" + step);
         Path staging = outputDir.resolve(".checkpoint-" + step + ".partial");
         deleteTree(staging);
-        Files.createDirectories(staging);
-        writeModel(model, staging, tokenizerSource, storage);
-        writeOptimizer(staging.resolve(OPTIMIZER_FILE), model, optimizer, storage != ModelCheckpoint.StorageType.F32);
-        AtomicFiles.writeString(staging.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(trainerState));
-        deleteTree(target);
-        Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
-        if (keep != null) {
-            List<Path> all = list();
-            for (Path old : all.subList(0, Math.max(0, all.size() - keep))) {
-                deleteTree(old);
+        try {
+            Files.createDirectories(staging);
+            hook.at("staged", staging);
+            writeModel(model, staging, tokenizerSource, storage);
+            writeOptimizer(staging.resolve(OPTIMIZER_FILE), model, optimizer, storage != ModelCheckpoint.StorageType.F32);
+            AtomicFiles.writeString(staging.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(trainerState));
+        } catch (IOException | RuntimeException e) {
+            try {
+                deleteTree(staging);
+            } catch (IOException cleanup) {
+                e.addSuppressed(cleanup);
             }
+            throw e;
+        }
+        if (Files.exists(target)) {
+            remove(target);
+        }
+        Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
+        hook.at("renamed", target);
+        if (keep != null) {
+            rotate(keep, step);
         }
         return target;
+    }
+
+    /**
+     * Keeps the newest {@code keep} complete checkpoints: every other checkpoint-STEP directory
+     * older than {@code current} (complete, or an incomplete leftover of an older version) is
+     * removed. A resume calls it too, finishing a rotation its killed predecessor began.
+     */
+    void rotate(int keep, long current) throws IOException {
+        List<Path> complete = list();
+        List<Path> kept = complete.subList(Math.max(0, complete.size() - keep), complete.size());
+        for (Path old : all()) {
+            if (!kept.contains(old) && step(old) < current) {
+                remove(old);
+            }
+        }
+    }
+
+    /** Every directory named checkpoint-STEP, complete or not, oldest first. */
+    private List<Path> all() throws IOException {
+        try (Stream<Path> entries = Files.list(outputDir)) {
+            return entries.filter(p -> NAME.matcher(p.getFileName().toString()).matches()).filter(Files::isDirectory)
+                    .sorted(Comparator.comparingLong(TrainingCheckpoints::step)).toList();
+        }
+    }
+
+    /** Deletes a checkpoint by renaming it to a hidden name first: a delete cut short leaves only a hidden leftover. */
+    private void remove(Path checkpoint) throws IOException {
+        Path aside = outputDir.resolve("." + checkpoint.getFileName() + ".deleting");
+        deleteTree(aside);
+        Files.move(checkpoint, aside, StandardCopyOption.ATOMIC_MOVE);
+        hook.at("set-aside", aside);
+        deleteTree(aside);
+    }
+
+    /**
+     * Removes what interrupted runs left in output_dir: hidden checkpoint directories of saves and
+     * deletes cut short, and temporary files of the trainer's own writes (only those names; nothing
+     * else in the directory is touched). Call it holding output_dir's lock.
+     *
+     * @return what was removed
+     */
+    List<Path> sweep() throws IOException {
+        List<Path> removed = new ArrayList<>();
+        if (!Files.isDirectory(outputDir)) {
+            return removed;
+        }
+        try (Stream<Path> entries = Files.list(outputDir)) {
+            for (Path p : entries.sorted().toList()) {
+                if (HIDDEN.matcher(p.getFileName().toString()).matches() && Files.isDirectory(p)) {
+                    deleteTree(p);
+                    removed.add(p);
+                }
+            }
+        }
+        removed.addAll(AtomicFiles.sweep(outputDir, TrainingCheckpoints::writtenHere));
+        return removed;
+    }
+
+    /** Whether the trainer writes files of this name into output_dir or a checkpoint. */
+    static boolean writtenHere(String name) {
+        return WRITTEN.matcher(name).matches() || SOURCE_FILES.contains(name);
     }
 
     /**
@@ -113,7 +215,12 @@ final class TrainingCheckpoints {
         for (String name : SOURCE_FILES) {
             Path source = tokenizerSource.resolve(name);
             if (Files.isRegularFile(source)) {
-                AtomicFiles.writeThrough(dir.resolve(name), temp -> Files.copy(source, temp, StandardCopyOption.REPLACE_EXISTING));
+                // streamed into the temporary file, which has the umask's permissions (Files.copy would copy the source's mode)
+                AtomicFiles.write(dir.resolve(name), channel -> {
+                    try (InputStream in = Files.newInputStream(source)) {
+                        in.transferTo(Channels.newOutputStream(channel));
+                    }
+                });
             }
         }
     }
@@ -136,12 +243,15 @@ final class TrainingCheckpoints {
                 .map(s -> new SafetensorsWriter.TensorHeader(s.name(), SafetensorsDType.F32,
                         Arrays.stream(s.slot().shape()).asLongStream().toArray()))
                 .toList();
+        Map<String, String> metadata = new LinkedHashMap<>();
+        metadata.put("optimizer", optimizer.name());
+        metadata.put("steps", Long.toString(optimizer.steps()));
         Backend backend = model.backend();
         SafetensorsWriter.write(file, headers, (i, target) -> {
             float[] values = backend.read(sources.get(i).buffer().get(sources.get(i).slot().name()));
             MemorySegment.copy(values, 0, target, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN),
                     0, values.length);
-        }, Map.of("optimizer", optimizer.name(), "steps", Long.toString(optimizer.steps())));
+        }, metadata);
     }
 
     /** Loads the checkpoint's model (fp32 master weights where saved) on {@code backend}. */

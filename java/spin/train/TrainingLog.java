@@ -35,9 +35,14 @@ final class TrainingLog {
     void append(long step, double epoch, Map<String, Double> metrics) throws IOException {
         ObjectNode line = JSON.createObjectNode().put("step", step).put("epoch", epoch);
         metrics.forEach(line::put);
-        Files.createDirectories(file.getParent());
-        Files.writeString(file, JSON.writeValueAsString(line) + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE,
-                StandardOpenOption.APPEND);
+        try {
+            Files.createDirectories(file.getParent());
+            Files.writeString(file, JSON.writeValueAsString(line) + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE,
+                    StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            // a torn last line is dropped by the resume's truncateAfter
+            throw new IOException("cannot append to " + file + ": " + (e.getMessage() != null ? e.getMessage() : e), e);
+        }
     }
 
     /** Keeps the lines of steps up to {@code step} (an unreadable tail line from a crash is dropped too). */

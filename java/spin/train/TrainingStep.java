@@ -10,7 +10,8 @@ import spin.optim.Optimizer;
 /**
  * One optimizer step of HF Trainer: forward and backward over the step's micro-batches (each
  * weighted by its share of the step, so accumulation equals one large batch), the global gradient
- * norm, clipping as torch's clip_grad_norm_ does, the update, and zeroed gradients.
+ * norm, clipping as torch's clip_grad_norm_ does, the update, a check that the updated weights are
+ * finite (one reduction over the parameter buffer), and zeroed gradients.
  */
 final class TrainingStep {
     private final MistralModel model;
@@ -57,6 +58,10 @@ final class TrainingStep {
             }
         }
         optimizer.step(lr);
+        if (!backend.allFinite(model.parameters().flat())) {
+            throw new TrainingDivergedException("step " + stepNumber + ": the optimizer update at learning rate " + lr
+                    + " made the weights NaN or Inf; nothing of this step is saved, the last good checkpoint is kept");
+        }
         backend.fill(model.gradients().flat(), 0f);
         return new Outcome(norm, tokens);
     }

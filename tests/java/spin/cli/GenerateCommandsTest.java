@@ -28,6 +28,7 @@ import spin.data.SpinDatasetWriter;
 import spin.data.SpinDatasets;
 import spin.data.SpinRecord;
 import spin.generate.StopCriteria;
+import spin.io.OutputLock;
 import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
@@ -221,8 +222,8 @@ class GenerateCommandsTest {
         CliRun.Result test = run("generate", "--model", model.toString(), "--input-dir", data.toString(), "--output-dir", out.toString(),
                 "--split", "test", "--max-new-tokens", "6", "--prompt-format", "chat", "--threads", "1");
         assertEquals(0, test.exitCode(), test.err());
-        assertEquals(List.of("loser_0.jsonl", "loser_0_test.jsonl", "loser_1.jsonl"),
-                Files.list(out).map(p -> p.getFileName().toString()).sorted().toList());
+        assertEquals(List.of(OutputLock.FILE_NAME, "loser_0.jsonl", "loser_0_test.jsonl", "loser_1.jsonl"),
+                Files.list(out).map(p -> p.getFileName().toString()).sorted().toList(), "the shards, and the directory's lock file");
         CliRun.Result convert = run("convert", "--input-dir", out.toString(), "--output-dir", dir.resolve("iter1").toString());
         assertEquals(0, convert.exitCode(), convert.err());
         assertEquals("Wrote 10 train and 4 test records to " + dir.resolve("iter1") + "\n", convert.out());
@@ -324,5 +325,16 @@ class GenerateCommandsTest {
         CliRun.Result format = run("chat", "--model", model.toString(), "--prompt-format", "alpaca");
         assertEquals(1, format.exitCode());
         assertEquals("spin chat: unknown prompt format \"alpaca\"; use instruction or chat\n", format.err());
+    }
+
+    /** An output directory that cannot be created is refused before the data and the model are read. */
+    @Test
+    void anUnwritableOutputDirFailsBeforeTheModelIsLoaded() throws IOException {
+        Path file = Files.writeString(dir.resolve("a-file"), "not a directory");
+        Path out = file.resolve("out");
+        CliRun.Result r = run("generate", "--model", dir.resolve("no-such-model").toString(), "--input-dir", data.toString(),
+                "--output-dir", out.toString());
+        assertEquals(1, r.exitCode(), r.err());
+        assertTrue(r.err().startsWith("spin generate: --output-dir " + out + " is not writable ("), r.err());
     }
 }

@@ -1,15 +1,21 @@
 package spin.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static spin.cli.CliRun.run;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import spin.ChildJvm;
 import spin.train.TinyTrainingData;
 
 /** spin train and spin sft through the real command line. */
@@ -71,6 +77,79 @@ class TrainCommandsTest {
                     : "{\n  \"_from_model_config\" : true,\n  \"bos_token_id\" : 1,\n  \"eos_token_id\" : 2\n}\n";
             assertEquals(expected, Files.readString(out.resolve("generation_config.json")), source.toString());
             assertEquals(expected, Files.readString(out.resolve("checkpoint-1").resolve("generation_config.json")), source.toString());
+        }
+    }
+
+    /**
+     * A learning rate so large that the first update overflows (1e39 is infinite as a float, and
+     * RMSprop's first step multiplies 1e38 by 10): the run stops at step 1 with exit 1, and nothing
+     * with those weights is written, neither a checkpoint (the one --resume would pick) nor the
+     * final model, which max_steps 1 used to save all-NaN with exit 0.
+     */
+    @Test
+    void aNonFiniteUpdateStopsAtItsStepAndIsNeverSaved() throws IOException {
+        String[][] runs = {{"--optim=adamw", "--learning_rate=1.0e+39", "--save_strategy=steps", "--save_steps=1", "--max_steps=4"},
+            {"--optim=adamw", "--learning_rate=1.0e+39", "--max_steps=1"},
+            {"--optim=rmsprop", "--learning_rate=1.0e+38", "--save_strategy=steps", "--save_steps=1", "--max_steps=4"}};
+        for (int i = 0; i < runs.length; i++) {
+            Path out = dir.resolve("nan" + i);
+            List<String> args = new ArrayList<>(List.of("train", config(out).toString(), "--warmup_ratio=0", "--threads=2"));
+            args.addAll(List.of(runs[i]));
+            CliRun.Result r = run(args.toArray(String[]::new));
+            String what = String.join(" ", runs[i]) + ": " + r.err();
+            assertEquals(1, r.exitCode(), what);
+            assertTrue(r.err().strip().lines().toList().getLast().matches(
+                    "spin train: step 1: the optimizer update at learning rate \\S+ made the weights NaN or Inf; .*"), what);
+            Files.createDirectories(out); // the run may have created nothing at all
+            try (Stream<Path> written = Files.walk(out)) {
+                List<String> names = written.map(p -> out.relativize(p).toString()).toList();
+                assertTrue(names.stream().noneMatch(n -> n.startsWith("checkpoint-") || n.startsWith(".checkpoint-")
+                        || n.endsWith(".safetensors") || n.equals("train_results.json")), what + " wrote " + names);
+            }
+        }
+    }
+
+    /** An output_dir that cannot be created is refused before the data and the model are loaded. */
+    @Test
+    void anUnwritableOutputDirFailsBeforeTheModelIsLoaded() throws IOException {
+        Path file = Files.writeString(dir.resolve("a-file"), "not a directory");
+        Path out = file.resolve("out");
+        CliRun.Result r = run("train", config(out).toString(), "--threads=2");
+        assertEquals(1, r.exitCode(), r.err());
+        assertTrue(r.err().startsWith("spin train: output_dir " + out + " is not writable ("), r.err());
+        assertFalse(r.err().contains("scoring"), "the opponent was never scored: " + r.err());
+        // not even opened: a model that does not exist is not what it complains about
+        CliRun.Result noModel = run("train", config(out).toString(), "--model_name_or_path=" + dir.resolve("no-such-model"));
+        assertEquals(1, noModel.exitCode());
+        assertTrue(noModel.err().startsWith("spin train: output_dir " + out + " is not writable ("), noModel.err());
+    }
+
+    /**
+     * Everything a run writes gets the mode the umask gives (rw-r--r-- under 022, so a team can
+     * read it), not createTempFile's rw-------, even the tokenizer files copied from a source that
+     * is rw-------. Run in a child JVM so that the umask is known.
+     */
+    @Test
+    void writtenFilesRespectTheUmask() throws Exception {
+        Path source = TinyTrainingData.model(dir.resolve("private-model"));
+        try (Stream<Path> files = Files.list(source)) {
+            for (Path f : files.toList()) {
+                Files.setPosixFilePermissions(f, PosixFilePermissions.fromString("rw-------"));
+            }
+        }
+        Path out = dir.resolve("shared-out");
+        ChildJvm.Result r = ChildJvm.run(ChildJvm.withUmask("022", ChildJvm.command(Main.class, "train", config(out).toString(),
+                "--model_name_or_path=" + source, "--save_strategy=steps", "--save_steps=1", "--threads=2")), 300);
+        assertEquals(0, r.exitCode(), r.output());
+        List<Path> all;
+        try (Stream<Path> walk = Files.walk(out)) {
+            all = walk.filter(p -> !p.equals(out)).toList();
+        }
+        assertTrue(all.contains(out.resolve("checkpoint-2/optimizer.safetensors")), all.toString());
+        assertTrue(all.contains(out.resolve("tokenizer.json")), all.toString());
+        for (Path p : all) {
+            String expected = Files.isDirectory(p) ? "rwxr-xr-x" : "rw-r--r--";
+            assertEquals(expected, PosixFilePermissions.toString(Files.getPosixFilePermissions(p)), out.relativize(p).toString());
         }
     }
 
