@@ -93,6 +93,16 @@ public final class Trainer {
             throw new IllegalArgumentException(out + " already holds checkpoints (" + checkpoints.latest().orElseThrow().getFileName()
                     + "); pass --resume to continue from the latest, or choose another output_dir");
         }
+        // Read before anything is loaded, so a damaged or foreign checkpoint is refused at once.
+        JsonNode resumedState = null;
+        if (from.isPresent()) {
+            resumedState = TrainingCheckpoints.readState(from.get());
+            requireSameTrajectory(from.get(), resumedState.path("config"));
+        }
+        boolean evaluating = !config.evaluationStrategy().equals("no");
+        if (evaluating) {
+            requireSeparateTestSplit();
+        }
         if (!config.ignoredKeys().isEmpty()) {
             console.println("note: ignoring keys that only matter to the Python stack: " + String.join(", ", config.ignoredKeys()));
         }
@@ -103,11 +113,11 @@ public final class Trainer {
             throw new IllegalArgumentException("dataset_mixer " + config.datasetMixer() + " gives no training records for splits "
                     + config.datasetSplits());
         }
-        boolean evaluating = !config.evaluationStrategy().equals("no");
         if (evaluating && data.test().isEmpty()) {
             throw new IllegalArgumentException("evaluation is on (evaluation_strategy " + config.evaluationStrategy()
                     + ") but dataset_splits " + config.datasetSplits() + " gives no test records; add a test split or set do_eval: false");
         }
+        Plan plan = plan(data.train().size());
         try (Tokenizer tokenizer = Tokenizer.load(config.modelPath());
                 CpuBackend backend = config.threads() == 0 ? new CpuBackend() : new CpuBackend(config.threads());
                 MistralModel model = from.isPresent() ? TrainingCheckpoints.loadModel(from.get(), backend)
@@ -123,7 +133,64 @@ public final class Trainer {
                 TrainingObjective objective = mode == Mode.SPIN
                         ? new SpinObjective(model, collator, opponent, (float) config.beta(), config.spinLossType())
                         : new SftObjective(model, collator);
-                return new Loop(model, optimizer, objective, collator, data, checkpoints, from).run();
+                return new Loop(model, optimizer, objective, collator, data, checkpoints, from, resumedState, plan).run();
+            }
+        }
+    }
+
+    /**
+     * A dataset given as one file is every split at once (HF's load_dataset does the same), so an
+     * evaluation would score the records it trains on: refused rather than reported as held-out.
+     */
+    private void requireSeparateTestSplit() {
+        for (String path : config.datasetMixer().keySet()) {
+            if (Files.isRegularFile(Path.of(path))) {
+                throw new IllegalArgumentException(config.source() + ": dataset_mixer: " + path + " is a single file, so it is "
+                        + "both the train and the test split and evaluation (do_eval / evaluation_strategy " + config.evaluationStrategy()
+                        + ") would score training records; give a dataset directory with train and test files "
+                        + "(train_prefs-*.parquet and test_prefs-*.parquet, as convert writes them), or set do_eval: false");
+            }
+        }
+    }
+
+    /**
+     * Micro-batches and steps of the run, as HF counts them: a batch (or an accumulation) larger
+     * than the data is one step per epoch. Counted in long, so no setting can overflow them.
+     */
+    private record Plan(int batchSize, int accumulation, int microPerEpoch, long stepsPerEpoch, long totalSteps) {}
+
+    private Plan plan(int records) {
+        int batchSize = config.trainBatchSize(), accumulation = config.gradientAccumulationSteps();
+        int microPerEpoch = (int) Math.ceilDiv((long) records, batchSize);
+        long stepsPerEpoch = Math.ceilDiv(microPerEpoch, (long) accumulation);
+        if (config.maxSteps() > 0) {
+            return new Plan(batchSize, accumulation, microPerEpoch, stepsPerEpoch, config.maxSteps());
+        }
+        double steps = Math.ceil(config.numTrainEpochs() * stepsPerEpoch);
+        if (steps > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(config.source() + ": num_train_epochs " + config.numTrainEpochs() + " makes "
+                    + String.format("%.3g", steps) + " optimizer steps (" + stepsPerEpoch + " per epoch), more than max_steps can count (" + Integer.MAX_VALUE
+                    + "); lower num_train_epochs or set max_steps");
+        }
+        return new Plan(batchSize, accumulation, microPerEpoch, stepsPerEpoch, (long) steps);
+    }
+
+    private ObjectNode trajectory() {
+        ObjectNode node = JSON.createObjectNode();
+        Map<String, Object> all = config.asMap();
+        for (String key : TRAJECTORY_KEYS) {
+            node.set(key, JSON.valueToTree(all.get(key)));
+        }
+        return node;
+    }
+
+    private void requireSameTrajectory(Path checkpoint, JsonNode saved) {
+        ObjectNode now = trajectory();
+        for (String key : TRAJECTORY_KEYS) {
+            if (!now.path(key).equals(saved.path(key))) {
+                throw new IllegalArgumentException(checkpoint + " was written with " + key + " = " + saved.path(key)
+                        + " but the config now says " + now.path(key)
+                        + "; resume with the settings the run started with, or start a new output_dir");
             }
         }
     }
@@ -159,6 +226,7 @@ public final class Trainer {
         private final List<SpinRecord> train, test;
         private final TrainingCheckpoints checkpoints;
         private final Optional<Path> from;
+        private final JsonNode resumedState;
         private final TrainingLog log;
         private final int batchSize, accumulation, microPerEpoch;
         private final long stepsPerEpoch, totalSteps;
@@ -170,7 +238,7 @@ public final class Trainer {
         private long orderEpoch = -1;
 
         Loop(MistralModel model, Optimizer optimizer, TrainingObjective objective, SpinCollator collator,
-                DatasetMixer.Mixed data, TrainingCheckpoints checkpoints, Optional<Path> from) {
+                DatasetMixer.Mixed data, TrainingCheckpoints checkpoints, Optional<Path> from, JsonNode resumedState, Plan plan) {
             this.model = model;
             this.optimizer = optimizer;
             this.objective = objective;
@@ -179,13 +247,13 @@ public final class Trainer {
             this.test = data.test();
             this.checkpoints = checkpoints;
             this.from = from;
+            this.resumedState = resumedState;
             this.log = new TrainingLog(config.outputDir());
-            this.batchSize = config.trainBatchSize();
-            this.accumulation = config.gradientAccumulationSteps();
-            this.microPerEpoch = (train.size() + batchSize - 1) / batchSize;
-            this.stepsPerEpoch = (microPerEpoch + accumulation - 1) / accumulation;
-            this.totalSteps = config.maxSteps() > 0 ? config.maxSteps()
-                    : (long) Math.ceil(config.numTrainEpochs() * stepsPerEpoch);
+            this.batchSize = plan.batchSize();
+            this.accumulation = plan.accumulation();
+            this.microPerEpoch = plan.microPerEpoch();
+            this.stepsPerEpoch = plan.stepsPerEpoch();
+            this.totalSteps = plan.totalSteps();
             this.schedule = config.schedule(totalSteps);
             this.trainingStep = new TrainingStep(model, optimizer, objective, config.maxGradNorm());
         }
@@ -195,12 +263,10 @@ public final class Trainer {
             long start = 0;
             if (from.isPresent()) {
                 start = TrainingCheckpoints.step(from.get());
-                JsonNode state = TrainingCheckpoints.readState(from.get());
-                requireSameTrajectory(from.get(), state.path("config"));
                 TrainingCheckpoints.loadOptimizer(from.get(), optimizer, backend);
-                interval.restore(state.path("interval"));
-                intervalTokens = state.path("interval_tokens").asLong();
-                intervalNanos = state.path("interval_nanos").asLong();
+                interval.restore(resumedState.path("interval"));
+                intervalTokens = resumedState.path("interval_tokens").asLong();
+                intervalNanos = resumedState.path("interval_nanos").asLong();
                 log.truncateAfter(start);
                 console.printf("resuming from %s (step %d of %d)%n", from.get(), start, totalSteps);
             } else {
@@ -252,11 +318,12 @@ public final class Trainer {
                 order = NumpyPermutation.permutation(train.size(), config.seed() + epoch);
                 orderEpoch = epoch;
             }
-            int first = (int) (step % stepsPerEpoch) * accumulation;
+            // in long: batch size and accumulation may be as large as an int holds (one step per epoch)
+            long first = step % stepsPerEpoch * accumulation;
             List<SpinBatch> batches = new ArrayList<>();
-            for (int m = first; m < Math.min(first + accumulation, microPerEpoch); m++) {
+            for (long m = first; m < Math.min(first + accumulation, microPerEpoch); m++) {
                 List<SpinFeatures> features = new ArrayList<>();
-                for (int i = m * batchSize; i < Math.min(train.size(), (m + 1) * batchSize); i++) {
+                for (int i = (int) (m * batchSize); i < Math.min(train.size(), (m + 1) * batchSize); i++) {
                     features.add(collator.features(order[i], train.get(order[i])));
                 }
                 batches.add(objective.collate(features));
@@ -318,26 +385,6 @@ public final class Trainer {
             state.set("interval", interval.toJson(JSON));
             state.set("config", trajectory());
             return state;
-        }
-
-        private ObjectNode trajectory() {
-            ObjectNode node = JSON.createObjectNode();
-            Map<String, Object> all = config.asMap();
-            for (String key : TRAJECTORY_KEYS) {
-                node.set(key, JSON.valueToTree(all.get(key)));
-            }
-            return node;
-        }
-
-        private void requireSameTrajectory(Path checkpoint, JsonNode saved) {
-            ObjectNode now = trajectory();
-            for (String key : TRAJECTORY_KEYS) {
-                if (!now.path(key).equals(saved.path(key))) {
-                    throw new IllegalArgumentException(checkpoint + " was written with " + key + " = " + saved.path(key)
-                            + " but the config now says " + now.path(key)
-                            + "; resume with the settings the run started with, or start a new output_dir");
-                }
-            }
         }
 
         private double epochOf(long step) {
