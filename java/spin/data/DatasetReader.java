@@ -8,7 +8,8 @@ import java.util.List;
 /**
  * Reads rows from .parquet, .jsonl and .json files and turns each into a value with a
  * {@link RowParser}. An invalid row stops the read with its {@link InvalidRowException}, or, when
- * skipping is asked for, is counted and left out; either way the rows keep their positions.
+ * skipping is asked for, is counted and left out; either way the rows keep their positions. A file
+ * without a single row is refused: it is never what a command was meant to read.
  */
 public final class DatasetReader {
     private DatasetReader() {}
@@ -44,6 +45,7 @@ public final class DatasetReader {
         String[] firstProblem = {null};
         long[] index = {0};
         for (Path file : files) {
+            long before = index[0];
             forEachRow(file, row -> {
                 long at = index[0]++;
                 try {
@@ -57,6 +59,11 @@ public final class DatasetReader {
                     }
                 }
             });
+            if (index[0] == before) {
+                // spin writes no empty data files, and HF datasets none for a split that has rows: surely a mistake
+                throw new IOException(file + ": holds no records (the file is empty, blank or an empty array); "
+                        + "give a data file with at least one record");
+            }
         }
         return new Result<>(rows, skipped[0], firstProblem[0]);
     }
