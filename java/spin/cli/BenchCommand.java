@@ -20,9 +20,11 @@ import spin.generate.GenerationRequest;
 import spin.generate.SamplingParams;
 import spin.generate.StopCriteria;
 import spin.model.KvCache;
+import spin.model.MemoryPlan;
 import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
+import spin.model.ParameterLayout;
 
 /** {@code spin bench}: throughput figures for docs/PERFORMANCE.md. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput.",
@@ -63,10 +65,28 @@ public final class BenchCommand implements Runnable {
 
         @Override
         public Integer call() {
+            atLeastOne("--batch", batch);
+            atLeastOne("--seq-len", sequenceLength);
+            atLeastOne("--iters", iterations);
             PrintWriter out = spec.commandLine().getOut();
             MistralConfig config = MistralConfig.preset(preset);
+            withinPositions(config, "--seq-len", sequenceLength);
             int t = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
-            try (CpuBackend cpu = new CpuBackend(t); MistralModel model = new MistralModel(config, cpu)) {
+            try (CpuBackend cpu = new CpuBackend(t)) {
+                MemoryPlan plan = new MemoryPlan(config, batch, sequenceLength, 1, recompute, 0);
+                long needed = plan.trainingStateBytes() + plan.activationBytesPerGpu();
+                if (needed > cpu.memoryBytes()) {
+                    throw new IllegalArgumentException("--batch " + batch + " x --seq-len " + sequenceLength + " needs "
+                            + MemoryPlan.human(needed) + " (weights, gradients and activations of preset " + preset + ") but "
+                            + cpu.name() + " has " + MemoryPlan.human(cpu.memoryBytes()) + "; lower --batch or --seq-len");
+                }
+                run(out, config, cpu, t);
+            }
+            return 0;
+        }
+
+        private void run(PrintWriter out, MistralConfig config, CpuBackend cpu, int t) {
+            try (MistralModel model = new MistralModel(config, cpu)) {
                 ModelCheckpoint.initialize(model, 1);
                 model.setActivationRecompute(recompute);
                 Random rng = new Random(1);
@@ -99,7 +119,21 @@ public final class BenchCommand implements Runnable {
                 out.printf("median %.3f s per step (min %.3f, max %.3f) over %d iterations: %.1f tokens/s%n", median, seconds[0],
                         seconds[iterations - 1], iterations, n / median);
             }
-            return 0;
+        }
+    }
+
+    /** A size flag of a benchmark: at least one. */
+    private static void atLeastOne(String flag, int value) {
+        if (value < 1) {
+            throw new IllegalArgumentException(flag + " must be >= 1, got " + value);
+        }
+    }
+
+    /** Tokens of one sequence must fit the preset's positions. */
+    private static void withinPositions(MistralConfig config, String flags, long tokens) {
+        if (tokens > config.maxPositionEmbeddings()) {
+            throw new IllegalArgumentException(flags + " (" + tokens + " tokens per sequence) is more than the preset's "
+                    + "max_position_embeddings (" + config.maxPositionEmbeddings() + "); lower it");
         }
     }
 
@@ -143,12 +177,26 @@ public final class BenchCommand implements Runnable {
 
         @Override
         public Integer call() {
-            if (batch < 1 || promptLength < 1 || newTokens < 1 || iterations < 1 || !(warmupSeconds >= 0)) {
-                throw new IllegalArgumentException("--batch, --prompt-len, --new-tokens and --iters must be >= 1, --warmup-seconds >= 0");
+            atLeastOne("--batch", batch);
+            atLeastOne("--prompt-len", promptLength);
+            atLeastOne("--new-tokens", newTokens);
+            atLeastOne("--iters", iterations);
+            if (!(warmupSeconds >= 0)) {
+                throw new IllegalArgumentException("--warmup-seconds must be >= 0, got " + warmupSeconds);
             }
             PrintWriter out = spec.commandLine().getOut();
             MistralConfig config = MistralConfig.preset(preset);
+            withinPositions(config, "--prompt-len + --new-tokens", (long) promptLength + newTokens);
             int t = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+            int blockSize = GenerationOptions.BLOCK_SIZE;
+            long cacheBytes = batch * GenerationOptions.blocksFor((long) promptLength + newTokens) * blockSize * KvCache.bytesPerToken(config);
+            long needed = cacheBytes + new ParameterLayout(config).totalSize() * Float.BYTES;
+            long memory = CpuBackend.hostMemoryBytes();
+            if (needed > memory) {
+                throw new IllegalArgumentException("--batch " + batch + " sequences of --prompt-len + --new-tokens tokens need "
+                        + MemoryPlan.human(needed) + " (fp32 weights and the KV cache of preset " + preset + ") but this machine has "
+                        + MemoryPlan.human(memory) + "; lower --batch");
+            }
             Random rng = new Random(1);
             List<GenerationRequest> requests = new ArrayList<>();
             for (int i = 0; i < batch; i++) {
@@ -156,7 +204,6 @@ public final class BenchCommand implements Runnable {
             }
             // The prefill step yields the first token; each decode step one more.
             StopCriteria stop = StopCriteria.length(newTokens + 1);
-            int blockSize = GenerationOptions.BLOCK_SIZE;
             double[] prefill = new double[iterations], decode = new double[iterations];
             int warmups;
             long packedBytes;

@@ -28,6 +28,7 @@ import spin.generate.Generation;
 import spin.generate.GenerationRequest;
 import spin.generate.StopCriteria;
 import spin.model.KvCache;
+import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.text.ChatTemplate;
@@ -77,6 +78,7 @@ public final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         options.validate();
+        options.validate(MistralConfig.read(model), model);
         if (!split.equals("train") && !split.equals("test")) {
             throw new IllegalArgumentException("--split must be train or test, got \"" + split + "\"");
         }
