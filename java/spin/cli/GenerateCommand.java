@@ -89,7 +89,10 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--num-fracs needs --frac-len > 0 (with --frac-len 0 there is one fraction, all records)");
         }
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
-        List<Indexed<SpinRecord>> shuffled = DataSelection.shuffled(SpinDatasets.load(inputDir, split, false).rows(),
+        // an empty test split is carried through (iterate generates it as it is); prompts to answer are not optional
+        DatasetReader.Result<SpinRecord> records = split.equals("test") ? SpinDatasets.load(inputDir, split, false)
+                : SpinDatasets.loadNonEmpty(inputDir, split, false);
+        List<Indexed<SpinRecord>> shuffled = DataSelection.shuffled(records.rows(),
                 DataSelection.REFERENCE_SEED);
         List<Integer> fractions = new ArrayList<>();
         for (int k = numFracs == null ? dataFrac : 0; k < (numFracs == null ? dataFrac + 1 : numFracs); k++) {

@@ -93,10 +93,9 @@ final class GenerationOptions {
      */
     void validate(MistralConfig config, Path modelDir) {
         if (maxNewTokens > config.maxPositionEmbeddings()) {
-            throw new IllegalArgumentException("--max-new-tokens " + maxNewTokens + " is more than the model can hold: "
-                    + modelDir.resolve(MistralConfig.FILE_NAME) + " gives max_position_embeddings " + config.maxPositionEmbeddings()
-                    + " for the prompt and the answer together; use at most " + config.maxPositionEmbeddings()
-                    + " minus the prompt's tokens");
+            throw new IllegalArgumentException("--max-new-tokens " + maxNewTokens + " and a prompt exceed the model's "
+                    + "max_position_embeddings (" + config.maxPositionEmbeddings() + ") in " + modelDir.resolve(MistralConfig.FILE_NAME)
+                    + "; use at most " + config.maxPositionEmbeddings() + " minus the prompt's tokens");
         }
     }
 

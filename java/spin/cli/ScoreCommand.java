@@ -79,7 +79,7 @@ public final class ScoreCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--batch-size must be positive, got " + batchSize);
         }
         SequenceLimits limits = new SequenceLimits(maxLength, maxPromptLength, TruncationMode.parse(truncationMode));
-        DatasetReader.Result<SpinRecord> records = SpinDatasets.load(data, split, skipInvalid);
+        DatasetReader.Result<SpinRecord> records = SpinDatasets.loadNonEmpty(data, split, skipInvalid);
         StringBuilder scores = new StringBuilder(), tokens = new StringBuilder();
         try (Tokenizer tokenizer = Tokenizer.load(model);
                 CpuBackend cpu = threads == null ? new CpuBackend() : new CpuBackend(threads);

@@ -187,13 +187,14 @@ class BadInputTest {
                     return new Case(List.of("convert", "--input-dir", shards.toString(), "--output-dir", dir.resolve("out").toString()),
                             List.of(dir.resolve("out")), List.of(shards.resolve("loser_1.jsonl").toString(), "no records"));
                 }),
-                arguments("reformat: an empty split file", (Setup) dir -> {
+                arguments("reformat: an empty train split file", (Setup) dir -> {
+                    // (an empty test split stays valid: a dataset may have no held-out records)
                     Path sft = Files.createDirectories(dir.resolve("sft"));
-                    Files.writeString(sft.resolve("train_sft.jsonl"), "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, "
+                    Files.writeString(sft.resolve("train_sft.json"), "[]");
+                    Files.writeString(sft.resolve("test_sft.jsonl"), "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, "
                             + "{\"role\": \"assistant\", \"content\": \"hello\"}]}\n");
-                    Files.writeString(sft.resolve("test_sft.json"), "[]");
                     return new Case(List.of("reformat", "--data", sft.toString(), "--output-dir", dir.resolve("out").toString()),
-                            List.of(dir.resolve("out")), List.of(sft.resolve("test_sft.json").toString(), "no records"));
+                            List.of(dir.resolve("out")), List.of(sft.resolve("train_sft.json").toString(), "no records"));
                 }),
                 arguments("score: a Parquet BLOB content column", (Setup) dir -> {
                     Path file = dir.resolve("blob.parquet");
