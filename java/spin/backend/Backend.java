@@ -35,6 +35,12 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- memory
 
+    /**
+     * Bytes of the memory tensors are allocated from (the CPU: the machine's RAM, or its container's
+     * limit), so that a model or cache that could never fit is refused by size before allocating.
+     */
+    long memoryBytes();
+
     /** A new tensor filled with zeros. */
     Tensor allocate(DType dtype, int... shape);
 

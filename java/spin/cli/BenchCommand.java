@@ -21,9 +21,11 @@ import spin.generate.GenerationRequest;
 import spin.generate.SamplingParams;
 import spin.generate.StopCriteria;
 import spin.model.KvCache;
+import spin.model.MemoryPlan;
 import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
+import spin.model.ParameterLayout;
 
 /** {@code spin bench}: throughput figures for docs/PERFORMANCE.md. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput.",
@@ -64,10 +66,28 @@ public final class BenchCommand implements Runnable {
 
         @Override
         public Integer call() {
+            atLeastOne("--batch", batch);
+            atLeastOne("--seq-len", sequenceLength);
+            atLeastOne("--iters", iterations);
             PrintWriter out = spec.commandLine().getOut();
             MistralConfig config = MistralConfig.preset(preset);
+            withinPositions(config, "--seq-len", sequenceLength);
             int t = device.threadCount() == 0 ? Runtime.getRuntime().availableProcessors() : device.threadCount();
-            try (Backend backend = device.open(); MistralModel model = new MistralModel(config, backend)) {
+            try (Backend backend = device.open()) {
+                MemoryPlan plan = new MemoryPlan(config, batch, sequenceLength, 1, recompute, 0);
+                long needed = plan.trainingStateBytes() + plan.activationBytesPerGpu();
+                if (needed > backend.memoryBytes()) {
+                    throw new IllegalArgumentException("--batch " + batch + " x --seq-len " + sequenceLength + " needs "
+                            + MemoryPlan.human(needed) + " (weights, gradients and activations of preset " + preset + ") but "
+                            + backend.name() + " has " + MemoryPlan.human(backend.memoryBytes()) + "; lower --batch or --seq-len");
+                }
+                run(out, config, backend, t);
+            }
+            return 0;
+        }
+
+        private void run(PrintWriter out, MistralConfig config, Backend backend, int t) {
+            try (MistralModel model = new MistralModel(config, backend)) {
                 ModelCheckpoint.initialize(model, 1);
                 model.setActivationRecompute(recompute);
                 Random rng = new Random(1);
@@ -100,7 +120,21 @@ public final class BenchCommand implements Runnable {
                 out.printf("median %.3f s per step (min %.3f, max %.3f) over %d iterations: %.1f tokens/s%n", median, seconds[0],
                         seconds[iterations - 1], iterations, n / median);
             }
-            return 0;
+        }
+    }
+
+    /** A size flag of a benchmark: at least one. */
+    private static void atLeastOne(String flag, int value) {
+        if (value < 1) {
+            throw new IllegalArgumentException(flag + " must be >= 1, got " + value);
+        }
+    }
+
+    /** Tokens of one sequence must fit the preset's positions. */
+    private static void withinPositions(MistralConfig config, String flags, long tokens) {
+        if (tokens > config.maxPositionEmbeddings()) {
+            throw new IllegalArgumentException(flags + " (" + tokens + " tokens per sequence) is more than the preset's "
+                    + "max_position_embeddings (" + config.maxPositionEmbeddings() + "); lower it");
         }
     }
 
@@ -142,14 +176,32 @@ public final class BenchCommand implements Runnable {
         @Mixin
         private DeviceOptions device;
 
+        /** The backend, when it has {@code needed} bytes of memory; else the error that says which flag to lower. */
+        private Backend withRoomFor(Backend backend, long needed) {
+            if (needed > backend.memoryBytes()) {
+                throw new IllegalArgumentException("--batch " + batch + " sequences of --prompt-len + --new-tokens tokens need "
+                        + MemoryPlan.human(needed) + " (fp32 weights and the KV cache of preset " + preset + ") but " + backend.name()
+                        + " has " + MemoryPlan.human(backend.memoryBytes()) + "; lower --batch");
+            }
+            return backend;
+        }
+
         @Override
         public Integer call() {
-            if (batch < 1 || promptLength < 1 || newTokens < 1 || iterations < 1 || !(warmupSeconds >= 0)) {
-                throw new IllegalArgumentException("--batch, --prompt-len, --new-tokens and --iters must be >= 1, --warmup-seconds >= 0");
+            atLeastOne("--batch", batch);
+            atLeastOne("--prompt-len", promptLength);
+            atLeastOne("--new-tokens", newTokens);
+            atLeastOne("--iters", iterations);
+            if (!(warmupSeconds >= 0)) {
+                throw new IllegalArgumentException("--warmup-seconds must be >= 0, got " + warmupSeconds);
             }
             PrintWriter out = spec.commandLine().getOut();
             MistralConfig config = MistralConfig.preset(preset);
+            withinPositions(config, "--prompt-len + --new-tokens", (long) promptLength + newTokens);
             int t = device.threadCount() == 0 ? Runtime.getRuntime().availableProcessors() : device.threadCount();
+            int blockSize = GenerationOptions.BLOCK_SIZE;
+            long cacheBytes = batch * GenerationOptions.blocksFor((long) promptLength + newTokens) * blockSize * KvCache.bytesPerToken(config);
+            long needed = cacheBytes + new ParameterLayout(config).totalSize() * Float.BYTES;
             Random rng = new Random(1);
             List<GenerationRequest> requests = new ArrayList<>();
             for (int i = 0; i < batch; i++) {
@@ -157,12 +209,11 @@ public final class BenchCommand implements Runnable {
             }
             // The prefill step yields the first token; each decode step one more.
             StopCriteria stop = StopCriteria.length(newTokens + 1);
-            int blockSize = GenerationOptions.BLOCK_SIZE;
             double[] prefill = new double[iterations], decode = new double[iterations];
             int warmups;
             long packedBytes;
             double packSeconds;
-            try (Backend backend = device.open(); MistralModel model = new MistralModel(config, backend);
+            try (Backend backend = device.open(); MistralModel model = new MistralModel(config, withRoomFor(backend, needed));
                     KvCache cache = new KvCache(config, backend, blockSize,
                             Math.toIntExact(BatchGenerator.blocksForFullBatch(requests, batch, newTokens + 1, blockSize)));
                     FrozenWeights frozen = model.freezeWeights()) {

@@ -20,6 +20,7 @@ import spin.generate.GenerationListener;
 import spin.generate.GenerationRequest;
 import spin.generate.StopCriteria;
 import spin.model.KvCache;
+import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.text.Tokenizer;
@@ -48,6 +49,7 @@ public final class ChatCommand implements Callable<Integer> {
     @SuppressWarnings("try") // the frozen weights are held, not used, in the body
     public Integer call() throws Exception {
         options.validate();
+        options.validate(MistralConfig.read(model), model);
         PrintWriter out = spec.commandLine().getOut();
         boolean terminal = System.console() != null;
         try (Tokenizer tokenizer = Tokenizer.load(model);

@@ -29,6 +29,7 @@ import spin.generate.StopCriteria;
 import spin.io.AtomicFiles;
 import spin.io.OutputLock;
 import spin.model.KvCache;
+import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.text.ChatTemplate;
@@ -81,6 +82,7 @@ public final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         options.validate();
+        options.validate(MistralConfig.read(model), model);
         if (!split.equals("train") && !split.equals("test")) {
             throw new IllegalArgumentException("--split must be train or test, got \"" + split + "\"");
         }
@@ -103,7 +105,10 @@ public final class GenerateCommand implements Callable<Integer> {
     }
 
     private int generateFractions(PrintWriter out, PrintWriter err) throws IOException {
-        List<Indexed<SpinRecord>> shuffled = DataSelection.shuffled(SpinDatasets.load(inputDir, split, false).rows(),
+        // an empty test split is carried through (iterate generates it as it is); prompts to answer are not optional
+        DatasetReader.Result<SpinRecord> records = split.equals("test") ? SpinDatasets.load(inputDir, split, false)
+                : SpinDatasets.loadNonEmpty(inputDir, split, false);
+        List<Indexed<SpinRecord>> shuffled = DataSelection.shuffled(records.rows(),
                 DataSelection.REFERENCE_SEED);
         List<Integer> fractions = new ArrayList<>();
         for (int k = numFracs == null ? dataFrac : 0; k < (numFracs == null ? dataFrac + 1 : numFracs); k++) {

@@ -94,6 +94,19 @@ final class GenerationOptions {
         sampling();
     }
 
+    /**
+     * The flags against the model's limits, from its config.json alone, so that nothing is loaded
+     * for a run that cannot work: a prompt of at least one token and its answer must fit the
+     * model's positions.
+     */
+    void validate(MistralConfig config, Path modelDir) {
+        if (maxNewTokens > config.maxPositionEmbeddings()) {
+            throw new IllegalArgumentException("--max-new-tokens " + maxNewTokens + " and a prompt exceed the model's "
+                    + "max_position_embeddings (" + config.maxPositionEmbeddings() + ") in " + modelDir.resolve(MistralConfig.FILE_NAME)
+                    + "; use at most " + config.maxPositionEmbeddings() + " minus the prompt's tokens");
+        }
+    }
+
     /** EOS of the model's config and of the tokenizer (the reference stops at EOS), plus --stop-token-id. */
     StopCriteria stop(MistralConfig config, Tokenizer tokenizer) {
         Set<Integer> ids = new LinkedHashSet<>(List.of(config.eosTokenId(), tokenizer.eosId()));
@@ -106,12 +119,21 @@ final class GenerationOptions {
      * the run could use at once.
      */
     KvCache cache(MistralConfig config, Backend backend, long wantedBlocks) {
-        long budgetBlocks = kvCacheMb * (1L << 20) / (KvCache.bytesPerToken(config) * BLOCK_SIZE);
+        // saturating: a budget beyond 8 EiB is as good as unlimited (the cache is cut to wantedBlocks anyway)
+        long budgetBytes = kvCacheMb > Long.MAX_VALUE >> 20 ? Long.MAX_VALUE : kvCacheMb << 20;
+        long budgetBlocks = budgetBytes / (KvCache.bytesPerToken(config) * BLOCK_SIZE);
         if (budgetBlocks < 1) {
             throw new IllegalArgumentException("--kv-cache-mb " + kvCacheMb + " holds no block of " + BLOCK_SIZE + " tokens ("
                     + KvCache.bytesPerToken(config) * BLOCK_SIZE + " bytes for this model); raise it");
         }
-        return new KvCache(config, backend, BLOCK_SIZE, Math.toIntExact(Math.max(1, Math.min(budgetBlocks, wantedBlocks))));
+        long blocks = Math.max(1, Math.min(budgetBlocks, wantedBlocks));
+        long bytes = blocks * KvCache.bytesPerToken(config) * BLOCK_SIZE;
+        if (bytes > backend.memoryBytes() || blocks > Integer.MAX_VALUE / BLOCK_SIZE) {
+            throw new IllegalArgumentException(String.format("the KV cache would take %.1f GiB (--batch-size %d sequences of the "
+                    + "longest answers, at most --kv-cache-mb %d) but %s has %.1f GiB of memory; lower --kv-cache-mb or --batch-size",
+                    bytes / (double) (1L << 30), batchSize, kvCacheMb, backend.name(), backend.memoryBytes() / (double) (1L << 30)));
+        }
+        return new KvCache(config, backend, BLOCK_SIZE, (int) blocks);
     }
 
     BatchGenerator generator(MistralModel model, KvCache cache, Tokenizer tokenizer) {

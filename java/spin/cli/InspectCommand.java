@@ -17,7 +17,7 @@ import spin.io.SafetensorsFile;
 import spin.io.TensorEntry;
 import spin.model.MemoryPlan;
 import spin.model.MistralConfig;
-import spin.model.ParameterLayout;
+import spin.model.ModelCheckpoint;
 
 /** {@code spin inspect}: what a model directory or safetensors file holds, whether it is valid, and what training it needs. */
 @Command(name = "inspect", mixinStandardHelpOptions = true,
@@ -81,18 +81,7 @@ public final class InspectCommand implements Callable<Integer> {
             try (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.open(path)) {
                 long count = list(out, checkpoint.tensors());
                 out.printf("Parameters: %,d in %d tensors%n", count, checkpoint.tensors().size());
-                ParameterLayout layout = new ParameterLayout(config);
-                for (ParameterLayout.Slot slot : layout.slots()) {
-                    TensorEntry t = checkpoint.tensors().get(slot.name());
-                    if (t == null || !Arrays.equals(t.intShape(), slot.shape())) {
-                        throw new IOException(path + ": tensor " + slot.name() + " is "
-                                + (t == null ? "missing" : "shaped " + Arrays.toString(t.shape()))
-                                + "; config.json implies " + Arrays.toString(slot.shape()));
-                    }
-                }
-                if (layout.totalSize() != count) {
-                    throw new IOException(path + ": holds " + count + " parameters, config.json implies " + layout.totalSize());
-                }
+                ModelCheckpoint.checkTensors(path, checkpoint, config);
             }
             out.println("Validation: OK (headers, offsets and shapes agree with config.json)");
             return config;

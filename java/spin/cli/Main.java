@@ -34,11 +34,12 @@ public final class Main implements Runnable {
     private static int report(Exception e, CommandLine cmd, CommandLine.ParseResult parsed) {
         boolean userError = e instanceof java.io.IOException || e instanceof IllegalArgumentException
                 || e instanceof IllegalStateException;
+        String command = cmd.getCommandSpec().qualifiedName(); // "spin bench train", not just "train"
         if (e instanceof java.nio.file.NoSuchFileException missing) {
-            cmd.getErr().println("spin " + cmd.getCommandName() + ": no such file or directory: " + missing.getFile()
+            cmd.getErr().println(command + ": no such file or directory: " + missing.getFile()
                     + (missing.getReason() == null ? "" : " (" + missing.getReason() + ")"));
         } else if (userError) {
-            cmd.getErr().println("spin " + cmd.getCommandName() + ": " + e.getMessage());
+            cmd.getErr().println(command + ": " + e.getMessage());
         } else {
             e.printStackTrace(cmd.getErr());
         }

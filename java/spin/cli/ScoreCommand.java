@@ -80,16 +80,12 @@ public final class ScoreCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--batch-size must be positive, got " + batchSize);
         }
         SequenceLimits limits = new SequenceLimits(maxLength, maxPromptLength, TruncationMode.parse(truncationMode));
-        DatasetReader.Result<SpinRecord> records = SpinDatasets.load(data, split, skipInvalid);
+        DatasetReader.Result<SpinRecord> records = SpinDatasets.loadNonEmpty(data, split, skipInvalid);
         StringBuilder scores = new StringBuilder(), tokens = new StringBuilder();
         try (Tokenizer tokenizer = Tokenizer.load(model);
                 Backend backend = device.open();
                 MistralModel m = ModelCheckpoint.load(model, backend)) {
-            if (tokenizer.vocabSize() > m.config().vocabSize()) {
-                throw new IllegalArgumentException(model + ": the tokenizer has " + tokenizer.vocabSize()
-                        + " tokens but config.json's vocab_size is " + m.config().vocabSize()
-                        + "; use the tokenizer the model was trained with");
-            }
+            GenerationOptions.requireCompatible(tokenizer, m.config(), model);
             SpinCollator collator = new SpinCollator(tokenizer, tokenizer.chatTemplate(), tokenizer.padId(), limits);
             List<DatasetReader.Indexed<SpinRecord>> rows = records.rows();
             for (int start = 0; start < rows.size(); start += batchSize) {
@@ -98,6 +94,7 @@ public final class ScoreCommand implements Callable<Integer> {
                     batch.add(collator.features(row.index(), row.value()));
                 }
                 LogProbScorer.Scores s = LogProbScorer.score(m, collator.collate(batch));
+                requireFinite(s, batch);
                 for (int b = 0; b < batch.size(); b++) {
                     ObjectNode line = JSON.createObjectNode().put("index", batch.get(b).index())
                             .put("real_logp", s.real()[b]).put("generated_logp", s.generated()[b]);
@@ -123,6 +120,19 @@ public final class ScoreCommand implements Callable<Integer> {
         report.printf("Scored %,d record%s under %s%s%n", scored, scored == 1 ? "" : "s", model, out == null ? "" : " into " + out);
         Skips.report(report, records.skipped(), records.firstProblem());
         return 0;
+    }
+
+    /** A NaN or infinite log-prob means a broken model, not a score: refused before anything is written. */
+    private void requireFinite(LogProbScorer.Scores s, List<SpinFeatures> batch) {
+        for (int b = 0; b < batch.size(); b++) {
+            for (float[] answers : new float[][] {s.real(), s.generated()}) {
+                if (!Float.isFinite(answers[b])) {
+                    throw new IllegalArgumentException(model + " gives record " + batch.get(b).index() + " (of " + data + ") a "
+                            + (answers == s.real() ? "real" : "generated") + "-answer log-prob of " + answers[b]
+                            + ": the model's weights are broken (NaN or Inf); score with a model that trained without diverging");
+                }
+            }
+        }
     }
 
     private static ObjectNode tokensJson(SpinFeatures f) {

@@ -40,7 +40,8 @@ public final class DatasetMixer {
                 throw new IllegalArgumentException("split \"" + split + "\" is neither a train nor a test split; its name must contain \"train\" or \"test\"");
             }
             for (Source source : sources) {
-                DatasetReader.Result<SpinRecord> rows = SpinDatasets.load(source.dataset(), split, skipInvalid);
+                DatasetReader.Result<SpinRecord> rows = isTrain ? SpinDatasets.loadNonEmpty(source.dataset(), split, skipInvalid)
+                        : SpinDatasets.load(source.dataset(), split, skipInvalid);
                 skipped += rows.skipped();
                 List<SpinRecord> values = rows.values();
                 if (isTrain) {

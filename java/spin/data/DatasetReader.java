@@ -9,6 +9,7 @@ import java.util.List;
  * Reads rows from .parquet, .jsonl and .json files and turns each into a value with a
  * {@link RowParser}. An invalid row stops the read with its {@link InvalidRowException}, or, when
  * skipping is asked for, is counted and left out; either way the rows keep their positions.
+ * {@link #readNonEmpty} also refuses a file without a single row.
  */
 public final class DatasetReader {
     private DatasetReader() {}
@@ -38,12 +39,27 @@ public final class DatasetReader {
         }
     }
 
+    /** Reads every row of {@code files}; a file may hold none (an empty test split is a valid split). */
     public static <T> Result<T> read(List<Path> files, RowParser<T> parser, boolean skipInvalid) throws IOException {
+        return read(files, parser, skipInvalid, false);
+    }
+
+    /**
+     * Reads the data a command exists to process (records to score, answer or train on), where a
+     * file without a single row is surely not the file meant: it is refused, by name.
+     */
+    public static <T> Result<T> readNonEmpty(List<Path> files, RowParser<T> parser, boolean skipInvalid) throws IOException {
+        return read(files, parser, skipInvalid, true);
+    }
+
+    private static <T> Result<T> read(List<Path> files, RowParser<T> parser, boolean skipInvalid, boolean refuseEmpty)
+            throws IOException {
         List<Indexed<T>> rows = new ArrayList<>();
         int[] skipped = {0};
         String[] firstProblem = {null};
         long[] index = {0};
         for (Path file : files) {
+            long before = index[0];
             forEachRow(file, row -> {
                 long at = index[0]++;
                 try {
@@ -57,6 +73,10 @@ public final class DatasetReader {
                     }
                 }
             });
+            if (refuseEmpty && index[0] == before) {
+                throw new IOException(file + ": holds no records (the file is empty, blank or an empty array); "
+                        + "give a data file with at least one record");
+            }
         }
         return new Result<>(rows, skipped[0], firstProblem[0]);
     }

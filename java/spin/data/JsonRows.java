@@ -7,13 +7,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.BufferedReader;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
  * Streams the rows of a JSON Lines file, or of a JSON file holding an array of rows (a .json file
- * that does not start with '[' is read as JSON Lines, as HF datasets does).
+ * that does not start with '[' is read as JSON Lines, as HF datasets does). Text must be UTF-8; a
+ * malformed byte is reported with its line and byte offset.
  */
 final class JsonRows {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -21,12 +21,14 @@ final class JsonRows {
     private JsonRows() {}
 
     static void read(Path file, DatasetReader.RowSink sink) throws IOException {
-        try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+        try (BufferedReader in = new BufferedReader(new Utf8Reader(Files.newInputStream(file)))) {
             if (file.getFileName().toString().endsWith(".json") && startsWithArray(in)) {
                 readArray(file, in, sink);
             } else {
                 readLines(file, in, sink);
             }
+        } catch (Utf8Reader.MalformedException e) {
+            throw new IOException(file + ", " + e.getMessage() + "; data files must be UTF-8: save it as UTF-8 or fix that line", e);
         }
     }
 

@@ -1,6 +1,7 @@
 package spin.data;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.POJONode;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -49,6 +50,9 @@ final class MessageFields {
     }
 
     static String describe(JsonNode node) {
+        if (node instanceof POJONode pojo && pojo.getPojo() instanceof ParquetFiles.UnsupportedValue v) {
+            return v.describe();
+        }
         String text = node.toString();
         if (text.length() > 40) {
             text = text.substring(0, 37) + "...";

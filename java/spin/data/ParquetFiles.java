@@ -11,15 +11,23 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.sql.Array;
+import java.sql.Blob;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
 import java.sql.ResultSetMetaData;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.sql.Timestamp;
+import java.time.LocalDate;
+import java.time.LocalDateTime;
+import java.time.LocalTime;
+import java.time.OffsetDateTime;
+import java.time.OffsetTime;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.UUID;
 import org.duckdb.DuckDBAppender;
 import org.duckdb.DuckDBConnection;
 import org.duckdb.DuckDBDriver;
@@ -64,7 +72,8 @@ final class ParquetFiles {
             while (rows.next()) {
                 ObjectNode row = NODES.objectNode();
                 for (int col = 1; col <= meta.getColumnCount(); col++) {
-                    row.set(meta.getColumnLabel(col), json(rows.getObject(col)));
+                    String column = meta.getColumnLabel(col);
+                    row.set(column, json(rows.getObject(col), column, meta.getColumnTypeName(col)));
                 }
                 sink.accept(new DataRow(file, index++, -1, row));
             }
@@ -73,7 +82,18 @@ final class ParquetFiles {
         }
     }
 
-    private static JsonNode json(Object value) throws SQLException {
+    /**
+     * A value no JSON type stands for (BLOB, TIMESTAMP, DATE, UUID, ...). It is kept as what it is,
+     * not turned into its toString() text, so a field that must be a string refuses it by its type;
+     * columns no field reads may hold such values.
+     */
+    record UnsupportedValue(String type, String column, String columnType) {
+        String describe() {
+            return "a Parquet " + type + " value (column " + column + " is " + columnType + "; write text as VARCHAR)";
+        }
+    }
+
+    private static JsonNode json(Object value, String column, String columnType) throws SQLException {
         return switch (value) {
             case null -> NODES.nullNode();
             case String s -> NODES.textNode(s);
@@ -89,25 +109,42 @@ final class ParquetFiles {
             case Array array -> {
                 ArrayNode out = NODES.arrayNode();
                 for (Object element : (Object[]) array.getArray()) {
-                    out.add(json(element));
+                    out.add(json(element, column, columnType));
                 }
                 yield out;
             }
             case DuckDBStruct struct -> {
                 ObjectNode out = NODES.objectNode();
                 for (Map.Entry<String, Object> e : struct.getMap().entrySet()) {
-                    out.set(e.getKey(), json(e.getValue()));
+                    out.set(e.getKey(), json(e.getValue(), column, columnType));
                 }
                 yield out;
             }
             case Map<?, ?> map -> {
                 ObjectNode out = NODES.objectNode();
                 for (Map.Entry<?, ?> e : map.entrySet()) {
-                    out.set(String.valueOf(e.getKey()), json(e.getValue()));
+                    out.set(String.valueOf(e.getKey()), json(e.getValue(), column, columnType));
                 }
                 yield out;
             }
-            default -> NODES.textNode(value.toString());
+            default -> NODES.pojoNode(new UnsupportedValue(duckDbType(value), column, columnType));
+        };
+    }
+
+    /** The DuckDB type of a value the JDBC driver hands out as one of these classes. */
+    private static String duckDbType(Object value) {
+        return switch (value) {
+            case Blob b -> "BLOB";
+            case Timestamp t -> "TIMESTAMP";
+            case LocalDateTime t -> "TIMESTAMP";
+            case OffsetDateTime t -> "TIMESTAMP WITH TIME ZONE";
+            case LocalDate d -> "DATE";
+            case java.sql.Date d -> "DATE";
+            case LocalTime t -> "TIME";
+            case OffsetTime t -> "TIME WITH TIME ZONE";
+            case java.sql.Time t -> "TIME";
+            case UUID u -> "UUID";
+            default -> value.getClass().getSimpleName();
         };
     }
 

@@ -16,7 +16,7 @@ public final class SftReformatter {
 
     public static Report reformat(Path data, Path outputDir, String trainSplit, String testSplit, boolean skipInvalid)
             throws IOException {
-        DatasetReader.Result<SpinRecord> train = DatasetReader.read(DatasetFiles.splitFiles(data, trainSplit),
+        DatasetReader.Result<SpinRecord> train = DatasetReader.readNonEmpty(DatasetFiles.splitFiles(data, trainSplit),
                 SftRows::parse, skipInvalid);
         DatasetReader.Result<SpinRecord> test = DatasetReader.read(DatasetFiles.splitFiles(data, testSplit),
                 SftRows::parse, skipInvalid);

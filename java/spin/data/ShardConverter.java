@@ -32,7 +32,7 @@ public final class ShardConverter {
 
     public static Report convert(Path inputDir, Path outputDir, int numFracs, boolean skipInvalid) throws IOException {
         GenerationShards.Shards shards = GenerationShards.find(inputDir, numFracs);
-        DatasetReader.Result<Located> train = DatasetReader.read(shards.train(), ShardConverter::parse, skipInvalid);
+        DatasetReader.Result<Located> train = DatasetReader.readNonEmpty(shards.train(), ShardConverter::parse, skipInvalid);
         DatasetReader.Result<Located> test = DatasetReader.read(shards.test(), ShardConverter::parse, skipInvalid);
         refuseOverlaps(train.values());
         refuseOverlaps(test.values());

@@ -77,8 +77,8 @@ public final class BatchGenerator {
                 .map(b -> -b).sorted().limit(maxSequences).map(b -> -b).sum();
     }
 
-    private static int worstCaseTokens(int promptLength, int maxNewTokens) {
-        return promptLength + maxNewTokens - 1;
+    private static long worstCaseTokens(int promptLength, int maxNewTokens) {
+        return (long) promptLength + maxNewTokens - 1;
     }
 
     private static long blocks(long tokens, int blockSize) {
@@ -156,7 +156,7 @@ public final class BatchGenerator {
                         + config.vocabSize() + ")");
             }
         }
-        int worst = worstCaseTokens(prompt.length, stop.maxNewTokens());
+        long worst = worstCaseTokens(prompt.length, stop.maxNewTokens());
         if (worst > config.maxPositionEmbeddings()) {
             throw new IllegalArgumentException("request " + r.key() + ": a prompt of " + prompt.length + " tokens and "
                     + stop.maxNewTokens() + " new tokens exceed the model's max_position_embeddings ("

@@ -58,6 +58,18 @@ public record MistralConfig(
         if (slidingWindow < 0) {
             throw new IllegalArgumentException("sliding_window must be positive or null, got " + slidingWindow);
         }
+        if ((long) numAttentionHeads * headDim > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("num_attention_heads x head_dim (" + numAttentionHeads + " x " + headDim
+                    + ") is larger than a tensor dimension can be");
+        }
+        requireToken("bos_token_id", bosTokenId, vocabSize);
+        requireToken("eos_token_id", eosTokenId, vocabSize);
+    }
+
+    private static void requireToken(String key, int id, int vocabSize) {
+        if (id < 0 || id >= vocabSize) {
+            throw new IllegalArgumentException(key + " must be a token id in [0, vocab_size " + vocabSize + "), got " + id);
+        }
     }
 
     private static void requirePositive(String key, int value) {

@@ -25,6 +25,7 @@ public final class ModelCheckpoint {
 
     private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final double GIB = 1L << 30;
 
     private ModelCheckpoint() {}
 
@@ -42,42 +43,80 @@ public final class ModelCheckpoint {
         }
     }
 
-    /** Loads config.json and the weights of an HF Mistral directory into a new model on {@code backend}. */
+    /**
+     * Loads config.json and the weights of an HF Mistral directory into a new model on {@code backend}.
+     * The files are checked against config.json (every weight present, none unexpected, each of the
+     * shape config.json implies) and the model's size against the machine's memory before anything
+     * is allocated, so a wrong config.json is refused by name rather than by an allocation failure.
+     */
     public static MistralModel load(Path dir, Backend backend) throws IOException {
         MistralConfig config = MistralConfig.read(dir);
-        MistralModel model = new MistralModel(config, backend);
         try (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.open(dir)) {
-            ParameterLayout layout = new ParameterLayout(config);
-            TreeSet<String> unexpected = new TreeSet<>(checkpoint.tensors().keySet());
-            List<String> missing = new ArrayList<>();
-            for (ParameterLayout.Slot slot : layout.slots()) {
-                unexpected.remove(slot.name());
-                if (!checkpoint.tensors().containsKey(slot.name())) {
-                    missing.add(slot.name());
-                    continue;
+            ParameterLayout layout = checkTensors(dir, checkpoint, config);
+            requireMemoryFor(dir, layout, backend);
+            MistralModel model = new MistralModel(config, backend);
+            try {
+                for (ParameterLayout.Slot slot : layout.slots()) {
+                    backend.write(model.parameters().get(slot.name()), widen(checkpoint.tensor(slot.name()), dir));
                 }
-                TensorEntry entry = checkpoint.tensor(slot.name());
-                if (!java.util.Arrays.equals(entry.intShape(), slot.shape())) {
-                    throw new SafetensorsException(dir + ": tensor \"" + slot.name() + "\" has shape "
-                            + java.util.Arrays.toString(entry.shape()) + " but config.json implies "
-                            + java.util.Arrays.toString(slot.shape()));
-                }
-                backend.write(model.parameters().get(slot.name()), widen(entry, dir));
+            } catch (IOException | RuntimeException e) {
+                model.close();
+                throw e;
             }
-            // Old checkpoints carry rotary buffers; they are recomputed from rope_theta.
-            unexpected.removeIf(name -> name.endsWith("rotary_emb.inv_freq"));
-            if (config.tieWordEmbeddings()) {
-                unexpected.remove(ParameterLayout.Names.LM_HEAD);
-            }
-            if (!missing.isEmpty() || !unexpected.isEmpty()) {
-                throw new SafetensorsException(dir + ": weights do not match config.json: missing " + missing
-                        + ", unexpected " + unexpected);
-            }
-        } catch (IOException | RuntimeException e) {
-            model.close();
-            throw e;
+            return model;
         }
-        return model;
+    }
+
+    /**
+     * The layout config.json implies, once the files are known to hold exactly its weights: every
+     * one present, none unexpected, each of its shape. Nothing is allocated.
+     */
+    public static ParameterLayout checkTensors(Path dir, SafetensorsCheckpoint checkpoint, MistralConfig config)
+            throws SafetensorsException {
+        // A num_hidden_layers far beyond the files would build (and list) a layout of millions of names.
+        long expected = 9L * config.numHiddenLayers() + 2 + (config.tieWordEmbeddings() ? 0 : 1);
+        if (expected > 2L * checkpoint.tensors().size() + 9) {
+            throw new SafetensorsException(dir + ": config.json implies " + expected + " weights (num_hidden_layers "
+                    + config.numHiddenLayers() + ") but the safetensors files hold " + checkpoint.tensors().size()
+                    + "; fix config.json or use the weights it belongs to");
+        }
+        ParameterLayout layout = new ParameterLayout(config);
+        TreeSet<String> unexpected = new TreeSet<>(checkpoint.tensors().keySet());
+        List<String> missing = new ArrayList<>();
+        for (ParameterLayout.Slot slot : layout.slots()) {
+            unexpected.remove(slot.name());
+            if (!checkpoint.tensors().containsKey(slot.name())) {
+                missing.add(slot.name());
+                continue;
+            }
+            TensorEntry entry = checkpoint.tensor(slot.name());
+            if (!java.util.Arrays.equals(entry.intShape(), slot.shape())) {
+                throw new SafetensorsException(dir + ": tensor \"" + slot.name() + "\" has shape "
+                        + java.util.Arrays.toString(entry.shape()) + " but config.json implies "
+                        + java.util.Arrays.toString(slot.shape()) + "; fix config.json or use the weights it belongs to");
+            }
+        }
+        // Old checkpoints carry rotary buffers; they are recomputed from rope_theta.
+        unexpected.removeIf(name -> name.endsWith("rotary_emb.inv_freq"));
+        if (config.tieWordEmbeddings()) {
+            unexpected.remove(ParameterLayout.Names.LM_HEAD);
+        }
+        if (!missing.isEmpty() || !unexpected.isEmpty()) {
+            throw new SafetensorsException(dir + ": weights do not match config.json: missing " + missing
+                    + ", unexpected " + unexpected);
+        }
+        return layout;
+    }
+
+    /** The fp32 parameters must fit in the backend's memory. */
+    private static void requireMemoryFor(Path dir, ParameterLayout layout, Backend backend) {
+        long needed = layout.totalSize() * Float.BYTES; // no overflow: every weight's bytes exist in the files
+        long total = backend.memoryBytes();
+        if (needed > total) {
+            throw new IllegalArgumentException(String.format("%s: the model's %,d parameters need %.1f GiB as fp32 but %s has "
+                    + "%.1f GiB of memory; run it on a machine where it fits", dir, layout.totalSize(), needed / GIB,
+                    backend.name(), total / GIB));
+        }
     }
 
     private static float[] widen(TensorEntry entry, Path dir) throws SafetensorsException {

@@ -30,9 +30,10 @@ public record StepPlan(long records, int perDeviceBatch, int ranks, int accumula
         long micro = ceilDiv(records, recordsPerMicroBatch);
         long perEpoch = ceilDiv(micro, accumulation);
         double planned = Math.ceil(config.numTrainEpochs() * perEpoch);
-        if (config.maxSteps() <= 0 && !(planned <= Long.MAX_VALUE)) {
-            throw new IllegalArgumentException("num_train_epochs " + config.numTrainEpochs() + " gives more steps than can be run;"
-                    + " lower num_train_epochs or set max_steps");
+        if (config.maxSteps() <= 0 && planned > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(config.source() + ": num_train_epochs " + config.numTrainEpochs() + " makes "
+                    + String.format("%.3g", planned) + " optimizer steps (" + perEpoch + " per epoch), more than max_steps can count ("
+                    + Integer.MAX_VALUE + "); lower num_train_epochs or set max_steps");
         }
         long total = config.maxSteps() > 0 ? config.maxSteps() : (long) planned;
         return new StepPlan(records, perDevice, ranks, accumulation, micro, perEpoch, total);

@@ -1,5 +1,7 @@
 package spin.train;
 
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
@@ -7,8 +9,11 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.Deque;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -27,7 +32,8 @@ import spin.optim.OptimizerSettings;
  * DataArguments, HF TrainingArguments, SPIN's beta and loss_type) with local paths instead of hub
  * names, plus spin's own keys. Defaults are the reference's configs/config.yaml. An unknown key is
  * an error that names it and the closest known key; keys that only matter to the Python stack
- * (hub, logging, worker counts) are accepted and listed by {@link #ignoredKeys()}.
+ * (hub, logging, worker counts) are accepted and listed by {@link #ignoredKeys()}. A key given twice
+ * in the file, a number that is not finite and a value torch or HF would refuse are errors too.
  */
 public final class TrainConfig {
     private enum Kind { STRING, DOUBLE, INT, BOOL, FRACTIONS, STRINGS, OPTIONAL_INT }
@@ -87,10 +93,12 @@ public final class TrainConfig {
         KEYS.put(name, new Key(kind, defaultValue));
     }
 
+    private final String source;
     private final Map<String, Object> values;
     private final List<String> ignored;
 
-    private TrainConfig(Map<String, Object> values, List<String> ignored) {
+    private TrainConfig(String source, Map<String, Object> values, List<String> ignored) {
+        this.source = source;
         this.values = values;
         this.ignored = ignored;
     }
@@ -102,6 +110,7 @@ public final class TrainConfig {
         }
         JsonNode root;
         try {
+            requireUniqueKeys(yaml);
             root = new ObjectMapper(new YAMLFactory()).readTree(yaml.toFile());
         } catch (IOException e) {
             throw new IOException(yaml + ": not valid YAML: " + e.getMessage().lines().findFirst().orElse(""), e);
@@ -114,6 +123,33 @@ public final class TrainConfig {
             root.properties().forEach(e -> raw.put(e.getKey(), e.getValue()));
         }
         return build(yaml.toString(), raw, overrides);
+    }
+
+    /**
+     * YAML lets a later key replace an earlier one of the same mapping without a word, so a key
+     * edited in one place and forgotten in another would silently win or lose: refused, naming both lines.
+     */
+    private static void requireUniqueKeys(Path yaml) throws IOException {
+        try (JsonParser parser = new YAMLFactory().createParser(yaml.toFile())) {
+            Deque<Map<String, Integer>> mappings = new ArrayDeque<>();
+            for (JsonToken t = parser.nextToken(); t != null; t = parser.nextToken()) {
+                switch (t) {
+                    case START_OBJECT -> mappings.push(new HashMap<>());
+                    case END_OBJECT -> mappings.pop();
+                    case FIELD_NAME -> {
+                        String name = parser.currentName();
+                        int line = parser.currentTokenLocation().getLineNr();
+                        Integer first = mappings.peek().putIfAbsent(name, line);
+                        if (first != null) {
+                            String parent = parser.getParsingContext().getParent().getCurrentName();
+                            throw new IllegalArgumentException(yaml + ": key \"" + name + "\"" + (parent == null ? "" : " of " + parent)
+                                    + " is given twice (lines " + first + " and " + line + "); keep one of them");
+                        }
+                    }
+                    default -> { }
+                }
+            }
+        }
     }
 
     /** A config from key-value pairs instead of a file, for programmatic runs (iterate, the demo) and tests. */
@@ -135,7 +171,7 @@ public final class TrainConfig {
         Map<String, JsonNode> raw = new LinkedHashMap<>();
         values.forEach((k, v) -> raw.put(k, json.valueToTree(v)));
         entries.forEach((k, v) -> raw.put(k, json.valueToTree(v)));
-        return build("settings", raw, List.of());
+        return build(source, raw, List.of());
     }
 
     private static TrainConfig build(String source, Map<String, JsonNode> raw, List<String> overrides) {
@@ -184,7 +220,7 @@ public final class TrainConfig {
         for (Map.Entry<String, Key> k : KEYS.entrySet()) {
             values.putIfAbsent(k.getKey(), k.getValue().defaultValue());
         }
-        TrainConfig config = new TrainConfig(values, List.copyOf(ignored));
+        TrainConfig config = new TrainConfig(source, values, List.copyOf(ignored));
         config.validate(source);
         return config;
     }
@@ -207,11 +243,16 @@ public final class TrainConfig {
             }
             case DOUBLE -> {
                 // YAML 1.1 reads 5e-7 (no dot) as a string: accept it as the number it plainly is
+                double value;
                 try {
-                    return v.isNumber() ? v.asDouble() : Double.parseDouble(v.asText().trim());
+                    value = v.isNumber() ? v.asDouble() : Double.parseDouble(v.asText().trim());
                 } catch (NumberFormatException e) {
                     throw new IllegalArgumentException(where + " must be a number, got \"" + v.asText() + "\"");
                 }
+                if (!Double.isFinite(value)) {
+                    throw new IllegalArgumentException(where + " must be a finite number, got \"" + v.asText() + "\"");
+                }
+                return value;
             }
             case INT, OPTIONAL_INT -> {
                 try {
@@ -287,6 +328,10 @@ public final class TrainConfig {
         if (values.get("dataset_mixer") == null || datasetMixer().isEmpty()) {
             throw new IllegalArgumentException(source + ": dataset_mixer is required, e.g. dataset_mixer: {data/iter0: 1.0}");
         }
+        // An empty path is the working directory, which no one means: output_dir "" would train into it.
+        nonBlankPath(source, "model_name_or_path", (String) values.get("model_name_or_path"), "a local HF model directory");
+        nonBlankPath(source, "output_dir", (String) values.get("output_dir"), "the directory for checkpoints and the final model");
+        datasetMixer().keySet().forEach(path -> nonBlankPath(source, "dataset_mixer", path, "a dataset directory or file"));
         positive(source, "per_device_train_batch_size");
         positive(source, "per_device_eval_batch_size");
         positiveOrNull(source, "gradient_accumulation_steps");
@@ -314,17 +359,32 @@ public final class TrainConfig {
         if (!(numTrainEpochs() > 0) && maxSteps() <= 0) {
             throw new IllegalArgumentException(source + ": num_train_epochs must be > 0 (or set max_steps), got " + numTrainEpochs());
         }
+        // every epoch is at least one step, and a run counts at most as many steps as max_steps can say
+        if (numTrainEpochs() > Integer.MAX_VALUE && maxSteps() <= 0) {
+            throw new IllegalArgumentException(source + ": num_train_epochs " + numTrainEpochs() + " would run for more than "
+                    + Integer.MAX_VALUE + " steps (max_steps' limit); lower it or set max_steps");
+        }
         if (!(maxGradNorm() >= 0)) {
             throw new IllegalArgumentException(source + ": max_grad_norm must be >= 0 (0 = no clipping), got " + maxGradNorm());
         }
         oneOf(source, "loss_type", lossType(), "sigmoid", "hinge");
         oneOf(source, "save_strategy", saveStrategy(), "epoch", "steps", "no");
         oneOf(source, "evaluation_strategy", evaluationStrategy(), "no", "steps", "epoch");
-        optimizer();
-        schedule(1);
-        limits();
+        try {
+            optimizer();
+            schedule(1);
+            limits();
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
+        }
         if (saveTotalLimit() != null && saveTotalLimit() < 1) {
             throw new IllegalArgumentException(source + ": save_total_limit must be >= 1 or null, got " + saveTotalLimit());
+        }
+    }
+
+    private static void nonBlankPath(String source, String key, String path, String what) {
+        if (path.isBlank()) {
+            throw new IllegalArgumentException(source + ": " + key + " is an empty path; give " + what);
         }
     }
 
@@ -511,6 +571,11 @@ public final class TrainConfig {
     public LearningRateSchedule schedule(long totalSteps) {
         long warmup = LearningRateSchedule.warmupSteps((int) values.get("warmup_steps"), warmupRatio(), totalSteps);
         return new LearningRateSchedule((String) values.get("lr_scheduler_type"), learningRate(), warmup, totalSteps);
+    }
+
+    /** Where the settings came from (the YAML file, or "settings"), for messages about them. */
+    public String source() {
+        return source;
     }
 
     /** Keys present in the file that spin accepts but does not use (hub, logging and worker settings). */

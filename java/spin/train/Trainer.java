@@ -113,6 +113,16 @@ public final class Trainer {
             throw new IllegalArgumentException(out + " already holds checkpoints (" + checkpoints.latest().orElseThrow().getFileName()
                     + "); pass --resume to continue from the latest, or choose another output_dir");
         }
+        // Read before anything is loaded, so a damaged or foreign checkpoint is refused at once.
+        JsonNode resumedState = null;
+        if (from.isPresent()) {
+            resumedState = TrainingCheckpoints.readState(from.get());
+            requireSameTrajectory(from.get(), resumedState.path("config"));
+        }
+        boolean evaluating = !config.evaluationStrategy().equals("no");
+        if (evaluating) {
+            requireSeparateTestSplit();
+        }
         List<Path> swept = checkpoints.sweep();
         if (!swept.isEmpty()) {
             console.printf("removed %d leftover%s of an interrupted run from %s: %s%n", swept.size(), swept.size() == 1 ? "" : "s",
@@ -131,11 +141,11 @@ public final class Trainer {
             throw new IllegalArgumentException("dataset_mixer " + config.datasetMixer() + " gives no training records for splits "
                     + config.datasetSplits());
         }
-        boolean evaluating = !config.evaluationStrategy().equals("no");
         if (evaluating && data.test().isEmpty()) {
             throw new IllegalArgumentException("evaluation is on (evaluation_strategy " + config.evaluationStrategy()
                     + ") but dataset_splits " + config.datasetSplits() + " gives no test records; add a test split or set do_eval: false");
         }
+        StepPlan plan = StepPlan.of(config, data.train().size(), DATA_PARALLEL_RANKS);
         try (Tokenizer tokenizer = Tokenizer.load(config.modelPath());
                 Backend backend = Devices.open(config.device(), config.threads());
                 MistralModel model = from.isPresent() ? TrainingCheckpoints.loadModel(from.get(), backend)
@@ -151,7 +161,7 @@ public final class Trainer {
                 TrainingObjective objective = mode == Mode.SPIN
                         ? new SpinObjective(model, collator, opponent, (float) config.beta(), config.spinLossType())
                         : new SftObjective(model, collator);
-                return new Loop(model, optimizer, objective, collator, data, checkpoints, from).run();
+                return new Loop(model, optimizer, objective, collator, data, checkpoints, from, resumedState, plan).run();
             }
         }
     }
@@ -178,6 +188,49 @@ public final class Trainer {
         return scores;
     }
 
+    /**
+     * A dataset given as one file is every split at once (HF's load_dataset does the same), so an
+     * evaluation would score the records it trains on: refused rather than reported as held-out.
+     */
+    private void requireSeparateTestSplit() {
+        for (String path : config.datasetMixer().keySet()) {
+            if (Files.isRegularFile(Path.of(path))) {
+                throw new IllegalArgumentException(config.source() + ": dataset_mixer: " + path + " is a single file, so it is "
+                        + "both the train and the test split and evaluation (do_eval / evaluation_strategy " + config.evaluationStrategy()
+                        + ") would score training records; give a dataset directory with train and test files "
+                        + "(train_prefs-*.parquet and test_prefs-*.parquet, as convert writes them), or set do_eval: false");
+            }
+        }
+    }
+
+    private ObjectNode trajectory() {
+        ObjectNode node = JSON.createObjectNode();
+        Map<String, Object> all = config.asMap();
+        for (String key : TRAJECTORY_KEYS) {
+            node.set(key, JSON.valueToTree(all.get(key)));
+        }
+        node.put(RECORDS_PER_STEP, (long) config.trainBatchSize() * DATA_PARALLEL_RANKS
+                * config.gradientAccumulationSteps(DATA_PARALLEL_RANKS));
+        return node;
+    }
+
+    private void requireSameTrajectory(Path checkpoint, JsonNode saved) {
+        ObjectNode now = trajectory();
+        for (Map.Entry<String, JsonNode> entry : now.properties()) {
+            String key = entry.getKey();
+            if (!sameValue(entry.getValue(), saved.path(key))) {
+                throw new IllegalArgumentException(checkpoint + " was written with " + key + " = " + saved.path(key)
+                        + " but the config now says " + entry.getValue()
+                        + "; resume with the settings the run started with, or start a new output_dir");
+            }
+        }
+    }
+
+    /** Equal JSON values, numbers by value (a long written is an int read back). */
+    private static boolean sameValue(JsonNode a, JsonNode b) {
+        return a.isNumber() && b.isNumber() ? a.decimalValue().compareTo(b.decimalValue()) == 0 : a.equals(b);
+    }
+
     /** One run of the loop over its fixed plan of steps. */
     private final class Loop {
         private final MistralModel model;
@@ -187,8 +240,8 @@ public final class Trainer {
         private final List<SpinRecord> train, test;
         private final TrainingCheckpoints checkpoints;
         private final Optional<Path> from;
+        private final JsonNode resumedState;
         private final TrainingLog log;
-        private final StepPlan plan;
         private final int batchSize, accumulation;
         private final long microPerEpoch, stepsPerEpoch, totalSteps;
         private final LearningRateSchedule schedule;
@@ -199,7 +252,7 @@ public final class Trainer {
         private long orderEpoch = -1;
 
         Loop(MistralModel model, Optimizer optimizer, TrainingObjective objective, SpinCollator collator,
-                DatasetMixer.Mixed data, TrainingCheckpoints checkpoints, Optional<Path> from) {
+                DatasetMixer.Mixed data, TrainingCheckpoints checkpoints, Optional<Path> from, JsonNode resumedState, StepPlan plan) {
             this.model = model;
             this.optimizer = optimizer;
             this.objective = objective;
@@ -208,8 +261,8 @@ public final class Trainer {
             this.test = data.test();
             this.checkpoints = checkpoints;
             this.from = from;
+            this.resumedState = resumedState;
             this.log = new TrainingLog(config.outputDir());
-            this.plan = StepPlan.of(config, train.size(), DATA_PARALLEL_RANKS);
             this.batchSize = plan.perDeviceBatch();
             this.accumulation = plan.accumulation();
             this.microPerEpoch = plan.microBatchesPerEpoch();
@@ -224,12 +277,10 @@ public final class Trainer {
             long start = 0;
             if (from.isPresent()) {
                 start = TrainingCheckpoints.step(from.get());
-                JsonNode state = TrainingCheckpoints.readState(from.get());
-                requireSameTrajectory(from.get(), state.path("config"));
                 TrainingCheckpoints.loadOptimizer(from.get(), optimizer, backend);
-                interval.restore(state.path("interval"));
-                intervalTokens = state.path("interval_tokens").asLong();
-                intervalNanos = state.path("interval_nanos").asLong();
+                interval.restore(resumedState.path("interval"));
+                intervalTokens = resumedState.path("interval_tokens").asLong();
+                intervalNanos = resumedState.path("interval_nanos").asLong();
                 log.truncateAfter(start);
                 console.printf("resuming from %s (step %d of %d)%n", from.get(), start, totalSteps);
             } else {
@@ -308,7 +359,7 @@ public final class Trainer {
             List<SpinBatch> batches = new ArrayList<>();
             for (long m = first; m < Math.min(first + accumulation, microPerEpoch); m++) {
                 List<SpinFeatures> features = new ArrayList<>();
-                for (int i = Math.toIntExact(m * batchSize); i < Math.min(train.size(), (m + 1) * batchSize); i++) {
+                for (int i = (int) (m * batchSize); i < Math.min(train.size(), (m + 1) * batchSize); i++) {
                     features.add(collator.features(order[i], train.get(order[i])));
                 }
                 batches.add(objective.collate(features));
@@ -370,33 +421,6 @@ public final class Trainer {
             state.set("interval", interval.toJson(JSON));
             state.set("config", trajectory());
             return state;
-        }
-
-        private ObjectNode trajectory() {
-            ObjectNode node = JSON.createObjectNode();
-            Map<String, Object> all = config.asMap();
-            for (String key : TRAJECTORY_KEYS) {
-                node.set(key, JSON.valueToTree(all.get(key)));
-            }
-            node.put(RECORDS_PER_STEP, plan.globalBatch());
-            return node;
-        }
-
-        private void requireSameTrajectory(Path checkpoint, JsonNode saved) {
-            ObjectNode now = trajectory();
-            for (Map.Entry<String, JsonNode> entry : now.properties()) {
-                String key = entry.getKey();
-                if (!sameValue(entry.getValue(), saved.path(key))) {
-                    throw new IllegalArgumentException(checkpoint + " was written with " + key + " = " + saved.path(key)
-                            + " but the config now says " + entry.getValue()
-                            + "; resume with the settings the run started with, or start a new output_dir");
-                }
-            }
-        }
-
-        /** Equal JSON values, numbers by value (a long written is an int read back). */
-        private static boolean sameValue(JsonNode a, JsonNode b) {
-            return a.isNumber() && b.isNumber() ? a.decimalValue().compareTo(b.decimalValue()) == 0 : a.equals(b);
         }
 
         private double epochOf(long step) {

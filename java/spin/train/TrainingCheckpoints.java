@@ -1,5 +1,6 @@
 package spin.train;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -293,8 +294,23 @@ final class TrainingCheckpoints {
         }
     }
 
+    /** The checkpoint's trainer_state.json; a damaged one is refused naming the file and what to do. */
     static JsonNode readState(Path checkpoint) throws IOException {
-        return JSON.readTree(checkpoint.resolve(STATE_FILE).toFile());
+        Path file = checkpoint.resolve(STATE_FILE);
+        String problem;
+        try {
+            JsonNode state = JSON.readTree(file.toFile());
+            if (state != null && state.isObject() && state.path("config").isObject()) {
+                return state;
+            }
+            problem = "holds no trainer state (a JSON object with \"config\")";
+        } catch (JsonProcessingException e) {
+            // Jackson's text may point at "[Source: REDACTED (...); line: 1, column: 30]": keep the line and column
+            problem = "is not valid JSON (" + e.getOriginalMessage().replaceAll("\\[Source: [^;]*; ", "[")
+                    + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr()) + ")";
+        }
+        throw new IOException(file + " " + problem + "; the checkpoint is damaged: remove " + checkpoint.getFileName()
+                + " to resume from the one before it, or start a new output_dir");
     }
 
     private static float[] floats(TensorEntry entry) {

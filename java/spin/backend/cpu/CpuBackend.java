@@ -9,6 +9,7 @@ import static spin.backend.cpu.Mem.store;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.management.ManagementFactory;
 import java.util.List;
 import jdk.incubator.vector.FloatVector;
 import spin.backend.BFloat16;
@@ -47,6 +48,16 @@ public final class CpuBackend implements Backend {
     @Override
     public String name() {
         return "cpu(" + pool.threads() + " threads)";
+    }
+
+    @Override
+    public long memoryBytes() {
+        return hostMemoryBytes();
+    }
+
+    /** The machine's RAM, or its container's memory limit. */
+    public static long hostMemoryBytes() {
+        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
     }
 
     public int threads() {

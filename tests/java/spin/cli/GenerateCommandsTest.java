@@ -327,12 +327,15 @@ class GenerateCommandsTest {
         assertEquals("spin chat: unknown prompt format \"alpaca\"; use instruction or chat\n", format.err());
     }
 
-    /** An output directory that cannot be created is refused before the data and the model are read. */
+    /**
+     * An output directory that cannot be created is refused before the data and the weights are read
+     * (only config.json is, to check the flags against it): the input here is no data at all.
+     */
     @Test
     void anUnwritableOutputDirFailsBeforeTheModelIsLoaded() throws IOException {
         Path file = Files.writeString(dir.resolve("a-file"), "not a directory");
         Path out = file.resolve("out");
-        CliRun.Result r = run("generate", "--model", dir.resolve("no-such-model").toString(), "--input-dir", data.toString(),
+        CliRun.Result r = run("generate", "--model", model.toString(), "--input-dir", dir.resolve("no-such-data").toString(),
                 "--output-dir", out.toString());
         assertEquals(1, r.exitCode(), r.err());
         assertTrue(r.err().startsWith("spin generate: --output-dir " + out + " is not writable ("), r.err());

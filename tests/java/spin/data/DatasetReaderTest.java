@@ -56,6 +56,32 @@ class DatasetReaderTest {
         assertEquals(2, read(jsonAsLines, false).rows().size(), "a .json file of JSON lines, as HF datasets accepts");
     }
 
+    /**
+     * Text of 2-, 3- and 4-byte characters spanning the decoder's 64 KiB reads comes back exactly,
+     * and a malformed byte far past the first read is placed at its true line and byte offset.
+     */
+    @Test
+    void utf8IsDecodedAcrossReadsAndAMalformedByteIsLocated() throws IOException {
+        String text = "\u00e9\u4e2d\ud83d\ude00 ".repeat(20_000); // 10 bytes each: 200 KB per answer
+        SpinRecord record = new SpinRecord(List.of(ChatMessage.user("q"), ChatMessage.assistant(text)),
+                List.of(ChatMessage.user("q"), ChatMessage.assistant("g")));
+        Path file = dir.resolve("wide.jsonl");
+        String line = SpinDatasetWriter.toJson(record) + "\n";
+        Files.writeString(file, line + line);
+        assertEquals(List.of(record, record), read(file, false).values());
+
+        byte[] good = line.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] bad = good.clone();
+        // 100,000 bytes into the answer: the first byte of an "\u00e9", well past the first 64 KiB read
+        int offset = line.substring(0, line.indexOf(text)).getBytes(java.nio.charset.StandardCharsets.UTF_8).length + 100_000;
+        bad[offset] = (byte) 0xFF;
+        Files.write(file, good);
+        Files.write(file, bad, java.nio.file.StandardOpenOption.APPEND);
+        IOException e = assertThrows(IOException.class, () -> read(file, false));
+        assertEquals(file + ", line 2: not valid UTF-8 (byte 0xFF at byte offset " + (good.length + offset)
+                + "); data files must be UTF-8: save it as UTF-8 or fix that line", e.getMessage());
+    }
+
     @Test
     void errorsNameFileLineAndFieldAndTheFix() throws IOException {
         String file = dir.resolve("bad.jsonl") + ", line 2: ";
