@@ -30,6 +30,9 @@ add_library(spin_native_emu SHARED ${SPIN_EMU_WRAPPERS} "${CMAKE_SOURCE_DIR}/nat
 target_include_directories(spin_native_emu PRIVATE ${SPIN_EMU_INCLUDES})
 target_compile_features(spin_native_emu PRIVATE cxx_std_17)
 target_compile_options(spin_native_emu PRIVATE ${SPIN_EMU_FLAGS} -O2)
+# -Bsymbolic: the library's calls to its own spin_* entry points stay inside it, even in a process
+# that has libspin_native.so (same names) loaded too.
+target_link_options(spin_native_emu PRIVATE -Wl,-Bsymbolic)
 set_target_properties(spin_native_emu PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${SPIN_NATIVE_OUT}")
 
 # ASan needs its runtime library; without it the harness still runs, and the planted out-of-bounds
