@@ -1,6 +1,9 @@
 // Block-wide sum with a fixed combination order, so that a kernel using it is bit-reproducible.
 #pragma once
 
+// Declares the CUDA built-ins explicitly, so the emulated build (native/emu) finds them too.
+#include <cuda_runtime.h>
+
 constexpr int WARP_SIZE = 32;
 
 // Sum of `value` over the block, returned to every thread. BLOCK threads (a multiple of 32);

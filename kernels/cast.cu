@@ -48,7 +48,7 @@ int spin_cast_f32_to_bf16(spin_stream_t stream, uint16_t* out, const float* in, 
     if (!out || !in) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_cast_f32_to_bf16: NULL tensor pointer");
     unsigned int blocks = 0;
     if (int status = cast_blocks("spin_cast_f32_to_bf16", count, &blocks)) return status;
-    cast_f32_to_bf16_kernel<<<blocks, CAST_BLOCK, 0, spin::to_cuda(stream)>>>(out, in, count);
+    SPIN_LAUNCH(cast_f32_to_bf16_kernel, blocks, CAST_BLOCK, 0, spin::to_cuda(stream), out, in, count);
     SPIN_LAUNCH_CHECK(cast_f32_to_bf16_kernel);
     return SPIN_OK;
 }
@@ -58,7 +58,7 @@ int spin_cast_bf16_to_f32(spin_stream_t stream, float* out, const uint16_t* in, 
     if (!out || !in) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_cast_bf16_to_f32: NULL tensor pointer");
     unsigned int blocks = 0;
     if (int status = cast_blocks("spin_cast_bf16_to_f32", count, &blocks)) return status;
-    cast_bf16_to_f32_kernel<<<blocks, CAST_BLOCK, 0, spin::to_cuda(stream)>>>(out, in, count);
+    SPIN_LAUNCH(cast_bf16_to_f32_kernel, blocks, CAST_BLOCK, 0, spin::to_cuda(stream), out, in, count);
     SPIN_LAUNCH_CHECK(cast_bf16_to_f32_kernel);
     return SPIN_OK;
 }

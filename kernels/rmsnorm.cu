@@ -44,7 +44,7 @@ rmsnorm_forward_kernel(float* out, float* rstd, const float* in, const float* we
 __global__ void __launch_bounds__(RMSNORM_BLOCK)
 rmsnorm_backward_kernel(float* dIn, float* partial, const float* dOut, const float* in, const float* weight,
                         const float* rstd, int N, int C) {
-    extern __shared__ float dweight_acc[];  // [C]
+    SPIN_DYNAMIC_SHARED(float, dweight_acc);  // [C]
     __shared__ float warp_sums[BLOCK_SUM_SHARED_BYTES / sizeof(float)];
     for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) dweight_acc[c] = 0.0f;
 
@@ -110,7 +110,7 @@ int spin_rmsnorm_forward(spin_stream_t stream, float* out, float* rstd, const fl
     if (!out || !rstd || !in || !weight) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "spin_rmsnorm_forward: NULL tensor pointer");
     }
-    rmsnorm_forward_kernel<<<N, RMSNORM_BLOCK, 0, spin::to_cuda(stream)>>>(out, rstd, in, weight, C, eps);
+    SPIN_LAUNCH(rmsnorm_forward_kernel, N, RMSNORM_BLOCK, 0, spin::to_cuda(stream), out, rstd, in, weight, C, eps);
     SPIN_LAUNCH_CHECK(rmsnorm_forward_kernel);
     return SPIN_OK;
 }
@@ -136,12 +136,12 @@ int spin_rmsnorm_backward(spin_stream_t stream, float* dIn, float* dWeight, floa
     }
     const cudaStream_t cuda_stream = spin::to_cuda(stream);
     const int blocks = backward_blocks(N);
-    rmsnorm_backward_kernel<<<blocks, RMSNORM_BLOCK, shared_bytes, cuda_stream>>>(dIn, scratch, dOut, in, weight,
-                                                                                 rstd, N, C);
+    SPIN_LAUNCH(rmsnorm_backward_kernel, blocks, RMSNORM_BLOCK, shared_bytes, cuda_stream, dIn, scratch, dOut, in,
+                weight, rstd, N, C);
     SPIN_LAUNCH_CHECK(rmsnorm_backward_kernel);
     const dim3 reduce_block(REDUCE_COLUMNS, REDUCE_LANES);
     const int reduce_blocks = (C + REDUCE_COLUMNS - 1) / REDUCE_COLUMNS;
-    rmsnorm_dweight_reduce_kernel<<<reduce_blocks, reduce_block, 0, cuda_stream>>>(dWeight, scratch, blocks, C);
+    SPIN_LAUNCH(rmsnorm_dweight_reduce_kernel, reduce_blocks, reduce_block, 0, cuda_stream, dWeight, scratch, blocks, C);
     SPIN_LAUNCH_CHECK(rmsnorm_dweight_reduce_kernel);
     return SPIN_OK;
 }

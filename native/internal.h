@@ -28,6 +28,20 @@ inline cudaStream_t to_cuda(spin_stream_t stream) {
         if (spin_status_ != SPIN_OK) return spin_status_;          \
     } while (0)
 
+// Every kernel launch goes through this one macro, which both compilers parse: nvcc gets the
+// <<<>>> launch; the host compiler building the emulated library (native/emu/cuda_runtime.h defines
+// SPIN_CUDA_EMULATOR) gets a call that runs the grid as fibers. Launchers stay identical for both.
+#ifdef SPIN_CUDA_EMULATOR
+#define SPIN_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
+    ::spin_emu::launch(kernel, #kernel, grid, block, shared_bytes, stream, ##__VA_ARGS__)
+// `extern __shared__` has no host C++ spelling: the emulator hands out the block's buffer.
+#define SPIN_DYNAMIC_SHARED(type, name) type* const name = static_cast<type*>(::spin_emu::dynamic_shared())
+#else
+#define SPIN_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
+    kernel<<<grid, block, shared_bytes, stream>>>(__VA_ARGS__)
+#define SPIN_DYNAMIC_SHARED(type, name) extern __shared__ __align__(16) type name[]
+#endif
+
 // A kernel launch reports bad configurations only through cudaGetLastError.
 #define SPIN_LAUNCH_CHECK(kernel)                                                      \
     do {                                                                               \

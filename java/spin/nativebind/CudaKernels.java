@@ -21,18 +21,22 @@ public final class CudaKernels {
         requireBytes("rstd", rstd, rows * F32);
         requireBytes("in", in, elements * F32);
         requireBytes("weight", weight, columns * F32);
-        SpinAbi.rmsnormForward(stream.handle(), out, rstd, in, weight, rows, columns, eps);
+        stream.abi().rmsnormForward(stream.handle(), out, rstd, in, weight, rows, columns, eps);
     }
 
     /**
-     * Device scratch bytes {@link #rmsnormBackward} needs for these shapes. Throws an
-     * {@link IllegalStateException} with the reason when the native library is unavailable.
+     * Device scratch bytes {@link #rmsnormBackward} needs for these shapes, as libspin_native.so
+     * computes them. Throws an {@link IllegalStateException} with the reason when the native
+     * library is unavailable.
      */
     public static long rmsnormBackwardScratchBytes(int rows, int columns) {
-        // Unlike the launchers this takes no stream, whose existence would prove the library loaded:
-        // without this check a missing library would surface as a class initialisation error.
-        CudaRuntime.load();
-        return SpinAbi.rmsnormBackwardScratchBytes(rows, columns);
+        // Unlike the launchers this takes no stream, whose existence would prove the library loaded.
+        return rmsnormBackwardScratchBytes(CudaRuntime.load(), rows, columns);
+    }
+
+    /** As {@link #rmsnormBackwardScratchBytes(int, int)}, computed by {@code cuda}'s library. */
+    public static long rmsnormBackwardScratchBytes(CudaRuntime cuda, int rows, int columns) {
+        return cuda.abi().rmsnormBackwardScratchBytes(rows, columns);
     }
 
     /**
@@ -45,12 +49,12 @@ public final class CudaKernels {
         long elements = (long) rows * columns;
         requireBytes("dIn", dIn, elements * F32);
         requireBytes("dWeight", dWeight, columns * F32);
-        requireBytes("scratch", scratch, rmsnormBackwardScratchBytes(rows, columns));
+        requireBytes("scratch", scratch, stream.abi().rmsnormBackwardScratchBytes(rows, columns));
         requireBytes("dOut", dOut, elements * F32);
         requireBytes("in", in, elements * F32);
         requireBytes("weight", weight, columns * F32);
         requireBytes("rstd", rstd, rows * F32);
-        SpinAbi.rmsnormBackward(stream.handle(), dIn, dWeight, scratch, dOut, in, weight, rstd, rows, columns);
+        stream.abi().rmsnormBackward(stream.handle(), dIn, dWeight, scratch, dOut, in, weight, rstd, rows, columns);
     }
 
     /** out = bf16 bits of in, rounded to nearest even; NaN stays NaN. */
@@ -58,7 +62,7 @@ public final class CudaKernels {
         requireCount(count);
         requireBytes("out", out, count * BF16);
         requireBytes("in", in, count * F32);
-        SpinAbi.castF32ToBf16(stream.handle(), out, in, count);
+        stream.abi().castF32ToBf16(stream.handle(), out, in, count);
     }
 
     /** out = in widened exactly from bf16 bits to fp32. */
@@ -66,7 +70,7 @@ public final class CudaKernels {
         requireCount(count);
         requireBytes("out", out, count * F32);
         requireBytes("in", in, count * BF16);
-        SpinAbi.castBf16ToF32(stream.handle(), out, in, count);
+        stream.abi().castBf16ToF32(stream.handle(), out, in, count);
     }
 
     private static void requireCount(long count) {

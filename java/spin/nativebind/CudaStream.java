@@ -4,15 +4,22 @@ import java.lang.foreign.MemorySegment;
 
 /** A CUDA stream: work queued on it runs in order, asynchronously to the host. */
 public final class CudaStream implements AutoCloseable {
+    private final SpinAbi abi;
     private MemorySegment handle;
 
-    CudaStream(MemorySegment handle) {
+    CudaStream(SpinAbi abi, MemorySegment handle) {
+        this.abi = abi;
         this.handle = handle;
+    }
+
+    /** The library of the runtime that made this stream; work queued on it goes through the same one. */
+    SpinAbi abi() {
+        return abi;
     }
 
     /** Waits until all work queued on this stream has finished. */
     public void synchronize() {
-        SpinAbi.streamSynchronize(handle());
+        abi.streamSynchronize(handle());
     }
 
     MemorySegment handle() {
@@ -28,7 +35,7 @@ public final class CudaStream implements AutoCloseable {
         if (handle != null) {
             MemorySegment closing = handle;
             handle = null;
-            SpinAbi.streamDestroy(closing);
+            abi.streamDestroy(closing);
         }
     }
 }

@@ -10,10 +10,12 @@ import java.lang.foreign.MemorySegment;
  * {@link CudaKernels}. Host memory must be native (off-heap) segments.
  */
 public final class DeviceMemory implements AutoCloseable {
+    private final SpinAbi abi;
     private final MemorySegment segment;
     private boolean freed;
 
-    DeviceMemory(MemorySegment segment) {
+    DeviceMemory(SpinAbi abi, MemorySegment segment) {
+        this.abi = abi;
         this.segment = segment;
     }
 
@@ -37,33 +39,35 @@ public final class DeviceMemory implements AutoCloseable {
     public void close() {
         if (!freed) {
             freed = true;
-            SpinAbi.free(segment);
+            abi.free(segment);
         }
     }
 
     /** Copies {@code host} into {@code device} (same size) and waits, so the host memory is free to reuse. */
     public static void upload(CudaStream stream, MemorySegment device, MemorySegment host) {
         requireSameSize(device, host);
-        SpinAbi.memcpy(device, requireNative(host), host.byteSize(), SpinAbi.MEMCPY_HOST_TO_DEVICE, stream.handle());
+        stream.abi().memcpy(device, requireNative(host), host.byteSize(), SpinAbi.MEMCPY_HOST_TO_DEVICE,
+                stream.handle());
         stream.synchronize();
     }
 
     /** Copies {@code device} into {@code host} (same size) once the stream's earlier work is done, and waits. */
     public static void download(CudaStream stream, MemorySegment host, MemorySegment device) {
         requireSameSize(host, device);
-        SpinAbi.memcpy(requireNative(host), device, device.byteSize(), SpinAbi.MEMCPY_DEVICE_TO_HOST, stream.handle());
+        stream.abi().memcpy(requireNative(host), device, device.byteSize(), SpinAbi.MEMCPY_DEVICE_TO_HOST,
+                stream.handle());
         stream.synchronize();
     }
 
     /** Queues a device-to-device copy of {@code src} into {@code dst} (same size). */
     public static void copy(CudaStream stream, MemorySegment dst, MemorySegment src) {
         requireSameSize(dst, src);
-        SpinAbi.memcpy(dst, src, src.byteSize(), SpinAbi.MEMCPY_DEVICE_TO_DEVICE, stream.handle());
+        stream.abi().memcpy(dst, src, src.byteSize(), SpinAbi.MEMCPY_DEVICE_TO_DEVICE, stream.handle());
     }
 
     /** Queues zeroing every byte of {@code device}. */
     public static void zero(CudaStream stream, MemorySegment device) {
-        SpinAbi.memsetZero(device, device.byteSize(), stream.handle());
+        stream.abi().memsetZero(device, device.byteSize(), stream.handle());
     }
 
     private static void requireSameSize(MemorySegment dst, MemorySegment src) {

@@ -13,19 +13,26 @@ import java.util.Optional;
 import java.util.Properties;
 
 /**
- * Finds and loads {@code libspin_native.so}, the CUDA library built from kernels/ and native/.
+ * Finds and loads {@code libspin_native.so}, the CUDA library built from kernels/ and native/, and
+ * on request its CUDA-emulator twin {@code libspin_native_emu.so} (the same sources and C ABI
+ * built by the host C++ compiler; its one device is the host CPU, see docs/ARCHITECTURE.md).
  *
  * <p>Where to look: the system property {@code spin.native.dir} (a folder; the spin launcher and
  * the Maven test run set it to target/native), else the environment variable
- * {@code SPIN_NATIVE_LIB} (the library file). Whatever happens, loading never throws: the outcome
- * is a {@link Status} that says why the library is absent, so CPU-only use is unaffected.
+ * {@code SPIN_NATIVE_LIB} (the library file; {@code SPIN_NATIVE_EMU_LIB} for the emulated one).
+ * Whatever happens, loading never throws: the outcome is a {@link Status} that says why the
+ * library is absent, so CPU-only use is unaffected. Both libraries may be loaded in one process.
  */
 public final class NativeLibrary {
     public static final String FILE_NAME = "libspin_native.so";
     public static final String DIR_PROPERTY = "spin.native.dir";
     public static final String FILE_ENV = "SPIN_NATIVE_LIB";
+    public static final String EMULATED_FILE_NAME = "libspin_native_emu.so";
+    public static final String EMULATED_FILE_ENV = "SPIN_NATIVE_EMU_LIB";
     /** Written beside the library by CMakeLists.txt and tools/build-native.sh. */
     static final String BUILD_RECORD = "spin-native-build.properties";
+    /** Written beside the emulated library by native/emu/emu.cmake. */
+    static final String EMULATED_BUILD_RECORD = "spin-emu-build.properties";
     /** Must equal SPIN_ABI_VERSION in native/include/spin_native.h. */
     static final int ABI_VERSION = 1;
 
@@ -53,41 +60,62 @@ public final class NativeLibrary {
 
     private static final Status STATUS = locate(System.getProperty(DIR_PROPERTY), System.getenv(FILE_ENV));
 
+    /** Loaded on first request only, so that processes that never emulate never load it. */
+    private static final class Emulated {
+        static final Status STATUS =
+                locateEmulated(System.getProperty(DIR_PROPERTY), System.getenv(EMULATED_FILE_ENV));
+    }
+
     private NativeLibrary() {}
 
-    /** The process-wide outcome, decided once from the system property and environment. */
+    /** The process-wide outcome for libspin_native.so, decided once from the system property and environment. */
     public static Status status() {
         return STATUS;
     }
 
-    /** The loaded library's symbols; only for callers that have checked {@link #status()}. */
-    static SymbolLookup symbols() {
-        return switch (STATUS) {
-            case Loaded loaded -> loaded.symbols();
-            case Absent absent -> throw new IllegalStateException("native library " + absent.describe());
-        };
+    /**
+     * The process-wide outcome for the CUDA emulator's libspin_native_emu.so, found like
+     * {@link #status()} (in {@code spin.native.dir}, else at {@code SPIN_NATIVE_EMU_LIB}).
+     */
+    public static Status emulatedStatus() {
+        return Emulated.STATUS;
     }
 
     /** Looks in {@code nativeDir} when given, else at {@code libraryFile}. */
     static Status locate(String nativeDir, String libraryFile) {
+        return locate(nativeDir, libraryFile, FILE_NAME, FILE_ENV, BUILD_RECORD, "CMake and a CUDA compiler");
+    }
+
+    /** As {@link #locate(String, String)}, for the emulated library. */
+    static Status locateEmulated(String nativeDir, String libraryFile) {
+        return locate(nativeDir, libraryFile, EMULATED_FILE_NAME, EMULATED_FILE_ENV, EMULATED_BUILD_RECORD,
+                "CMake and a C++ compiler");
+    }
+
+    private static Status locate(String nativeDir, String libraryFile, String fileName, String fileEnv,
+            String buildRecord, String buildNeeds) {
         if (nativeDir != null && !nativeDir.isBlank()) {
-            return open(Path.of(nativeDir).resolve(FILE_NAME).toAbsolutePath());
+            return open(Path.of(nativeDir).resolve(fileName).toAbsolutePath(), buildRecord, buildNeeds);
         }
         if (libraryFile != null && !libraryFile.isBlank()) {
-            return open(Path.of(libraryFile).toAbsolutePath());
+            return open(Path.of(libraryFile).toAbsolutePath(), buildRecord, buildNeeds);
         }
         return new Absent("location not set: run through the spin launcher, or pass -D" + DIR_PROPERTY
-                + "=DIR (the folder holding " + FILE_NAME + ") or set " + FILE_ENV + "=/path/to/" + FILE_NAME);
+                + "=DIR (the folder holding " + fileName + ") or set " + fileEnv + "=/path/to/" + fileName);
     }
 
     static Status open(Path library) {
-        Properties record = readBuildRecord(library.resolveSibling(BUILD_RECORD));
+        return open(library, BUILD_RECORD, "CMake and a CUDA compiler");
+    }
+
+    private static Status open(Path library, String buildRecord, String buildNeeds) {
+        Properties record = readBuildRecord(library.resolveSibling(buildRecord));
         if (!Files.isRegularFile(library)) {
             if ("skipped".equals(record.getProperty("status"))) {
                 return new Absent("not built: " + record.getProperty("reason", "the build skipped it") + " (no "
                         + library + ")");
             }
-            return new Absent("no " + library + ": build it with `mvn package` (needs CMake and a CUDA compiler)");
+            return new Absent("no " + library + ": build it with `mvn package` (needs " + buildNeeds + ")");
         }
         SymbolLookup symbols;
         try {
@@ -129,6 +157,9 @@ public final class NativeLibrary {
     }
 
     private static String buildDescription(Properties record) {
+        if (record.getProperty("asan") != null) {
+            return "CUDA emulator built by the host C++ compiler";
+        }
         String compiler = record.getProperty("cuda.compiler.version");
         String archs = record.getProperty("cuda.architectures");
         if (compiler == null || archs == null) {

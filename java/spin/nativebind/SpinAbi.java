@@ -19,9 +19,9 @@ import java.lang.invoke.MethodHandle;
  * case, each turning a non-zero status into a {@link CudaException} with spin_last_error()'s text.
  * Pointers travel as {@link MemorySegment}s; out-parameters live in confined arenas.
  *
- * <p>Only reachable through objects that exist once {@link NativeLibrary#status()} is
- * {@link NativeLibrary.Loaded} ({@link CudaRuntime#load()} checks), so class initialisation
- * finds every symbol.
+ * <p>One instance per loaded library ({@code libspin_native.so}, or the emulator's
+ * {@code libspin_native_emu.so}), owned by its {@link CudaRuntime}; streams and device memory
+ * keep the instance that made them, so both libraries can be in use in one process.
  */
 final class SpinAbi {
     static final int SUCCESS = 0;
@@ -43,61 +43,78 @@ final class SpinAbi {
 
     private static final Linker LINKER = Linker.nativeLinker();
 
-    private static final MethodHandle LAST_ERROR = bind("spin_last_error", FunctionDescriptor.of(ADDRESS));
-    private static final MethodHandle DRIVER_VERSION = bind("spin_driver_version", status(ADDRESS));
-    private static final MethodHandle RUNTIME_VERSION = bind("spin_runtime_version", status(ADDRESS));
-    private static final MethodHandle DEVICE_COUNT = bind("spin_device_count", status(ADDRESS));
-    private static final MethodHandle DEVICE_PROPERTIES =
-            bind("spin_device_properties", status(JAVA_INT, ADDRESS));
-    private static final MethodHandle STREAM_CREATE = bind("spin_stream_create", status(ADDRESS));
-    private static final MethodHandle STREAM_DESTROY = bind("spin_stream_destroy", status(ADDRESS));
-    private static final MethodHandle STREAM_SYNCHRONIZE = bind("spin_stream_synchronize", status(ADDRESS));
-    private static final MethodHandle MALLOC = bind("spin_malloc", status(ADDRESS, JAVA_LONG));
-    private static final MethodHandle FREE = bind("spin_free", status(ADDRESS));
-    private static final MethodHandle MEMCPY =
-            bind("spin_memcpy", status(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS));
-    private static final MethodHandle MEMSET_ZERO = bind("spin_memset_zero", status(ADDRESS, JAVA_LONG, ADDRESS));
-    private static final MethodHandle RMSNORM_FORWARD = bind("spin_rmsnorm_forward",
-            status(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_FLOAT));
-    private static final MethodHandle RMSNORM_BACKWARD_SCRATCH_BYTES = bind("spin_rmsnorm_backward_scratch_bytes",
-            status(JAVA_INT, JAVA_INT, ADDRESS));
-    private static final MethodHandle RMSNORM_BACKWARD = bind("spin_rmsnorm_backward",
-            status(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT));
-    private static final MethodHandle CAST_F32_TO_BF16 = bind("spin_cast_f32_to_bf16",
-            status(ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
-    private static final MethodHandle CAST_BF16_TO_F32 = bind("spin_cast_bf16_to_f32",
-            status(ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
+    private final NativeLibrary.Loaded library;
+    private final MethodHandle lastErrorCall;
+    private final MethodHandle driverVersionCall;
+    private final MethodHandle runtimeVersionCall;
+    private final MethodHandle deviceCountCall;
+    private final MethodHandle devicePropertiesCall;
+    private final MethodHandle streamCreateCall;
+    private final MethodHandle streamDestroyCall;
+    private final MethodHandle streamSynchronizeCall;
+    private final MethodHandle mallocCall;
+    private final MethodHandle freeCall;
+    private final MethodHandle memcpyCall;
+    private final MethodHandle memsetZeroCall;
+    private final MethodHandle rmsnormForwardCall;
+    private final MethodHandle rmsnormBackwardScratchBytesCall;
+    private final MethodHandle rmsnormBackwardCall;
+    private final MethodHandle castF32ToBf16Call;
+    private final MethodHandle castBf16ToF32Call;
 
-    private SpinAbi() {}
+    /** Binds every entry point of {@code library}, which must export them all. */
+    SpinAbi(NativeLibrary.Loaded library) {
+        this.library = library;
+        lastErrorCall = bind("spin_last_error", FunctionDescriptor.of(ADDRESS));
+        driverVersionCall = bind("spin_driver_version", status(ADDRESS));
+        runtimeVersionCall = bind("spin_runtime_version", status(ADDRESS));
+        deviceCountCall = bind("spin_device_count", status(ADDRESS));
+        devicePropertiesCall = bind("spin_device_properties", status(JAVA_INT, ADDRESS));
+        streamCreateCall = bind("spin_stream_create", status(ADDRESS));
+        streamDestroyCall = bind("spin_stream_destroy", status(ADDRESS));
+        streamSynchronizeCall = bind("spin_stream_synchronize", status(ADDRESS));
+        mallocCall = bind("spin_malloc", status(ADDRESS, JAVA_LONG));
+        freeCall = bind("spin_free", status(ADDRESS));
+        memcpyCall = bind("spin_memcpy", status(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS));
+        memsetZeroCall = bind("spin_memset_zero", status(ADDRESS, JAVA_LONG, ADDRESS));
+        rmsnormForwardCall = bind("spin_rmsnorm_forward",
+                status(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_FLOAT));
+        rmsnormBackwardScratchBytesCall =
+                bind("spin_rmsnorm_backward_scratch_bytes", status(JAVA_INT, JAVA_INT, ADDRESS));
+        rmsnormBackwardCall = bind("spin_rmsnorm_backward",
+                status(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT));
+        castF32ToBf16Call = bind("spin_cast_f32_to_bf16", status(ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
+        castBf16ToF32Call = bind("spin_cast_bf16_to_f32", status(ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
+    }
 
-    static int driverVersion() {
+    int driverVersion() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(JAVA_INT);
-            check(invoke(() -> (int) DRIVER_VERSION.invokeExact(out)), "spin_driver_version");
+            check(invoke(() -> (int) driverVersionCall.invokeExact(out)), "spin_driver_version");
             return out.get(JAVA_INT, 0);
         }
     }
 
-    static int runtimeVersion() {
+    int runtimeVersion() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(JAVA_INT);
-            check(invoke(() -> (int) RUNTIME_VERSION.invokeExact(out)), "spin_runtime_version");
+            check(invoke(() -> (int) runtimeVersionCall.invokeExact(out)), "spin_runtime_version");
             return out.get(JAVA_INT, 0);
         }
     }
 
-    static int deviceCount() {
+    int deviceCount() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(JAVA_INT);
-            check(invoke(() -> (int) DEVICE_COUNT.invokeExact(out)), "spin_device_count");
+            check(invoke(() -> (int) deviceCountCall.invokeExact(out)), "spin_device_count");
             return out.get(JAVA_INT, 0);
         }
     }
 
-    static DeviceProperties deviceProperties(int device) {
+    DeviceProperties deviceProperties(int device) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment props = arena.allocate(DEVICE_PROPS);
-            check(invoke(() -> (int) DEVICE_PROPERTIES.invokeExact(device, props)), "spin_device_properties");
+            check(invoke(() -> (int) devicePropertiesCall.invokeExact(device, props)), "spin_device_properties");
             return new DeviceProperties(device,
                     props.getString(offset("name")),
                     props.get(JAVA_LONG, offset("total_memory_bytes")),
@@ -108,70 +125,70 @@ final class SpinAbi {
         }
     }
 
-    static MemorySegment streamCreate() {
+    MemorySegment streamCreate() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
-            check(invoke(() -> (int) STREAM_CREATE.invokeExact(out)), "spin_stream_create");
+            check(invoke(() -> (int) streamCreateCall.invokeExact(out)), "spin_stream_create");
             return out.get(ADDRESS, 0);
         }
     }
 
-    static void streamDestroy(MemorySegment stream) {
-        check(invoke(() -> (int) STREAM_DESTROY.invokeExact(stream)), "spin_stream_destroy");
+    void streamDestroy(MemorySegment stream) {
+        check(invoke(() -> (int) streamDestroyCall.invokeExact(stream)), "spin_stream_destroy");
     }
 
-    static void streamSynchronize(MemorySegment stream) {
-        check(invoke(() -> (int) STREAM_SYNCHRONIZE.invokeExact(stream)), "spin_stream_synchronize");
+    void streamSynchronize(MemorySegment stream) {
+        check(invoke(() -> (int) streamSynchronizeCall.invokeExact(stream)), "spin_stream_synchronize");
     }
 
     /** The device pointer as an address-only segment. */
-    static MemorySegment malloc(long bytes) {
+    MemorySegment malloc(long bytes) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
-            check(invoke(() -> (int) MALLOC.invokeExact(out, bytes)), "spin_malloc");
+            check(invoke(() -> (int) mallocCall.invokeExact(out, bytes)), "spin_malloc");
             return out.get(ADDRESS, 0);
         }
     }
 
-    static void free(MemorySegment pointer) {
-        check(invoke(() -> (int) FREE.invokeExact(pointer)), "spin_free");
+    void free(MemorySegment pointer) {
+        check(invoke(() -> (int) freeCall.invokeExact(pointer)), "spin_free");
     }
 
-    static void memcpy(MemorySegment dst, MemorySegment src, long bytes, int kind, MemorySegment stream) {
-        check(invoke(() -> (int) MEMCPY.invokeExact(dst, src, bytes, kind, stream)), "spin_memcpy");
+    void memcpy(MemorySegment dst, MemorySegment src, long bytes, int kind, MemorySegment stream) {
+        check(invoke(() -> (int) memcpyCall.invokeExact(dst, src, bytes, kind, stream)), "spin_memcpy");
     }
 
-    static void memsetZero(MemorySegment dst, long bytes, MemorySegment stream) {
-        check(invoke(() -> (int) MEMSET_ZERO.invokeExact(dst, bytes, stream)), "spin_memset_zero");
+    void memsetZero(MemorySegment dst, long bytes, MemorySegment stream) {
+        check(invoke(() -> (int) memsetZeroCall.invokeExact(dst, bytes, stream)), "spin_memset_zero");
     }
 
-    static void rmsnormForward(MemorySegment stream, MemorySegment out, MemorySegment rstd, MemorySegment in,
+    void rmsnormForward(MemorySegment stream, MemorySegment out, MemorySegment rstd, MemorySegment in,
             MemorySegment weight, int n, int c, float eps) {
-        check(invoke(() -> (int) RMSNORM_FORWARD.invokeExact(stream, out, rstd, in, weight, n, c, eps)),
+        check(invoke(() -> (int) rmsnormForwardCall.invokeExact(stream, out, rstd, in, weight, n, c, eps)),
                 "spin_rmsnorm_forward");
     }
 
-    static long rmsnormBackwardScratchBytes(int n, int c) {
+    long rmsnormBackwardScratchBytes(int n, int c) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(JAVA_LONG);
-            check(invoke(() -> (int) RMSNORM_BACKWARD_SCRATCH_BYTES.invokeExact(n, c, out)),
+            check(invoke(() -> (int) rmsnormBackwardScratchBytesCall.invokeExact(n, c, out)),
                     "spin_rmsnorm_backward_scratch_bytes");
             return out.get(JAVA_LONG, 0);
         }
     }
 
-    static void rmsnormBackward(MemorySegment stream, MemorySegment dIn, MemorySegment dWeight, MemorySegment scratch,
+    void rmsnormBackward(MemorySegment stream, MemorySegment dIn, MemorySegment dWeight, MemorySegment scratch,
             MemorySegment dOut, MemorySegment in, MemorySegment weight, MemorySegment rstd, int n, int c) {
-        check(invoke(() -> (int) RMSNORM_BACKWARD.invokeExact(stream, dIn, dWeight, scratch, dOut, in, weight, rstd,
+        check(invoke(() -> (int) rmsnormBackwardCall.invokeExact(stream, dIn, dWeight, scratch, dOut, in, weight, rstd,
                 n, c)), "spin_rmsnorm_backward");
     }
 
-    static void castF32ToBf16(MemorySegment stream, MemorySegment out, MemorySegment in, long count) {
-        check(invoke(() -> (int) CAST_F32_TO_BF16.invokeExact(stream, out, in, count)), "spin_cast_f32_to_bf16");
+    void castF32ToBf16(MemorySegment stream, MemorySegment out, MemorySegment in, long count) {
+        check(invoke(() -> (int) castF32ToBf16Call.invokeExact(stream, out, in, count)), "spin_cast_f32_to_bf16");
     }
 
-    static void castBf16ToF32(MemorySegment stream, MemorySegment out, MemorySegment in, long count) {
-        check(invoke(() -> (int) CAST_BF16_TO_F32.invokeExact(stream, out, in, count)), "spin_cast_bf16_to_f32");
+    void castBf16ToF32(MemorySegment stream, MemorySegment out, MemorySegment in, long count) {
+        check(invoke(() -> (int) castBf16ToF32Call.invokeExact(stream, out, in, count)), "spin_cast_bf16_to_f32");
     }
 
     // ------------------------------------------------------------------------------------------
@@ -192,15 +209,15 @@ final class SpinAbi {
         }
     }
 
-    private static void check(int status, String call) {
+    private void check(int status, String call) {
         if (status != SUCCESS) {
             throw new CudaException(CudaException.Reason.of(status), call, lastError());
         }
     }
 
-    private static String lastError() {
+    private String lastError() {
         try {
-            MemorySegment text = (MemorySegment) LAST_ERROR.invokeExact();
+            MemorySegment text = (MemorySegment) lastErrorCall.invokeExact();
             return text.reinterpret(LAST_ERROR_BYTES).getString(0);
         } catch (Throwable t) {
             throw new IllegalStateException("spin_last_error failed", t);
@@ -215,9 +232,9 @@ final class SpinAbi {
         return FunctionDescriptor.of(JAVA_INT, arguments);
     }
 
-    private static MethodHandle bind(String name, FunctionDescriptor descriptor) {
-        MemorySegment symbol = NativeLibrary.symbols().find(name).orElseThrow(
-                () -> new IllegalStateException(name + " is missing from " + NativeLibrary.FILE_NAME));
+    private MethodHandle bind(String name, FunctionDescriptor descriptor) {
+        MemorySegment symbol = library.symbols().find(name).orElseThrow(
+                () -> new IllegalStateException(name + " is missing from " + library.path()));
         return LINKER.downcallHandle(symbol, descriptor);
     }
 }

@@ -10,15 +10,25 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
-/** What the native library answers without needing a GPU: versions, "no GPU" reasons, argument errors. */
+/**
+ * What the native library answers without needing a GPU: versions, "no GPU" reasons, argument
+ * errors. {@link EmulatedCudaRuntimeTest} asks the same of the CUDA emulator's library.
+ */
 class CudaRuntimeTest {
     private CudaRuntime cuda;
+    private SpinAbi abi;
 
     @BeforeEach
     void requireLibrary() {
+        cuda = openRuntime();
+        abi = cuda.abi();
+    }
+
+    /** The runtime under test, or an aborted (skipped) test saying why it is unavailable. */
+    CudaRuntime openRuntime() {
         NativeLibrary.Status status = NativeLibrary.status();
         assumeTrue(status instanceof NativeLibrary.Loaded, () -> "libspin_native " + status.describe());
-        cuda = CudaRuntime.load();
+        return CudaRuntime.load();
     }
 
     @Test
@@ -40,7 +50,7 @@ class CudaRuntimeTest {
 
     @Test
     void nativeArgumentErrorsCarryTheNativeText() {
-        CudaException e = assertThrows(CudaException.class, () -> CudaKernels.rmsnormBackwardScratchBytes(-3, 8));
+        CudaException e = assertThrows(CudaException.class, () -> CudaKernels.rmsnormBackwardScratchBytes(cuda, -3, 8));
         assertEquals(CudaException.Reason.INVALID_ARGUMENT, e.reason());
         assertEquals("spin_rmsnorm_backward_scratch_bytes: need N >= 0 and C > 0, got N=-3 C=8", e.nativeMessage());
     }
@@ -49,27 +59,27 @@ class CudaRuntimeTest {
     @Test
     void everyEntryPointRejectsBadArgumentsWithTheNativeText() {
         MemorySegment none = MemorySegment.NULL;
-        assertInvalid("spin_stream_destroy: NULL stream", () -> SpinAbi.streamDestroy(none));
-        assertInvalid("spin_memcpy: unknown kind 99", () -> SpinAbi.memcpy(none, none, 4, 99, none));
+        assertInvalid("spin_stream_destroy: NULL stream", () -> abi.streamDestroy(none));
+        assertInvalid("spin_memcpy: unknown kind 99", () -> abi.memcpy(none, none, 4, 99, none));
         assertInvalid("spin_memcpy: NULL dst for 4 bytes",
-                () -> SpinAbi.memcpy(none, none, 4, SpinAbi.MEMCPY_HOST_TO_DEVICE, none));
-        assertInvalid("spin_memset_zero: NULL dst for 4 bytes", () -> SpinAbi.memsetZero(none, 4, none));
+                () -> abi.memcpy(none, none, 4, SpinAbi.MEMCPY_HOST_TO_DEVICE, none));
+        assertInvalid("spin_memset_zero: NULL dst for 4 bytes", () -> abi.memsetZero(none, 4, none));
         assertInvalid("spin_rmsnorm_forward: need N >= 0 and C > 0, got N=2 C=0",
-                () -> SpinAbi.rmsnormForward(none, none, none, none, none, 2, 0, 1e-5f));
+                () -> abi.rmsnormForward(none, none, none, none, none, 2, 0, 1e-5f));
         assertInvalid("spin_rmsnorm_forward: NULL tensor pointer",
-                () -> SpinAbi.rmsnormForward(none, none, none, none, none, 2, 3, 1e-5f));
+                () -> abi.rmsnormForward(none, none, none, none, none, 2, 3, 1e-5f));
         assertInvalid("spin_rmsnorm_backward: need N >= 0 and C > 0, got N=-1 C=3",
-                () -> SpinAbi.rmsnormBackward(none, none, none, none, none, none, none, none, -1, 3));
-        assertInvalid("spin_cast_f32_to_bf16: NULL tensor pointer", () -> SpinAbi.castF32ToBf16(none, none, none, 5));
-        assertInvalid("spin_cast_bf16_to_f32: NULL tensor pointer", () -> SpinAbi.castBf16ToF32(none, none, none, 5));
+                () -> abi.rmsnormBackward(none, none, none, none, none, none, none, none, -1, 3));
+        assertInvalid("spin_cast_f32_to_bf16: NULL tensor pointer", () -> abi.castF32ToBf16(none, none, none, 5));
+        assertInvalid("spin_cast_bf16_to_f32: NULL tensor pointer", () -> abi.castBf16ToF32(none, none, none, 5));
     }
 
     @Test
     void deviceEntryPointsSucceedOrAnswerNoDevice() {
-        answersOrHasNoDevice(() -> SpinAbi.streamDestroy(SpinAbi.streamCreate()));
-        answersOrHasNoDevice(() -> SpinAbi.free(SpinAbi.malloc(256)));
-        answersOrHasNoDevice(() -> SpinAbi.streamSynchronize(MemorySegment.NULL));
-        answersOrHasNoDevice(() -> assertTrue(SpinAbi.deviceProperties(0).multiprocessorCount() > 0));
+        answersOrHasNoDevice(() -> abi.streamDestroy(abi.streamCreate()));
+        answersOrHasNoDevice(() -> abi.free(abi.malloc(256)));
+        answersOrHasNoDevice(() -> abi.streamSynchronize(MemorySegment.NULL));
+        answersOrHasNoDevice(() -> assertTrue(abi.deviceProperties(0).multiprocessorCount() > 0));
     }
 
     private static void assertInvalid(String nativeMessage, Executable call) {
@@ -88,7 +98,7 @@ class CudaRuntimeTest {
 
     @Test
     void scratchCoversOnePartialRowPerEightRows() {
-        assertEquals(2L * 4096 * Float.BYTES, CudaKernels.rmsnormBackwardScratchBytes(9, 4096));
-        assertEquals(0L, CudaKernels.rmsnormBackwardScratchBytes(0, 4096));
+        assertEquals(2L * 4096 * Float.BYTES, CudaKernels.rmsnormBackwardScratchBytes(cuda, 9, 4096));
+        assertEquals(0L, CudaKernels.rmsnormBackwardScratchBytes(cuda, 0, 4096));
     }
 }

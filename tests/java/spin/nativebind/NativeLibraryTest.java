@@ -86,6 +86,25 @@ class NativeLibraryTest {
         assertEquals(Path.of(nativeDir, NativeLibrary.FILE_NAME).toAbsolutePath(), loaded.path());
     }
 
+    @Test
+    void missingEmulatedLibrarySaysItNeedsOnlyACppCompiler() {
+        String reason = absentReason(NativeLibrary.locateEmulated(dir.toString(), null));
+        assertTrue(reason.contains(dir.resolve("libspin_native_emu.so").toString()), reason);
+        assertTrue(reason.contains("C++ compiler"), reason);
+    }
+
+    @Test
+    void theEmulatedLibraryThisBuildMadeLoads() throws IOException {
+        String nativeDir = System.getProperty(NativeLibrary.DIR_PROPERTY);
+        assumeTrue(nativeDir != null, "-Dspin.native.dir is not set (the Maven test run sets it)");
+        Path record = Path.of(nativeDir, NativeLibrary.EMULATED_BUILD_RECORD);
+        assumeTrue(Files.isRegularFile(record), "this build did not configure the CUDA emulator (no " + record + ")");
+        NativeLibrary.Status status = NativeLibrary.emulatedStatus();
+        NativeLibrary.Loaded loaded = assertInstanceOf(NativeLibrary.Loaded.class, status, status.describe());
+        assertEquals(Path.of(nativeDir, NativeLibrary.EMULATED_FILE_NAME).toAbsolutePath(), loaded.path());
+        assertTrue(loaded.describe().contains("CUDA emulator"), loaded.describe());
+    }
+
     /** A small shared library every JDK on Linux ships, which has no spin symbols. */
     private static Path someSharedLibrary() {
         Path library = Path.of(System.getProperty("java.home"), "lib", "libsyslookup.so");
