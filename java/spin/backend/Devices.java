@@ -56,7 +56,11 @@ public final class Devices {
 
     private static String whyNot(DeviceSpec spec) {
         if (spec.kind() == DeviceSpec.Kind.CUDA_EMU) {
-            return "the CUDA emulator library is not part of this build yet";
+            if (NativeLibrary.emulatedStatus() instanceof NativeLibrary.Absent absent) {
+                return "the CUDA emulator library is unavailable (" + absent.reason() + ")";
+            }
+            return spec.index() > 0 ? "the emulator has one device, cuda-emu:0"
+                    : "the CUDA backend does not run models yet (its kernels so far: RMSNorm and casts)";
         }
         if (NativeLibrary.status() instanceof NativeLibrary.Absent absent) {
             return "the native library is unavailable (" + absent.reason() + ")";
