@@ -41,7 +41,16 @@ public record StepPlan(long records, int perDeviceBatch, int ranks, int accumula
 
     /** Records that one optimizer step reads over all ranks. */
     public long globalBatch() {
-        return (long) perDeviceBatch * ranks * accumulation;
+        return recordsPerStep(perDeviceBatch, ranks, accumulation);
+    }
+
+    /** Records per optimizer step of {@code config} on {@code ranks} devices, whatever the data size. */
+    public static long recordsPerStep(TrainConfig config, int ranks) {
+        return recordsPerStep(config.trainBatchSize(), ranks, config.gradientAccumulationSteps(ranks));
+    }
+
+    private static long recordsPerStep(int perDevice, int ranks, int accumulation) {
+        return (long) perDevice * ranks * accumulation;
     }
 
     private static long ceilDiv(long a, long b) {

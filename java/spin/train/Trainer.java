@@ -209,8 +209,7 @@ public final class Trainer {
         for (String key : TRAJECTORY_KEYS) {
             node.set(key, JSON.valueToTree(all.get(key)));
         }
-        node.put(RECORDS_PER_STEP, (long) config.trainBatchSize() * DATA_PARALLEL_RANKS
-                * config.gradientAccumulationSteps(DATA_PARALLEL_RANKS));
+        node.put(RECORDS_PER_STEP, StepPlan.recordsPerStep(config, DATA_PARALLEL_RANKS));
         return node;
     }
 

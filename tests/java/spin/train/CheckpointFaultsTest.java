@@ -7,15 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.RandomAccessFile;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -38,7 +35,6 @@ import spin.io.OutputLock;
  * with the step and the path and clean up after itself.
  */
 class CheckpointFaultsTest {
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir
     static Path shared;
@@ -265,16 +261,10 @@ class CheckpointFaultsTest {
     }
 
     private static List<JsonNode> metrics(Path out) throws IOException {
-        List<JsonNode> lines = new ArrayList<>();
-        for (String line : Files.readAllLines(out.resolve(TrainingLog.FILE_NAME))) {
-            lines.add(JSON.readTree(line));
-        }
-        return lines;
+        return TinyTrainingData.metrics(out);
     }
 
     private static JsonNode deterministic(JsonNode line) {
-        ObjectNode copy = line.deepCopy();
-        copy.remove("tokens_per_second");
-        return copy;
+        return TinyTrainingData.withoutWallClock(line);
     }
 }

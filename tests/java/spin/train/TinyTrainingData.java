@@ -1,5 +1,8 @@
 package spin.train;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,6 +20,8 @@ import spin.text.TokenizerConfig;
 
 /** A very small random model with the demo tokenizer, and a SPIN dataset, for training tests. */
 public final class TinyTrainingData {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     private TinyTrainingData() {}
 
     /** Hidden size 32, two layers, the tiny preset's vocabulary; float32 weights and the demo tokenizer. */
@@ -29,6 +34,22 @@ public final class TinyTrainingData {
             Files.copy(TestTokenizer.directory().resolve(file), dir.resolve(file), StandardCopyOption.REPLACE_EXISTING);
         }
         return dir;
+    }
+
+    /** The lines of a run's metrics.jsonl. */
+    public static List<JsonNode> metrics(Path outputDir) throws IOException {
+        List<JsonNode> lines = new ArrayList<>();
+        for (String line : Files.readAllLines(outputDir.resolve(TrainingLog.FILE_NAME))) {
+            lines.add(JSON.readTree(line));
+        }
+        return lines;
+    }
+
+    /** A metrics line without the wall-clock figure, which no two runs share. */
+    public static JsonNode withoutWallClock(JsonNode line) {
+        ObjectNode copy = line.deepCopy();
+        copy.remove("tokens_per_second");
+        return copy;
     }
 
     /** 16 train and 4 test records: "reverse X" answered with X reversed (real) or a wrong answer (generated). */

@@ -7,13 +7,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -29,7 +27,6 @@ import spin.text.Tokenizer;
 
 /** The training loop end to end on a tiny model: resume, accumulation, divergence, SFT, evaluation. */
 class TrainerTest {
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir
     static Path shared;
@@ -76,18 +73,12 @@ class TrainerTest {
     }
 
     private static List<JsonNode> metrics(Path out) throws IOException {
-        List<JsonNode> lines = new ArrayList<>();
-        for (String line : Files.readAllLines(out.resolve(TrainingLog.FILE_NAME))) {
-            lines.add(JSON.readTree(line));
-        }
-        return lines;
+        return TinyTrainingData.metrics(out);
     }
 
     /** A metrics line without the wall-clock figure, which no two runs share. */
     private static JsonNode deterministic(JsonNode line) {
-        com.fasterxml.jackson.databind.node.ObjectNode copy = line.deepCopy();
-        copy.remove("tokens_per_second");
-        return copy;
+        return TinyTrainingData.withoutWallClock(line);
     }
 
     @Test
