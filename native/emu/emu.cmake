@@ -16,13 +16,21 @@ foreach(cu IN LISTS SPIN_EMU_CU)
   file(CONFIGURE OUTPUT "${wrapper}" CONTENT "#include \"${cu}\"\n" @ONLY)
   list(APPEND SPIN_EMU_WRAPPERS "${wrapper}")
 endforeach()
-set(SPIN_EMU_TEST_WRAPPER "${CMAKE_BINARY_DIR}/emu-src/kernel_tests.cpp")
-file(CONFIGURE OUTPUT "${SPIN_EMU_TEST_WRAPPER}"
-     CONTENT "#include \"${CMAKE_SOURCE_DIR}/tests/cuda/kernel_tests.cu\"\n" @ONLY)
+# The harness: kernel_tests.cu (main, the emulator's own checks) and one <op>_test.cu per op family.
+file(GLOB SPIN_EMU_TEST_CU CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/tests/cuda/kernel_tests.cu"
+     "${CMAKE_SOURCE_DIR}/tests/cuda/*_test.cu")
+set(SPIN_EMU_TEST_WRAPPERS "")
+foreach(cu IN LISTS SPIN_EMU_TEST_CU)
+  get_filename_component(stem "${cu}" NAME_WE)
+  set(wrapper "${CMAKE_BINARY_DIR}/emu-src/test-${stem}.cpp")
+  file(CONFIGURE OUTPUT "${wrapper}" CONTENT "#include \"${cu}\"\n" @ONLY)
+  list(APPEND SPIN_EMU_TEST_WRAPPERS "${wrapper}")
+endforeach()
 
 # native/emu first: its cuda_runtime.h stands in for the toolkit's.
 set(SPIN_EMU_INCLUDES "${CMAKE_SOURCE_DIR}/native/emu" "${CMAKE_SOURCE_DIR}/native"
-    "${CMAKE_SOURCE_DIR}/native/include" "${CMAKE_SOURCE_DIR}/kernels")
+    "${CMAKE_SOURCE_DIR}/native/include" "${CMAKE_SOURCE_DIR}/kernels"
+    "${CMAKE_SOURCE_DIR}/tests/cuda")
 # -fvisibility=hidden: only the spin_* entry points (SPIN_EXPORT) leave the library.
 set(SPIN_EMU_FLAGS -fvisibility=hidden -Wall -Wextra)
 
@@ -46,7 +54,7 @@ unset(CMAKE_REQUIRED_LINK_OPTIONS)
 
 # Kernels, launchers, runtime and tests in one executable: one spin_emu_shared section, one runtime.
 add_executable(spin_emu_tests ${SPIN_EMU_WRAPPERS} "${CMAKE_SOURCE_DIR}/native/emu/emu_runtime.cpp"
-               "${SPIN_EMU_TEST_WRAPPER}")
+               ${SPIN_EMU_TEST_WRAPPERS})
 target_include_directories(spin_emu_tests PRIVATE ${SPIN_EMU_INCLUDES})
 target_compile_features(spin_emu_tests PRIVATE cxx_std_17)
 target_compile_options(spin_emu_tests PRIVATE ${SPIN_EMU_FLAGS} -O1 -g)

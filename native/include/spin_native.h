@@ -23,7 +23,7 @@ extern "C" {
 #define SPIN_EXPORT __attribute__((visibility("default")))
 
 /* Bumped whenever an entry point or struct below changes, so Java refuses a stale library. */
-#define SPIN_ABI_VERSION 1
+#define SPIN_ABI_VERSION 2
 
 enum spin_status {
     SPIN_OK = 0,
@@ -42,6 +42,7 @@ enum spin_memcpy_kind {
 };
 
 typedef struct spin_stream_s* spin_stream_t;
+typedef struct spin_event_s* spin_event_t;
 
 #define SPIN_DEVICE_NAME_BYTES 256
 #define SPIN_LAST_ERROR_BYTES 1024
@@ -88,6 +89,167 @@ SPIN_EXPORT int spin_free(void* pointer);
    free or reuse host memory must synchronise the stream first. */
 SPIN_EXPORT int spin_memcpy(void* dst, const void* src, size_t bytes, int kind, spin_stream_t stream);
 SPIN_EXPORT int spin_memset_zero(void* dst, size_t bytes, spin_stream_t stream);
+
+/* ---- stream-ordered memory pool and events (native/spin_native.cu) ------------------------ */
+
+/* Memory from the current device's default pool (cudaMallocAsync), usable by work queued on
+   `stream` after this call; bytes == 0 gives NULL. The pool keeps freed memory for reuse, so a
+   training step that allocates and frees the same sizes does not reach the driver. */
+SPIN_EXPORT int spin_malloc_async(void** out, size_t bytes, spin_stream_t stream);
+/* Returns memory to the pool once the work queued on `stream` so far is done. NULL is ignored. */
+SPIN_EXPORT int spin_free_async(void* pointer, spin_stream_t stream);
+/* Bytes the pool's allocations use now and at most since the last reset. */
+SPIN_EXPORT int spin_pool_usage(size_t* current_bytes, size_t* peak_bytes);
+SPIN_EXPORT int spin_pool_reset_peak(void);
+/* Gives the pool's unused reserve back to the driver, keeping `keep_bytes` (after an
+   out-of-memory failure, before retrying). */
+SPIN_EXPORT int spin_pool_trim(size_t keep_bytes);
+
+/* Events order work between streams: record on one, wait on another. */
+SPIN_EXPORT int spin_event_create(spin_event_t* out);
+SPIN_EXPORT int spin_event_destroy(spin_event_t event);
+SPIN_EXPORT int spin_event_record(spin_event_t event, spin_stream_t stream);
+SPIN_EXPORT int spin_stream_wait_event(spin_stream_t stream, spin_event_t event);
+
+/*
+ * Kernel conventions (every spin_* below that takes a stream):
+ *   - the semantics, shapes and gradient rule are those of java/spin/backend/Backend.java, whose
+ *     Javadoc names the same op; tensors are row-major and contiguous; floating tensors are fp32
+ *     unless a name says bf16 (raw uint16_t bit patterns); ids, labels, positions are int32;
+ *   - parameter gradients (dWeight, dTable) accumulate (+=), activation gradients are overwritten;
+ *   - deterministic: the same inputs and shapes give the same bits on every run; no float atomics;
+ *   - ids/labels/rows outside their range are not read through: such an embedding row gives NaN,
+ *     such a label a NaN log-prob, such a scatter row is skipped (batches are validated when built,
+ *     so these only make a caller's bug visible instead of reading out of bounds);
+ *   - a zero-sized problem does nothing; NULL tensors and bad sizes return SPIN_ERR_INVALID_ARG.
+ */
+
+/* ---- kernels: element-wise (kernels/elementwise.cu) --------------------------------------- */
+
+/* out[i] = a[i] + b[i]; out may alias a or b (dst += src is spin_add(dst, dst, src)). */
+SPIN_EXPORT int spin_add(spin_stream_t stream, float* out, const float* a, const float* b, size_t count);
+/* dst[i] *= factor. */
+SPIN_EXPORT int spin_scale(spin_stream_t stream, float* dst, float factor, size_t count);
+/* dst[i] *= *factor, the factor read on the device (clipping without a host round trip). */
+SPIN_EXPORT int spin_scale_by_device(spin_stream_t stream, float* dst, const float* factor, size_t count);
+/* dst[i] = value. */
+SPIN_EXPORT int spin_fill(spin_stream_t stream, float* dst, float value, size_t count);
+
+/* ---- kernels: embedding (kernels/embedding.cu) -------------------------------------------- */
+
+/* out[N,C] = table[ids[n], :] for table [V,C]. */
+SPIN_EXPORT int spin_embedding_forward(spin_stream_t stream, float* out, const int32_t* ids, const float* table,
+                                       int N, int C, int V);
+/* dTable[V,C] += rows of dOut[N,C] summed per id, each id's rows in increasing n (no atomics). */
+SPIN_EXPORT int spin_embedding_backward(spin_stream_t stream, float* dTable, const int32_t* ids, const float* dOut,
+                                        int N, int C, int V);
+
+/* ---- kernels: rotary embedding (kernels/rope.cu) ------------------------------------------- */
+
+/* in, out [B,T,H,D] (out may alias in), positions [B,T]; rotate-half pairing, angle
+   p * theta^(-2i/D) in fp32. D even. */
+SPIN_EXPORT int spin_rope_forward(spin_stream_t stream, float* out, const float* in, const int32_t* positions,
+                                  int B, int T, int H, int D, float theta);
+/* dIn = dOut rotated by the negative angle; dIn may alias dOut. */
+SPIN_EXPORT int spin_rope_backward(spin_stream_t stream, float* dIn, const float* dOut, const int32_t* positions,
+                                   int B, int T, int H, int D, float theta);
+
+/* ---- kernels: SwiGLU (kernels/swiglu.cu) -------------------------------------------------- */
+
+/* out = silu(gate) * up, all [count]. */
+SPIN_EXPORT int spin_swiglu_forward(spin_stream_t stream, float* out, const float* gate, const float* up, size_t count);
+SPIN_EXPORT int spin_swiglu_backward(spin_stream_t stream, float* dGate, float* dUp, const float* dOut,
+                                     const float* gate, const float* up, size_t count);
+
+/* ---- kernels: log-probs (kernels/logprob.cu) ----------------------------------------------- */
+
+/* logp[N] = logits[n, labels[n]] - lse[n], lse[N] = logsumexp(logits[n,:]); logp = 0 where
+   labels[n] == -100. logits [N,V]. */
+SPIN_EXPORT int spin_logprob_forward(spin_stream_t stream, float* logp, float* lse, const float* logits,
+                                     const int32_t* labels, int N, int V);
+/* dLogits[N,V] = dLogp[n] * (onehot(labels[n]) - softmax(logits[n])), 0 on ignored rows;
+   dLogits may alias logits. */
+SPIN_EXPORT int spin_logprob_backward(spin_stream_t stream, float* dLogits, const float* dLogp, const float* logits,
+                                      const int32_t* labels, const float* lse, int N, int V);
+
+/* ---- kernels: sequence sums and the SPIN loss (kernels/spin_loss.cu) ----------------------- */
+
+/* out[B] = sum over t of in[B,T], in increasing t. */
+SPIN_EXPORT int spin_row_sum_forward(spin_stream_t stream, float* out, const float* in, int B, int T);
+/* dIn[B,T] = dOut[b]. */
+SPIN_EXPORT int spin_row_sum_backward(spin_stream_t stream, float* dIn, const float* dOut, int B, int T);
+
+#define SPIN_LOSS_SIGMOID 0
+#define SPIN_LOSS_HINGE 1
+/* Doubles written by spin_spin_loss_forward, in this order (spin.backend.SpinLossStats). */
+#define SPIN_LOSS_STATS 7
+
+/* stats[7] (fp64, device) = loss, rewards/real, rewards/generated, rewards/accuracy,
+   rewards/margin, logps/real, logps/generated over the B pairs, summed in double in increasing b,
+   as java/spin/backend/cpu/SpinLoss.java. Inputs fp32 [B]. */
+SPIN_EXPORT int spin_spin_loss_forward(spin_stream_t stream, double* stats, const float* policyReal,
+                                       const float* policyGenerated, const float* opponentReal,
+                                       const float* opponentGenerated, int B, float beta, int type);
+/* dPolicyReal[B] = lossScale * d loss / d policyReal (computed in double, rounded once);
+   dPolicyGenerated = -dPolicyReal. */
+SPIN_EXPORT int spin_spin_loss_backward(spin_stream_t stream, float* dPolicyReal, float* dPolicyGenerated,
+                                        const float* policyReal, const float* policyGenerated,
+                                        const float* opponentReal, const float* opponentGenerated, int B,
+                                        float beta, int type, float lossScale);
+
+/* ---- kernels: reductions (kernels/reduce.cu) ----------------------------------------------- */
+
+/* Bytes of device scratch spin_sum needs for `count` elements. */
+SPIN_EXPORT int spin_sum_scratch_bytes(size_t count, size_t* out);
+/* *out (fp64, device) = sum of in[i] (squares = 0) or of in[i]^2 (squares = 1), accumulated in
+   double in an order that depends on count only. A NaN or infinity makes the sum non-finite. */
+SPIN_EXPORT int spin_sum(spin_stream_t stream, double* out, void* scratch, const float* in, size_t count, int squares);
+/* *scale (fp32, device) = min(1, maxNorm / (sqrt(*sumOfSquares) + 1e-6)), torch's
+   clip_grad_norm_ factor; *norm (fp64, device, may be NULL) = sqrt(*sumOfSquares). */
+SPIN_EXPORT int spin_clip_scale(spin_stream_t stream, float* scale, double* norm, const double* sumOfSquares,
+                                float maxNorm);
+
+/* ---- kernels: optimizers (kernels/optimizer.cu) -------------------------------------------- */
+
+/* torch.optim.RMSprop (not centered, no momentum) on fp32 [count], in the float operation order of
+   java/spin/backend/cpu/OptimizerMath.java. computeCopy (bf16, may be NULL) receives the new
+   parameters rounded to bf16 in the same pass. */
+SPIN_EXPORT int spin_rmsprop_step(spin_stream_t stream, float* param, const float* grad, float* squareAvg,
+                                  uint16_t* computeCopy, size_t count, float lr, float alpha, float eps,
+                                  float weightDecay);
+/* torch.optim.AdamW; stepSize = lr / (1 - beta1^step) and correction2Sqrt = sqrt(1 - beta2^step)
+   come from the caller (computed in double, rounded to float, as OptimizerMath does). */
+SPIN_EXPORT int spin_adamw_step(spin_stream_t stream, float* param, const float* grad, float* expAvg,
+                                float* expAvgSq, uint16_t* computeCopy, size_t count, float lr, float beta1,
+                                float beta2, float eps, float weightDecay, float stepSize, float correction2Sqrt);
+
+/* ---- kernels: row scatter for the KV cache (kernels/scatter.cu) ---------------------------- */
+
+/* dst[rows[m], :] = src[m, :] for dst [R,W], src [M,W] of elementBytes (2 or 4) each. */
+SPIN_EXPORT int spin_scatter_rows(spin_stream_t stream, void* dst, const void* src, const int32_t* rows, int M,
+                                  int W, int R, int elementBytes);
+
+/* ---- kernels: attention (kernels/attention.cu) --------------------------------------------- */
+
+/* Causal GQA attention with sliding window and key mask, scale 1/sqrt(D), flash-style (tiled
+   online softmax, no [T,T] buffer). out, q [B,T,H,D]; k, v [B,T,KVH,D]; keyMask [B,T];
+   lse [B,H,T] (-inf and a zero output for a query that sees no key). window 0 = none. D <= 256. */
+SPIN_EXPORT int spin_attention_forward(spin_stream_t stream, float* out, float* lse, const float* q, const float* k,
+                                       const float* v, const int32_t* keyMask, int B, int T, int H, int KVH, int D,
+                                       int window);
+SPIN_EXPORT int spin_attention_backward_scratch_bytes(int B, int T, int H, size_t* out);
+/* dq [B,T,H,D], dk, dv [B,T,KVH,D], all overwritten; deterministic (dq and dk/dv in separate
+   passes, each element summed by one thread in a fixed order). */
+SPIN_EXPORT int spin_attention_backward(spin_stream_t stream, float* dq, float* dk, float* dv, void* scratch,
+                                        const float* dOut, const float* q, const float* k, const float* v,
+                                        const int32_t* keyMask, const float* out, const float* lse, int B, int T,
+                                        int H, int KVH, int D, int window);
+/* Decoding over the paged cache: out, q [M,H,D]; kCache, vCache [R,KVH,D]; blockTable
+   [S,maxBlocks]; querySeq, queryPos [M]. */
+SPIN_EXPORT int spin_attention_cached_forward(spin_stream_t stream, float* out, const float* q, const float* kCache,
+                                              const float* vCache, const int32_t* blockTable, const int32_t* querySeq,
+                                              const int32_t* queryPos, int M, int H, int KVH, int D, int S,
+                                              int maxBlocks, int blockSize, int window);
 
 /* ---- kernels: RMSNorm (kernels/rmsnorm.cu) ----------------------------------------------- */
 

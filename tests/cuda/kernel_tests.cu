@@ -14,6 +14,7 @@
 //   planted-oob-global     a kernel writes one float past its buffer: ASan reports heap-buffer-overflow
 //   planted-oob-shared     a kernel writes one float past a __shared__ array: ASan reports
 //                          global-buffer-overflow (static shared memory is a global in the emulator)
+#include <algorithm>
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>
@@ -27,6 +28,9 @@
 #include "internal.h"
 #include "ptx.cuh"
 #include "spin_native.h"
+#include "harness.h"
+
+using namespace spin_test;
 
 namespace {
 
@@ -165,95 +169,6 @@ __global__ void big_dynamic_shared_kernel(float* out) {
     out[threadIdx.x] = buffer[threadIdx.x];
 }
 #endif
-
-// ---- host helpers ---------------------------------------------------------------------------------------
-
-int failures = 0;
-
-void report(bool ok, const char* format, ...) __attribute__((format(printf, 2, 3)));
-void report(bool ok, const char* format, ...) {
-    va_list args;
-    va_start(args, format);
-    std::printf("%s ", ok ? "ok  " : "FAIL");
-    std::vprintf(format, args);
-    std::printf("\n");
-    va_end(args);
-    if (!ok) ++failures;
-}
-
-void must(cudaError_t error, const char* call) {
-    if (error != cudaSuccess) {
-        std::printf("FAIL %s: %s: %s\n", call, cudaGetErrorName(error), cudaGetErrorString(error));
-        std::exit(1);
-    }
-}
-
-void must(int status, const char* call) {
-    if (status != SPIN_OK) {
-        std::printf("FAIL %s: %s\n", call, spin_last_error());
-        std::exit(1);
-    }
-}
-
-template <class T>
-T* device_copy(const std::vector<T>& host) {
-    void* device = nullptr;
-    must(cudaMalloc(&device, host.size() * sizeof(T)), "cudaMalloc");
-    must(cudaMemcpy(device, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
-    return static_cast<T*>(device);
-}
-
-// Device memory holding NaN (all-ones bits), so an element a kernel fails to write shows up.
-template <class T>
-T* device_poisoned(size_t count) {
-    void* device = nullptr;
-    must(cudaMalloc(&device, count * sizeof(T)), "cudaMalloc");
-    must(cudaMemset(device, 0xff, count * sizeof(T)), "cudaMemset");
-    return static_cast<T*>(device);
-}
-
-template <class T>
-std::vector<T> host_copy(const T* device, size_t count) {
-    std::vector<T> host(count);
-    must(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-    must(cudaMemcpy(host.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy");
-    return host;
-}
-
-uint32_t rng_state = 12345;
-float uniform() {  // in [-1, 1)
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return static_cast<float>(rng_state >> 8) / 8388608.0f - 1.0f;
-}
-
-std::vector<float> random_floats(size_t count, float scale = 1.0f) {
-    std::vector<float> values(count);
-    for (float& v : values) v = uniform() * scale;
-    return values;
-}
-
-// Relative L2 error of actual against an fp64 reference; NaN when anything is NaN.
-double relative_error(const std::vector<double>& expected, const std::vector<float>& actual) {
-    double error = 0, norm = 0;
-    for (size_t i = 0; i < expected.size(); ++i) {
-        error += (actual[i] - expected[i]) * (actual[i] - expected[i]);
-        norm += expected[i] * expected[i];
-    }
-    return std::sqrt(error / norm);
-}
-
-uint16_t bf16_bits(float value) {  // round to nearest even; inputs here are finite
-    uint32_t bits;
-    std::memcpy(&bits, &value, 4);
-    return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-
-float bf16_value(uint16_t bits) {
-    const uint32_t wide = static_cast<uint32_t>(bits) << 16;
-    float value;
-    std::memcpy(&value, &wide, 4);
-    return value;
-}
 
 // ---- checks -------------------------------------------------------------------------------------------
 
@@ -399,78 +314,6 @@ void check_warp_ops() {
     cudaFree(counter_d);
 }
 
-// ---- the product kernels through the C ABI, at shapes that stress their edges ------------------------------
-
-void check_rmsnorm(int N, int C) {
-    const float eps = 1e-5f;
-    const std::vector<float> in = random_floats(static_cast<size_t>(N) * C, 3.0f);
-    std::vector<float> weight = random_floats(C, 0.2f);
-    for (float& w : weight) w += 1.0f;
-    const std::vector<float> d_out = random_floats(static_cast<size_t>(N) * C);
-    const std::vector<float> d_weight_before = random_floats(C);
-
-    std::vector<double> out_ref(in.size()), rstd_ref(N), d_in_ref(in.size()), d_weight_ref(C);
-    std::vector<float> rstd_f(N);
-    for (int c = 0; c < C; ++c) d_weight_ref[c] = d_weight_before[c];
-    for (int n = 0; n < N; ++n) {
-        double squares = 0;
-        for (int c = 0; c < C; ++c) squares += static_cast<double>(in[n * C + c]) * in[n * C + c];
-        rstd_ref[n] = 1.0 / std::sqrt(squares / C + eps);
-        rstd_f[n] = static_cast<float>(rstd_ref[n]);
-        double dot = 0;
-        for (int c = 0; c < C; ++c) {
-            out_ref[n * C + c] = in[n * C + c] * rstd_ref[n] * weight[c];
-            dot += static_cast<double>(d_out[n * C + c]) * weight[c] * in[n * C + c];
-        }
-        const double r = rstd_f[n];
-        for (int c = 0; c < C; ++c) {
-            const size_t i = static_cast<size_t>(n) * C + c;
-            d_in_ref[i] = r * weight[c] * d_out[i] - r * r * r * in[i] * dot / C;
-            d_weight_ref[c] += static_cast<double>(d_out[i]) * in[i] * r;
-        }
-    }
-    float* in_d = device_copy(in);
-    float* weight_d = device_copy(weight);
-    float* d_out_d = device_copy(d_out);
-    float* rstd_in_d = device_copy(rstd_f);
-    float* d_weight_d = device_copy(d_weight_before);
-    float* out_d = device_poisoned<float>(in.size());
-    float* rstd_d = device_poisoned<float>(N);
-    float* d_in_d = device_poisoned<float>(in.size());
-    size_t scratch_bytes = 0;
-    must(spin_rmsnorm_backward_scratch_bytes(N, C, &scratch_bytes), "spin_rmsnorm_backward_scratch_bytes");
-    float* scratch_d = device_poisoned<float>(scratch_bytes / sizeof(float));
-
-    must(spin_rmsnorm_forward(nullptr, out_d, rstd_d, in_d, weight_d, N, C, eps), "spin_rmsnorm_forward");
-    must(spin_rmsnorm_backward(nullptr, d_in_d, d_weight_d, scratch_d, d_out_d, in_d, weight_d, rstd_in_d, N, C),
-         "spin_rmsnorm_backward");
-    const double errors[4] = {relative_error(out_ref, host_copy(out_d, in.size())),
-                              relative_error(rstd_ref, host_copy(rstd_d, N)),
-                              relative_error(d_in_ref, host_copy(d_in_d, in.size())),
-                              relative_error(d_weight_ref, host_copy(d_weight_d, C))};
-    const bool ok = errors[0] < 1e-5 && errors[1] < 1e-5 && errors[2] < 1e-4 && errors[3] < 1e-5;
-    report(ok, "spin_rmsnorm_forward/backward N=%d C=%d: relative errors out %.1e rstd %.1e dIn %.1e dWeight %.1e",
-           N, C, errors[0], errors[1], errors[2], errors[3]);
-    for (float* p : {in_d, weight_d, d_out_d, rstd_in_d, d_weight_d, out_d, rstd_d, d_in_d, scratch_d}) cudaFree(p);
-}
-
-void check_casts(size_t count) {
-    const std::vector<float> in = random_floats(count, 100.0f);
-    float* in_d = device_copy(in);
-    uint16_t* bf16_d = device_poisoned<uint16_t>(count);
-    float* back_d = device_poisoned<float>(count);
-    must(spin_cast_f32_to_bf16(nullptr, bf16_d, in_d, count), "spin_cast_f32_to_bf16");
-    must(spin_cast_bf16_to_f32(nullptr, back_d, bf16_d, count), "spin_cast_bf16_to_f32");
-    const std::vector<uint16_t> bf16 = host_copy(bf16_d, count);
-    const std::vector<float> back = host_copy(back_d, count);
-    size_t wrong = 0;
-    for (size_t i = 0; i < count; ++i) {
-        if (bf16[i] != bf16_bits(in[i]) || back[i] != bf16_value(bf16[i])) ++wrong;
-    }
-    report(wrong == 0, "spin_cast_f32_to_bf16 / bf16_to_f32, %zu elements: %zu wrong", count, wrong);
-    for (void* p : {static_cast<void*>(in_d), static_cast<void*>(bf16_d), static_cast<void*>(back_d)}) cudaFree(p);
-}
-
 #ifdef SPIN_CUDA_EMULATOR
 // The launch must fail, with the emulator's explanation containing `expected`.
 void expect_launch_error(const char* what, cudaError_t expected_error, const char* expected) {
@@ -521,11 +364,10 @@ void check_pool_counts() {
 #endif
 
 int run_all() {
-    // Edge shapes: a single column, rows not a multiple of the 8 per backward block, columns not a
-    // multiple of the 256 threads, and a row too long for the default 48 KiB of shared memory.
-    const int shapes[][2] = {{1, 3}, {7, 5}, {9, 300}, {17, 1023}, {3, 12345}};
-    for (const auto& shape : shapes) check_rmsnorm(shape[0], shape[1]);
-    for (size_t count : {size_t{1}, size_t{255}, size_t{257}, size_t{4099}}) check_casts(count);
+    std::vector<KernelCheck> checks = kernel_checks();
+    std::sort(checks.begin(), checks.end(),
+              [](const KernelCheck& a, const KernelCheck& b) { return std::strcmp(a.family, b.family) < 0; });
+    for (const KernelCheck& check : checks) check.run();
     check_tile_mma();
     check_warp_ops();
     check_block_sum("block sum with __syncthreads", true);

@@ -1,0 +1,143 @@
+// Host side of the native kernel tests (tests/cuda): reporting, device buffers, random inputs,
+// error measures, and the registry through which each op family's file (tests/cuda/<op>_test.cu)
+// adds its checks to the one executable (spin_emu_tests under the emulator, spin_kernel_tests on a GPU).
+#pragma once
+
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "spin_native.h"
+
+namespace spin_test {
+
+inline int failures = 0;
+
+inline void report(bool ok, const char* format, ...) __attribute__((format(printf, 2, 3)));
+inline void report(bool ok, const char* format, ...) {
+    va_list args;
+    va_start(args, format);
+    std::printf("%s ", ok ? "ok  " : "FAIL");
+    std::vprintf(format, args);
+    std::printf("\n");
+    va_end(args);
+    if (!ok) ++failures;
+}
+
+inline void must(cudaError_t error, const char* call) {
+    if (error != cudaSuccess) {
+        std::printf("FAIL %s: %s: %s\n", call, cudaGetErrorName(error), cudaGetErrorString(error));
+        std::exit(1);
+    }
+}
+
+inline void must(int status, const char* call) {
+    if (status != SPIN_OK) {
+        std::printf("FAIL %s: %s\n", call, spin_last_error());
+        std::exit(1);
+    }
+}
+
+template <class T>
+T* device_copy(const std::vector<T>& host) {
+    void* device = nullptr;
+    must(cudaMalloc(&device, host.size() * sizeof(T)), "cudaMalloc");
+    must(cudaMemcpy(device, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
+    return static_cast<T*>(device);
+}
+
+// Device memory holding NaN (all-ones bits), so an element a kernel fails to write shows up.
+template <class T>
+T* device_poisoned(size_t count) {
+    void* device = nullptr;
+    must(cudaMalloc(&device, count * sizeof(T)), "cudaMalloc");
+    must(cudaMemset(device, 0xff, count * sizeof(T)), "cudaMemset");
+    return static_cast<T*>(device);
+}
+
+template <class T>
+std::vector<T> host_copy(const T* device, size_t count) {
+    std::vector<T> host(count);
+    must(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    must(cudaMemcpy(host.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    return host;
+}
+
+inline uint32_t rng_state = 12345;
+inline float uniform() {  // in [-1, 1)
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return static_cast<float>(rng_state >> 8) / 8388608.0f - 1.0f;
+}
+
+inline std::vector<float> random_floats(size_t count, float scale = 1.0f) {
+    std::vector<float> values(count);
+    for (float& v : values) v = uniform() * scale;
+    return values;
+}
+
+// Relative L2 error of actual against an fp64 reference; NaN when anything is NaN.
+inline double relative_error(const std::vector<double>& expected, const std::vector<float>& actual) {
+    double error = 0, norm = 0;
+    for (size_t i = 0; i < expected.size(); ++i) {
+        error += (actual[i] - expected[i]) * (actual[i] - expected[i]);
+        norm += expected[i] * expected[i];
+    }
+    return std::sqrt(error / norm);
+}
+
+// The largest |actual - expected| / (atol + rtol * |expected|) over all elements (> 1 fails):
+// a per-element bound, which a relative L2 norm over many elements cannot give. NaN counts as inf.
+inline double worst_ratio(const std::vector<double>& expected, const std::vector<float>& actual, double atol,
+                          double rtol) {
+    double worst = 0;
+    for (size_t i = 0; i < expected.size(); ++i) {
+        const double ratio = std::fabs(actual[i] - expected[i]) / (atol + rtol * std::fabs(expected[i]));
+        if (!(ratio <= worst)) worst = std::isnan(ratio) ? INFINITY : ratio;
+    }
+    return worst;
+}
+
+inline uint16_t bf16_bits(float value) {  // round to nearest even; inputs here are finite
+    uint32_t bits;
+    std::memcpy(&bits, &value, 4);
+    return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+inline float bf16_value(uint16_t bits) {
+    const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+    float value;
+    std::memcpy(&value, &wide, 4);
+    return value;
+}
+
+// ---- the registry of product-kernel checks ----------------------------------------------------------
+
+struct KernelCheck {
+    const char* family;
+    void (*run)();
+};
+
+inline std::vector<KernelCheck>& kernel_checks() {
+    static std::vector<KernelCheck> checks;
+    return checks;
+}
+
+struct RegisterKernelCheck {
+    RegisterKernelCheck(const char* family, void (*run)()) { kernel_checks().push_back({family, run}); }
+};
+
+}  // namespace spin_test
+
+// Defines the function that checks one op family through the C ABI and adds it to the registry,
+// which run_all (tests/cuda/kernel_tests.cu) runs in family-name order:
+//   SPIN_KERNEL_CHECKS(rope) { for (shape : edge shapes) check_rope(shape); }
+#define SPIN_KERNEL_CHECKS(family)                                                                    \
+    static void family##_checks();                                                                    \
+    static const ::spin_test::RegisterKernelCheck family##_registered(#family, family##_checks);     \
+    static void family##_checks()
