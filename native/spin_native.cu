@@ -38,6 +38,14 @@ int require_out(const void* out, const char* call) {
     return out == nullptr ? spin::fail(SPIN_ERR_INVALID_ARG, "%s: output pointer is NULL", call) : SPIN_OK;
 }
 
+// The default pool of the device current on this thread, which cudaMallocAsync allocates from.
+int current_pool(cudaMemPool_t* pool) {
+    int device = 0;
+    SPIN_CUDA_TRY(cudaGetDevice(&device));
+    SPIN_CUDA_TRY(cudaDeviceGetDefaultMemPool(pool, device));
+    return SPIN_OK;
+}
+
 }  // namespace
 
 namespace spin {
@@ -115,6 +123,11 @@ int spin_device_properties(int device, spin_device_props* out) {
     return SPIN_OK;
 }
 
+int spin_set_device(int device) {
+    SPIN_CUDA_TRY(cudaSetDevice(device));
+    return SPIN_OK;
+}
+
 int spin_stream_create(spin_stream_t* out) {
     if (int status = require_out(out, "spin_stream_create")) return status;
     cudaStream_t stream = nullptr;
@@ -165,6 +178,76 @@ int spin_memset_zero(void* dst, size_t bytes, spin_stream_t stream) {
     if (bytes == 0) return SPIN_OK;
     if (dst == nullptr) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_memset_zero: NULL dst for %zu bytes", bytes);
     SPIN_CUDA_TRY(cudaMemsetAsync(dst, 0, bytes, spin::to_cuda(stream)));
+    return SPIN_OK;
+}
+
+int spin_malloc_async(void** out, size_t bytes, spin_stream_t stream) {
+    if (int status = require_out(out, "spin_malloc_async")) return status;
+    *out = nullptr;
+    if (bytes == 0) return SPIN_OK;
+    char call[64];
+    std::snprintf(call, sizeof call, "cudaMallocAsync(%zu bytes)", bytes);
+    return spin::cuda_status(cudaMallocAsync(out, bytes, spin::to_cuda(stream)), call);
+}
+
+int spin_free_async(void* pointer, spin_stream_t stream) {
+    if (pointer == nullptr) return SPIN_OK;
+    SPIN_CUDA_TRY(cudaFreeAsync(pointer, spin::to_cuda(stream)));
+    return SPIN_OK;
+}
+
+int spin_pool_usage(size_t* current_bytes, size_t* peak_bytes) {
+    if (int status = require_out(current_bytes, "spin_pool_usage")) return status;
+    if (int status = require_out(peak_bytes, "spin_pool_usage")) return status;
+    cudaMemPool_t pool = nullptr;
+    if (int status = current_pool(&pool)) return status;
+    uint64_t current = 0, peak = 0;
+    SPIN_CUDA_TRY(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &current));
+    SPIN_CUDA_TRY(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &peak));
+    *current_bytes = current;
+    *peak_bytes = peak;
+    return SPIN_OK;
+}
+
+int spin_pool_reset_peak(void) {
+    cudaMemPool_t pool = nullptr;
+    if (int status = current_pool(&pool)) return status;
+    uint64_t zero = 0;
+    SPIN_CUDA_TRY(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+    return SPIN_OK;
+}
+
+int spin_pool_trim(size_t keep_bytes) {
+    cudaMemPool_t pool = nullptr;
+    if (int status = current_pool(&pool)) return status;
+    SPIN_CUDA_TRY(cudaMemPoolTrimTo(pool, keep_bytes));
+    return SPIN_OK;
+}
+
+int spin_event_create(spin_event_t* out) {
+    if (int status = require_out(out, "spin_event_create")) return status;
+    cudaEvent_t event = nullptr;
+    // Events that only order streams need no timing, which makes recording them cheaper.
+    SPIN_CUDA_TRY(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    *out = reinterpret_cast<spin_event_t>(event);
+    return SPIN_OK;
+}
+
+int spin_event_destroy(spin_event_t event) {
+    if (event == nullptr) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_event_destroy: NULL event");
+    SPIN_CUDA_TRY(cudaEventDestroy(reinterpret_cast<cudaEvent_t>(event)));
+    return SPIN_OK;
+}
+
+int spin_event_record(spin_event_t event, spin_stream_t stream) {
+    if (event == nullptr) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_event_record: NULL event");
+    SPIN_CUDA_TRY(cudaEventRecord(reinterpret_cast<cudaEvent_t>(event), spin::to_cuda(stream)));
+    return SPIN_OK;
+}
+
+int spin_stream_wait_event(spin_stream_t stream, spin_event_t event) {
+    if (event == nullptr) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_stream_wait_event: NULL event");
+    SPIN_CUDA_TRY(cudaStreamWaitEvent(spin::to_cuda(stream), reinterpret_cast<cudaEvent_t>(event), 0));
     return SPIN_OK;
 }
 

@@ -132,7 +132,11 @@ SPIN_EMU_API cudaError_t cudaStreamDestroy(cudaStream_t stream);
 SPIN_EMU_API cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 SPIN_EMU_API cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags = 0);
 
+constexpr unsigned int cudaEventDefault = 0x00;
+constexpr unsigned int cudaEventDisableTiming = 0x02;
 SPIN_EMU_API cudaError_t cudaEventCreate(cudaEvent_t* event);
+// Flags are accepted and ignored: emulated events always carry a time.
+SPIN_EMU_API cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags);
 SPIN_EMU_API cudaError_t cudaEventDestroy(cudaEvent_t event);
 SPIN_EMU_API cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
 SPIN_EMU_API cudaError_t cudaEventSynchronize(cudaEvent_t event);
@@ -149,6 +153,8 @@ SPIN_EMU_API cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int de
 SPIN_EMU_API cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value);
 // Only resetting a high-water mark (value 0) is supported, as in CUDA.
 SPIN_EMU_API cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value);
+// The emulator reserves nothing beyond what is used, so trimming has nothing to give back.
+SPIN_EMU_API cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t min_bytes_to_keep);
 SPIN_EMU_API cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
 SPIN_EMU_API cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                                          cudaStream_t stream = nullptr);

@@ -863,6 +863,8 @@ cudaError_t cudaEventCreate(cudaEvent_t* event) {
     return cudaSuccess;
 }
 
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) { return cudaEventCreate(event); }
+
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
     std::lock_guard<std::mutex> lock(handles_mutex);
     if (event == nullptr || live_events.erase(event) == 0) {
@@ -944,6 +946,11 @@ cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, vo
     }
     std::lock_guard<std::mutex> lock(allocations.mutex);
     allocations.pool_high = allocations.pool_used;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t) {
+    if (pool != &default_pool) return raise(cudaErrorInvalidValue, "cudaMemPoolTrimTo: bad pool");
     return cudaSuccess;
 }
 

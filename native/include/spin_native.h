@@ -71,6 +71,9 @@ SPIN_EXPORT int spin_runtime_version(int* out);
 SPIN_EXPORT int spin_device_count(int* out);
 /* Also reports free memory, which makes the device's primary context current on this thread. */
 SPIN_EXPORT int spin_device_properties(int device, spin_device_props* out);
+/* Makes `device` current on the calling thread: later streams, pool allocations and launches from
+   this thread use it. */
+SPIN_EXPORT int spin_set_device(int device);
 
 /* ---- streams ---------------------------------------------------------------------------- */
 

@@ -4,8 +4,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import spin.backend.cpu.CpuBackend;
+import spin.backend.cuda.CudaBackend;
 import spin.nativebind.CudaException;
 import spin.nativebind.CudaRuntime;
+import spin.nativebind.DeviceProperties;
 import spin.nativebind.NativeLibrary;
 
 /**
@@ -32,7 +34,12 @@ public final class Devices {
         if (spec.kind() == DeviceSpec.Kind.CPU) {
             return threads == 0 ? new CpuBackend() : new CpuBackend(threads);
         }
-        throw new IllegalArgumentException("cannot open device " + spec + ": " + whyNot(spec) + "; use --device cpu");
+        Optional<String> whyNot = whyNot(spec);
+        if (whyNot.isPresent()) {
+            throw new IllegalArgumentException("cannot open device " + spec + ": " + whyNot.get() + "; use --device cpu");
+        }
+        CudaRuntime runtime = spec.kind() == DeviceSpec.Kind.CUDA_EMU ? CudaRuntime.loadEmulated() : CudaRuntime.load();
+        return new CudaBackend(runtime, spec);
     }
 
     /** The CPU, each GPU the CUDA runtime reports (or the reason there are none), and the emulator. */
@@ -43,39 +50,45 @@ public final class Devices {
         Optional<Integer> gpus = gpuCount();
         for (int i = 0; i < gpus.orElse(0); i++) {
             DeviceSpec gpu = new DeviceSpec(DeviceSpec.Kind.CUDA, i);
-            out.add(new Listing(gpu, "GPU " + i, Optional.of(whyNot(gpu))));
+            out.add(new Listing(gpu, describe(gpu), whyNot(gpu)));
         }
         if (gpus.orElse(0) == 0) {
             DeviceSpec gpu = new DeviceSpec(DeviceSpec.Kind.CUDA, 0);
-            out.add(new Listing(gpu, "a GPU", Optional.of(whyNot(gpu))));
+            out.add(new Listing(gpu, "a GPU", whyNot(gpu)));
         }
         DeviceSpec emulator = new DeviceSpec(DeviceSpec.Kind.CUDA_EMU, 0);
-        out.add(new Listing(emulator, "the CUDA kernels on the CPU emulator", Optional.of(whyNot(emulator))));
+        out.add(new Listing(emulator, "the CUDA kernels on the CPU emulator (slow; for tests)", whyNot(emulator)));
         return out;
     }
 
-    private static String whyNot(DeviceSpec spec) {
+    /** Why {@code spec} (a CUDA device) cannot be opened, or empty when it can. */
+    private static Optional<String> whyNot(DeviceSpec spec) {
         if (spec.kind() == DeviceSpec.Kind.CUDA_EMU) {
             if (NativeLibrary.emulatedStatus() instanceof NativeLibrary.Absent absent) {
-                return "the CUDA emulator library is unavailable (" + absent.reason() + ")";
+                return Optional.of("the CUDA emulator library is unavailable (" + absent.reason() + ")");
             }
-            return spec.index() > 0 ? "the emulator has one device, cuda-emu:0"
-                    : "the CUDA backend does not run models yet (its kernels so far: RMSNorm and casts)";
+            return spec.index() > 0 ? Optional.of("the emulator has one device, cuda-emu:0") : Optional.empty();
         }
         if (NativeLibrary.status() instanceof NativeLibrary.Absent absent) {
-            return "the native library is unavailable (" + absent.reason() + ")";
+            return Optional.of("the native library is unavailable (" + absent.reason() + ")");
         }
         int count;
         try {
             count = CudaRuntime.load().deviceCount();
         } catch (CudaException e) {
-            return "no GPU (" + e.nativeMessage() + ")";
+            return Optional.of("no GPU (" + e.nativeMessage() + ")");
         }
         if (spec.index() >= count) {
-            return count == 0 ? "no GPU" : "there " + (count == 1 ? "is 1 GPU" : "are " + count + " GPUs") + " (cuda:0"
-                    + (count > 1 ? " .. cuda:" + (count - 1) : "") + ")";
+            return Optional.of(count == 1 ? "there is 1 GPU (cuda:0)"
+                    : "there are " + count + " GPUs (cuda:0 .. cuda:" + (count - 1) + ")");
         }
-        return "the CUDA backend does not run models yet (its kernels so far: RMSNorm and casts)";
+        return Optional.empty();
+    }
+
+    private static String describe(DeviceSpec gpu) {
+        DeviceProperties props = CudaRuntime.load().deviceProperties(gpu.index());
+        return String.format("%s, %.1f GiB, compute capability %d.%d", props.name(),
+                props.totalMemoryBytes() / (double) (1L << 30), props.computeMajor(), props.computeMinor());
     }
 
     private static Optional<Integer> gpuCount() {

@@ -1,6 +1,8 @@
 package spin.nativebind;
 
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
 import java.util.Optional;
 
 /**
@@ -83,8 +85,67 @@ public final class CudaRuntime {
         return abi.deviceProperties(device);
     }
 
+    /** Makes GPU {@code device} current for this thread's later streams, allocations and launches. */
+    public void setDevice(int device) {
+        abi.setDevice(device);
+    }
+
     public CudaStream createStream() {
         return new CudaStream(abi, abi.streamCreate());
+    }
+
+    /**
+     * {@code bytes} of uninitialised memory from the current device's stream-ordered pool, usable by
+     * work queued on {@code stream} from now on: an address-only segment, freed with
+     * {@link #freeOnStream}. Sizes a step allocates and frees repeatedly are served from the pool's
+     * cache without reaching the driver.
+     */
+    public MemorySegment allocateOnStream(long bytes, CudaStream stream) {
+        if (bytes < 0) {
+            throw new IllegalArgumentException("negative allocation size " + bytes);
+        }
+        return abi.mallocAsync(bytes, stream.handle()).reinterpret(bytes);
+    }
+
+    /** Returns {@code memory} to the pool once the work queued on {@code stream} so far is done. */
+    public void freeOnStream(MemorySegment memory, CudaStream stream) {
+        abi.freeAsync(memory, stream.handle());
+    }
+
+    /** Bytes the current device's pool has allocated now and at most since {@link #resetPoolPeak}. */
+    public PoolUsage poolUsage() {
+        long[] usage = abi.poolUsage();
+        return new PoolUsage(usage[0], usage[1]);
+    }
+
+    /** Current and peak bytes of the stream-ordered pool. */
+    public record PoolUsage(long currentBytes, long peakBytes) {}
+
+    public void resetPoolPeak() {
+        abi.poolResetPeak();
+    }
+
+    /** Gives the pool's cached, unused memory back to the driver (before retrying a failed allocation). */
+    public void trimPool() {
+        abi.poolTrim(0);
+    }
+
+    public CudaEvent createEvent() {
+        return new CudaEvent(abi, abi.eventCreate());
+    }
+
+    /**
+     * Binds the entry point {@code name} of this runtime's library, which returns a spin status and
+     * takes {@code arguments}; the op families of {@code spin.backend.cuda} bind their kernels so,
+     * one handle per library, and pass each status to {@link #check}.
+     */
+    public MethodHandle bindStatusCall(String name, MemoryLayout... arguments) {
+        return abi.bind(name, SpinAbi.status(arguments));
+    }
+
+    /** A {@link CudaException} with spin_last_error()'s text when {@code status} is not SPIN_OK. */
+    public void check(int status, String call) {
+        abi.check(status, call);
     }
 
     /** {@code bytes} of uninitialised device memory on the current device. */

@@ -22,7 +22,13 @@ public final class CudaStream implements AutoCloseable {
         abi.streamSynchronize(handle());
     }
 
-    MemorySegment handle() {
+    /** Waits, on the device, for the work recorded by {@code event} before running later work. */
+    public void waitFor(CudaEvent event) {
+        abi.streamWaitEvent(handle(), event.handle());
+    }
+
+    /** The native stream, for the kernels' launch calls. */
+    public MemorySegment handle() {
         if (handle == null) {
             throw new IllegalStateException("CUDA stream was closed");
         }

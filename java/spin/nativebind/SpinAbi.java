@@ -56,6 +56,16 @@ final class SpinAbi {
     private final MethodHandle freeCall;
     private final MethodHandle memcpyCall;
     private final MethodHandle memsetZeroCall;
+    private final MethodHandle setDeviceCall;
+    private final MethodHandle mallocAsyncCall;
+    private final MethodHandle freeAsyncCall;
+    private final MethodHandle poolUsageCall;
+    private final MethodHandle poolResetPeakCall;
+    private final MethodHandle poolTrimCall;
+    private final MethodHandle eventCreateCall;
+    private final MethodHandle eventDestroyCall;
+    private final MethodHandle eventRecordCall;
+    private final MethodHandle streamWaitEventCall;
     private final MethodHandle rmsnormForwardCall;
     private final MethodHandle rmsnormBackwardScratchBytesCall;
     private final MethodHandle rmsnormBackwardCall;
@@ -77,6 +87,16 @@ final class SpinAbi {
         freeCall = bind("spin_free", status(ADDRESS));
         memcpyCall = bind("spin_memcpy", status(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS));
         memsetZeroCall = bind("spin_memset_zero", status(ADDRESS, JAVA_LONG, ADDRESS));
+        setDeviceCall = bind("spin_set_device", status(JAVA_INT));
+        mallocAsyncCall = bind("spin_malloc_async", status(ADDRESS, JAVA_LONG, ADDRESS));
+        freeAsyncCall = bind("spin_free_async", status(ADDRESS, ADDRESS));
+        poolUsageCall = bind("spin_pool_usage", status(ADDRESS, ADDRESS));
+        poolResetPeakCall = bind("spin_pool_reset_peak", status());
+        poolTrimCall = bind("spin_pool_trim", status(JAVA_LONG));
+        eventCreateCall = bind("spin_event_create", status(ADDRESS));
+        eventDestroyCall = bind("spin_event_destroy", status(ADDRESS));
+        eventRecordCall = bind("spin_event_record", status(ADDRESS, ADDRESS));
+        streamWaitEventCall = bind("spin_stream_wait_event", status(ADDRESS, ADDRESS));
         rmsnormForwardCall = bind("spin_rmsnorm_forward",
                 status(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_FLOAT));
         rmsnormBackwardScratchBytesCall =
@@ -162,6 +182,60 @@ final class SpinAbi {
         check(invoke(() -> (int) memsetZeroCall.invokeExact(dst, bytes, stream)), "spin_memset_zero");
     }
 
+    void setDevice(int device) {
+        check(invoke(() -> (int) setDeviceCall.invokeExact(device)), "spin_set_device");
+    }
+
+    MemorySegment mallocAsync(long bytes, MemorySegment stream) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            check(invoke(() -> (int) mallocAsyncCall.invokeExact(out, bytes, stream)), "spin_malloc_async");
+            return out.get(ADDRESS, 0);
+        }
+    }
+
+    void freeAsync(MemorySegment pointer, MemorySegment stream) {
+        check(invoke(() -> (int) freeAsyncCall.invokeExact(pointer, stream)), "spin_free_async");
+    }
+
+    /** {current, peak} bytes of the current device's pool. */
+    long[] poolUsage() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment current = arena.allocate(JAVA_LONG);
+            MemorySegment peak = arena.allocate(JAVA_LONG);
+            check(invoke(() -> (int) poolUsageCall.invokeExact(current, peak)), "spin_pool_usage");
+            return new long[] {current.get(JAVA_LONG, 0), peak.get(JAVA_LONG, 0)};
+        }
+    }
+
+    void poolResetPeak() {
+        check(invoke(() -> (int) poolResetPeakCall.invokeExact()), "spin_pool_reset_peak");
+    }
+
+    void poolTrim(long keepBytes) {
+        check(invoke(() -> (int) poolTrimCall.invokeExact(keepBytes)), "spin_pool_trim");
+    }
+
+    MemorySegment eventCreate() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            check(invoke(() -> (int) eventCreateCall.invokeExact(out)), "spin_event_create");
+            return out.get(ADDRESS, 0);
+        }
+    }
+
+    void eventDestroy(MemorySegment event) {
+        check(invoke(() -> (int) eventDestroyCall.invokeExact(event)), "spin_event_destroy");
+    }
+
+    void eventRecord(MemorySegment event, MemorySegment stream) {
+        check(invoke(() -> (int) eventRecordCall.invokeExact(event, stream)), "spin_event_record");
+    }
+
+    void streamWaitEvent(MemorySegment stream, MemorySegment event) {
+        check(invoke(() -> (int) streamWaitEventCall.invokeExact(stream, event)), "spin_stream_wait_event");
+    }
+
     void rmsnormForward(MemorySegment stream, MemorySegment out, MemorySegment rstd, MemorySegment in,
             MemorySegment weight, int n, int c, float eps) {
         check(invoke(() -> (int) rmsnormForwardCall.invokeExact(stream, out, rstd, in, weight, n, c, eps)),
@@ -209,7 +283,7 @@ final class SpinAbi {
         }
     }
 
-    private void check(int status, String call) {
+    void check(int status, String call) {
         if (status != SUCCESS) {
             throw new CudaException(CudaException.Reason.of(status), call, lastError());
         }
@@ -228,11 +302,11 @@ final class SpinAbi {
         return DEVICE_PROPS.byteOffset(MemoryLayout.PathElement.groupElement(field));
     }
 
-    private static FunctionDescriptor status(MemoryLayout... arguments) {
+    static FunctionDescriptor status(MemoryLayout... arguments) {
         return FunctionDescriptor.of(JAVA_INT, arguments);
     }
 
-    private MethodHandle bind(String name, FunctionDescriptor descriptor) {
+    MethodHandle bind(String name, FunctionDescriptor descriptor) {
         MemorySegment symbol = library.symbols().find(name).orElseThrow(
                 () -> new IllegalStateException(name + " is missing from " + library.path()));
         return LINKER.downcallHandle(symbol, descriptor);

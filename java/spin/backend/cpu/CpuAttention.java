@@ -6,6 +6,7 @@ import static spin.backend.cpu.Mem.i32;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
+import spin.backend.AttentionShape;
 import spin.backend.DType;
 import spin.backend.Tensor;
 
@@ -28,28 +29,9 @@ final class CpuAttention {
     /** Shapes of one attention call, validated once. */
     private record Dims(int batch, int time, int heads, int kvHeads, int headDim, float scale) {
         static Dims of(Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
-            if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4) {
-                throw new IllegalArgumentException("attention expects q [B,T,H,D], k and v [B,T,KVH,D]; got q "
-                        + q + ", k " + k + ", v " + v);
-            }
-            int b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3), kvh = k.dim(2);
-            if (k.dim(0) != b || k.dim(1) != t || k.dim(3) != d || kvh == 0 || h % kvh != 0
-                    || v.size() != k.size() || v.dim(2) != kvh) {
-                throw new IllegalArgumentException("attention shapes disagree: q " + q + ", k " + k + ", v " + v
-                        + " (need equal B, T, D and H a multiple of KVH)");
-            }
-            if (keyMask.dtype() != DType.I32 || keyMask.size() != (long) b * t) {
-                throw new IllegalArgumentException("keyMask must be I32 [B,T] = [" + b + "," + t + "], got " + keyMask);
-            }
-            if (window < 0) {
-                throw new IllegalArgumentException("sliding window must be >= 0 (0 = none), got " + window);
-            }
-            for (Tensor t4 : new Tensor[] {q, k, v}) {
-                if (t4.dtype() != DType.F32) {
-                    throw new IllegalArgumentException("attention operands must be F32, got " + t4);
-                }
-            }
-            return new Dims(b, t, h, kvh, d, (float) (1.0 / Math.sqrt(d)));
+            AttentionShape shape = AttentionShape.of(q, k, v, keyMask, window);
+            return new Dims(shape.batch(), shape.time(), shape.heads(), shape.kvHeads(), shape.headDim(),
+                    (float) (1.0 / Math.sqrt(shape.headDim())));
         }
 
         long qRow(int b, int i, int h) {
@@ -260,13 +242,9 @@ final class CpuAttention {
 
     void cachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable, Tensor querySeq,
             Tensor queryPos, int blockSize, int window) {
-        if (q.rank() != 3 || kCache.rank() != 3) {
-            throw new IllegalArgumentException("cached attention expects q [M,H,D] and caches [R,KVH,D], got " + q + ", " + kCache);
-        }
-        int m = q.dim(0), heads = q.dim(1), d = q.dim(2), kvHeads = kCache.dim(1), cacheRows = kCache.dim(0);
-        if (kCache.dim(2) != d || vCache.size() != kCache.size() || heads % kvHeads != 0) {
-            throw new IllegalArgumentException("cached attention shapes disagree: q " + q + ", k " + kCache + ", v " + vCache);
-        }
+        AttentionShape shape = AttentionShape.cached(q, kCache, vCache, window);
+        int m = shape.batch(), heads = shape.heads(), d = shape.headDim(), kvHeads = shape.kvHeads(),
+                cacheRows = kCache.dim(0);
         requireShape(out, q.size(), "out");
         int maxBlocks = blockTable.dim(1);
         int groupSize = heads / kvHeads;

@@ -1,5 +1,8 @@
 package spin.backend.cpu;
 
+import static spin.backend.Operands.requireLength;
+import static spin.backend.Operands.requireSameSize;
+import static spin.backend.Operands.rows;
 import static spin.backend.cpu.Mem.F;
 import static spin.backend.cpu.Mem.f;
 import static spin.backend.cpu.Mem.i32;
@@ -16,6 +19,7 @@ import spin.backend.BFloat16;
 import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.FrozenWeights;
+import spin.backend.Operands;
 import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
@@ -91,6 +95,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void write(Tensor dst, float[] values) {
+        Operands.requireOn(this, dst);
         requireLength(dst, values.length);
         switch (dst.dtype()) {
             case F32 -> MemorySegment.copy(values, 0, dst.memory(), ValueLayout.JAVA_FLOAT, 0, values.length);
@@ -113,6 +118,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public float[] read(Tensor src) {
+        Operands.requireOn(this, src);
         int n = Math.toIntExact(src.size());
         float[] out = new float[n];
         switch (src.dtype()) {
@@ -139,6 +145,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void copy(Tensor dst, Tensor src) {
+        Operands.requireOn(this, dst, src);
         if (dst.dtype() != src.dtype() || dst.size() != src.size()) {
             throw new IllegalArgumentException("copy needs equal dtype and size: " + dst + " <- " + src);
         }
@@ -499,18 +506,21 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
+        Operands.requireOn(this, out, lse, q, k, v, keyMask);
         attention.forward(out, lse, q, k, v, keyMask, window);
     }
 
     @Override
     public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v,
             Tensor keyMask, Tensor out, Tensor lse, int window) {
+        Operands.requireOn(this, dq, dk, dv, dOut, q, k, v, keyMask, out, lse);
         attention.backward(dq, dk, dv, dOut, q, k, v, keyMask, out, lse, window);
     }
 
     @Override
     public void attentionCachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable,
             Tensor querySeq, Tensor queryPos, int blockSize, int window) {
+        Operands.requireOn(this, out, q, kCache, vCache, blockTable, querySeq, queryPos);
         attention.cachedForward(out, q, kCache, vCache, blockTable, querySeq, queryPos, blockSize, window);
     }
 
@@ -814,34 +824,11 @@ public final class CpuBackend implements Backend {
         return Math.max(1, ELEMENT_CHUNK / Math.max(1, rowLength));
     }
 
-    private static int rows(Tensor t, int rowLength, String name) {
-        if (rowLength == 0 || t.size() % rowLength != 0) {
-            throw new IllegalArgumentException(name + " " + t + " is not a whole number of rows of " + rowLength);
-        }
-        return Math.toIntExact(t.size() / rowLength);
+    private void requireF32(Tensor... tensors) {
+        Operands.requireF32(this, tensors);
     }
 
-    private static void requireF32(Tensor... tensors) {
-        for (Tensor t : tensors) {
-            requireDtype(t, DType.F32, "operand");
-        }
-    }
-
-    private static void requireDtype(Tensor t, DType dtype, String name) {
-        if (t.dtype() != dtype) {
-            throw new IllegalArgumentException(name + " must be " + dtype + ", got " + t);
-        }
-    }
-
-    private static void requireLength(Tensor t, long elements) {
-        if (t.size() != elements) {
-            throw new IllegalArgumentException(t + " must hold " + elements + " elements");
-        }
-    }
-
-    private static void requireSameSize(Tensor t, Tensor like, String likeName) {
-        if (t.size() != like.size()) {
-            throw new IllegalArgumentException(t + " must have as many elements as " + likeName + " " + like);
-        }
+    private void requireDtype(Tensor t, DType dtype, String name) {
+        Operands.requireDtype(this, t, dtype, name);
     }
 }

@@ -1,0 +1,65 @@
+package spin.backend;
+
+/**
+ * The operand checks every backend makes before an op touches memory, so that a wrong shape, dtype
+ * or device is an {@link IllegalArgumentException} naming the tensor, never a crash or a silent
+ * read of another device's memory.
+ */
+public final class Operands {
+    private Operands() {}
+
+    /** Each tensor belongs to {@code backend}: a tensor of another device is named with both devices. */
+    public static void requireOn(Backend backend, Tensor... tensors) {
+        for (Tensor t : tensors) {
+            if (t != null && t.backend() != backend) {
+                throw new IllegalArgumentException("tensor " + t + " belongs to " + t.backend().name()
+                        + ", not to " + backend.name() + " that was asked to use it; copy it through the host (read, fromHost)");
+            }
+        }
+    }
+
+    /** Each tensor belongs to {@code backend} and is F32. */
+    public static void requireF32(Backend backend, Tensor... tensors) {
+        for (Tensor t : tensors) {
+            requireDtype(backend, t, DType.F32, "operand");
+        }
+    }
+
+    public static void requireDtype(Backend backend, Tensor t, DType dtype, String name) {
+        requireOn(backend, t);
+        if (t.dtype() != dtype) {
+            throw new IllegalArgumentException(name + " must be " + dtype + ", got " + t);
+        }
+    }
+
+    public static void requireLength(Tensor t, long elements) {
+        if (t.size() != elements) {
+            throw new IllegalArgumentException(t + " must hold " + elements + " elements");
+        }
+    }
+
+    public static void requireSameSize(Tensor t, Tensor like, String likeName) {
+        if (t.size() != like.size()) {
+            throw new IllegalArgumentException(t + " must have as many elements as " + likeName + " " + like);
+        }
+    }
+
+    /** The number of rows of length {@code rowLength} that {@code t} holds. */
+    public static int rows(Tensor t, int rowLength, String name) {
+        if (rowLength == 0 || t.size() % rowLength != 0) {
+            throw new IllegalArgumentException(name + " " + t + " is not a whole number of rows of " + rowLength);
+        }
+        return Math.toIntExact(t.size() / rowLength);
+    }
+
+    /** [B,T,H,D] of a rank-4 tensor with an even head dim, as RoPE takes it. */
+    public static int[] ropeShape(Tensor in) {
+        if (in.rank() != 4) {
+            throw new IllegalArgumentException("rope expects [B,T,H,D], got " + in);
+        }
+        if (in.dim(3) % 2 != 0) {
+            throw new IllegalArgumentException("rope needs an even head dim, got " + in.dim(3));
+        }
+        return in.shape();
+    }
+}

@@ -1,0 +1,99 @@
+package spin.backend.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import spin.backend.AttentionShape;
+import spin.backend.DType;
+import spin.backend.Operands;
+import spin.backend.Tensor;
+
+/** Flash-style attention forward and deterministic backward, and paged decoding: kernels/attention.cu. */
+final class Attention {
+    private final CudaBackend backend;
+    private final CudaDevice device;
+    private final MethodHandle forward;
+    private final MethodHandle backwardScratchBytes;
+    private final MethodHandle backward;
+    private final MethodHandle cachedForward;
+
+    Attention(CudaBackend backend, CudaDevice device) {
+        this.backend = backend;
+        this.device = device;
+        forward = device.bind("spin_attention_forward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
+        backwardScratchBytes = device.bind("spin_attention_backward_scratch_bytes", JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS);
+        backward = device.bind("spin_attention_backward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
+        cachedForward = device.bind("spin_attention_cached_forward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
+    }
+
+    void forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
+        Operands.requireOn(backend, out, lse, q, k, v, keyMask);
+        AttentionShape s = AttentionShape.of(q, k, v, keyMask, window);
+        requireF32Length(out, q.size(), "out");
+        requireF32Length(lse, s.lseSize(), "lse");
+        var stream = device.compute().handle();
+        device.launch("spin_attention_forward", () -> (int) forward.invokeExact(stream, out.memory(), lse.memory(),
+                q.memory(), k.memory(), v.memory(), keyMask.memory(), s.batch(), s.time(), s.heads(), s.kvHeads(),
+                s.headDim(), window));
+    }
+
+    void backward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor keyMask,
+            Tensor out, Tensor lse, int window) {
+        Operands.requireOn(backend, dq, dk, dv, dOut, q, k, v, keyMask, out, lse);
+        AttentionShape s = AttentionShape.of(q, k, v, keyMask, window);
+        requireF32Length(dq, q.size(), "dq");
+        requireF32Length(dOut, q.size(), "dOut");
+        requireF32Length(out, q.size(), "out");
+        requireF32Length(dk, k.size(), "dk");
+        requireF32Length(dv, v.size(), "dv");
+        requireF32Length(lse, s.lseSize(), "lse");
+        long bytes;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment result = arena.allocate(JAVA_LONG);
+            device.launch("spin_attention_backward_scratch_bytes",
+                    () -> (int) backwardScratchBytes.invokeExact(s.batch(), s.time(), s.heads(), result));
+            bytes = result.get(JAVA_LONG, 0);
+        }
+        try (Scratch scratch = new Scratch(device, bytes)) {
+            var stream = device.compute().handle();
+            device.launch("spin_attention_backward", () -> (int) backward.invokeExact(stream, dq.memory(), dk.memory(),
+                    dv.memory(), scratch.memory(), dOut.memory(), q.memory(), k.memory(), v.memory(), keyMask.memory(),
+                    out.memory(), lse.memory(), s.batch(), s.time(), s.heads(), s.kvHeads(), s.headDim(), window));
+        }
+    }
+
+    void cachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable, Tensor querySeq,
+            Tensor queryPos, int blockSize, int window) {
+        Operands.requireOn(backend, out, q, kCache, vCache, blockTable, querySeq, queryPos);
+        AttentionShape s = AttentionShape.cached(q, kCache, vCache, window);
+        requireF32Length(out, q.size(), "out");
+        Operands.requireF32(backend, q, kCache, vCache);
+        Operands.requireDtype(backend, blockTable, DType.I32, "blockTable");
+        Operands.requireDtype(backend, querySeq, DType.I32, "querySeq");
+        Operands.requireDtype(backend, queryPos, DType.I32, "queryPos");
+        Operands.requireLength(querySeq, s.batch());
+        Operands.requireLength(queryPos, s.batch());
+        if (blockTable.rank() != 2 || blockSize <= 0 || kCache.dim(0) % blockSize != 0) {
+            throw new IllegalArgumentException("cached attention needs a block table [S, maxBlocks] and caches of whole"
+                    + " blocks of " + blockSize + " rows, got " + blockTable + ", " + kCache);
+        }
+        int sequences = blockTable.dim(0), maxBlocks = blockTable.dim(1);
+        var stream = device.compute().handle();
+        device.launch("spin_attention_cached_forward", () -> (int) cachedForward.invokeExact(stream, out.memory(),
+                q.memory(), kCache.memory(), vCache.memory(), blockTable.memory(), querySeq.memory(), queryPos.memory(),
+                s.batch(), s.heads(), s.kvHeads(), s.headDim(), sequences, maxBlocks, blockSize, window));
+    }
+
+    private static void requireF32Length(Tensor t, long elements, String name) {
+        if (t.dtype() != DType.F32 || t.size() != elements) {
+            throw new IllegalArgumentException(name + " must be F32 with " + elements + " elements, got " + t);
+        }
+    }
+}

@@ -1,0 +1,374 @@
+package spin.backend.cuda;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import spin.backend.BFloat16;
+import spin.backend.Backend;
+import spin.backend.DType;
+import spin.backend.DeviceSpec;
+import spin.backend.Operands;
+import spin.backend.SpinLossStats;
+import spin.backend.SpinLossType;
+import spin.backend.Tensor;
+import spin.nativebind.CudaRuntime;
+import spin.nativebind.DeviceMemory;
+
+/**
+ * The Backend on a GPU through libspin_native (or on the CUDA emulator through
+ * libspin_native_emu, the same kernels run as host fibers): every op is a kernel of ours or a
+ * cuBLASLt product, queued on the device's compute stream; only reads (and the few ops whose job is
+ * a host value: sums, the SPIN loss statistics) wait for the device.
+ *
+ * <p>Each op family lives in its own class beside this one, named as its kernel file
+ * ({@link Rope} ↔ kernels/rope.cu ↔ spin.backend.cpu.Rope); this class only dispatches. Tensors are
+ * allocated from the device's stream-ordered pool ({@link #poolUsage()} reports current and peak
+ * bytes) and freed back to it on close.
+ */
+public final class CudaBackend implements Backend {
+    private final CudaDevice device;
+    private final String name;
+    private final Elementwise elementwise;
+    private final Casts casts;
+    private final Embedding embedding;
+    private final Gemm gemm;
+    private final RmsNorm rmsnorm;
+    private final Rope rope;
+    private final Attention attention;
+    private final ScatterRows scatterRows;
+    private final Swiglu swiglu;
+    private final LogProb logprob;
+    private final SpinLoss spinLoss;
+    private final Optimizers optimizers;
+    private final Reductions reductions;
+
+    /**
+     * Opens {@code spec} (a {@code cuda:N} GPU through {@code runtime} = {@link CudaRuntime#load()}, or
+     * {@code cuda-emu:0} through {@link CudaRuntime#loadEmulated()}).
+     */
+    public CudaBackend(CudaRuntime runtime, DeviceSpec spec) {
+        this.device = new CudaDevice(runtime, spec);
+        this.name = spec + " (" + device.properties().name() + ")";
+        elementwise = new Elementwise(this, device);
+        casts = new Casts(this, device);
+        embedding = new Embedding(this, device);
+        gemm = new Gemm(this, device);
+        rmsnorm = new RmsNorm(this, device);
+        rope = new Rope(this, device);
+        attention = new Attention(this, device);
+        scatterRows = new ScatterRows(this, device);
+        swiglu = new Swiglu(this, device);
+        logprob = new LogProb(this, device);
+        spinLoss = new SpinLoss(this, device);
+        optimizers = new Optimizers(this, device);
+        reductions = new Reductions(this, device);
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    /** Bytes the device's memory pool holds for tensors now, and at most since {@link #resetPoolPeak()}. */
+    public CudaRuntime.PoolUsage poolUsage() {
+        return device.poolUsage();
+    }
+
+    public void resetPoolPeak() {
+        device.resetPoolPeak();
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    @Override
+    public long memoryBytes() {
+        return device.properties().totalMemoryBytes();
+    }
+
+    @Override
+    public Tensor allocate(DType dtype, int... shape) {
+        long bytes = Tensor.elementCount(shape) * dtype.byteSize();
+        MemorySegment memory = bytes == 0 ? MemorySegment.NULL : device.allocate(bytes);
+        if (bytes > 0) {
+            DeviceMemory.zero(device.compute(), memory);
+        }
+        return new Tensor(this, dtype, shape, memory, bytes == 0 ? null : () -> device.free(memory));
+    }
+
+    @Override
+    public Tensor fromHost(float[] values, int... shape) {
+        Tensor t = allocate(DType.F32, shape);
+        write(t, values);
+        return t;
+    }
+
+    @Override
+    public Tensor fromHost(int[] values, int... shape) {
+        Tensor t = allocate(DType.I32, shape);
+        write(t, values);
+        return t;
+    }
+
+    @Override
+    public void write(Tensor dst, float[] values) {
+        Operands.requireOn(this, dst);
+        Operands.requireLength(dst, values.length);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = switch (dst.dtype()) {
+                case F32 -> arena.allocateFrom(JAVA_FLOAT, values);
+                case BF16 -> {
+                    MemorySegment bits = arena.allocate(JAVA_SHORT, values.length);
+                    for (int i = 0; i < values.length; i++) {
+                        bits.setAtIndex(JAVA_SHORT, i, BFloat16.fromFloat(values[i]));
+                    }
+                    yield bits;
+                }
+                case I32 -> throw new IllegalArgumentException("write(float[]) into I32 tensor " + dst);
+            };
+            upload(dst, host);
+        }
+    }
+
+    @Override
+    public void write(Tensor dst, int[] values) {
+        Operands.requireDtype(this, dst, DType.I32, "dst");
+        Operands.requireLength(dst, values.length);
+        try (Arena arena = Arena.ofConfined()) {
+            upload(dst, arena.allocateFrom(JAVA_INT, values));
+        }
+    }
+
+    @Override
+    public float[] read(Tensor src) {
+        Operands.requireOn(this, src);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = download(src, arena);
+            return switch (src.dtype()) {
+                case F32 -> host.toArray(JAVA_FLOAT);
+                case BF16 -> {
+                    float[] out = new float[Math.toIntExact(src.size())];
+                    for (int i = 0; i < out.length; i++) {
+                        out[i] = BFloat16.toFloat(host.getAtIndex(JAVA_SHORT, i));
+                    }
+                    yield out;
+                }
+                case I32 -> throw new IllegalArgumentException("read() of I32 tensor " + src + "; use readInts");
+            };
+        }
+    }
+
+    @Override
+    public int[] readInts(Tensor src) {
+        Operands.requireDtype(this, src, DType.I32, "src");
+        try (Arena arena = Arena.ofConfined()) {
+            return download(src, arena).toArray(JAVA_INT);
+        }
+    }
+
+    private void upload(Tensor dst, MemorySegment host) {
+        if (host.byteSize() > 0) {
+            DeviceMemory.upload(device.compute(), dst.memory(), host);
+        }
+    }
+
+    private MemorySegment download(Tensor src, Arena arena) {
+        MemorySegment host = arena.allocate(Math.max(1, src.byteSize()), 8).asSlice(0, src.byteSize());
+        if (src.byteSize() > 0) {
+            DeviceMemory.download(device.compute(), host, src.memory());
+        }
+        return host;
+    }
+
+    @Override
+    public void copy(Tensor dst, Tensor src) {
+        Operands.requireOn(this, dst, src);
+        if (dst.dtype() != src.dtype() || dst.size() != src.size()) {
+            throw new IllegalArgumentException("copy needs equal dtype and size: " + dst + " <- " + src);
+        }
+        if (src.byteSize() > 0) {
+            DeviceMemory.copy(device.compute(), dst.memory(), src.memory());
+        }
+    }
+
+    @Override
+    public void fill(Tensor dst, float value) {
+        elementwise.fill(dst, value);
+    }
+
+    @Override
+    public void synchronize() {
+        device.synchronize();
+    }
+
+    @Override
+    public void close() {
+        gemm.close();
+        device.close();
+    }
+
+    // ---------------------------------------------------------------- element-wise
+
+    @Override
+    public void add(Tensor out, Tensor a, Tensor b) {
+        elementwise.add(out, a, b);
+    }
+
+    @Override
+    public void accumulate(Tensor dst, Tensor src) {
+        elementwise.add(dst, dst, src);
+    }
+
+    @Override
+    public void scale(Tensor dst, float factor) {
+        elementwise.scale(dst, factor);
+    }
+
+    @Override
+    public void cast(Tensor out, Tensor in) {
+        casts.cast(out, in);
+    }
+
+    // ---------------------------------------------------------------- embedding, linear, norms
+
+    @Override
+    public void embeddingForward(Tensor out, Tensor ids, Tensor table) {
+        embedding.forward(out, ids, table);
+    }
+
+    @Override
+    public void embeddingBackward(Tensor dTable, Tensor ids, Tensor dOut) {
+        embedding.backward(dTable, ids, dOut);
+    }
+
+    @Override
+    public void matmulForward(Tensor out, Tensor in, Tensor weight) {
+        gemm.forward(out, in, weight);
+    }
+
+    @Override
+    public void matmulBackward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight) {
+        gemm.backward(dIn, dWeight, dOut, in, weight);
+    }
+
+    @Override
+    public void rmsnormForward(Tensor out, Tensor rstd, Tensor in, Tensor weight, float eps) {
+        rmsnorm.forward(out, rstd, in, weight, eps);
+    }
+
+    @Override
+    public void rmsnormBackward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight, Tensor rstd) {
+        rmsnorm.backward(dIn, dWeight, dOut, in, weight, rstd);
+    }
+
+    @Override
+    public void ropeForward(Tensor out, Tensor in, Tensor positions, float theta) {
+        rope.forward(out, in, positions, theta);
+    }
+
+    @Override
+    public void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta) {
+        rope.backward(dIn, dOut, positions, theta);
+    }
+
+    // ---------------------------------------------------------------- attention
+
+    @Override
+    public void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
+        attention.forward(out, lse, q, k, v, keyMask, window);
+    }
+
+    @Override
+    public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v,
+            Tensor keyMask, Tensor out, Tensor lse, int window) {
+        attention.backward(dq, dk, dv, dOut, q, k, v, keyMask, out, lse, window);
+    }
+
+    @Override
+    public void attentionCachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable,
+            Tensor querySeq, Tensor queryPos, int blockSize, int window) {
+        attention.cachedForward(out, q, kCache, vCache, blockTable, querySeq, queryPos, blockSize, window);
+    }
+
+    @Override
+    public void scatterRows(Tensor dst, Tensor src, Tensor rows) {
+        scatterRows.scatter(dst, src, rows);
+    }
+
+    // ---------------------------------------------------------------- MLP, log-probs, losses
+
+    @Override
+    public void swigluForward(Tensor out, Tensor gate, Tensor up) {
+        swiglu.forward(out, gate, up);
+    }
+
+    @Override
+    public void swigluBackward(Tensor dGate, Tensor dUp, Tensor dOut, Tensor gate, Tensor up) {
+        swiglu.backward(dGate, dUp, dOut, gate, up);
+    }
+
+    @Override
+    public void logprobForward(Tensor logp, Tensor lse, Tensor logits, Tensor labels) {
+        logprob.forward(logp, lse, logits, labels);
+    }
+
+    @Override
+    public void logprobBackward(Tensor dLogits, Tensor dLogp, Tensor logits, Tensor labels, Tensor lse) {
+        logprob.backward(dLogits, dLogp, logits, labels, lse);
+    }
+
+    @Override
+    public void rowSumForward(Tensor out, Tensor in) {
+        spinLoss.rowSumForward(out, in);
+    }
+
+    @Override
+    public void rowSumBackward(Tensor dIn, Tensor dOut) {
+        spinLoss.rowSumBackward(dIn, dOut);
+    }
+
+    @Override
+    public SpinLossStats spinLossForward(Tensor policyReal, Tensor policyGenerated, Tensor opponentReal,
+            Tensor opponentGenerated, float beta, SpinLossType type) {
+        return spinLoss.forward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta, type);
+    }
+
+    @Override
+    public void spinLossBackward(Tensor dPolicyReal, Tensor dPolicyGenerated, Tensor policyReal, Tensor policyGenerated,
+            Tensor opponentReal, Tensor opponentGenerated, float beta, SpinLossType type, float lossScale) {
+        spinLoss.backward(dPolicyReal, dPolicyGenerated, policyReal, policyGenerated, opponentReal, opponentGenerated,
+                beta, type, lossScale);
+    }
+
+    // ---------------------------------------------------------------- optimizers and reductions
+
+    @Override
+    public void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, float lr, float alpha, float eps,
+            float weightDecay) {
+        optimizers.rmsprop(param, grad, squareAvg, lr, alpha, eps, weightDecay);
+    }
+
+    @Override
+    public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1, float beta2,
+            float eps, float weightDecay, long step) {
+        optimizers.adamw(param, grad, expAvg, expAvgSq, lr, beta1, beta2, eps, weightDecay, step);
+    }
+
+    @Override
+    public double sum(Tensor in) {
+        return reductions.sum(in, false);
+    }
+
+    @Override
+    public double sumOfSquares(Tensor in) {
+        return reductions.sum(in, true);
+    }
+
+    @Override
+    public double globalNorm(List<Tensor> tensors) {
+        return reductions.globalNorm(tensors);
+    }
+}

@@ -1,0 +1,161 @@
+package spin.backend.cuda;
+
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import spin.backend.DeviceSpec;
+import spin.nativebind.CudaEvent;
+import spin.nativebind.CudaException;
+import spin.nativebind.CudaRuntime;
+import spin.nativebind.CudaStream;
+import spin.nativebind.DeviceProperties;
+
+/**
+ * The resources of one GPU (or of the emulator's one device) that a {@link CudaBackend} owns: the
+ * runtime whose library runs the kernels, a compute stream every op is queued on, a communication
+ * stream for collectives with an event ordering it after compute, and the stream-ordered memory
+ * pool tensors come from.
+ *
+ * <p>CUDA keeps a current device per host thread; every call here first makes this device
+ * current on the calling thread (a thread-local comparison when it already is), so a backend
+ * may be used from any thread, one at a time.
+ */
+final class CudaDevice implements AutoCloseable {
+    private static final ThreadLocal<Object> CURRENT = new ThreadLocal<>();
+
+    private final CudaRuntime runtime;
+    private final DeviceSpec spec;
+    private final DeviceProperties properties;
+    private final Object identity = new Object();
+    private final CudaStream compute;
+    private final CudaStream communication;
+    private final CudaEvent computeReached;
+
+    CudaDevice(CudaRuntime runtime, DeviceSpec spec) {
+        this.runtime = runtime;
+        this.spec = spec;
+        this.properties = runtime.deviceProperties(spec.index());
+        makeCurrent();
+        this.compute = runtime.createStream();
+        this.communication = runtime.createStream();
+        this.computeReached = runtime.createEvent();
+    }
+
+    DeviceSpec spec() {
+        return spec;
+    }
+
+    DeviceProperties properties() {
+        return properties;
+    }
+
+    CudaRuntime runtime() {
+        return runtime;
+    }
+
+    /** The stream every op is queued on, in program order. */
+    CudaStream compute() {
+        makeCurrent();
+        return compute;
+    }
+
+    /** The stream for collectives, made to wait for the compute work queued so far. */
+    CudaStream communicationAfterCompute() {
+        makeCurrent();
+        computeReached.record(compute);
+        communication.waitFor(computeReached);
+        return communication;
+    }
+
+    /**
+     * {@code bytes} from the pool, ordered on the compute stream. An out-of-memory failure first
+     * gives the pool's cached free memory back to the driver and retries once, since fragmentation
+     * of the cache can refuse a block the device could still give.
+     */
+    MemorySegment allocate(long bytes) {
+        makeCurrent();
+        try {
+            return runtime.allocateOnStream(bytes, compute);
+        } catch (CudaException e) {
+            if (e.reason() != CudaException.Reason.OUT_OF_MEMORY) {
+                throw e;
+            }
+            compute.synchronize();
+            runtime.trimPool();
+            try {
+                return runtime.allocateOnStream(bytes, compute);
+            } catch (CudaException again) {
+                if (again.reason() != CudaException.Reason.OUT_OF_MEMORY) {
+                    throw again;
+                }
+                CudaRuntime.PoolUsage usage = runtime.poolUsage();
+                throw new IllegalStateException(String.format(
+                        "%s is out of memory: %,d bytes asked for with %,d in use (of %,d); use a smaller batch or"
+                                + " sequence length, or see spin inspect --memory",
+                        spec, bytes, usage.currentBytes(), properties.totalMemoryBytes()), again);
+            }
+        }
+    }
+
+    /** Returns memory to the pool after the compute work queued so far. */
+    void free(MemorySegment memory) {
+        makeCurrent();
+        runtime.freeOnStream(memory, compute);
+    }
+
+    CudaRuntime.PoolUsage poolUsage() {
+        makeCurrent();
+        return runtime.poolUsage();
+    }
+
+    void resetPoolPeak() {
+        makeCurrent();
+        runtime.resetPoolPeak();
+    }
+
+    void synchronize() {
+        makeCurrent();
+        compute.synchronize();
+        communication.synchronize();
+    }
+
+    /** Binds a kernel entry point of this device's library (see {@link CudaRuntime#bindStatusCall}). */
+    MethodHandle bind(String name, MemoryLayout... arguments) {
+        return runtime.bindStatusCall(name, arguments);
+    }
+
+    /** A native call returning a spin status: {@link MethodHandle#invokeExact} declares Throwable. */
+    @FunctionalInterface
+    interface StatusCall {
+        int call() throws Throwable;
+    }
+
+    /** Runs {@code call} with this device current, and turns a failing status into a {@link CudaException}. */
+    void launch(String name, StatusCall call) {
+        makeCurrent();
+        int status;
+        try {
+            status = call.call();
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(name + " threw", t);
+        }
+        runtime.check(status, name);
+    }
+
+    private void makeCurrent() {
+        if (CURRENT.get() != identity) {
+            runtime.setDevice(spec.index());
+            CURRENT.set(identity);
+        }
+    }
+
+    @Override
+    public void close() {
+        synchronize();
+        computeReached.close();
+        communication.close();
+        compute.close();
+    }
+}

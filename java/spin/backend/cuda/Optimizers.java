@@ -1,0 +1,56 @@
+package spin.backend.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import spin.backend.Operands;
+import spin.backend.Tensor;
+
+/** Fused RMSprop and AdamW steps on flat fp32 buffers: kernels/optimizer.cu. */
+final class Optimizers {
+    private final CudaBackend backend;
+    private final CudaDevice device;
+    private final MethodHandle rmsprop;
+    private final MethodHandle adamw;
+
+    Optimizers(CudaBackend backend, CudaDevice device) {
+        this.backend = backend;
+        this.device = device;
+        rmsprop = device.bind("spin_rmsprop_step", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT,
+                JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT);
+        adamw = device.bind("spin_adamw_step", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+                JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT);
+    }
+
+    void rmsprop(Tensor param, Tensor grad, Tensor squareAvg, float lr, float alpha, float eps, float weightDecay) {
+        Operands.requireF32(backend, param, grad, squareAvg);
+        Operands.requireSameSize(grad, param, "param");
+        Operands.requireSameSize(squareAvg, param, "param");
+        var stream = device.compute().handle();
+        long n = param.size();
+        device.launch("spin_rmsprop_step", () -> (int) rmsprop.invokeExact(stream, param.memory(), grad.memory(),
+                squareAvg.memory(), MemorySegment.NULL, n, lr, alpha, eps, weightDecay));
+    }
+
+    void adamw(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1, float beta2, float eps,
+            float weightDecay, long step) {
+        Operands.requireF32(backend, param, grad, expAvg, expAvgSq);
+        Operands.requireSameSize(grad, param, "param");
+        Operands.requireSameSize(expAvg, param, "param");
+        Operands.requireSameSize(expAvgSq, param, "param");
+        if (step < 1) {
+            throw new IllegalArgumentException("AdamW step count starts at 1, got " + step);
+        }
+        // As torch: the bias corrections in double, rounded once where they meet the float tensors.
+        float stepSize = (float) (lr / (1.0 - Math.pow(beta1, step)));
+        float correction2Sqrt = (float) Math.sqrt(1.0 - Math.pow(beta2, step));
+        var stream = device.compute().handle();
+        long n = param.size();
+        device.launch("spin_adamw_step", () -> (int) adamw.invokeExact(stream, param.memory(), grad.memory(),
+                expAvg.memory(), expAvgSq.memory(), MemorySegment.NULL, n, lr, beta1, beta2, eps, weightDecay, stepSize,
+                correction2Sqrt));
+    }
+}

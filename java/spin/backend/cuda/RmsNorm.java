@@ -1,0 +1,61 @@
+package spin.backend.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import spin.backend.Operands;
+import spin.backend.Tensor;
+
+/** RMSNorm forward and backward: kernels/rmsnorm.cu. */
+final class RmsNorm {
+    private final CudaBackend backend;
+    private final CudaDevice device;
+    private final MethodHandle forward;
+    private final MethodHandle scratchBytes;
+    private final MethodHandle backward;
+
+    RmsNorm(CudaBackend backend, CudaDevice device) {
+        this.backend = backend;
+        this.device = device;
+        forward = device.bind("spin_rmsnorm_forward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT,
+                JAVA_FLOAT);
+        scratchBytes = device.bind("spin_rmsnorm_backward_scratch_bytes", JAVA_INT, JAVA_INT, ADDRESS);
+        backward = device.bind("spin_rmsnorm_backward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, JAVA_INT, JAVA_INT);
+    }
+
+    void forward(Tensor out, Tensor rstd, Tensor in, Tensor weight, float eps) {
+        Operands.requireF32(backend, out, rstd, in, weight);
+        int c = Math.toIntExact(weight.size()), n = Operands.rows(in, c, "in");
+        Operands.requireSameSize(out, in, "in");
+        Operands.requireLength(rstd, n);
+        var stream = device.compute().handle();
+        device.launch("spin_rmsnorm_forward", () -> (int) forward.invokeExact(stream, out.memory(), rstd.memory(),
+                in.memory(), weight.memory(), n, c, eps));
+    }
+
+    void backward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight, Tensor rstd) {
+        Operands.requireF32(backend, dIn, dWeight, dOut, in, weight, rstd);
+        int c = Math.toIntExact(weight.size()), n = Operands.rows(in, c, "in");
+        Operands.requireSameSize(dIn, in, "in");
+        Operands.requireSameSize(dOut, in, "in");
+        Operands.requireSameSize(dWeight, weight, "weight");
+        Operands.requireLength(rstd, n);
+        long bytes;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(JAVA_LONG);
+            device.launch("spin_rmsnorm_backward_scratch_bytes", () -> (int) scratchBytes.invokeExact(n, c, out));
+            bytes = out.get(JAVA_LONG, 0);
+        }
+        try (Scratch scratch = new Scratch(device, bytes)) {
+            var stream = device.compute().handle();
+            device.launch("spin_rmsnorm_backward", () -> (int) backward.invokeExact(stream, dIn.memory(),
+                    dWeight.memory(), scratch.memory(), dOut.memory(), in.memory(), weight.memory(), rstd.memory(), n, c));
+        }
+    }
+}

@@ -1,0 +1,47 @@
+package spin.backend.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+
+import java.lang.invoke.MethodHandle;
+import spin.backend.DType;
+import spin.backend.Operands;
+import spin.backend.Tensor;
+
+/** Rotary position embedding and its backward (the rotation by the negative angle): kernels/rope.cu. */
+final class Rope {
+    private final CudaBackend backend;
+    private final CudaDevice device;
+    private final MethodHandle forward;
+    private final MethodHandle backward;
+
+    Rope(CudaBackend backend, CudaDevice device) {
+        this.backend = backend;
+        this.device = device;
+        forward = device.bind("spin_rope_forward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT,
+                JAVA_INT, JAVA_FLOAT);
+        backward = device.bind("spin_rope_backward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT,
+                JAVA_INT, JAVA_FLOAT);
+    }
+
+    void forward(Tensor out, Tensor in, Tensor positions, float theta) {
+        rotate("spin_rope_forward", forward, out, in, positions, theta);
+    }
+
+    void backward(Tensor dIn, Tensor dOut, Tensor positions, float theta) {
+        rotate("spin_rope_backward", backward, dIn, dOut, positions, theta);
+    }
+
+    private void rotate(String name, MethodHandle kernel, Tensor out, Tensor in, Tensor positions, float theta) {
+        Operands.requireF32(backend, out, in);
+        Operands.requireDtype(backend, positions, DType.I32, "positions");
+        Operands.requireSameSize(out, in, "in");
+        int[] shape = Operands.ropeShape(in);
+        int b = shape[0], t = shape[1], h = shape[2], d = shape[3];
+        Operands.requireLength(positions, (long) b * t);
+        var stream = device.compute().handle();
+        device.launch(name, () -> (int) kernel.invokeExact(stream, out.memory(), in.memory(), positions.memory(), b, t, h,
+                d, theta));
+    }
+}

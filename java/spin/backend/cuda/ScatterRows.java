@@ -1,0 +1,42 @@
+package spin.backend.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+
+import java.lang.invoke.MethodHandle;
+import spin.backend.DType;
+import spin.backend.Operands;
+import spin.backend.Tensor;
+
+/** Row scatter, the KV-cache write of new tokens' keys and values: kernels/scatter.cu. */
+final class ScatterRows {
+    private final CudaBackend backend;
+    private final CudaDevice device;
+    private final MethodHandle scatter;
+
+    ScatterRows(CudaBackend backend, CudaDevice device) {
+        this.backend = backend;
+        this.device = device;
+        scatter = device.bind("spin_scatter_rows", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT,
+                JAVA_INT);
+    }
+
+    void scatter(Tensor dst, Tensor src, Tensor rows) {
+        Operands.requireOn(backend, dst, src);
+        Operands.requireDtype(backend, rows, DType.I32, "rows");
+        if (dst.dtype() != src.dtype()) {
+            throw new IllegalArgumentException("scatterRows needs equal dtypes: " + dst + " <- " + src);
+        }
+        int m = Math.toIntExact(rows.size());
+        if (m == 0) {
+            return;
+        }
+        int w = Math.toIntExact(src.size() / m);
+        Operands.requireLength(src, (long) m * w);
+        int r = Operands.rows(dst, w, "dst");
+        int elementBytes = Math.toIntExact(dst.dtype().byteSize());
+        var stream = device.compute().handle();
+        device.launch("spin_scatter_rows", () -> (int) scatter.invokeExact(stream, dst.memory(), src.memory(),
+                rows.memory(), m, w, r, elementBytes));
+    }
+}

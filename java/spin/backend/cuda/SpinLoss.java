@@ -1,0 +1,111 @@
+package spin.backend.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import spin.backend.Operands;
+import spin.backend.SpinLossStats;
+import spin.backend.SpinLossType;
+import spin.backend.Tensor;
+import spin.nativebind.DeviceMemory;
+
+/** Per-sequence log-prob sums and the SPIN loss with its metrics: kernels/spin_loss.cu. */
+final class SpinLoss {
+    /** Doubles the forward writes (SPIN_LOSS_STATS), in the order of {@link SpinLossStats}'s components. */
+    private static final int STATS = 7;
+
+    private final CudaBackend backend;
+    private final CudaDevice device;
+    private final MethodHandle rowSumForward;
+    private final MethodHandle rowSumBackward;
+    private final MethodHandle lossForward;
+    private final MethodHandle lossBackward;
+
+    SpinLoss(CudaBackend backend, CudaDevice device) {
+        this.backend = backend;
+        this.device = device;
+        rowSumForward = device.bind("spin_row_sum_forward", ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT);
+        rowSumBackward = device.bind("spin_row_sum_backward", ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT);
+        lossForward = device.bind("spin_spin_loss_forward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                JAVA_INT, JAVA_FLOAT, JAVA_INT);
+        lossBackward = device.bind("spin_spin_loss_backward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, JAVA_INT, JAVA_FLOAT, JAVA_INT, JAVA_FLOAT);
+    }
+
+    void rowSumForward(Tensor out, Tensor in) {
+        Operands.requireF32(backend, out, in);
+        int b = Math.toIntExact(out.size()), time = timeSteps(in, b);
+        var stream = device.compute().handle();
+        device.launch("spin_row_sum_forward",
+                () -> (int) rowSumForward.invokeExact(stream, out.memory(), in.memory(), b, time));
+    }
+
+    void rowSumBackward(Tensor dIn, Tensor dOut) {
+        Operands.requireF32(backend, dIn, dOut);
+        int b = Math.toIntExact(dOut.size()), time = timeSteps(dIn, b);
+        var stream = device.compute().handle();
+        device.launch("spin_row_sum_backward",
+                () -> (int) rowSumBackward.invokeExact(stream, dIn.memory(), dOut.memory(), b, time));
+    }
+
+    SpinLossStats forward(Tensor policyReal, Tensor policyGenerated, Tensor opponentReal, Tensor opponentGenerated,
+            float beta, SpinLossType type) {
+        int b = requirePairs(policyReal, policyGenerated, opponentReal, opponentGenerated);
+        double[] stats = new double[STATS];
+        try (Scratch out = new Scratch(device, STATS * Double.BYTES); Arena arena = Arena.ofConfined()) {
+            var stream = device.compute();
+            device.launch("spin_spin_loss_forward", () -> (int) lossForward.invokeExact(stream.handle(), out.memory(),
+                    policyReal.memory(), policyGenerated.memory(), opponentReal.memory(), opponentGenerated.memory(), b,
+                    beta, code(type)));
+            MemorySegment host = arena.allocate(JAVA_DOUBLE, STATS);
+            DeviceMemory.download(stream, host, out.memory());
+            MemorySegment.copy(host, JAVA_DOUBLE, 0, stats, 0, STATS);
+        }
+        return new SpinLossStats(stats[0], stats[1], stats[2], stats[3], stats[4], stats[5], stats[6]);
+    }
+
+    void backward(Tensor dPolicyReal, Tensor dPolicyGenerated, Tensor policyReal, Tensor policyGenerated,
+            Tensor opponentReal, Tensor opponentGenerated, float beta, SpinLossType type, float lossScale) {
+        int b = requirePairs(policyReal, policyGenerated, opponentReal, opponentGenerated);
+        Operands.requireF32(backend, dPolicyReal, dPolicyGenerated);
+        Operands.requireLength(dPolicyReal, b);
+        Operands.requireLength(dPolicyGenerated, b);
+        var stream = device.compute().handle();
+        device.launch("spin_spin_loss_backward", () -> (int) lossBackward.invokeExact(stream, dPolicyReal.memory(),
+                dPolicyGenerated.memory(), policyReal.memory(), policyGenerated.memory(), opponentReal.memory(),
+                opponentGenerated.memory(), b, beta, code(type), lossScale));
+    }
+
+    private int requirePairs(Tensor... logps) {
+        Operands.requireF32(backend, logps);
+        int b = Math.toIntExact(logps[0].size());
+        if (b == 0) {
+            throw new IllegalArgumentException("SPIN loss needs at least one pair");
+        }
+        for (Tensor t : logps) {
+            Operands.requireLength(t, b);
+        }
+        return b;
+    }
+
+    /** T of a per-token tensor [B,T]. */
+    private static int timeSteps(Tensor perToken, int batch) {
+        if (batch == 0 ? perToken.size() != 0 : perToken.size() % batch != 0) {
+            throw new IllegalArgumentException(perToken + " is not " + batch + " rows");
+        }
+        return batch == 0 ? 0 : Math.toIntExact(perToken.size() / batch);
+    }
+
+    /** SPIN_LOSS_SIGMOID / SPIN_LOSS_HINGE of spin_native.h. */
+    private static int code(SpinLossType type) {
+        return switch (type) {
+            case SIGMOID -> 0;
+            case HINGE -> 1;
+        };
+    }
+}

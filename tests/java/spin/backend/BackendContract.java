@@ -1,0 +1,447 @@
+package spin.backend;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import spin.backend.cpu.CpuBackend;
+
+/**
+ * Tier 2: every Backend op on a device against the CPU backend (the fp32 reference, itself checked
+ * by finite differences and an fp64 reference in CpuOpsTest), on fresh random inputs: forward and
+ * backward, odd shapes, masks with holes, grouped-query attention, windows shorter than T. Written
+ * once; each device tier extends it ({@link EmulatedBackendTest} on {@code cuda-emu} in CI,
+ * {@link GpuBackendTest} on a real GPU).
+ *
+ * <p>Outputs are compared element by element, |device - cpu| <= atol + rtol * |cpu|, with atol a
+ * fraction of the reference's largest magnitude: both compute in fp32 and differ only in
+ * summation order. Device outputs start as NaN, so an element an op fails to write fails.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+abstract class BackendContract {
+    private static final float RTOL = 2e-4f;
+    private static final float ATOL = 1e-5f;
+
+    private Backend device;
+    private CpuBackend cpu;
+    private final List<Tensor> tensors = new ArrayList<>();
+    private final long seed = new SplittableRandom().nextLong();
+    private SplittableRandom random;
+
+    /** The device under test, or an aborted (skipped) test saying why it cannot be opened. */
+    abstract Backend openDevice();
+
+    @BeforeAll
+    void open() {
+        cpu = new CpuBackend(2);
+    }
+
+    @BeforeEach
+    void openDeviceAndSeed() {
+        if (device == null) {
+            device = openDevice();
+        }
+        random = new SplittableRandom(seed);
+    }
+
+    @AfterEach
+    void release() {
+        tensors.forEach(Tensor::close);
+        tensors.clear();
+    }
+
+    @AfterAll
+    void close() {
+        if (device != null) {
+            device.close();
+        }
+        cpu.close();
+    }
+
+    // ------------------------------------------------------------------------------ memory
+
+    @Test
+    void writeReadAndCopyRoundTripEveryDtype() {
+        float[] values = floats(1000, 3f);
+        Tensor f = track(device.fromHost(values, 10, 100));
+        assertArrayEquals(values, device.read(f));
+        Tensor copy = track(device.allocate(DType.F32, 1000));
+        device.copy(copy, f);
+        assertArrayEquals(values, device.read(copy));
+        Tensor bf16 = track(device.allocate(DType.BF16, 1000));
+        device.write(bf16, values);
+        float[] rounded = new float[values.length];
+        for (int i = 0; i < values.length; i++) {
+            rounded[i] = BFloat16.toFloat(BFloat16.fromFloat(values[i]));
+        }
+        assertArrayEquals(rounded, device.read(bf16));
+        int[] ints = random.ints(77, -5, 1000).toArray();
+        assertArrayEquals(ints, device.readInts(track(device.fromHost(ints, 7, 11))));
+        assertArrayEquals(new float[6], device.read(track(device.allocate(DType.F32, 2, 3))), "allocate zeroes");
+        assertEquals(0, device.read(track(device.allocate(DType.F32, 0))).length);
+    }
+
+    @Test
+    void aTensorOfAnotherBackendIsAClearError() {
+        Tensor onCpu = track(cpu.fromHost(floats(4, 1f), 4));
+        Tensor onDevice = track(device.allocate(DType.F32, 4));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> device.add(onDevice, onDevice, onCpu));
+        assertTrue(e.getMessage().contains(cpu.name()) && e.getMessage().contains(device.name()), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> cpu.read(onDevice));
+    }
+
+    // ------------------------------------------------------------------------------ element-wise
+
+    @Test
+    void elementwiseOps() {
+        int n = 70_001;
+        float[] a = floats(n, 2f), b = floats(n, 2f);
+        same("add", n, (be, out) -> be.add(out.get(), be.fromHost(a, n), be.fromHost(b, n)));
+        same("accumulate", n, (be, out) -> {
+            be.copy(out.get(), be.fromHost(a, n));
+            be.accumulate(out.get(), be.fromHost(b, n));
+        });
+        same("scale", n, (be, out) -> {
+            be.copy(out.get(), be.fromHost(a, n));
+            be.scale(out.get(), -0.37f);
+        });
+        same("fill", n, (be, out) -> be.fill(out.get(), 1.25f));
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1", "255", "4099"})
+    void castsRoundToNearestEvenBothWays(int n) {
+        float[] values = floats(n, 100f);
+        values[0] = Float.NaN;
+        Tensor in = track(device.fromHost(values, n));
+        Tensor bf16 = track(device.allocate(DType.BF16, n));
+        Tensor back = track(device.allocate(DType.F32, n));
+        device.cast(bf16, in);
+        device.cast(back, bf16);
+        Tensor cpuBf16 = track(cpu.allocate(DType.BF16, n));
+        cpu.cast(cpuBf16, track(cpu.fromHost(values, n)));
+        assertArrayEquals(cpu.read(cpuBf16), device.read(back));
+    }
+
+    // ------------------------------------------------------------------------------ embedding, linear, norm
+
+    @Test
+    void embeddingForwardAndDeterministicBackward() {
+        int v = 37, c = 19, n = 45;
+        float[] table = floats(v * c, 1f), dOut = floats(n * c, 1f), dTableBefore = floats(v * c, 1f);
+        int[] ids = random.ints(n, 0, 5).toArray(); // many repeats
+        ids[3] = v - 1;
+        same("embeddingForward", n * c, (be, out) -> be.embeddingForward(out.get(), be.fromHost(ids, n), be.fromHost(table, v, c)));
+        float[] first = same("embeddingBackward", v * c, (be, out) -> {
+            be.write(out.get(), dTableBefore);
+            be.embeddingBackward(out.get(), be.fromHost(ids, n), be.fromHost(dOut, n, c));
+        });
+        float[] again = run(device, v * c, (be, out) -> {
+            be.write(out.get(), dTableBefore);
+            be.embeddingBackward(out.get(), be.fromHost(ids, n), be.fromHost(dOut, n, c));
+        });
+        assertArrayEquals(first, again, "embedding backward is deterministic");
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,1,1", "7,5,3", "33,17,65", "64,128,96"})
+    void matmulForwardAndBackward(int n, int o, int i) {
+        float[] in = floats(n * i, 1f), w = floats(o * i, 1f), dOut = floats(n * o, 1f), dWBefore = floats(o * i, 1f);
+        same("matmulForward", n * o, (be, out) -> be.matmulForward(out.get(), be.fromHost(in, n, i), be.fromHost(w, o, i)));
+        same("matmulBackward dIn", n * i, (be, out) -> be.matmulBackward(out.get(), be.allocate(DType.F32, o, i),
+                be.fromHost(dOut, n, o), be.fromHost(in, n, i), be.fromHost(w, o, i)));
+        same("matmulBackward dWeight", o * i, (be, out) -> {
+            be.write(out.get(), dWBefore);
+            be.matmulBackward(null, out.get(), be.fromHost(dOut, n, o), be.fromHost(in, n, i), be.fromHost(w, o, i));
+        });
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,3", "9,300", "17,1023"})
+    void rmsnormForwardAndBackward(int n, int c) {
+        float[] in = floats(n * c, 3f), w = floats(c, 1f), dOut = floats(n * c, 1f), dWBefore = floats(c, 1f);
+        float eps = 1e-5f;
+        same("rmsnormForward out", n * c, (be, out) -> be.rmsnormForward(out.get(), be.allocate(DType.F32, n),
+                be.fromHost(in, n, c), be.fromHost(w, c), eps));
+        same("rmsnormForward rstd", n, (be, out) -> be.rmsnormForward(be.allocate(DType.F32, n, c), out.get(),
+                be.fromHost(in, n, c), be.fromHost(w, c), eps));
+        for (boolean input : new boolean[] {true, false}) {
+            same(input ? "rmsnormBackward dIn" : "rmsnormBackward dWeight", input ? n * c : c, (be, out) -> {
+                Tensor x = be.fromHost(in, n, c), weight = be.fromHost(w, c), rstd = be.allocate(DType.F32, n);
+                be.rmsnormForward(be.allocate(DType.F32, n, c), rstd, x, weight, eps);
+                Tensor dIn = input ? out.get() : be.allocate(DType.F32, n, c);
+                Tensor dWeight = input ? be.allocate(DType.F32, c) : out.get();
+                if (!input) {
+                    be.write(dWeight, dWBefore);
+                }
+                be.rmsnormBackward(dIn, dWeight, be.fromHost(dOut, n, c), x, weight, rstd);
+            });
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,1,1,2", "2,5,3,8", "2,7,4,24"})
+    void ropeForwardAndBackwardInPlace(int b, int t, int h, int d) {
+        float[] in = floats(b * t * h * d, 1f);
+        int[] positions = random.ints(b * t, 0, 5000).toArray();
+        float theta = 10000f;
+        same("ropeForward", b * t * h * d, (be, out) -> be.ropeForward(out.get(), be.fromHost(in, b, t, h, d),
+                be.fromHost(positions, b, t), theta));
+        same("ropeBackward in place", b * t * h * d, (be, out) -> {
+            be.write(out.get(), in);
+            Tensor x = out.get().reshape(b, t, h, d);
+            be.ropeBackward(x, x, be.fromHost(positions, b, t), theta);
+        });
+    }
+
+    // ------------------------------------------------------------------------------ attention
+
+    @ParameterizedTest
+    @CsvSource({"2,5,4,2,8,0", "2,37,4,2,24,0", "1,19,2,2,16,3", "2,70,4,1,8,5", "1,1,1,1,8,0"})
+    void attentionForwardAndBackward(int b, int t, int h, int kvh, int d, int window) {
+        float[] q = floats(b * t * h * d, 1.5f), k = floats(b * t * kvh * d, 1.5f), v = floats(b * t * kvh * d, 1f);
+        float[] dOut = floats(b * t * h * d, 1f);
+        int[] mask = new int[b * t];
+        for (int i = 0; i < mask.length; i++) {
+            mask[i] = random.nextInt(4) == 0 ? 0 : 1;
+        }
+        mask[0] = 0; // query 0 of sequence 0 sees no key
+        record Inputs(Tensor q, Tensor k, Tensor v, Tensor mask, Tensor out, Tensor lse) {}
+        java.util.function.Function<Backend, Inputs> forward = be -> {
+            Inputs in = new Inputs(be.fromHost(q, b, t, h, d), be.fromHost(k, b, t, kvh, d), be.fromHost(v, b, t, kvh, d),
+                    be.fromHost(mask, b, t), be.allocate(DType.F32, b, t, h, d), be.allocate(DType.F32, b, h, t));
+            be.attentionForward(in.out, in.lse, in.q, in.k, in.v, in.mask, window);
+            return in;
+        };
+        same("attentionForward out", b * t * h * d, (be, out) -> be.copy(out.get(), forward.apply(be).out));
+        same("attentionForward lse", b * h * t, (be, out) -> be.copy(out.get(), forward.apply(be).lse));
+        String[] names = {"dq", "dk", "dv"};
+        for (int which = 0; which < 3; which++) {
+            int w = which;
+            int size = w == 0 ? q.length : k.length;
+            same("attentionBackward " + names[w], size, (be, out) -> {
+                Inputs in = forward.apply(be);
+                Tensor[] grads = {be.allocate(DType.F32, b, t, h, d), be.allocate(DType.F32, b, t, kvh, d),
+                        be.allocate(DType.F32, b, t, kvh, d)};
+                be.attentionBackward(grads[0], grads[1], grads[2], be.fromHost(dOut, b, t, h, d), in.q, in.k, in.v,
+                        in.mask, in.out, in.lse, window);
+                be.copy(out.get(), grads[w].reshape(size));
+            });
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"4,2,8,0", "2,2,24,3"})
+    void cachedAttentionOverAPagedCacheAndScatteredRows(int h, int kvh, int d, int window) {
+        int blockSize = 4, blocks = 6, rows = blocks * blockSize;
+        int[] blockTable = {4, 1, 5, /* sequence 1: */ 0, 3, 2};
+        int[] querySeq = {0, 1, 1, 0};
+        int[] queryPos = {9, 2, 11, 3};
+        float[] kCache = floats(rows * kvh * d, 1.5f), vCache = floats(rows * kvh * d, 1f), q = floats(4 * h * d, 1.5f);
+        float[] newRows = floats(3 * kvh * d, 1f);
+        int[] scatterTo = {22, 5, 13};
+        same("scatterRows", rows * kvh * d, (be, out) -> {
+            be.write(out.get(), kCache);
+            be.scatterRows(out.get().reshape(rows, kvh * d), be.fromHost(newRows, 3, kvh * d), be.fromHost(scatterTo, 3));
+        });
+        same("attentionCachedForward", 4 * h * d, (be, out) -> be.attentionCachedForward(out.get().reshape(4, h, d),
+                be.fromHost(q, 4, h, d), be.fromHost(kCache, rows, kvh, d), be.fromHost(vCache, rows, kvh, d),
+                be.fromHost(blockTable, 2, 3), be.fromHost(querySeq, 4), be.fromHost(queryPos, 4), blockSize, window));
+    }
+
+    // ------------------------------------------------------------------------------ MLP, log-probs, losses
+
+    @Test
+    void swigluForwardAndBackward() {
+        int n = 3001;
+        float[] gate = floats(n, 4f), up = floats(n, 2f), dOut = floats(n, 1f);
+        same("swigluForward", n, (be, out) -> be.swigluForward(out.get(), be.fromHost(gate, n), be.fromHost(up, n)));
+        for (boolean dGate : new boolean[] {true, false}) {
+            same(dGate ? "swigluBackward dGate" : "swigluBackward dUp", n, (be, out) -> {
+                Tensor other = be.allocate(DType.F32, n);
+                be.swigluBackward(dGate ? out.get() : other, dGate ? other : out.get(), be.fromHost(dOut, n),
+                        be.fromHost(gate, n), be.fromHost(up, n));
+            });
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,5", "9,300", "3,32000"})
+    void logprobForwardAndBackwardInPlace(int n, int v) {
+        float[] logits = floats(n * v, 8f), dLogp = floats(n, 1f);
+        int[] labels = random.ints(n, 0, v).toArray();
+        labels[n - 1] = Backend.IGNORE_INDEX;
+        same("logprobForward logp", n, (be, out) -> be.logprobForward(out.get(), be.allocate(DType.F32, n),
+                be.fromHost(logits, n, v), be.fromHost(labels, n)));
+        same("logprobForward lse", n, (be, out) -> be.logprobForward(be.allocate(DType.F32, n), out.get(),
+                be.fromHost(logits, n, v), be.fromHost(labels, n)));
+        same("logprobBackward in place", n * v, (be, out) -> {
+            Tensor x = out.get().reshape(n, v), lse = be.allocate(DType.F32, n), ids = be.fromHost(labels, n);
+            be.write(x, logits);
+            be.logprobForward(be.allocate(DType.F32, n), lse, x, ids);
+            be.logprobBackward(x, be.fromHost(dLogp, n), x, ids, lse);
+        });
+    }
+
+    @Test
+    void rowSumsAndTheSpinLossWithItsMetrics() {
+        int b = 3, t = 11;
+        float[] perToken = floats(b * t, 1f), dOut = floats(b, 1f);
+        same("rowSumForward", b, (be, out) -> be.rowSumForward(out.get(), be.fromHost(perToken, b, t)));
+        same("rowSumBackward", b * t, (be, out) -> be.rowSumBackward(out.get().reshape(b, t), be.fromHost(dOut, b)));
+        float[][] logps = {floats(b, 20f), floats(b, 20f), floats(b, 20f), floats(b, 20f)};
+        for (SpinLossType type : SpinLossType.values()) {
+            SpinLossStats expected = spinLoss(cpu, logps, type), actual = spinLoss(device, logps, type);
+            double[] e = components(expected), a = components(actual);
+            for (int i = 0; i < e.length; i++) {
+                assertEquals(e[i], a[i], 1e-12 * (1 + Math.abs(e[i])), type + " statistic " + i + ": " + expected + " vs " + actual);
+            }
+            for (boolean real : new boolean[] {true, false}) {
+                same("spinLossBackward " + type + (real ? " real" : " generated"), b, (be, out) -> {
+                    Tensor other = be.allocate(DType.F32, b);
+                    be.spinLossBackward(real ? out.get() : other, real ? other : out.get(), be.fromHost(logps[0], b),
+                            be.fromHost(logps[1], b), be.fromHost(logps[2], b), be.fromHost(logps[3], b), 0.1f, type, 0.5f);
+                });
+            }
+        }
+    }
+
+    private SpinLossStats spinLoss(Backend be, float[][] logps, SpinLossType type) {
+        int b = logps[0].length;
+        return be.spinLossForward(track(be.fromHost(logps[0], b)), track(be.fromHost(logps[1], b)),
+                track(be.fromHost(logps[2], b)), track(be.fromHost(logps[3], b)), 0.1f, type);
+    }
+
+    private static double[] components(SpinLossStats s) {
+        return new double[] {s.loss(), s.rewardsReal(), s.rewardsGenerated(), s.rewardsAccuracy(), s.rewardsMargin(),
+                s.logpsReal(), s.logpsGenerated()};
+    }
+
+    // ------------------------------------------------------------------------------ optimizers, reductions
+
+    @ParameterizedTest
+    @CsvSource({"0", "0.01"})
+    void optimizerStepsMatchTorchsFloatArithmeticBitForBit(float weightDecay) {
+        int n = 5003;
+        float[] param = floats(n, 1f), grad = floats(n, 1e-2f), state = new float[n], state2 = new float[n];
+        for (int i = 0; i < n; i++) {
+            state[i] = Math.abs(random.nextFloat()) * 1e-4f;
+            state2[i] = random.nextFloat() * 1e-3f;
+        }
+        exact("rmspropStep", n, (be, out) -> {
+            be.write(out.get(), param);
+            be.rmspropStep(out.get(), be.fromHost(grad, n), be.fromHost(state, n), 1e-3f, 0.99f, 1e-8f, weightDecay);
+        });
+        exact("adamwStep", n, (be, out) -> {
+            be.write(out.get(), param);
+            be.adamwStep(out.get(), be.fromHost(grad, n), be.fromHost(state2, n), be.fromHost(state, n), 1e-3f, 0.9f,
+                    0.999f, 1e-8f, weightDecay, 3);
+        });
+    }
+
+    @Test
+    void sumsNormsAndFiniteness() {
+        float[] values = floats(1_000_003, 1f);
+        Tensor onDevice = track(device.fromHost(values, values.length));
+        Tensor onCpu = track(cpu.fromHost(values, values.length));
+        assertEquals(cpu.sum(onCpu), device.sum(onDevice), 1e-9 * values.length);
+        assertEquals(cpu.sumOfSquares(onCpu), device.sumOfSquares(onDevice), 1e-12 * values.length);
+        Tensor small = track(device.fromHost(floats(17, 3f), 17));
+        assertEquals(Math.sqrt(device.sumOfSquares(onDevice) + device.sumOfSquares(small)),
+                device.globalNorm(List.of(onDevice, small)), 1e-9);
+        assertTrue(device.allFinite(onDevice));
+        float[] broken = values.clone();
+        broken[values.length / 2] = Float.POSITIVE_INFINITY;
+        assertFalse(device.allFinite(track(device.fromHost(broken, broken.length))));
+        broken[values.length / 3] = Float.NaN;
+        assertFalse(device.allFinite(track(device.fromHost(broken, broken.length))));
+    }
+
+    // ------------------------------------------------------------------------------ harness
+
+    /** The output tensor an op writes into: NaN-filled F32 of the given size on its backend. */
+    @FunctionalInterface
+    interface Output {
+        Tensor get();
+    }
+
+    @FunctionalInterface
+    interface Op {
+        void run(Backend backend, Output out);
+    }
+
+    /** Runs {@code op} on both backends and compares the outputs element by element; returns the device's. */
+    private float[] same(String name, int size, Op op) {
+        float[] expected = run(cpu, size, op), actual = run(device, size, op);
+        float scale = 0;
+        for (float e : expected) {
+            scale = Math.max(scale, Math.abs(e));
+        }
+        for (int i = 0; i < size; i++) {
+            float e = expected[i], a = actual[i];
+            boolean ok = Float.isNaN(e) ? Float.isNaN(a)
+                    : Float.isInfinite(e) ? e == a : Math.abs(a - e) <= ATOL * Math.max(1, scale) + RTOL * Math.abs(e);
+            if (!ok) {
+                fail(name + ": element " + i + " of " + size + " is " + a + " on " + device.name() + ", " + e
+                        + " on the CPU (seed " + seed + ")");
+            }
+        }
+        return actual;
+    }
+
+    private void exact(String name, int size, Op op) {
+        float[] expected = run(cpu, size, op), actual = run(device, size, op);
+        for (int i = 0; i < size; i++) {
+            if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
+                fail(name + ": element " + i + " is " + actual[i] + " on " + device.name() + ", " + expected[i]
+                        + " on the CPU (seed " + seed + ")");
+            }
+        }
+    }
+
+    private float[] run(Backend be, int size, Op op) {
+        List<Tensor> made = new ArrayList<>();
+        Tensor[] out = new Tensor[1];
+        Backend tracking = TrackingBackend.of(be, made);
+        op.run(tracking, () -> {
+            if (out[0] == null) {
+                out[0] = be.allocate(DType.F32, size);
+                made.add(out[0]);
+                be.fill(out[0], Float.NaN);
+            }
+            return out[0];
+        });
+        try {
+            return be.read(out[0] == null ? fail("op wrote no output") : out[0]);
+        } finally {
+            made.forEach(Tensor::close);
+        }
+    }
+
+    private float[] floats(int n, float scale) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) ((random.nextDouble() * 2 - 1) * scale);
+        }
+        return v;
+    }
+
+    private Tensor track(Tensor t) {
+        tensors.add(t);
+        return t;
+    }
+}

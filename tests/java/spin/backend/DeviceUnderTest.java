@@ -1,0 +1,28 @@
+package spin.backend;
+
+import static org.junit.jupiter.api.Assumptions.abort;
+
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/** Opens a device for a test tier, or skips the test with the reason {@code spin info} would give. */
+public final class DeviceUnderTest {
+    private static final Set<String> REASONS_PRINTED = ConcurrentHashMap.newKeySet();
+
+    private DeviceUnderTest() {}
+
+    public static Backend openOrSkip(String spec) {
+        DeviceSpec device = DeviceSpec.parse(spec);
+        for (Devices.Listing listing : Devices.list()) {
+            if (listing.spec().equals(device) && listing.unavailable().isPresent()) {
+                String reason = listing.unavailable().get();
+                // Surefire's console lists skipped tests without the reason, so it is printed once here.
+                if (REASONS_PRINTED.add(spec)) {
+                    System.err.println("[spin " + spec + " tests] skipped: " + reason);
+                }
+                abort(spec + " test skipped: " + reason);
+            }
+        }
+        return Devices.open(device, 0);
+    }
+}

@@ -1,0 +1,12 @@
+package spin.model;
+
+import spin.backend.Backend;
+import spin.backend.DeviceUnderTest;
+
+/** The PyTorch fixture on {@code cuda-emu}: the whole model's CUDA kernels and cuBLASLt calls, emulated. */
+class EmulatedPyTorchFixtureTest extends PyTorchFixtureContract {
+    @Override
+    Backend openBackend() {
+        return DeviceUnderTest.openOrSkip("cuda-emu:0");
+    }
+}
