@@ -41,6 +41,21 @@ public interface Backend extends AutoCloseable {
      */
     long memoryBytes();
 
+    /**
+     * Bytes this backend's tensors occupy now and at most since it opened (or since the last
+     * {@link #resetPeakMemory()}), where the backend counts them: a device's stream-ordered pool.
+     * Empty where nothing counts them (the CPU's tensors come from the Java heap's neighbours).
+     */
+    default java.util.Optional<MemoryUsage> memoryUsage() {
+        return java.util.Optional.empty();
+    }
+
+    /** Starts {@link #memoryUsage()}'s peak afresh from the current usage. */
+    default void resetPeakMemory() {}
+
+    /** Current and peak bytes of a backend's tensors. */
+    record MemoryUsage(long currentBytes, long peakBytes) {}
+
     /** A new tensor filled with zeros. */
     Tensor allocate(DType dtype, int... shape);
 

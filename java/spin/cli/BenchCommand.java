@@ -108,6 +108,8 @@ public final class BenchCommand implements Runnable {
                     for (int i = -1; i < iterations; i++) {
                         long start = System.nanoTime();
                         model.backward(model.forward(idT, m, tg), d);
+                        // A device queues the step; the time is the device's, not the queueing's.
+                        backend.synchronize();
                         if (i >= 0) {
                             seconds[i] = (System.nanoTime() - start) / 1e9;
                         }
@@ -119,6 +121,10 @@ public final class BenchCommand implements Runnable {
                         preset, batch, sequenceLength, t, recompute ? "on" : "off", backend.name());
                 out.printf("median %.3f s per step (min %.3f, max %.3f) over %d iterations: %.1f tokens/s%n", median, seconds[0],
                         seconds[iterations - 1], iterations, n / median);
+                MemoryPlan plan = new MemoryPlan(config, batch, sequenceLength, 1, recompute, 0);
+                backend.memoryUsage().ifPresent(usage -> out.printf(
+                        "device memory peak %s; predicted %s (fp32 weights, gradients and activations, as spin inspect --memory)%n",
+                        MemoryPlan.human(usage.peakBytes()), MemoryPlan.human(plan.trainingStateBytes() + plan.activationBytesPerGpu())));
             }
         }
     }

@@ -7,6 +7,7 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
+import java.util.Optional;
 import spin.backend.BFloat16;
 import spin.backend.Backend;
 import spin.backend.DType;
@@ -26,7 +27,7 @@ import spin.nativebind.DeviceMemory;
  *
  * <p>Each op family lives in its own class beside this one, named as its kernel file
  * ({@link Rope} ↔ kernels/rope.cu ↔ spin.backend.cpu.Rope); this class only dispatches. Tensors are
- * allocated from the device's stream-ordered pool ({@link #poolUsage()} reports current and peak
+ * allocated from the device's stream-ordered pool ({@link #memoryUsage()} reports current and peak
  * bytes) and freed back to it on close.
  */
 public final class CudaBackend implements Backend {
@@ -73,12 +74,15 @@ public final class CudaBackend implements Backend {
         return name;
     }
 
-    /** Bytes the device's memory pool holds for tensors now, and at most since {@link #resetPoolPeak()}. */
-    public CudaRuntime.PoolUsage poolUsage() {
-        return device.poolUsage();
+    /** Bytes the device's stream-ordered pool has allocated (tensors and op scratch) now and at most. */
+    @Override
+    public Optional<MemoryUsage> memoryUsage() {
+        CudaRuntime.PoolUsage usage = device.poolUsage();
+        return Optional.of(new MemoryUsage(usage.currentBytes(), usage.peakBytes()));
     }
 
-    public void resetPoolPeak() {
+    @Override
+    public void resetPeakMemory() {
         device.resetPoolPeak();
     }
 

@@ -1,0 +1,8 @@
+package spin.train;
+
+class EmulatedTrainingTest extends DeviceTrainingContract {
+    @Override
+    String deviceSpec() {
+        return checked("cuda-emu:0");
+    }
+}

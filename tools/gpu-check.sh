@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The one command to run when a GPU is lent (docs/ARCHITECTURE.md, "On a GPU"). It needs no JDK and
+# no Maven there: first, here, `tools/gpu-bundle.sh` packs a jlink'd runtime and the jars into
+# bundle.tar.gz (carry it, with the working tree, under the device tool's 64 MiB). Then, there:
+#   tools/gpu-check.sh [REPORT_DIR]        (default $OUT, else target/gpu-check)
+# Every step has its own time limit, so the whole check ends in under 8 minutes, and every figure
+# goes to REPORT_DIR/gpu-report.txt (full logs beside it in gpu-logs.txt):
+#   1. the machine: GPU, driver, nvcc, torch;
+#   2. the kernels built for sm_90a (libspin_native.so, the native kernel tests, the kernel bench);
+#   3. the native kernel tests on the GPU (each kernel against its host reference);
+#   4. the JUnit GPU tier: the Backend contract, the PyTorch fixture, generation and training on cuda:0;
+#   5. the kernel bench (time and GB/s per kernel) and PyTorch peers on the same GPU;
+#   6. spin bench train on the GPU: the small preset, and the mistral-7b preset at batch 1 with
+#      recompute (the device pool's peak beside the memory plan's prediction);
+#   7. a short spin demo --device cuda.
+# The exit code is the number of failed steps.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${1:-${OUT:-$root/target/gpu-check}}"
+mkdir -p "$out"
+report="$out/gpu-report.txt" logs="$out/gpu-logs.txt"
+: >"$report"
+: >"$logs"
+failed=0
+started=$(date +%s)
+cd "$root"
+
+note() { echo "$*" | tee -a "$report"; }
+
+# step NAME SECONDS COMMAND...: runs COMMAND under a time limit, its output to the logs, and
+# the lines matching $keep (a grep -E pattern) into the report.
+keep='.'
+step() {
+  local name="$1" limit="$2"
+  shift 2
+  local begin rc
+  begin=$(date +%s)
+  echo "==== $name" >>"$logs"
+  timeout --kill-after=10 "$limit" "$@" >"$out/step.log" 2>&1
+  rc=$?
+  cat "$out/step.log" >>"$logs"
+  note "== $name: $([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc$([ $rc -eq 124 ] && echo ", over its ${limit} s"))") in $(( $(date +%s) - begin )) s"
+  grep -E "$keep" "$out/step.log" | tail -n 60 | sed 's/^/   /' >>"$report"
+  [ $rc -eq 0 ] || failed=$((failed + 1))
+  rm -f "$out/step.log"
+  return 0
+}
+
+note "spin gpu-check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+keep='.'
+step "machine" 30 bash -c 'nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader;
+  nvcc --version | tail -n 2; python3 -c "import torch; print(\"torch\", torch.__version__, torch.cuda.get_device_name())"'
+
+if [ ! -x bundle/jre/bin/java ] && [ -f bundle.tar.gz ]; then tar xzf bundle.tar.gz; fi
+[ -x bundle/jre/bin/java ] || note "no bundle/jre: run tools/gpu-bundle.sh here before carrying; the Java steps will fail"
+
+keep='error|warning|\[spin native\]'
+step "build for sm_90a" 240 env SPIN_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90a" tools/build-native.sh target/native
+
+keep='^(ok|FAIL|PASSED|FAILED)'
+step "native kernel tests on the GPU" 90 target/native/spin_kernel_tests
+
+keep='tests (successful|failed|aborted|skipped|found)|MethodSource|=>|Exception|expected'
+step "JUnit GPU tier (contract, fixture, generation, training on cuda:0)" 240 tools/gpu-tests.sh --details=tree
+
+keep='.'
+step "kernel bench (Mistral-7B activation shapes)" 60 target/native/spin_kernel_bench
+step "PyTorch peers on the same GPU" 90 python3 tools/bench_torch_gpu.py
+
+spin() {
+  local app="$root/bundle/app"
+  "$root/bundle/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+    -Dspin.native.dir="$root/target/native" -cp "$app/spin.jar:$app/lib/*" spin.cli.Main "$@"
+}
+export -f spin
+export root
+step "spin bench train --preset small on cuda" 90 bash -c 'spin bench train --device cuda --preset small --batch 4 --seq-len 256 --iters 3'
+step "spin bench train --preset mistral-7b on cuda (batch 1, recompute)" 180 bash -c \
+  'spin bench train --device cuda --preset mistral-7b --batch 1 --seq-len 512 --recompute --iters 2'
+keep='exact match|log-prob|iteration|error|Exception'
+step "spin demo --device cuda (short)" 120 bash -c \
+  'spin demo --device cuda --work /tmp/spin-demo --train-records 64 --test-records 16 --iterations 1 --sft-epochs 2'
+
+note "== total $(( $(date +%s) - started )) s, $failed step(s) failed"
+exit "$failed"
