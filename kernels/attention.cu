@@ -1,0 +1,624 @@
+// Causal grouped-query attention, fp32: the flash-style forward, its deterministic backward, and
+// decoding over the paged KV cache, with their launchers. The reference semantics are
+// java/spin/backend/Backend.java (attentionForward) and java/spin/backend/cpu/CpuAttention.java.
+//
+// Shapes: q, out, dOut, dq [B,T,H,D]; k, v, dk, dv [B,T,KVH,D]; keyMask [B,T]; lse, delta [B,H,T].
+// Query head h reads kv head g = h / (H/KVH). Query i of sequence b sees key j when
+//   j <= i,  keyMask[b,j] != 0,  and with window W > 0:  j > i - W   (W keys including itself).
+//
+// forward:  s_ij = (q_i . k_j) / sqrt(D) over visible j;  lse_i = log sum_j exp(s_ij);
+//           out_i = sum_j exp(s_ij - lse_i) v_j.  No visible key: out_i = 0, lse_i = -inf.
+//           Computed with an online softmax over key tiles: m (running max), l (running sum of
+//           exp(s - m)) and acc (running sum of exp(s - m) v); a new tile max m' rescales l and
+//           acc by exp(m - m'); at the end out = acc / l, lse = m + log(l).
+// backward: p_ij = exp(s_ij - lse_i) (0 when lse_i = -inf: such a query has no gradient),
+//           delta_i = dOut_i . out_i  (= sum_j p_ij dp_ij),  dp_ij = dOut_i . v_j,
+//           ds_ij = p_ij (dp_ij - delta_i) / sqrt(D);
+//           dq_i = sum_j ds_ij k_j;  dk_j = sum_{h in group, i} ds_ij q_i;  dv_j = sum_{h in group, i} p_ij dOut_i.
+// cached:   as the forward for one query over its sequence's cached positions p <= queryPos
+//           (and p > queryPos - W), position p of sequence s at cache row
+//           blockTable[s, p / blockSize] * blockSize + p % blockSize; kCache, vCache [R,KVH,D].
+//
+// Determinism: every output element is written by one thread, which adds its terms in a fixed
+// order (increasing key for out and dq; kv group heads in order, then increasing query, for dk and
+// dv); the one cross-lane reduction (decoding's warp max and sum) is a fixed butterfly. Tile sizes
+// depend on D only, never on the device, so the same shapes give the same bits on every GPU.
+//
+// Block shapes (128 threads each; n = 32 query rows and keys per tile for D <= 128, else 16):
+//   forward  grid B*H*ceil(T/n), shared q, k, v, acc [n][D+1] + scores [n][n+1] (69 KiB at D=128);
+//   delta    grid ceil(B*T*H/128), thread per row, no shared memory;
+//   dq       grid B*H*ceil(T/n), shared q, dOut, k, v, dq [n][D+1] + ds [n][n+1] (85 KiB at D=128);
+//   dk/dv    grid B*KVH*ceil(T/n), shared k, v, q, dOut, dk, dv [n][D+1] + p, ds [n][n+1] (105 KiB);
+//   cached   grid M*H, shared q [D] + one chunk of 32 keys [32][D+1] (at most 34 KiB).
+#include <math.h>
+
+#include "block_reduce.cuh"
+#include "internal.h"
+
+namespace {
+
+constexpr int ATTENTION_BLOCK = 128;
+constexpr int MAX_HEAD_DIM = 256;
+// Shared memory (static plus dynamic) a kernel may use without opting in to more.
+constexpr size_t DEFAULT_SHARED_LIMIT = 48 * 1024;
+// Cached decoding scores one chunk of positions per lane of warp 0.
+constexpr int DECODE_CHUNK = WARP_SIZE;
+// Output columns each decode thread owns: D <= 256 over 128 threads.
+constexpr int DECODE_COLUMNS = MAX_HEAD_DIM / ATTENTION_BLOCK;
+
+// Query rows per query tile and keys per key tile (one number for both, so the tile loops stay
+// simple). 16 above D = 128 keeps the backward's six [n][D] tiles within sm_80's 163 KiB.
+int tile_rows(int D) { return D <= 128 ? 32 : 16; }
+
+// Everything a tiled kernel needs about the problem; n is tile_rows(D).
+struct AttentionShape {
+    int T, H, KVH, D, window, n;
+    float scale;
+};
+
+// Shared-memory tiles hold rows of D floats with a leading dimension of D + 1 (odd, D being even):
+// a warp reading one element from each of 32 rows then touches 32 different banks.
+__device__ __forceinline__ int tile_ld(int D) { return D + 1; }
+
+__device__ __forceinline__ bool causal_window_visible(int i, int j, int window) {
+    return j <= i && (window == 0 || j > i - window);
+}
+
+__device__ __forceinline__ float warp_max(float value) {
+    for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2) {
+        value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
+    }
+    return value;
+}
+
+__device__ __forceinline__ float warp_sum(float value) {
+    for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+    return value;
+}
+
+__device__ __forceinline__ float dot_row(const float* a, const float* b, int D) {
+    float sum = 0.0f;
+    for (int d = 0; d < D; ++d) sum += a[d] * b[d];
+    return sum;
+}
+
+// Copies `rows` rows of D floats (global rows `stride` apart) into an [n][ld] tile and zeroes the
+// rest, so that no later read of the tile sees uninitialised shared memory.
+__device__ __forceinline__ void load_rows(float* tile, const float* first_row, size_t stride, int rows, int n, int D) {
+    const int ld = tile_ld(D);
+    for (int e = threadIdx.x; e < n * D; e += ATTENTION_BLOCK) {
+        const int r = e / D, c = e % D;
+        tile[r * ld + c] = r < rows ? first_row[static_cast<size_t>(r) * stride + c] : 0.0f;
+    }
+}
+
+size_t forward_shared_floats(int n, int D) {
+    return 4 * static_cast<size_t>(n) * (D + 1) + static_cast<size_t>(n) * (n + 1) + 3 * static_cast<size_t>(n);
+}
+
+// One block per (b, h, tile of n query rows), blockIdx.x = (b * H + h) * tiles + tile. Keys stream
+// through shared memory n at a time from the first key the tile's first query may see to the
+// tile's last query; tiles wholly before the window are never visited. Per key tile: scores
+// (thread per (row, key)), softmax statistics (thread per row), then the rescaled accumulator
+// (thread per (row, column)). Only [n][n] scores ever exist.
+__global__ void __launch_bounds__(ATTENTION_BLOCK)
+attention_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v,
+                         const int32_t* keyMask, AttentionShape shape) {
+    SPIN_DYNAMIC_SHARED(float, shared);
+    const int n = shape.n, D = shape.D, T = shape.T, ld = tile_ld(D);
+    float* q_tile = shared;               // [n][ld]
+    float* k_tile = q_tile + n * ld;      // [n][ld]
+    float* v_tile = k_tile + n * ld;      // [n][ld]
+    float* acc = v_tile + n * ld;         // [n][ld]
+    float* scores = acc + n * ld;         // [n][n + 1]: scores, then exp(score - max)
+    float* row_max = scores + n * (n + 1);  // [n]
+    float* row_sum = row_max + n;           // [n]
+    float* row_rescale = row_sum + n;       // [n]
+
+    const int tiles = (T + n - 1) / n;
+    const int tile = blockIdx.x % tiles;
+    const int h = (blockIdx.x / tiles) % shape.H;
+    const int b = blockIdx.x / (tiles * shape.H);
+    const int g = h / (shape.H / shape.KVH);
+    const int i0 = tile * n, rows = min(n, T - i0);
+    const size_t q_stride = static_cast<size_t>(shape.H) * D, kv_stride = static_cast<size_t>(shape.KVH) * D;
+    const float* q_head = q + (static_cast<size_t>(b) * T * shape.H + h) * D;  // row t at t * q_stride
+    const float* k_head = k + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
+    const float* v_head = v + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
+    const int32_t* mask = keyMask + static_cast<size_t>(b) * T;
+
+    load_rows(q_tile, q_head + i0 * q_stride, q_stride, rows, n, D);
+    for (int e = threadIdx.x; e < n * D; e += ATTENTION_BLOCK) acc[(e / D) * ld + e % D] = 0.0f;
+    for (int r = threadIdx.x; r < n; r += ATTENTION_BLOCK) {
+        row_max[r] = -INFINITY;
+        row_sum[r] = 0.0f;
+    }
+
+    const int first_key = shape.window > 0 ? max(0, i0 - shape.window + 1) : 0;
+    const int key_end = i0 + rows;  // causal: no query of the tile sees a later key
+    for (int j0 = first_key; j0 < key_end; j0 += n) {
+        const int cols = min(n, key_end - j0);
+        __syncthreads();  // the previous key tile's readers are done with k, v and the scores
+        load_rows(k_tile, k_head + j0 * kv_stride, kv_stride, cols, n, D);
+        load_rows(v_tile, v_head + j0 * kv_stride, kv_stride, cols, n, D);
+        __syncthreads();
+
+        for (int e = threadIdx.x; e < n * n; e += ATTENTION_BLOCK) {
+            const int r = e / n, c = e % n, i = i0 + r, j = j0 + c;
+            float score = -INFINITY;
+            if (r < rows && c < cols && causal_window_visible(i, j, shape.window) && mask[j] != 0) {
+                score = dot_row(q_tile + r * ld, k_tile + c * ld, D) * shape.scale;
+            }
+            scores[r * (n + 1) + c] = score;
+        }
+        __syncthreads();
+
+        // Thread r owns row r's statistics (at most 32 keys, added in key order): a row is short,
+        // the order is plain, and the emulator runs no warp rendezvous per row (a shuffle there
+        // costs a switch through all 32 lanes' fibers).
+        for (int r = threadIdx.x; r < n; r += ATTENTION_BLOCK) {
+            float* row = scores + r * (n + 1);
+            const float old_max = row_max[r];
+            float new_max = old_max;
+            for (int c = 0; c < cols; ++c) new_max = fmaxf(new_max, row[c]);
+            // A row that has seen no visible key yet keeps max -inf, where exp(s - max) would be
+            // exp(-inf + inf) = NaN; its terms are zero and there is nothing to rescale.
+            const bool none = new_max == -INFINITY;
+            float sum = 0.0f;
+            for (int c = 0; c < cols; ++c) {
+                const float p = none ? 0.0f : expf(row[c] - new_max);
+                row[c] = p;
+                sum += p;
+            }
+            const float rescale = none ? 1.0f : expf(old_max - new_max);  // 0 on a row's first visible key
+            row_max[r] = new_max;
+            row_sum[r] = row_sum[r] * rescale + sum;
+            row_rescale[r] = rescale;
+        }
+        __syncthreads();
+
+        for (int e = threadIdx.x; e < n * D; e += ATTENTION_BLOCK) {
+            const int r = e / D, c = e % D;
+            const float* p = scores + r * (n + 1);
+            float a = acc[r * ld + c] * row_rescale[r];
+            for (int jj = 0; jj < cols; ++jj) a += p[jj] * v_tile[jj * ld + c];
+            acc[r * ld + c] = a;
+        }
+    }
+    __syncthreads();
+
+    float* out_head = out + (static_cast<size_t>(b) * T * shape.H + h) * D;
+    for (int e = threadIdx.x; e < rows * D; e += ATTENTION_BLOCK) {
+        const int r = e / D, c = e % D;
+        const float l = row_sum[r];
+        out_head[(i0 + r) * q_stride + c] = l > 0.0f ? acc[r * ld + c] * (1.0f / l) : 0.0f;
+    }
+    float* lse_head = lse + (static_cast<size_t>(b) * shape.H + h) * T;
+    for (int r = threadIdx.x; r < rows; r += ATTENTION_BLOCK) {
+        // l >= 1 once any key is visible (the maximum's own term is exp(0)), so l = 0 means none.
+        lse_head[i0 + r] = row_sum[r] > 0.0f ? row_max[r] + logf(row_sum[r]) : -INFINITY;
+    }
+}
+
+// delta[b,h,t] = dOut[b,t,h,:] . out[b,t,h,:]: one thread per (b,t,h) row, columns in order. A
+// light pass (2 reads per element), so it is kept plain rather than spread over a warp.
+__global__ void __launch_bounds__(ATTENTION_BLOCK)
+attention_delta_kernel(float* delta, const float* dOut, const float* out, int rows, int T, int H, int D) {
+    const int row = blockIdx.x * ATTENTION_BLOCK + threadIdx.x;
+    if (row >= rows) return;
+    const float sum = dot_row(dOut + static_cast<size_t>(row) * D, out + static_cast<size_t>(row) * D, D);
+    const int h = row % H, t = (row / H) % T, b = row / (H * T);
+    delta[(static_cast<size_t>(b) * H + h) * T + t] = sum;
+}
+
+size_t dq_shared_floats(int n, int D) {
+    return 5 * static_cast<size_t>(n) * (D + 1) + static_cast<size_t>(n) * (n + 1) + 2 * static_cast<size_t>(n);
+}
+
+// dq: the forward's grid and key loop. Per key tile, thread per (row, key) recomputes p from the
+// saved lse and forms ds; then thread per (row, column) adds ds K into its dq element, keys in
+// increasing order.
+__global__ void __launch_bounds__(ATTENTION_BLOCK)
+attention_dq_kernel(float* dq, const float* dOut, const float* q, const float* k, const float* v,
+                    const int32_t* keyMask, const float* lse, const float* delta, AttentionShape shape) {
+    SPIN_DYNAMIC_SHARED(float, shared);
+    const int n = shape.n, D = shape.D, T = shape.T, ld = tile_ld(D);
+    float* q_tile = shared;               // [n][ld]
+    float* dout_tile = q_tile + n * ld;   // [n][ld]
+    float* k_tile = dout_tile + n * ld;   // [n][ld]
+    float* v_tile = k_tile + n * ld;      // [n][ld]
+    float* acc = v_tile + n * ld;         // [n][ld]
+    float* ds = acc + n * ld;             // [n][n + 1]
+    float* row_lse = ds + n * (n + 1);    // [n]
+    float* row_delta = row_lse + n;       // [n]
+
+    const int tiles = (T + n - 1) / n;
+    const int tile = blockIdx.x % tiles;
+    const int h = (blockIdx.x / tiles) % shape.H;
+    const int b = blockIdx.x / (tiles * shape.H);
+    const int g = h / (shape.H / shape.KVH);
+    const int i0 = tile * n, rows = min(n, T - i0);
+    const size_t q_stride = static_cast<size_t>(shape.H) * D, kv_stride = static_cast<size_t>(shape.KVH) * D;
+    const size_t q_offset = (static_cast<size_t>(b) * T * shape.H + h) * D;
+    const float* k_head = k + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
+    const float* v_head = v + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
+    const int32_t* mask = keyMask + static_cast<size_t>(b) * T;
+    const size_t stat_offset = (static_cast<size_t>(b) * shape.H + h) * T;
+
+    load_rows(q_tile, q + q_offset + i0 * q_stride, q_stride, rows, n, D);
+    load_rows(dout_tile, dOut + q_offset + i0 * q_stride, q_stride, rows, n, D);
+    for (int e = threadIdx.x; e < n * D; e += ATTENTION_BLOCK) acc[(e / D) * ld + e % D] = 0.0f;
+    for (int r = threadIdx.x; r < n; r += ATTENTION_BLOCK) {
+        row_lse[r] = r < rows ? lse[stat_offset + i0 + r] : -INFINITY;
+        row_delta[r] = r < rows ? delta[stat_offset + i0 + r] : 0.0f;
+    }
+
+    const int first_key = shape.window > 0 ? max(0, i0 - shape.window + 1) : 0;
+    const int key_end = i0 + rows;
+    for (int j0 = first_key; j0 < key_end; j0 += n) {
+        const int cols = min(n, key_end - j0);
+        __syncthreads();
+        load_rows(k_tile, k_head + j0 * kv_stride, kv_stride, cols, n, D);
+        load_rows(v_tile, v_head + j0 * kv_stride, kv_stride, cols, n, D);
+        __syncthreads();
+
+        for (int e = threadIdx.x; e < n * n; e += ATTENTION_BLOCK) {
+            const int r = e / n, c = e % n, i = i0 + r, j = j0 + c;
+            float grad = 0.0f;
+            // lse = -inf: the query saw no key, so it has no probabilities and no gradient.
+            if (r < rows && c < cols && causal_window_visible(i, j, shape.window) && mask[j] != 0 &&
+                row_lse[r] != -INFINITY) {
+                const float p = expf(dot_row(q_tile + r * ld, k_tile + c * ld, D) * shape.scale - row_lse[r]);
+                const float dp = dot_row(dout_tile + r * ld, v_tile + c * ld, D);
+                grad = p * (dp - row_delta[r]) * shape.scale;
+            }
+            ds[r * (n + 1) + c] = grad;
+        }
+        __syncthreads();
+
+        for (int e = threadIdx.x; e < n * D; e += ATTENTION_BLOCK) {
+            const int r = e / D, c = e % D;
+            const float* ds_row = ds + r * (n + 1);
+            float a = acc[r * ld + c];
+            for (int jj = 0; jj < cols; ++jj) a += ds_row[jj] * k_tile[jj * ld + c];
+            acc[r * ld + c] = a;
+        }
+    }
+    __syncthreads();
+
+    float* dq_head = dq + q_offset;
+    for (int e = threadIdx.x; e < rows * D; e += ATTENTION_BLOCK) {
+        const int r = e / D, c = e % D;
+        dq_head[(i0 + r) * q_stride + c] = acc[r * ld + c];
+    }
+}
+
+size_t dkdv_shared_floats(int n, int D) {
+    return 6 * static_cast<size_t>(n) * (D + 1) + 2 * static_cast<size_t>(n) * (n + 1) + 2 * static_cast<size_t>(n);
+}
+
+// dk, dv: one block per (b, kv head g, tile of n keys), blockIdx.x = (b * KVH + g) * tiles + tile,
+// so each block owns its keys' dk and dv rows outright. It loops over the group's query heads in
+// order and, for each, over the query tiles that can see its keys (from the tile's first key to
+// the last query inside the window of its last key); per query tile, thread per (key, query)
+// forms p and ds, then thread per (key, column) adds p dOut and ds Q, queries in increasing order.
+__global__ void __launch_bounds__(ATTENTION_BLOCK)
+attention_dkdv_kernel(float* dk, float* dv, const float* dOut, const float* q, const float* k, const float* v,
+                      const int32_t* keyMask, const float* lse, const float* delta, AttentionShape shape) {
+    SPIN_DYNAMIC_SHARED(float, shared);
+    const int n = shape.n, D = shape.D, T = shape.T, ld = tile_ld(D);
+    float* k_tile = shared;               // [n][ld]
+    float* v_tile = k_tile + n * ld;      // [n][ld]
+    float* q_tile = v_tile + n * ld;      // [n][ld]
+    float* dout_tile = q_tile + n * ld;   // [n][ld]
+    float* dk_acc = dout_tile + n * ld;   // [n][ld]
+    float* dv_acc = dk_acc + n * ld;      // [n][ld]
+    float* p_tile = dv_acc + n * ld;      // [n keys][n + 1]
+    float* ds_tile = p_tile + n * (n + 1);  // [n keys][n + 1]
+    float* row_lse = ds_tile + n * (n + 1); // [n queries]
+    float* row_delta = row_lse + n;         // [n queries]
+
+    const int tiles = (T + n - 1) / n;
+    const int tile = blockIdx.x % tiles;
+    const int g = (blockIdx.x / tiles) % shape.KVH;
+    const int b = blockIdx.x / (tiles * shape.KVH);
+    const int group = shape.H / shape.KVH;
+    const int j0 = tile * n, cols = min(n, T - j0);
+    const size_t q_stride = static_cast<size_t>(shape.H) * D, kv_stride = static_cast<size_t>(shape.KVH) * D;
+    const size_t kv_offset = (static_cast<size_t>(b) * T * shape.KVH + g) * D;
+    const int32_t* mask = keyMask + static_cast<size_t>(b) * T;
+
+    load_rows(k_tile, k + kv_offset + j0 * kv_stride, kv_stride, cols, n, D);
+    load_rows(v_tile, v + kv_offset + j0 * kv_stride, kv_stride, cols, n, D);
+    for (int e = threadIdx.x; e < n * D; e += ATTENTION_BLOCK) {
+        dk_acc[(e / D) * ld + e % D] = 0.0f;
+        dv_acc[(e / D) * ld + e % D] = 0.0f;
+    }
+
+    // Query i sees key j only when j <= i < j + window.
+    const int query_end = shape.window > 0 ? min(T, j0 + cols - 1 + shape.window) : T;
+    for (int h = g * group; h < (g + 1) * group; ++h) {
+        const size_t q_offset = (static_cast<size_t>(b) * T * shape.H + h) * D;
+        const size_t stat_offset = (static_cast<size_t>(b) * shape.H + h) * T;
+        for (int i0 = j0; i0 < query_end; i0 += n) {
+            const int rows = min(n, query_end - i0);
+            __syncthreads();  // the previous query tile's readers are done
+            load_rows(q_tile, q + q_offset + i0 * q_stride, q_stride, rows, n, D);
+            load_rows(dout_tile, dOut + q_offset + i0 * q_stride, q_stride, rows, n, D);
+            for (int r = threadIdx.x; r < n; r += ATTENTION_BLOCK) {
+                row_lse[r] = r < rows ? lse[stat_offset + i0 + r] : -INFINITY;
+                row_delta[r] = r < rows ? delta[stat_offset + i0 + r] : 0.0f;
+            }
+            __syncthreads();
+
+            for (int e = threadIdx.x; e < n * n; e += ATTENTION_BLOCK) {
+                const int jj = e / n, r = e % n, i = i0 + r, j = j0 + jj;
+                float p = 0.0f, grad = 0.0f;
+                if (jj < cols && r < rows && causal_window_visible(i, j, shape.window) && mask[j] != 0 &&
+                    row_lse[r] != -INFINITY) {
+                    p = expf(dot_row(q_tile + r * ld, k_tile + jj * ld, D) * shape.scale - row_lse[r]);
+                    const float dp = dot_row(dout_tile + r * ld, v_tile + jj * ld, D);
+                    grad = p * (dp - row_delta[r]) * shape.scale;
+                }
+                p_tile[jj * (n + 1) + r] = p;
+                ds_tile[jj * (n + 1) + r] = grad;
+            }
+            __syncthreads();
+
+            for (int e = threadIdx.x; e < n * D; e += ATTENTION_BLOCK) {
+                const int jj = e / D, c = e % D;
+                const float* p_row = p_tile + jj * (n + 1);
+                const float* ds_row = ds_tile + jj * (n + 1);
+                float a_v = dv_acc[jj * ld + c], a_k = dk_acc[jj * ld + c];
+                for (int r = 0; r < rows; ++r) {
+                    a_v += p_row[r] * dout_tile[r * ld + c];
+                    a_k += ds_row[r] * q_tile[r * ld + c];
+                }
+                dv_acc[jj * ld + c] = a_v;
+                dk_acc[jj * ld + c] = a_k;
+            }
+        }
+    }
+    __syncthreads();
+
+    for (int e = threadIdx.x; e < cols * D; e += ATTENTION_BLOCK) {
+        const int jj = e / D, c = e % D;
+        const size_t at = kv_offset + (j0 + jj) * kv_stride + c;
+        dk[at] = dk_acc[jj * ld + c];
+        dv[at] = dv_acc[jj * ld + c];
+    }
+}
+
+struct DecodeShape {
+    int H, KVH, D, S, maxBlocks, blockSize, window;
+    float scale;
+};
+
+// One block per (token m, head h), blockIdx.x = m * H + h. Positions stream in chunks of 32: the
+// chunk's cache rows are looked up once, its keys staged in shared memory, warp 0 scores one key
+// per lane and updates the online softmax, then every thread adds the weighted value rows into
+// its own output columns (c = thread, thread + 128), reading V straight from global memory
+// (consecutive threads, consecutive columns). A token whose sequence, position or blocks are
+// outside the table (a caller's bug) gets NaN rather than a read through a bad row.
+__global__ void __launch_bounds__(ATTENTION_BLOCK)
+attention_cached_kernel(float* out, const float* q, const float* kCache, const float* vCache,
+                        const int32_t* blockTable, const int32_t* querySeq, const int32_t* queryPos,
+                        DecodeShape shape) {
+    SPIN_DYNAMIC_SHARED(float, shared);
+    __shared__ long long chunk_rows[DECODE_CHUNK];
+    __shared__ float chunk_p[DECODE_CHUNK];
+    __shared__ float chunk_rescale;
+    __shared__ float total_sum;
+    __shared__ int bad_block;
+    const int D = shape.D, ld = tile_ld(D), bs = shape.blockSize;
+    float* q_row = shared;            // [D]
+    float* k_tile = q_row + D;        // [DECODE_CHUNK][ld]
+
+    const int tid = threadIdx.x;
+    const int m = blockIdx.x / shape.H, h = blockIdx.x % shape.H;
+    const int g = h / (shape.H / shape.KVH);
+    const int seq = querySeq[m], pos = queryPos[m];
+    float* out_row = out + (static_cast<size_t>(m) * shape.H + h) * D;
+    const int first = shape.window > 0 ? max(0, pos - shape.window + 1) : 0;
+
+    // Uniform over the block, so leaving early skips no barrier another thread waits at.
+    if (seq < 0 || seq >= shape.S || pos < 0 || pos / bs >= shape.maxBlocks) {
+        for (int c = threadIdx.x; c < D; c += ATTENTION_BLOCK) out_row[c] = NAN;
+        return;
+    }
+    const int32_t* table_row = blockTable + static_cast<size_t>(seq) * shape.maxBlocks;
+    if (threadIdx.x == 0) bad_block = 0;
+    const float* q_src = q + (static_cast<size_t>(m) * shape.H + h) * D;
+    for (int c = threadIdx.x; c < D; c += ATTENTION_BLOCK) q_row[c] = q_src[c];
+    __syncthreads();
+    for (int blk = first / bs + tid; blk <= pos / bs; blk += ATTENTION_BLOCK) {
+        if (table_row[blk] < 0) bad_block = 1;  // every writer stores the same value
+    }
+    __syncthreads();
+    if (bad_block) {
+        for (int c = threadIdx.x; c < D; c += ATTENTION_BLOCK) out_row[c] = NAN;
+        return;
+    }
+
+    const int lane = tid % WARP_SIZE, warp = tid / WARP_SIZE;
+    float acc[DECODE_COLUMNS];
+    for (int i = 0; i < DECODE_COLUMNS; ++i) acc[i] = 0.0f;
+    float run_max = -INFINITY, run_sum = 0.0f;  // meaningful in warp 0 only
+    for (int p0 = first; p0 <= pos; p0 += DECODE_CHUNK) {
+        const int count = min(DECODE_CHUNK, pos + 1 - p0);
+        __syncthreads();  // the previous chunk's readers are done with its rows, keys and weights
+        if (tid < count) {
+            const int p = p0 + tid;
+            chunk_rows[tid] = static_cast<long long>(table_row[p / bs]) * bs + p % bs;
+        }
+        __syncthreads();
+        for (int e = threadIdx.x; e < count * D; e += ATTENTION_BLOCK) {
+            const int jj = e / D, c = e % D;
+            k_tile[jj * ld + c] = kCache[(static_cast<size_t>(chunk_rows[jj]) * shape.KVH + g) * D + c];
+        }
+        __syncthreads();
+        if (warp == 0) {
+            const float score = lane < count ? dot_row(q_row, k_tile + lane * ld, D) * shape.scale : -INFINITY;
+            // Every query sees its own position, so the chunk max is finite.
+            const float new_max = fmaxf(run_max, warp_max(score));
+            const float p = lane < count ? expf(score - new_max) : 0.0f;
+            const float rescale = expf(run_max - new_max);  // 0 on the first chunk
+            run_sum = run_sum * rescale + warp_sum(p);
+            run_max = new_max;
+            chunk_p[lane] = p;
+            if (lane == 0) chunk_rescale = rescale;
+        }
+        __syncthreads();
+        const float rescale = chunk_rescale;
+        for (int i = 0; i < DECODE_COLUMNS; ++i) {  // constant trip count: acc stays in registers
+            const int c = tid + i * ATTENTION_BLOCK;
+            if (c < D) {
+                float a = acc[i] * rescale;
+                for (int jj = 0; jj < count; ++jj) {
+                    a += chunk_p[jj] * vCache[(static_cast<size_t>(chunk_rows[jj]) * shape.KVH + g) * D + c];
+                }
+                acc[i] = a;
+            }
+        }
+    }
+    if (threadIdx.x == 0) total_sum = run_sum;
+    __syncthreads();
+    const float inv = 1.0f / total_sum;
+    for (int i = 0; i < DECODE_COLUMNS; ++i) {
+        const int c = tid + i * ATTENTION_BLOCK;
+        if (c < D) out_row[c] = acc[i] * inv;
+    }
+}
+
+int check_heads(const char* call, int H, int KVH, int D, int window) {
+    if (H < 0 || KVH < 1 || H % KVH != 0) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: need KVH >= 1 and H >= 0 a multiple of KVH, got H=%d KVH=%d",
+                          call, H, KVH);
+    }
+    if (D < 2 || D > MAX_HEAD_DIM || D % 2 != 0) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: need an even head dim D in [2, %d], got D=%d", call, MAX_HEAD_DIM,
+                          D);
+    }
+    if (window < 0) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: need window >= 0 (0 = none), got %d", call, window);
+    return SPIN_OK;
+}
+
+int check_shape(const char* call, int B, int T, int H, int KVH, int D, int window) {
+    if (B < 0 || T < 0) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: need B >= 0 and T >= 0, got B=%d T=%d", call, B, T);
+    return check_heads(call, H, KVH, D, window);
+}
+
+// blocks = heads * B * ceil(T / n), which must fit the grid's x dimension.
+int tile_blocks(const char* call, int B, int heads, int T, int n, unsigned int* blocks) {
+    const long long needed = static_cast<long long>(B) * heads * ((T + n - 1) / n);
+    if (needed > 0x7fffffffLL) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: %lld blocks is too many", call, needed);
+    *blocks = static_cast<unsigned int>(needed);
+    return SPIN_OK;
+}
+
+AttentionShape make_shape(int T, int H, int KVH, int D, int window) {
+    // 1/sqrt(D) in double, rounded once, as the CPU backend computes it.
+    return AttentionShape{T, H, KVH, D, window, tile_rows(D), static_cast<float>(1.0 / sqrt(static_cast<double>(D)))};
+}
+
+template <class Kernel>
+int allow_shared(Kernel* kernel, size_t bytes) {
+    if (bytes <= DEFAULT_SHARED_LIMIT) return SPIN_OK;
+    SPIN_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    return SPIN_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+int spin_attention_forward(spin_stream_t stream, float* out, float* lse, const float* q, const float* k,
+                           const float* v, const int32_t* keyMask, int B, int T, int H, int KVH, int D, int window) {
+    const char* call = "spin_attention_forward";
+    if (int status = check_shape(call, B, T, H, KVH, D, window)) return status;
+    if (B == 0 || T == 0 || H == 0) return SPIN_OK;
+    if (!out || !lse || !q || !k || !v || !keyMask) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL tensor pointer", call);
+    const AttentionShape shape = make_shape(T, H, KVH, D, window);
+    unsigned int blocks = 0;
+    if (int status = tile_blocks(call, B, H, T, shape.n, &blocks)) return status;
+    const size_t shared_bytes = forward_shared_floats(shape.n, D) * sizeof(float);
+    if (int status = allow_shared(attention_forward_kernel, shared_bytes)) return status;
+    SPIN_LAUNCH(attention_forward_kernel, blocks, ATTENTION_BLOCK, shared_bytes, spin::to_cuda(stream), out, lse, q, k,
+                v, keyMask, shape);
+    SPIN_LAUNCH_CHECK(attention_forward_kernel);
+    return SPIN_OK;
+}
+
+int spin_attention_backward_scratch_bytes(int B, int T, int H, size_t* out) {
+    if (B < 0 || T < 0 || H < 0) {
+        return spin::fail(SPIN_ERR_INVALID_ARG,
+                          "spin_attention_backward_scratch_bytes: need B, T, H >= 0, got B=%d T=%d H=%d", B, T, H);
+    }
+    if (!out) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_attention_backward_scratch_bytes: NULL out");
+    *out = static_cast<size_t>(B) * T * H * sizeof(float);  // delta [B,H,T]
+    return SPIN_OK;
+}
+
+int spin_attention_backward(spin_stream_t stream, float* dq, float* dk, float* dv, void* scratch, const float* dOut,
+                            const float* q, const float* k, const float* v, const int32_t* keyMask, const float* out,
+                            const float* lse, int B, int T, int H, int KVH, int D, int window) {
+    const char* call = "spin_attention_backward";
+    if (int status = check_shape(call, B, T, H, KVH, D, window)) return status;
+    if (B == 0 || T == 0 || H == 0) return SPIN_OK;
+    if (!dq || !dk || !dv || !scratch || !dOut || !q || !k || !v || !keyMask || !out || !lse) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL tensor pointer", call);
+    }
+    const AttentionShape shape = make_shape(T, H, KVH, D, window);
+    unsigned int dq_blocks = 0, dkdv_blocks = 0;
+    if (int status = tile_blocks(call, B, H, T, shape.n, &dq_blocks)) return status;
+    if (int status = tile_blocks(call, B, KVH, T, shape.n, &dkdv_blocks)) return status;
+    const long long rows = static_cast<long long>(B) * T * H;
+    const long long delta_blocks = (rows + ATTENTION_BLOCK - 1) / ATTENTION_BLOCK;
+    if (delta_blocks > 0x7fffffffLL) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: %lld rows is too many", call, rows);
+    const size_t dq_bytes = dq_shared_floats(shape.n, D) * sizeof(float);
+    const size_t dkdv_bytes = dkdv_shared_floats(shape.n, D) * sizeof(float);
+    if (int status = allow_shared(attention_dq_kernel, dq_bytes)) return status;
+    if (int status = allow_shared(attention_dkdv_kernel, dkdv_bytes)) return status;
+
+    const cudaStream_t cuda_stream = spin::to_cuda(stream);
+    float* delta = static_cast<float*>(scratch);
+    SPIN_LAUNCH(attention_delta_kernel, static_cast<unsigned int>(delta_blocks), ATTENTION_BLOCK, 0, cuda_stream, delta,
+                dOut, out, static_cast<int>(rows), T, H, D);
+    SPIN_LAUNCH_CHECK(attention_delta_kernel);
+    SPIN_LAUNCH(attention_dq_kernel, dq_blocks, ATTENTION_BLOCK, dq_bytes, cuda_stream, dq, dOut, q, k, v, keyMask, lse,
+                delta, shape);
+    SPIN_LAUNCH_CHECK(attention_dq_kernel);
+    SPIN_LAUNCH(attention_dkdv_kernel, dkdv_blocks, ATTENTION_BLOCK, dkdv_bytes, cuda_stream, dk, dv, dOut, q, k, v,
+                keyMask, lse, delta, shape);
+    SPIN_LAUNCH_CHECK(attention_dkdv_kernel);
+    return SPIN_OK;
+}
+
+int spin_attention_cached_forward(spin_stream_t stream, float* out, const float* q, const float* kCache,
+                                  const float* vCache, const int32_t* blockTable, const int32_t* querySeq,
+                                  const int32_t* queryPos, int M, int H, int KVH, int D, int S, int maxBlocks,
+                                  int blockSize, int window) {
+    const char* call = "spin_attention_cached_forward";
+    if (M < 0 || S < 0 || maxBlocks < 0 || blockSize < 1) {
+        return spin::fail(SPIN_ERR_INVALID_ARG,
+                          "%s: need M, S, maxBlocks >= 0 and blockSize >= 1, got M=%d S=%d maxBlocks=%d blockSize=%d",
+                          call, M, S, maxBlocks, blockSize);
+    }
+    if (int status = check_heads(call, H, KVH, D, window)) return status;
+    if (M == 0 || H == 0) return SPIN_OK;
+    if (!out || !q || !kCache || !vCache || !blockTable || !querySeq || !queryPos) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL tensor pointer", call);
+    }
+    const long long blocks = static_cast<long long>(M) * H;
+    if (blocks > 0x7fffffffLL) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: %lld blocks is too many", call, blocks);
+    const DecodeShape shape{H, KVH, D, S, maxBlocks, blockSize, window,
+                            static_cast<float>(1.0 / sqrt(static_cast<double>(D)))};
+    // q row plus one chunk of keys: at most 34 KiB (D = 256), within the default limit.
+    const size_t shared_bytes = (D + static_cast<size_t>(DECODE_CHUNK) * (D + 1)) * sizeof(float);
+    SPIN_LAUNCH(attention_cached_kernel, static_cast<unsigned int>(blocks), ATTENTION_BLOCK, shared_bytes,
+                spin::to_cuda(stream), out, q, kCache, vCache, blockTable, querySeq, queryPos, shape);
+    SPIN_LAUNCH_CHECK(attention_cached_kernel);
+    return SPIN_OK;
+}
+
+}  // extern "C"
