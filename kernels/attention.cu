@@ -390,7 +390,7 @@ attention_dkdv_kernel(float* dk, float* dv, const float* dOut, const float* q, c
 }
 
 struct DecodeShape {
-    int H, KVH, D, S, maxBlocks, blockSize, window;
+    int H, KVH, D, R, S, maxBlocks, blockSize, window;
     float scale;
 };
 
@@ -432,7 +432,9 @@ attention_cached_kernel(float* out, const float* q, const float* kCache, const f
     for (int c = threadIdx.x; c < D; c += ATTENTION_BLOCK) q_row[c] = q_src[c];
     __syncthreads();
     for (int blk = first / bs + tid; blk <= pos / bs; blk += ATTENTION_BLOCK) {
-        if (table_row[blk] < 0) bad_block = 1;  // every writer stores the same value
+        // A block outside the cache's R rows would be read out of bounds.
+        const int32_t block = table_row[blk];
+        if (block < 0 || static_cast<long long>(block) * bs + bs > shape.R) bad_block = 1;  // all store the same value
     }
     __syncthreads();
     if (bad_block) {
@@ -596,13 +598,14 @@ int spin_attention_backward(spin_stream_t stream, float* dq, float* dk, float* d
 
 int spin_attention_cached_forward(spin_stream_t stream, float* out, const float* q, const float* kCache,
                                   const float* vCache, const int32_t* blockTable, const int32_t* querySeq,
-                                  const int32_t* queryPos, int M, int H, int KVH, int D, int S, int maxBlocks,
-                                  int blockSize, int window) {
+                                  const int32_t* queryPos, int M, int H, int KVH, int D, int R, int S,
+                                  int maxBlocks, int blockSize, int window) {
     const char* call = "spin_attention_cached_forward";
-    if (M < 0 || S < 0 || maxBlocks < 0 || blockSize < 1) {
+    if (M < 0 || R < 0 || S < 0 || maxBlocks < 0 || blockSize < 1) {
         return spin::fail(SPIN_ERR_INVALID_ARG,
-                          "%s: need M, S, maxBlocks >= 0 and blockSize >= 1, got M=%d S=%d maxBlocks=%d blockSize=%d",
-                          call, M, S, maxBlocks, blockSize);
+                          "%s: need M, R, S, maxBlocks >= 0 and blockSize >= 1, got M=%d R=%d S=%d maxBlocks=%d "
+                          "blockSize=%d",
+                          call, M, R, S, maxBlocks, blockSize);
     }
     if (int status = check_heads(call, H, KVH, D, window)) return status;
     if (M == 0 || H == 0) return SPIN_OK;
@@ -611,7 +614,7 @@ int spin_attention_cached_forward(spin_stream_t stream, float* out, const float*
     }
     const long long blocks = static_cast<long long>(M) * H;
     if (blocks > 0x7fffffffLL) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: %lld blocks is too many", call, blocks);
-    const DecodeShape shape{H, KVH, D, S, maxBlocks, blockSize, window,
+    const DecodeShape shape{H, KVH, D, R, S, maxBlocks, blockSize, window,
                             static_cast<float>(1.0 / sqrt(static_cast<double>(D)))};
     // q row plus one chunk of keys: at most 34 KiB (D = 256), within the default limit.
     const size_t shared_bytes = (D + static_cast<size_t>(DECODE_CHUNK) * (D + 1)) * sizeof(float);

@@ -236,7 +236,7 @@ SPIN_EXPORT int spin_scatter_rows(spin_stream_t stream, void* dst, const void* s
 
 /* Causal GQA attention with sliding window and key mask, scale 1/sqrt(D), flash-style (tiled
    online softmax, no [T,T] buffer). out, q [B,T,H,D]; k, v [B,T,KVH,D]; keyMask [B,T];
-   lse [B,H,T] (-inf and a zero output for a query that sees no key). window 0 = none. D <= 256. */
+   lse [B,H,T] (-inf and a zero output for a query that sees no key). window 0 = none. D even, 2..256. */
 SPIN_EXPORT int spin_attention_forward(spin_stream_t stream, float* out, float* lse, const float* q, const float* k,
                                        const float* v, const int32_t* keyMask, int B, int T, int H, int KVH, int D,
                                        int window);
@@ -248,10 +248,11 @@ SPIN_EXPORT int spin_attention_backward(spin_stream_t stream, float* dq, float* 
                                         const int32_t* keyMask, const float* out, const float* lse, int B, int T,
                                         int H, int KVH, int D, int window);
 /* Decoding over the paged cache: out, q [M,H,D]; kCache, vCache [R,KVH,D]; blockTable
-   [S,maxBlocks]; querySeq, queryPos [M]. */
+   [S,maxBlocks]; querySeq, queryPos [M]. A token whose sequence, position or any visible block is
+   outside the table or the cache's R rows gets a NaN output row. */
 SPIN_EXPORT int spin_attention_cached_forward(spin_stream_t stream, float* out, const float* q, const float* kCache,
                                               const float* vCache, const int32_t* blockTable, const int32_t* querySeq,
-                                              const int32_t* queryPos, int M, int H, int KVH, int D, int S,
+                                              const int32_t* queryPos, int M, int H, int KVH, int D, int R, int S,
                                               int maxBlocks, int blockSize, int window);
 
 /* ---- kernels: RMSNorm (kernels/rmsnorm.cu) ----------------------------------------------- */

@@ -246,7 +246,7 @@ void check_cached(int D, int window) {
     float* out_d = device_poisoned<float>(q.size());
     // Poisoned with 0 rather than NaN, so that the NaN the bad tokens must get is the kernel's.
     must(cudaMemset(out_d, 0, q.size() * sizeof(float)), "cudaMemset");
-    must(spin_attention_cached_forward(nullptr, out_d, q_d, k_d, v_d, table_d, seqs_d, positions_d, M, H, KVH, D, S,
+    must(spin_attention_cached_forward(nullptr, out_d, q_d, k_d, v_d, table_d, seqs_d, positions_d, M, H, KVH, D, R, S,
                                        maxBlocks, blockSize, window),
          "spin_attention_cached_forward");
     std::vector<float> out = host_copy(out_d, q.size());
@@ -266,7 +266,7 @@ void check_cached(int D, int window) {
 
     // Poisoned (NaN) this time: every element of the valid tokens must be written.
     float* out2_d = device_poisoned<float>(q.size());
-    must(spin_attention_cached_forward(nullptr, out2_d, q_d, k_d, v_d, table_d, seqs_d, positions_d, M, H, KVH, D, S,
+    must(spin_attention_cached_forward(nullptr, out2_d, q_d, k_d, v_d, table_d, seqs_d, positions_d, M, H, KVH, D, R, S,
                                        maxBlocks, blockSize, window),
          "spin_attention_cached_forward");
     std::vector<float> out2 = host_copy(out2_d, q.size());
@@ -314,14 +314,14 @@ void check_arguments() {
     report(bytes == 2 * 5 * 3 * sizeof(float), "backward scratch for B=2 T=5 H=3: %zu bytes (expected %zu)", bytes,
            2 * 5 * 3 * sizeof(float));
     expect_status(spin_attention_backward_scratch_bytes(2, -5, 3, &bytes), bad, "backward scratch bytes T=-5");
-    expect_status(spin_attention_cached_forward(nullptr, f, f, f, f, i, i, i, 1, 2, 1, 8, 1, 1, 0, 0), bad,
+    expect_status(spin_attention_cached_forward(nullptr, f, f, f, f, i, i, i, 1, 2, 1, 8, 4, 1, 1, 0, 0), bad,
                   "cached blockSize=0");
-    expect_status(spin_attention_cached_forward(nullptr, f, f, f, f, i, i, i, 1, 2, 1, 9, 1, 1, 4, 0), bad,
+    expect_status(spin_attention_cached_forward(nullptr, f, f, f, f, i, i, i, 1, 2, 1, 9, 4, 1, 1, 4, 0), bad,
                   "cached D=9");
-    expect_status(spin_attention_cached_forward(nullptr, f, f, f, f, nullptr, i, i, 1, 2, 1, 8, 1, 1, 4, 0), bad,
+    expect_status(spin_attention_cached_forward(nullptr, f, f, f, f, nullptr, i, i, 1, 2, 1, 8, 4, 1, 1, 4, 0), bad,
                   "cached NULL blockTable");
     expect_status(spin_attention_cached_forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0,
-                                                2, 1, 8, 1, 1, 4, 0),
+                                                2, 1, 8, 0, 1, 1, 4, 0),
                   SPIN_OK, "cached M=0 with NULL tensors");
     cudaFree(f);
     cudaFree(i);

@@ -30,7 +30,7 @@ final class Attention {
         backward = device.bind("spin_attention_backward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
         cachedForward = device.bind("spin_attention_cached_forward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
+                ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
     }
 
     void forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
@@ -88,7 +88,7 @@ final class Attention {
         var stream = device.compute().handle();
         device.launch("spin_attention_cached_forward", () -> (int) cachedForward.invokeExact(stream, out.memory(),
                 q.memory(), kCache.memory(), vCache.memory(), blockTable.memory(), querySeq.memory(), queryPos.memory(),
-                s.batch(), s.heads(), s.kvHeads(), s.headDim(), sequences, maxBlocks, blockSize, window));
+                s.batch(), s.heads(), s.kvHeads(), s.headDim(), kCache.dim(0), sequences, maxBlocks, blockSize, window));
     }
 
     private static void requireF32Length(Tensor t, long elements, String name) {
