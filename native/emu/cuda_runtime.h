@@ -318,6 +318,11 @@ inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __fdividef(float a, float b) { return a / b; }
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
+// Round-to-nearest arithmetic that nvcc never fuses into an FMA (kernels that must match a CPU
+// reference's separately rounded products); the host's plain operations round the same way.
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
 template <class T>
 T __ldg(const T* p) { return *p; }
 

@@ -1,0 +1,97 @@
+// Rotary position embedding (HF Mistral's rotate-half form), fp32:
+//   inv_freq[i] = 1 / theta^(2i / D), angle[i] = p * inv_freq[i]   for i < D/2, p = positions[b,t]
+//   forward:  (x1, x2) = (x[i], x[i + D/2])  ->  (x1 cos - x2 sin, x2 cos + x1 sin)
+//   backward: the same rotation by -angle (the transpose of the forward's)
+// Shapes: in, out, dOut, dIn [B,T,H,D]; positions [B,T]. Out may alias in.
+//
+// The angles are rounded to fp32 at the steps java/spin/backend/cpu/Rope.java (and torch) rounds
+// them: exponent (float)(2i) / D, theta^exponent in double rounded to float, the fp32 reciprocal,
+// the fp32 product with the position; cos and sin in double rounded to float. The rotation rounds
+// each product and then the sum, as CpuBackend.rotateHead does (__fmul_rn keeps nvcc from fusing
+// them into an FMA), so the two backends agree bit for bit up to the last-ulp differences of the
+// device's double pow/cos/sin.
+#include "internal.h"
+
+namespace {
+
+constexpr int ROPE_BLOCK = 128;
+// Shared memory (static plus dynamic) a kernel may use without opting in to more.
+constexpr size_t DEFAULT_SHARED_LIMIT = 48 * 1024;
+
+// One block per (b, t): the D/2 cos and sin of its position are computed once into shared memory
+// and serve all H heads. Thread t rotates pairs t, t + BLOCK, ... of the row's H * D/2 pairs, so
+// neighbouring threads touch neighbouring elements, and each pair is read whole before it is
+// written, which makes out == in safe. direction: 1 forward, -1 backward.
+__global__ void __launch_bounds__(ROPE_BLOCK)
+rope_kernel(float* out, const float* in, const int32_t* positions, int H, int D, float theta, float direction) {
+    SPIN_DYNAMIC_SHARED(float, table);  // cos [D/2], then direction * sin [D/2]
+    const int half = D / 2;
+    float* const cos_table = table;
+    float* const sin_table = table + half;
+    const int position = positions[blockIdx.x];
+    for (int i = threadIdx.x; i < half; i += ROPE_BLOCK) {
+        const float exponent = static_cast<float>(2 * i) / static_cast<float>(D);
+        const double power = pow(static_cast<double>(theta), static_cast<double>(exponent));
+        const float inv_freq = 1.0f / static_cast<float>(power);
+        const float angle = static_cast<float>(position) * inv_freq;
+        // (ptxas reports 40 bytes of local memory for this kernel: CUDA's double cos/sin keep
+        // their slow argument reduction there, taken only for very large angles.)
+        cos_table[i] = static_cast<float>(cos(static_cast<double>(angle)));
+        sin_table[i] = direction * static_cast<float>(sin(static_cast<double>(angle)));
+    }
+    __syncthreads();
+
+    const size_t row = static_cast<size_t>(blockIdx.x) * H * D;
+    const int pairs = H * half;
+    for (int p = threadIdx.x; p < pairs; p += ROPE_BLOCK) {
+        const int head = p / half;
+        const int i = p - head * half;
+        const size_t first = row + static_cast<size_t>(head) * D + i;
+        const float x1 = in[first];
+        const float x2 = in[first + half];
+        const float c = cos_table[i];
+        const float s = sin_table[i];
+        out[first] = __fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, s));
+        out[first + half] = __fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s));
+    }
+}
+
+int rope(const char* call, spin_stream_t stream, float* out, const float* in, const int32_t* positions, int B, int T,
+         int H, int D, float theta, float direction) {
+    if (B < 0 || T < 0 || H < 0 || D < 0 || D % 2 != 0) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: need B, T, H >= 0 and an even D >= 0, got B=%d T=%d H=%d D=%d",
+                          call, B, T, H, D);
+    }
+    if (B == 0 || T == 0 || H == 0 || D == 0) return SPIN_OK;
+    if (!out || !in || !positions) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL tensor pointer", call);
+    const int64_t rows = static_cast<int64_t>(B) * T;
+    // One block per row in the grid's x dimension; a row's pairs are counted in int.
+    if (rows > 0x7fffffff || static_cast<int64_t>(H) * (D / 2) > 0x7fffffff) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: B=%d T=%d H=%d D=%d is too large", call, B, T, H, D);
+    }
+    const size_t shared_bytes = static_cast<size_t>(D) * sizeof(float);
+    if (shared_bytes > DEFAULT_SHARED_LIMIT) {
+        SPIN_CUDA_TRY(cudaFuncSetAttribute(rope_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(shared_bytes)));
+    }
+    SPIN_LAUNCH(rope_kernel, static_cast<unsigned int>(rows), ROPE_BLOCK, shared_bytes, spin::to_cuda(stream), out,
+                in, positions, H, D, theta, direction);
+    SPIN_LAUNCH_CHECK(rope_kernel);
+    return SPIN_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+int spin_rope_forward(spin_stream_t stream, float* out, const float* in, const int32_t* positions, int B, int T, int H,
+                      int D, float theta) {
+    return rope("spin_rope_forward", stream, out, in, positions, B, T, H, D, theta, 1.0f);
+}
+
+int spin_rope_backward(spin_stream_t stream, float* dIn, const float* dOut, const int32_t* positions, int B, int T,
+                       int H, int D, float theta) {
+    return rope("spin_rope_backward", stream, dIn, dOut, positions, B, T, H, D, theta, -1.0f);
+}
+
+}  // extern "C"

@@ -1,0 +1,135 @@
+// spin_rope_forward/backward (kernels/rope.cu), two ways per shape:
+//   - per element against an fp64 rotation (cos, sin and products in double), by worst_ratio;
+//   - bit for bit against the fp32 arithmetic of CpuBackend.rotateHead, which Java's CUDA and CPU
+//     backends must share.
+// Both take the angle as the contract defines it, rounded to fp32 at Rope.java's steps (the fp32
+// angle of a position near 32K is off the exact one by up to 2e-3 rad, far beyond any tolerance,
+// so a kernel that rounds elsewhere fails here).
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "harness.h"
+
+using namespace spin_test;
+
+namespace {
+
+struct Shape {
+    int B, T, H, D;
+};
+
+float contract_angle(int position, int i, int D, float theta) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(D);
+    const double power = std::pow(static_cast<double>(theta), static_cast<double>(exponent));
+    const float inv_freq = 1.0f / static_cast<float>(power);
+    return static_cast<float>(position) * inv_freq;
+}
+
+// out (fp64) and out_cpu (the CPU backend's fp32 bits) of rotating x by direction * angle.
+void reference(const Shape& s, const std::vector<float>& x, const std::vector<int32_t>& positions, float theta,
+               float direction, std::vector<double>* out, std::vector<float>* out_cpu) {
+    const int half = s.D / 2;
+    out->assign(x.size(), 0.0);
+    out_cpu->assign(x.size(), 0.0f);
+    for (int bt = 0; bt < s.B * s.T; ++bt) {
+        for (int i = 0; i < half; ++i) {
+            const float angle = contract_angle(positions[bt], i, s.D, theta);
+            const double c = std::cos(static_cast<double>(angle));
+            const double sn = direction * std::sin(static_cast<double>(angle));
+            const float cf = static_cast<float>(c);
+            const float sf = direction * static_cast<float>(std::sin(static_cast<double>(angle)));
+            for (int h = 0; h < s.H; ++h) {
+                const size_t first = (static_cast<size_t>(bt) * s.H + h) * s.D + i;
+                const float x1 = x[first], x2 = x[first + half];
+                (*out)[first] = x1 * c - x2 * sn;
+                (*out)[first + half] = x2 * c + x1 * sn;
+                // volatile: each product rounded to fp32 on its own, never fused, as in Java.
+                volatile float p1 = x1 * cf, p2 = x2 * sf, p3 = x2 * cf, p4 = x1 * sf;
+                (*out_cpu)[first] = p1 - p2;
+                (*out_cpu)[first + half] = p3 + p4;
+            }
+        }
+    }
+}
+
+size_t wrong_bits(const std::vector<float>& expected, const std::vector<float>& actual) {
+    size_t wrong = 0;
+    for (size_t i = 0; i < expected.size(); ++i) wrong += std::memcmp(&expected[i], &actual[i], sizeof(float)) != 0;
+    return wrong;
+}
+
+std::vector<int32_t> random_positions(int count, int max_position) {
+    std::vector<int32_t> positions(count);
+    for (int32_t& p : positions) p = static_cast<int32_t>((uniform() * 0.5f + 0.5f) * max_position);
+    positions[0] = 0;
+    positions[count - 1] = max_position;
+    return positions;
+}
+
+// Forward and backward at one shape; in_place passes out == in (and dIn == dOut).
+void check_rope(const char* what, const Shape& s, const std::vector<int32_t>& positions, float theta, bool in_place) {
+    const size_t count = static_cast<size_t>(s.B) * s.T * s.H * s.D;
+    const std::vector<float> in = random_floats(count, 2.0f);
+    const std::vector<float> d_out = random_floats(count, 2.0f);
+    std::vector<double> out_ref, d_in_ref;
+    std::vector<float> out_cpu, d_in_cpu;
+    reference(s, in, positions, theta, 1.0f, &out_ref, &out_cpu);
+    reference(s, d_out, positions, theta, -1.0f, &d_in_ref, &d_in_cpu);
+
+    float* in_d = device_copy(in);
+    float* d_out_d = device_copy(d_out);
+    int32_t* positions_d = device_copy(positions);
+    float* out_d = in_place ? in_d : device_poisoned<float>(count);
+    float* d_in_d = in_place ? d_out_d : device_poisoned<float>(count);
+    must(spin_rope_forward(nullptr, out_d, in_d, positions_d, s.B, s.T, s.H, s.D, theta), "spin_rope_forward");
+    must(spin_rope_backward(nullptr, d_in_d, d_out_d, positions_d, s.B, s.T, s.H, s.D, theta), "spin_rope_backward");
+    const std::vector<float> out = host_copy(out_d, count), d_in = host_copy(d_in_d, count);
+    // fp32 cos/sin and two rounded products: a few 1e-8 relative; atol covers cancellation to ~0.
+    const double out_ratio = worst_ratio(out_ref, out, 2e-6, 1e-5);
+    const double d_in_ratio = worst_ratio(d_in_ref, d_in, 2e-6, 1e-5);
+    const size_t out_wrong = wrong_bits(out_cpu, out), d_in_wrong = wrong_bits(d_in_cpu, d_in);
+    report(out_ratio <= 1 && d_in_ratio <= 1 && out_wrong == 0 && d_in_wrong == 0,
+           "spin_rope_forward/backward %s B=%d T=%d H=%d D=%d theta=%g%s: worst error / tolerance out %.2f dIn %.2f; "
+           "bits unlike the CPU's fp32 out %zu dIn %zu",
+           what, s.B, s.T, s.H, s.D, theta, in_place ? " in place" : "", out_ratio, d_in_ratio, out_wrong, d_in_wrong);
+    cudaFree(in_d);
+    cudaFree(d_out_d);
+    cudaFree(positions_d);
+    if (!in_place) {
+        cudaFree(out_d);
+        cudaFree(d_in_d);
+    }
+}
+
+void check_arguments() {
+    float* x_d = device_poisoned<float>(8);
+    int32_t* p_d = device_poisoned<int32_t>(1);
+    const bool ok = spin_rope_forward(nullptr, x_d, x_d, p_d, 1, 1, 1, 3, 1e4f) == SPIN_ERR_INVALID_ARG &&
+                    spin_rope_backward(nullptr, x_d, x_d, p_d, 1, -1, 1, 2, 1e4f) == SPIN_ERR_INVALID_ARG &&
+                    spin_rope_forward(nullptr, x_d, nullptr, p_d, 1, 1, 1, 2, 1e4f) == SPIN_ERR_INVALID_ARG &&
+                    spin_rope_forward(nullptr, nullptr, nullptr, nullptr, 0, 4, 4, 8, 1e4f) == SPIN_OK &&
+                    spin_rope_backward(nullptr, nullptr, nullptr, nullptr, 2, 4, 4, 0, 1e4f) == SPIN_OK;
+    report(ok, "spin_rope_* reject an odd D, negative sizes and NULL tensors; zero-sized calls do nothing");
+    cudaFree(x_d);
+    cudaFree(p_d);
+}
+
+}  // namespace
+
+SPIN_KERNEL_CHECKS(rope) {
+    check_rope("single pair", {1, 1, 1, 2}, {5}, 1e4f, false);
+    std::vector<int32_t> small = random_positions(6, 100);
+    small[2] = -7;  // not produced by the engine, but the formula holds for it as on the CPU
+    check_rope("small", {2, 3, 4, 6}, small, 1e4f, false);
+    // 65 pairs per head, 195 per row: neither a multiple of the 128 threads.
+    check_rope("odd half", {1, 5, 3, 130}, random_positions(5, 4096), 1e6f, false);
+    // GQA: queries with 8 heads and keys with 2 share the positions.
+    const std::vector<int32_t> gqa = random_positions(8, 2000);
+    check_rope("GQA queries", {2, 4, 8, 16}, gqa, 1e6f, false);
+    check_rope("GQA keys", {2, 4, 2, 16}, gqa, 1e6f, false);
+    check_rope("Mistral head", {1, 9, 4, 128}, random_positions(9, 32767), 1e6f, false);
+    check_rope("aliased", {2, 5, 3, 64}, random_positions(10, 1000), 1e6f, true);
+    check_rope("aliased odd half", {1, 3, 5, 130}, random_positions(3, 30000), 1e4f, true);
+    check_arguments();
+}
