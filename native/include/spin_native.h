@@ -143,14 +143,15 @@ SPIN_EXPORT int spin_fill(spin_stream_t stream, float* dst, float value, size_t 
 /* out[N,C] = table[ids[n], :] for table [V,C]. */
 SPIN_EXPORT int spin_embedding_forward(spin_stream_t stream, float* out, const int32_t* ids, const float* table,
                                        int N, int C, int V);
-/* dTable[V,C] += rows of dOut[N,C] summed per id, each id's rows in increasing n (no atomics). */
+/* dTable[V,C] += dOut[N,C] rows: each row added onto dTable[ids[n]] one by one in increasing n, as the CPU
+   backend does (no atomics). */
 SPIN_EXPORT int spin_embedding_backward(spin_stream_t stream, float* dTable, const int32_t* ids, const float* dOut,
                                         int N, int C, int V);
 
 /* ---- kernels: rotary embedding (kernels/rope.cu) ------------------------------------------- */
 
 /* in, out [B,T,H,D] (out may alias in), positions [B,T]; rotate-half pairing, angle
-   p * theta^(-2i/D) in fp32. D even. */
+   p * theta^(-2i/D) rounded at the steps java/spin/backend/cpu/Rope.java rounds at. D even. */
 SPIN_EXPORT int spin_rope_forward(spin_stream_t stream, float* out, const float* in, const int32_t* positions,
                                   int B, int T, int H, int D, float theta);
 /* dIn = dOut rotated by the negative angle; dIn may alias dOut. */
@@ -228,7 +229,8 @@ SPIN_EXPORT int spin_adamw_step(spin_stream_t stream, float* param, const float*
 
 /* ---- kernels: row scatter for the KV cache (kernels/scatter.cu) ---------------------------- */
 
-/* dst[rows[m], :] = src[m, :] for dst [R,W], src [M,W] of elementBytes (2 or 4) each. */
+/* dst[rows[m], :] = src[m, :] for dst [R,W], src [M,W] of elementBytes (2 or 4) each; a row named twice
+   gets the later source row, as copies in increasing m would leave it. */
 SPIN_EXPORT int spin_scatter_rows(spin_stream_t stream, void* dst, const void* src, const int32_t* rows, int M,
                                   int W, int R, int elementBytes);
 
