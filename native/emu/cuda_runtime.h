@@ -130,6 +130,8 @@ SPIN_EMU_API cudaError_t cudaStreamCreate(cudaStream_t* stream);
 SPIN_EMU_API cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags);
 SPIN_EMU_API cudaError_t cudaStreamDestroy(cudaStream_t stream);
 SPIN_EMU_API cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+// cudaSuccess for a live stream (its work ran when queued), cudaErrorInvalidResourceHandle otherwise.
+SPIN_EMU_API cudaError_t cudaStreamQuery(cudaStream_t stream);
 SPIN_EMU_API cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags = 0);
 
 constexpr unsigned int cudaEventDefault = 0x00;

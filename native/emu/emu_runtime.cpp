@@ -848,6 +848,10 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     return valid_stream(stream) ? cudaSuccess : bad_stream("cudaStreamSynchronize", stream);
 }
 
+cudaError_t cudaStreamQuery(cudaStream_t stream) {
+    return valid_stream(stream) ? cudaSuccess : bad_stream("cudaStreamQuery", stream);
+}
+
 // Work before the event has run already, so the wait is satisfied as soon as it is queued.
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int) {
     if (!valid_stream(stream)) return bad_stream("cudaStreamWaitEvent", stream);

@@ -19,7 +19,6 @@ public final class Nccl {
     private static final MethodHandle GET_VERSION = LIBRARY
             .flatMap(library -> library.downcall("ncclGetVersion", FunctionDescriptor.of(JAVA_INT, ADDRESS)))
             .orElse(null);
-    private static final int NCCL_SUCCESS = 0;
 
     private Nccl() {}
 
@@ -34,7 +33,7 @@ public final class Nccl {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment version = arena.allocate(JAVA_INT);
             int result = (int) GET_VERSION.invokeExact(version);
-            String decoded = result == NCCL_SUCCESS
+            String decoded = result == NcclAbi.SUCCESS
                     ? decodeVersion(version.get(JAVA_INT, 0))
                     : "unknown (ncclGetVersion error " + result + ")";
             return VendorLibraryStatus.found("NCCL", name, decoded);

@@ -26,6 +26,14 @@ final class Gpu {
         return cuda;
     }
 
+    /** For tests of cuBLASLt on the GPU: skipped with the reason when libcublasLt is not installed. */
+    static void requireCublasLt() {
+        VendorLibraryStatus cublasLt = CublasLt.status();
+        if (!cublasLt.found()) {
+            skip("cuBLASLt " + cublasLt.detail());
+        }
+    }
+
     /** Surefire's console lists skipped tests without the reason, so it is printed once here. */
     private static void skip(String reason) {
         if (!REASON_PRINTED.getAndSet(true)) {
