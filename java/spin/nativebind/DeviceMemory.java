@@ -7,7 +7,7 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>Device memory appears as {@link MemorySegment}s that carry a device address and a size; they
  * must never be read or written on the host, only passed to these methods and to
- * {@link CudaKernels}. Host memory must be native (off-heap) segments.
+ * the kernels (spin.backend.cuda). Host memory must be native (off-heap) segments.
  */
 public final class DeviceMemory implements AutoCloseable {
     private final SpinAbi abi;

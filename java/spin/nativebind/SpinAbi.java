@@ -66,11 +66,6 @@ final class SpinAbi {
     private final MethodHandle eventDestroyCall;
     private final MethodHandle eventRecordCall;
     private final MethodHandle streamWaitEventCall;
-    private final MethodHandle rmsnormForwardCall;
-    private final MethodHandle rmsnormBackwardScratchBytesCall;
-    private final MethodHandle rmsnormBackwardCall;
-    private final MethodHandle castF32ToBf16Call;
-    private final MethodHandle castBf16ToF32Call;
 
     /** Binds every entry point of {@code library}, which must export them all. */
     SpinAbi(NativeLibrary.Loaded library) {
@@ -97,14 +92,6 @@ final class SpinAbi {
         eventDestroyCall = bind("spin_event_destroy", status(ADDRESS));
         eventRecordCall = bind("spin_event_record", status(ADDRESS, ADDRESS));
         streamWaitEventCall = bind("spin_stream_wait_event", status(ADDRESS, ADDRESS));
-        rmsnormForwardCall = bind("spin_rmsnorm_forward",
-                status(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_FLOAT));
-        rmsnormBackwardScratchBytesCall =
-                bind("spin_rmsnorm_backward_scratch_bytes", status(JAVA_INT, JAVA_INT, ADDRESS));
-        rmsnormBackwardCall = bind("spin_rmsnorm_backward",
-                status(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT));
-        castF32ToBf16Call = bind("spin_cast_f32_to_bf16", status(ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
-        castBf16ToF32Call = bind("spin_cast_bf16_to_f32", status(ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
     }
 
     int driverVersion() {
@@ -234,35 +221,6 @@ final class SpinAbi {
 
     void streamWaitEvent(MemorySegment stream, MemorySegment event) {
         check(invoke(() -> (int) streamWaitEventCall.invokeExact(stream, event)), "spin_stream_wait_event");
-    }
-
-    void rmsnormForward(MemorySegment stream, MemorySegment out, MemorySegment rstd, MemorySegment in,
-            MemorySegment weight, int n, int c, float eps) {
-        check(invoke(() -> (int) rmsnormForwardCall.invokeExact(stream, out, rstd, in, weight, n, c, eps)),
-                "spin_rmsnorm_forward");
-    }
-
-    long rmsnormBackwardScratchBytes(int n, int c) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(JAVA_LONG);
-            check(invoke(() -> (int) rmsnormBackwardScratchBytesCall.invokeExact(n, c, out)),
-                    "spin_rmsnorm_backward_scratch_bytes");
-            return out.get(JAVA_LONG, 0);
-        }
-    }
-
-    void rmsnormBackward(MemorySegment stream, MemorySegment dIn, MemorySegment dWeight, MemorySegment scratch,
-            MemorySegment dOut, MemorySegment in, MemorySegment weight, MemorySegment rstd, int n, int c) {
-        check(invoke(() -> (int) rmsnormBackwardCall.invokeExact(stream, dIn, dWeight, scratch, dOut, in, weight, rstd,
-                n, c)), "spin_rmsnorm_backward");
-    }
-
-    void castF32ToBf16(MemorySegment stream, MemorySegment out, MemorySegment in, long count) {
-        check(invoke(() -> (int) castF32ToBf16Call.invokeExact(stream, out, in, count)), "spin_cast_f32_to_bf16");
-    }
-
-    void castBf16ToF32(MemorySegment stream, MemorySegment out, MemorySegment in, long count) {
-        check(invoke(() -> (int) castBf16ToF32Call.invokeExact(stream, out, in, count)), "spin_cast_bf16_to_f32");
     }
 
     // ------------------------------------------------------------------------------------------
