@@ -1,25 +1,11 @@
 // fp32 <-> bf16 conversion, the forward and backward of a precision cast (each is the other's
 // backward). bf16 travels as its raw 16-bit pattern: the upper half of an IEEE-754 binary32.
+#include "bf16.cuh"
 #include "internal.h"
 
 namespace {
 
 constexpr int CAST_BLOCK = 256;
-
-// Round to nearest, ties to even, by adding 0x7fff plus the lowest kept bit before truncating;
-// overflow carries into the exponent and correctly rounds to infinity. NaN is handled first so
-// that rounding cannot carry its payload into an infinity: it keeps sign and upper payload and
-// gets the quiet bit.
-__device__ __forceinline__ uint16_t f32_to_bf16_bits(float value) {
-    const uint32_t bits = __float_as_uint(value);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);
-    const uint32_t lowest_kept_bit = (bits >> 16) & 1u;
-    return static_cast<uint16_t>((bits + 0x7fffu + lowest_kept_bit) >> 16);
-}
-
-__device__ __forceinline__ float bf16_bits_to_f32(uint16_t bits) {
-    return __uint_as_float(static_cast<uint32_t>(bits) << 16);
-}
 
 __global__ void __launch_bounds__(CAST_BLOCK) cast_f32_to_bf16_kernel(uint16_t* out, const float* in, size_t count) {
     const size_t i = static_cast<size_t>(blockIdx.x) * CAST_BLOCK + threadIdx.x;

@@ -327,6 +327,15 @@ inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
 template <class T>
 T __ldg(const T* p) { return *p; }
+// IEEE round-to-nearest arithmetic, which nvcc never fuses into an FMA (kernels/optimizer.cu and
+// kernels/spin_loss.cu rely on that to round as Java does). A product goes through a volatile so
+// that the host compiler cannot fuse it either, on targets where it would (-ffp-contract=fast).
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { volatile float product = a * b; return product; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float x) { return std::sqrt(x); }
+inline double __dmul_rn(double a, double b) { volatile double product = a * b; return product; }
 
 // CUDA's global min/max overloads for device code.
 inline int min(int a, int b) { return a < b ? a : b; }
