@@ -20,6 +20,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "bf16.cuh"
 #include "cublaslt_abi.h"
 #include "spin_native.h"
 
@@ -150,23 +151,16 @@ float load(const void* base, cudaDataType type, size_t index) {
     }
     uint16_t bits;
     std::memcpy(&bits, static_cast<const char*>(base) + index * 2, 2);
-    const uint32_t widened = static_cast<uint32_t>(bits) << 16;
-    float value;
-    std::memcpy(&value, &widened, 4);
-    return value;
+    return bf16_bits_to_f32(bits);
 }
 
-// bf16 rounding as kernels/cast.cu's f32_to_bf16_bits (nearest even; NaN stays a quiet NaN).
+// bf16 rounding as every kernel rounds (kernels/bf16.cuh: nearest even, NaN stays a quiet NaN).
 void store(void* base, cudaDataType type, size_t index, float value) {
     if (type == CUDA_R_32F) {
         std::memcpy(static_cast<char*>(base) + index * 4, &value, 4);
         return;
     }
-    uint32_t bits;
-    std::memcpy(&bits, &value, 4);
-    const uint16_t rounded = (bits & 0x7fffffffu) > 0x7f800000u
-                                 ? static_cast<uint16_t>((bits >> 16) | 0x0040u)
-                                 : static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+    const uint16_t rounded = f32_to_bf16_bits(value);
     std::memcpy(static_cast<char*>(base) + index * 2, &rounded, 2);
 }
 

@@ -320,15 +320,10 @@ inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __fdividef(float a, float b) { return a / b; }
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
-// Round-to-nearest arithmetic that nvcc never fuses into an FMA (kernels that must match a CPU
-// reference's separately rounded products); the host's plain operations round the same way.
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline float __fadd_rn(float a, float b) { return a + b; }
-inline float __fsub_rn(float a, float b) { return a - b; }
 template <class T>
 T __ldg(const T* p) { return *p; }
-// IEEE round-to-nearest arithmetic, which nvcc never fuses into an FMA (kernels/optimizer.cu and
-// kernels/spin_loss.cu rely on that to round as Java does). A product goes through a volatile so
+// IEEE round-to-nearest arithmetic, which nvcc never fuses into an FMA (kernels/optimizer.cu,
+// kernels/spin_loss.cu and kernels/rope.cu rely on that to round as Java does). A product goes through a volatile so
 // that the host compiler cannot fuse it either, on targets where it would (-ffp-contract=fast).
 inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
