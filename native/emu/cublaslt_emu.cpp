@@ -334,7 +334,12 @@ SPIN_EXPORT cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmu
     // In place (C == D) cuBLASLt needs one layout for both.
     if (reads_c && C == D && c->ld != d->ld) return CUBLAS_STATUS_INVALID_VALUE;
     // A launch on a dead stream fails in CUDA, which cuBLAS reports as an execution failure.
-    if (cudaStreamQuery(stream) != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
+    // The failed query also sets this thread's last CUDA error, which cuBLAS's own failure must not
+    // leave behind for the next kernel launch's check to report.
+    if (cudaStreamQuery(stream) != cudaSuccess) {
+        cudaGetLastError();
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
     if (empty) return CUBLAS_STATUS_SUCCESS;
 
     const size_t m = problem.m;

@@ -9,8 +9,10 @@
 
 #include <chrono>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -22,6 +24,57 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define SPIN_EMU_ASAN 1
+#endif
+
+// ---- fiber contexts --------------------------------------------------------------------------------
+// glibc's swapcontext makes two system calls per switch (it saves and restores the signal mask),
+// and a block switches fibers at every barrier and warp collective: most of an emulated launch's
+// time. On x86-64 without AddressSanitizer the switch is instead the few instructions below, which
+// save what the System V ABI says a call preserves (rbx, rbp, r12-r15, the SSE and x87 control
+// words) on the old stack and restore them from the new one. Under ASan (the native harness) and
+// elsewhere ucontext stays, since ASan tracks fiber switches through swapcontext.
+#if defined(__x86_64__) && !defined(SPIN_EMU_ASAN)
+#define SPIN_EMU_FAST_SWITCH 1
+extern "C" void spin_emu_switch(void** save_sp, void* load_sp) __attribute__((visibility("hidden")));
+extern "C" void spin_emu_fiber_start() __attribute__((visibility("hidden")));
+extern "C" void spin_emu_fiber_main() __attribute__((visibility("hidden"), noreturn));
+asm(R"(
+    .text
+    .globl spin_emu_switch
+    .hidden spin_emu_switch
+    .type spin_emu_switch, @function
+spin_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size spin_emu_switch, .-spin_emu_switch
+
+    .globl spin_emu_fiber_start
+    .hidden spin_emu_fiber_start
+    .type spin_emu_fiber_start, @function
+spin_emu_fiber_start:
+    call spin_emu_fiber_main
+    ud2
+    .size spin_emu_fiber_start, .-spin_emu_fiber_start
+)");
 #endif
 
 // Bounds of the spin_emu_shared section (every static __shared__ variable of this module), made by
@@ -182,8 +235,26 @@ struct PendingCopy {
     unsigned char data[16];
 };
 
+// Where a suspended fiber (or the scheduler) resumes.
+struct Context {
+#ifdef SPIN_EMU_FAST_SWITCH
+    void* sp = nullptr;
+#else
+    ucontext_t uc;
+#endif
+};
+
+// Saves the running context into `from` and resumes `to`.
+inline void switch_context(Context& from, Context& to) {
+#ifdef SPIN_EMU_FAST_SWITCH
+    spin_emu_switch(&from.sp, to.sp);
+#else
+    swapcontext(&from.uc, &to.uc);
+#endif
+}
+
 struct CudaThread {
-    ucontext_t context;
+    Context context;
     spin_emu::Builtins builtins;
     unsigned int linear = 0;
     State state = State::runnable;
@@ -206,7 +277,7 @@ struct Block {
     std::vector<CudaThread> threads;
     unsigned int live = 0;        // threads not yet done
     unsigned int at_barrier = 0;  // threads waiting in __syncthreads
-    ucontext_t scheduler;
+    Context scheduler;
     const void* scheduler_stack_bottom = nullptr;
     size_t scheduler_stack_size = 0;
     CudaThread* running = nullptr;
@@ -266,7 +337,7 @@ void switch_to_scheduler(Block& b, CudaThread& t, bool exiting) {
 #else
     (void)exiting;
 #endif
-    swapcontext(&t.context, &b.scheduler);
+    switch_context(t.context, b.scheduler);
 #ifdef SPIN_EMU_ASAN
     __sanitizer_finish_switch_fiber(t.fake_stack, nullptr, nullptr);
 #endif
@@ -305,6 +376,32 @@ void fiber_entry() {
     switch_to_scheduler(b, t, true);
 }
 
+#ifdef SPIN_EMU_FAST_SWITCH
+extern "C" void spin_emu_fiber_main() { fiber_entry(); std::abort(); }
+#endif
+
+// Makes `c` start fiber_entry on `stack` when first switched to.
+void start_context(Context& c, const Stack& stack) {
+#ifdef SPIN_EMU_FAST_SWITCH
+    // The frame spin_emu_switch pops: control words, r15..r12, rbx, rbp, then the return address,
+    // spin_emu_fiber_start, entered with a 16-byte aligned stack as its call expects.
+    uintptr_t top = (reinterpret_cast<uintptr_t>(stack.base) + stack.size) & ~uintptr_t{15};
+    void** frame = reinterpret_cast<void**>(top - 16 - 8 * 8);
+    uint32_t control[2] = {0, 0};
+    asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(control[0]), "=m"(control[1]));
+    std::memcpy(&frame[0], control, sizeof control);
+    for (int i = 1; i <= 6; ++i) frame[i] = nullptr;
+    frame[7] = reinterpret_cast<void*>(&spin_emu_fiber_start);
+    c.sp = frame;
+#else
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack.base;
+    c.uc.uc_stack.ss_size = stack.size;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, fiber_entry, 0);
+#endif
+}
+
 void resume(Block& b, CudaThread& t) {
     b.running = &t;
     spin_emu::current_builtins = &t.builtins;
@@ -312,7 +409,7 @@ void resume(Block& b, CudaThread& t) {
     void* fake_stack = nullptr;
     __sanitizer_start_switch_fiber(&fake_stack, t.stack.base, t.stack.size);
 #endif
-    swapcontext(&b.scheduler, &t.context);
+    switch_context(b.scheduler, t.context);
 #ifdef SPIN_EMU_ASAN
     __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
 #endif
@@ -357,11 +454,7 @@ void run_block(Block& b, uint3 block_idx, dim3 grid, dim3 block) {
         t.open_group.clear();
         t.committed.clear();
         t.stack = stacks[i];
-        getcontext(&t.context);
-        t.context.uc_stack.ss_sp = t.stack.base;
-        t.context.uc_stack.ss_size = t.stack.size;
-        t.context.uc_link = nullptr;
-        makecontext(&t.context, fiber_entry, 0);
+        start_context(t.context, t.stack);
     }
     b.live = count;
     b.at_barrier = 0;

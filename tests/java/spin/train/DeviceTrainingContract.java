@@ -65,8 +65,8 @@ abstract class DeviceTrainingContract {
         s.put("max_steps", STEPS);
         s.put("logging_steps", 1);
         s.put("save_strategy", "no");
-        s.put("max_length", 48);
-        s.put("max_prompt_length", 24);
+        s.put("max_length", 32);
+        s.put("max_prompt_length", 16);
         s.put("bf16", false);
         s.put("threads", 2);
         s.put("device", device);
