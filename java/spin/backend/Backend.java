@@ -71,6 +71,14 @@ public interface Backend extends AutoCloseable {
     /** Copies {@code values} into the I32 tensor {@code dst} of the same length (index tensors reused between steps). */
     void write(Tensor dst, int[] values);
 
+    /**
+     * Copies {@code dst.size()} little-endian elements of {@code storedType} (F32 or BF16) from
+     * off-heap host memory, such as a mapped safetensors file, into the F32 or BF16 tensor
+     * {@code dst}, widening or rounding on the backend: a checkpoint streams to a device in its
+     * stored dtype, without a host fp32 copy of each weight.
+     */
+    void upload(Tensor dst, java.lang.foreign.MemorySegment stored, DType storedType);
+
     /** The elements of a F32 or BF16 tensor as floats. */
     float[] read(Tensor src);
 

@@ -11,6 +11,8 @@ import java.util.SplittableRandom;
 import java.util.TreeSet;
 import spin.backend.BFloat16;
 import spin.backend.Backend;
+import spin.backend.DType;
+import spin.backend.Tensor;
 import spin.io.AtomicFiles;
 import spin.io.SafetensorsCheckpoint;
 import spin.io.SafetensorsDType;
@@ -57,7 +59,14 @@ public final class ModelCheckpoint {
             MistralModel model = new MistralModel(config, backend);
             try {
                 for (ParameterLayout.Slot slot : layout.slots()) {
-                    backend.write(model.parameters().get(slot.name()), widen(checkpoint.tensor(slot.name()), dir));
+                    TensorEntry entry = checkpoint.tensor(slot.name());
+                    Tensor weight = model.parameters().get(slot.name());
+                    switch (entry.dtype()) {
+                        // Straight from the mapped file to the backend, converted there.
+                        case F32 -> backend.upload(weight, entry.data(), DType.F32);
+                        case BF16 -> backend.upload(weight, entry.data(), DType.BF16);
+                        default -> backend.write(weight, widen(entry, dir));
+                    }
                 }
             } catch (IOException | RuntimeException e) {
                 model.close();
@@ -119,21 +128,12 @@ public final class ModelCheckpoint {
         }
     }
 
+    /** The floats of a weight stored in a dtype backends do not take directly (F16), widened on the host. */
     private static float[] widen(TensorEntry entry, Path dir) throws SafetensorsException {
         MemorySegment data = entry.data();
         int n = Math.toIntExact(entry.elementCount());
         float[] out = new float[n];
         switch (entry.dtype()) {
-            case F32 -> {
-                for (int i = 0; i < n; i++) {
-                    out[i] = data.getAtIndex(LE_FLOAT, i);
-                }
-            }
-            case BF16 -> {
-                for (int i = 0; i < n; i++) {
-                    out[i] = BFloat16.toFloat(data.getAtIndex(LE_SHORT, i));
-                }
-            }
             case F16 -> {
                 for (int i = 0; i < n; i++) {
                     out[i] = Float.float16ToFloat(data.getAtIndex(LE_SHORT, i));

@@ -117,6 +117,29 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void upload(Tensor dst, MemorySegment stored, DType storedType) {
+        Operands.requireOn(this, dst);
+        if (stored.byteSize() != dst.size() * storedType.byteSize()) {
+            throw new IllegalArgumentException(stored.byteSize() + " bytes of " + storedType + " cannot fill " + dst);
+        }
+        if (storedType == dst.dtype() && storedType != DType.I32) {
+            MemorySegment.copy(stored, 0, dst.memory(), 0, stored.byteSize());
+            return;
+        }
+        if (storedType != DType.BF16 || dst.dtype() != DType.F32) {
+            throw new IllegalArgumentException("upload of stored " + storedType + " into " + dst + " is not supported");
+        }
+        MemorySegment m = dst.memory();
+        elementwise(dst.size(), (start, end) -> {
+            for (long i = start; i < end; i++) {
+                f(m, i, BFloat16.toFloat(stored.getAtIndex(LE_SHORT, i)));
+            }
+        });
+    }
+
+    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+
+    @Override
     public float[] read(Tensor src) {
         Operands.requireOn(this, src);
         int n = Math.toIntExact(src.size());

@@ -147,6 +147,26 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void upload(Tensor dst, MemorySegment stored, DType storedType) {
+        Operands.requireOn(this, dst);
+        if (stored.byteSize() != dst.size() * storedType.byteSize()) {
+            throw new IllegalArgumentException(stored.byteSize() + " bytes of " + storedType + " cannot fill " + dst);
+        }
+        if (storedType == dst.dtype()) {
+            upload(dst, stored);
+            return;
+        }
+        if (storedType != DType.BF16 || dst.dtype() != DType.F32) {
+            throw new IllegalArgumentException("upload of stored " + storedType + " into " + dst + " is not supported");
+        }
+        // The stored bf16 bytes cross the bus as they are and widen on the device.
+        try (Tensor staged = allocate(DType.BF16, dst.shape())) {
+            upload(staged, stored);
+            casts.cast(dst, staged);
+        }
+    }
+
+    @Override
     public float[] read(Tensor src) {
         Operands.requireOn(this, src);
         try (Arena arena = Arena.ofConfined()) {

@@ -96,6 +96,30 @@ abstract class BackendContract {
     }
 
     @Test
+    void storedBytesUploadInTheirDtypeAndWidenOnTheBackend() {
+        int n = 1027;
+        float[] values = floats(n, 5f);
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            var le = java.nio.ByteOrder.LITTLE_ENDIAN;
+            var f32 = arena.allocate((long) n * 4);
+            var bf16 = arena.allocate((long) n * 2);
+            for (int i = 0; i < n; i++) {
+                f32.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(le), i, values[i]);
+                bf16.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(le), i, BFloat16.fromFloat(values[i]));
+            }
+            exact("upload F32 into F32", n, (be, out) -> be.upload(out.get(), f32, DType.F32));
+            float[] widened = run(device, n, (be, out) -> be.upload(out.get(), bf16, DType.BF16));
+            for (int i = 0; i < n; i++) {
+                assertEquals(BFloat16.toFloat(BFloat16.fromFloat(values[i])), widened[i], "element " + i);
+            }
+            Tensor kept = track(device.allocate(DType.BF16, n));
+            device.upload(kept, bf16, DType.BF16);
+            assertArrayEquals(widened, device.read(kept));
+            assertThrows(IllegalArgumentException.class, () -> device.upload(kept, f32.asSlice(0, 8), DType.F32));
+        }
+    }
+
+    @Test
     void aTensorOfAnotherBackendIsAClearError() {
         Tensor onCpu = track(cpu.fromHost(floats(4, 1f), 4));
         Tensor onDevice = track(device.allocate(DType.F32, 4));
