@@ -42,6 +42,35 @@ class DeviceOptionsTest {
         assertTrue(run("bench", "generate", "--help").out().contains("--device"));
     }
 
+    /** The commands on the emulated GPU: scores equal the CPU's to fp32 rounding. */
+    @Test
+    void scoringOnTheEmulatedDeviceGivesTheCpuScores() throws IOException {
+        spin.backend.DeviceUnderTest.openOrSkip("cuda-emu:0").close();
+        Path onCpu = dir.resolve("cpu.jsonl"), onDevice = dir.resolve("emu.jsonl");
+        for (String[] run : new String[][] {{"cpu", onCpu.toString()}, {"cuda-emu", onDevice.toString()}}) {
+            CliRun.Result r = run("score", "--model", model.toString(), "--data", data.toString(), "--out", run[1],
+                    "--max-length", "32", "--max-prompt-length", "16", "--device", run[0]);
+            assertEquals(0, r.exitCode(), r.err());
+        }
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var expected = Files.readAllLines(onCpu);
+        var actual = Files.readAllLines(onDevice);
+        assertEquals(expected.size(), actual.size());
+        for (int i = 0; i < expected.size(); i++) {
+            var e = json.readTree(expected.get(i));
+            var a = json.readTree(actual.get(i));
+            for (var names = e.fieldNames(); names.hasNext(); ) {
+                String name = names.next();
+                if (e.get(name).isFloatingPointNumber()) {
+                    assertEquals(e.get(name).asDouble(), a.get(name).asDouble(), 1e-4 * (1 + Math.abs(e.get(name).asDouble())),
+                            "line " + i + " " + name);
+                } else {
+                    assertEquals(e.get(name), a.get(name), "line " + i + " " + name);
+                }
+            }
+        }
+    }
+
     @Test
     void aDeviceThatCannotBeOpenedIsOneLineSayingWhyAndNothingIsWritten() throws IOException {
         Path scores = dir.resolve("scores.jsonl");
