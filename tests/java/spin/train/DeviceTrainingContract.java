@@ -10,19 +10,13 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import spin.backend.Backend;
-import spin.backend.cpu.CpuBackend;
-import spin.model.MistralModel;
-import spin.model.ModelCheckpoint;
-import spin.model.ParameterLayout.Slot;
 
 /**
  * SPIN training on a device end to end (the Trainer with {@code device: <spec>}: batches, both
@@ -98,7 +92,8 @@ abstract class DeviceTrainingContract {
                 }
             }
         }
-        Map<String, float[]> start = weights(model), cpuEnd = weights(onCpu), deviceEnd = weights(onDevice);
+        Map<String, float[]> start = TinyTrainingData.weights(model), cpuEnd = TinyTrainingData.weights(onCpu),
+                deviceEnd = TinyTrainingData.weights(onDevice);
         double moved = 0, apart = 0;
         for (String name : start.keySet()) {
             float[] s = start.get(name), c = cpuEnd.get(name), d = deviceEnd.get(name);
@@ -124,7 +119,7 @@ abstract class DeviceTrainingContract {
 
         Map<String, Object> second = new HashMap<>(base);
         second.put("output_dir", resumed.toString());
-        copyTree(straight.resolve("checkpoint-2"), resumed.resolve("checkpoint-2"));
+        TinyTrainingData.copyTree(straight.resolve("checkpoint-2"), resumed.resolve("checkpoint-2"));
         train(second, true);
         for (String file : new String[] {"model.safetensors", "checkpoint-4/optimizer.safetensors"}) {
             assertArrayEquals(Files.readAllBytes(straight.resolve(file)), Files.readAllBytes(resumed.resolve(file)), file);
@@ -132,29 +127,6 @@ abstract class DeviceTrainingContract {
         List<JsonNode> a = TinyTrainingData.metrics(straight), b = TinyTrainingData.metrics(resumed);
         assertEquals(TinyTrainingData.withoutWallClock(a.get(a.size() - 1)),
                 TinyTrainingData.withoutWallClock(b.get(b.size() - 1)));
-    }
-
-    private static Map<String, float[]> weights(Path dir) throws IOException {
-        Map<String, float[]> out = new HashMap<>();
-        try (CpuBackend cpu = new CpuBackend(1); MistralModel m = ModelCheckpoint.load(dir, cpu)) {
-            for (Slot s : m.parameters().layout().slots()) {
-                out.put(s.name(), cpu.read(m.parameters().get(s.name())));
-            }
-        }
-        return out;
-    }
-
-    private static void copyTree(Path from, Path to) throws IOException {
-        try (Stream<Path> all = Files.walk(from)) {
-            for (Path p : all.toList()) {
-                Path target = to.resolve(from.relativize(p).toString());
-                if (Files.isDirectory(p)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(p, target, StandardCopyOption.REPLACE_EXISTING);
-                }
-            }
-        }
     }
 
     /** Opens and closes {@code spec} through the test tier's check, so a missing device skips the test. */

@@ -8,11 +8,17 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.stream.Stream;
 import java.util.List;
+import spin.backend.cpu.CpuBackend;
 import spin.data.SpinDatasetWriter;
 import spin.data.SpinRecord;
 import spin.model.MistralConfig;
+import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
+import spin.model.ParameterLayout;
 import spin.text.ChatMessage;
 import spin.text.TestTokenizer;
 import spin.text.Tokenizer;
@@ -34,6 +40,31 @@ public final class TinyTrainingData {
             Files.copy(TestTokenizer.directory().resolve(file), dir.resolve(file), StandardCopyOption.REPLACE_EXISTING);
         }
         return dir;
+    }
+
+    /** The fp32 weights of a model directory by name, loaded on the CPU. */
+    public static Map<String, float[]> weights(Path dir) throws IOException {
+        Map<String, float[]> out = new HashMap<>();
+        try (CpuBackend cpu = new CpuBackend(1); MistralModel m = ModelCheckpoint.load(dir, cpu)) {
+            for (ParameterLayout.Slot s : m.parameters().layout().slots()) {
+                out.put(s.name(), cpu.read(m.parameters().get(s.name())));
+            }
+        }
+        return out;
+    }
+
+    /** Copies the directory tree {@code from} to {@code to} (a run's checkpoint, for resume tests). */
+    public static void copyTree(Path from, Path to) throws IOException {
+        try (Stream<Path> all = Files.walk(from)) {
+            for (Path p : all.toList()) {
+                Path target = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(p, target, StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
+        }
     }
 
     /** The lines of a run's metrics.jsonl. */

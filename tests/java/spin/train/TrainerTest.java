@@ -15,14 +15,9 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import spin.backend.cpu.CpuBackend;
-import spin.model.MistralModel;
-import spin.model.ModelCheckpoint;
-import spin.model.ParameterLayout.Slot;
 import spin.text.Tokenizer;
 
 /** The training loop end to end on a tiny model: resume, accumulation, divergence, SFT, evaluation. */
@@ -62,16 +57,6 @@ class TrainerTest {
         return Trainer.run(TrainConfig.of(settings), mode, resume, new PrintWriter(new StringWriter()));
     }
 
-    private static Map<String, float[]> weights(Path dir) throws IOException {
-        Map<String, float[]> out = new HashMap<>();
-        try (CpuBackend cpu = new CpuBackend(1); MistralModel m = ModelCheckpoint.load(dir, cpu)) {
-            for (Slot s : m.parameters().layout().slots()) {
-                out.put(s.name(), cpu.read(m.parameters().get(s.name())));
-            }
-        }
-        return out;
-    }
-
     private static List<JsonNode> metrics(Path out) throws IOException {
         return TinyTrainingData.metrics(out);
     }
@@ -96,11 +81,11 @@ class TrainerTest {
         Map<String, Object> second = new HashMap<>(base);
         second.put("output_dir", resumed.toString());
         Files.createDirectories(resumed);
-        copyTree(straight.resolve("checkpoint-3"), resumed.resolve("checkpoint-3"));
+        TinyTrainingData.copyTree(straight.resolve("checkpoint-3"), resumed.resolve("checkpoint-3"));
         Files.copy(straight.resolve(TrainingLog.FILE_NAME), resumed.resolve(TrainingLog.FILE_NAME));
         Files.createDirectories(resumed.resolve(".checkpoint-6.partial"));
         Files.writeString(resumed.resolve(".checkpoint-6.partial/model.safetensors"), "half");
-        copyTree(straight.resolve("checkpoint-6"), resumed.resolve("checkpoint-7"));
+        TinyTrainingData.copyTree(straight.resolve("checkpoint-6"), resumed.resolve("checkpoint-7"));
         Files.delete(resumed.resolve("checkpoint-7").resolve(TrainingCheckpoints.STATE_FILE));
         train(second, Trainer.Mode.SPIN, true);
 
@@ -113,7 +98,7 @@ class TrainerTest {
             assertEquals(deterministic(a.get(i)), deterministic(b.get(i)), "metrics line " + i);
         }
         assertFalse(Files.exists(resumed.resolve(".checkpoint-6.partial")), "the next save clears a half-written one");
-        Map<String, float[]> start = weights(model), end = weights(straight);
+        Map<String, float[]> start = TinyTrainingData.weights(model), end = TinyTrainingData.weights(straight);
         assertTrue(changed(start, end), "training moved the weights");
     }
 
@@ -127,19 +112,6 @@ class TrainerTest {
             }
         }
         return false;
-    }
-
-    private static void copyTree(Path from, Path to) throws IOException {
-        try (Stream<Path> all = Files.walk(from)) {
-            for (Path p : all.toList()) {
-                Path target = to.resolve(from.relativize(p).toString());
-                if (Files.isDirectory(p)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(p, target);
-                }
-            }
-        }
     }
 
     @Test
@@ -156,7 +128,8 @@ class TrainerTest {
         Trainer.Result ra = train(a, Trainer.Mode.SPIN, false), rb = train(b, Trainer.Mode.SPIN, false);
         assertEquals(4, ra.steps());
         assertEquals(ra.steps(), rb.steps());
-        Map<String, float[]> start = weights(model), x = weights(small), y = weights(large);
+        Map<String, float[]> start = TinyTrainingData.weights(model), x = TinyTrainingData.weights(small),
+                y = TinyTrainingData.weights(large);
         double diff = 0, norm = 0;
         for (String k : start.keySet()) {
             for (int i = 0; i < start.get(k).length; i++) {
