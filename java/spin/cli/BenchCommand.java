@@ -64,6 +64,9 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--recompute", description = "activation recompute (gradient checkpointing)")
         private boolean recompute;
 
+        @Mixin
+        private LogProbChunkOption logProbChunk;
+
         @Override
         public Integer call() {
             atLeastOne("--batch", batch);
@@ -74,7 +77,7 @@ public final class BenchCommand implements Runnable {
             withinPositions(config, "--seq-len", sequenceLength);
             int t = device.threadCount() == 0 ? Runtime.getRuntime().availableProcessors() : device.threadCount();
             try (Backend backend = device.open()) {
-                MemoryPlan plan = new MemoryPlan(config, batch, sequenceLength, 1, recompute, 0);
+                MemoryPlan plan = plan(config);
                 long needed = plan.trainingStateBytes() + plan.activationBytesPerGpu();
                 if (needed > backend.memoryBytes()) {
                     throw new IllegalArgumentException("--batch " + batch + " x --seq-len " + sequenceLength + " needs "
@@ -86,10 +89,16 @@ public final class BenchCommand implements Runnable {
             return 0;
         }
 
+        /** What the benchmarked pass holds, as spin inspect --memory plans it (no optimizer state). */
+        private MemoryPlan plan(MistralConfig config) {
+            return new MemoryPlan(config, batch, sequenceLength, 1, recompute, 0, logProbChunk.rows(config));
+        }
+
         private void run(PrintWriter out, MistralConfig config, Backend backend, int t) {
             try (MistralModel model = new MistralModel(config, backend)) {
                 ModelCheckpoint.initialize(model, 1);
                 model.setActivationRecompute(recompute);
+                model.setLogProbChunkRows(logProbChunk.rows(config));
                 Random rng = new Random(1);
                 int n = batch * sequenceLength;
                 int[] ids = rng.ints(n, 0, config.vocabSize()).toArray();
@@ -117,11 +126,12 @@ public final class BenchCommand implements Runnable {
                 }
                 Arrays.sort(seconds);
                 double median = seconds[iterations / 2];
-                out.printf("spin bench train: preset %s, batch %d x %d tokens, %d threads, recompute %s, %s backend%n",
-                        preset, batch, sequenceLength, t, recompute ? "on" : "off", backend.name());
+                out.printf("spin bench train: preset %s, batch %d x %d tokens, %d threads, recompute %s, log-prob chunk rows %d, "
+                        + "%s backend%n", preset, batch, sequenceLength, t, recompute ? "on" : "off", model.logProbChunkRows(),
+                        backend.name());
                 out.printf("median %.3f s per step (min %.3f, max %.3f) over %d iterations: %.1f tokens/s%n", median, seconds[0],
                         seconds[iterations - 1], iterations, n / median);
-                MemoryPlan plan = new MemoryPlan(config, batch, sequenceLength, 1, recompute, 0);
+                MemoryPlan plan = plan(config);
                 backend.memoryUsage().ifPresent(usage -> out.printf(
                         "device memory peak %s; predicted %s (fp32 weights, gradients and activations, as spin inspect --memory)%n",
                         MemoryPlan.human(usage.peakBytes()), MemoryPlan.human(plan.trainingStateBytes() + plan.activationBytesPerGpu())));

@@ -8,6 +8,7 @@ import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -52,6 +53,9 @@ public final class InspectCommand implements Callable<Integer> {
             description = "fp32 optimizer buffers per parameter: 1 for RMSprop, 2 for AdamW (default ${DEFAULT-VALUE})")
     private int optimizerStates;
 
+    @Mixin
+    private LogProbChunkOption logProbChunk;
+
     @Override
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
@@ -67,7 +71,8 @@ public final class InspectCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--memory needs a model directory with config.json, or --preset");
             }
             out.println();
-            out.print(new MemoryPlan(config, batch, sequenceLength, gpus, !noRecompute, optimizerStates).report());
+            out.print(new MemoryPlan(config, batch, sequenceLength, gpus, !noRecompute, optimizerStates, logProbChunk.rows(config))
+                    .report());
         }
         out.flush();
         return 0;

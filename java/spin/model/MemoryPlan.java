@@ -6,13 +6,16 @@ package spin.model;
  * optimizer's fp32 state, all sharded over the GPUs as ZeRO-3 does, plus fp32 activations per GPU.
  *
  * @param optimizerStates fp32 buffers per parameter the optimizer keeps (RMSprop 1, AdamW 2)
+ * @param logProbChunkRows the model's {@link MistralModel#logProbChunkRows()}: 0 plans the whole
+ *     [N, V] logits, else one chunk of that many rows
  */
 public record MemoryPlan(MistralConfig config, int batch, int sequenceLength, int gpus, boolean activationRecompute,
-        int optimizerStates) {
+        int optimizerStates, int logProbChunkRows) {
 
     public MemoryPlan {
-        if (batch <= 0 || sequenceLength <= 0 || gpus <= 0 || optimizerStates < 0) {
-            throw new IllegalArgumentException("batch, sequence length and GPUs must be positive");
+        if (batch <= 0 || sequenceLength <= 0 || gpus <= 0 || optimizerStates < 0 || logProbChunkRows < 0) {
+            throw new IllegalArgumentException("batch, sequence length and GPUs must be positive, optimizer states and "
+                    + "log-prob chunk rows not negative");
         }
     }
 
@@ -51,8 +54,9 @@ public record MemoryPlan(MistralConfig config, int batch, int sequenceLength, in
         return rows() * (config.numHiddenLayers() + 1L) * config.hiddenSize() * 4;
     }
 
+    /** The fp32 logits buffer: [N, V] unfused, one chunk of rows fused. */
     public long logitsBytes() {
-        return rows() * config.vocabSize() * 4;
+        return MistralModel.logitBufferRows(logProbChunkRows, rows()) * config.vocabSize() * 4;
     }
 
     /** Peak fp32 activations per GPU for one forward + backward of the micro-batch. */
@@ -81,6 +85,8 @@ public record MemoryPlan(MistralConfig config, int batch, int sequenceLength, in
         b.append(String.format("Parameters:            %,d%n", parameterCount()));
         b.append(String.format("Micro-batch:           %d x %d tokens, %d GPU(s), activation recompute %s, %d optimizer state(s)%n",
                 batch, sequenceLength, gpus, activationRecompute ? "on" : "off", optimizerStates));
+        b.append(String.format("lm_head + log-prob:    %s%n", logProbChunkRows == 0 ? "unfused (the whole [N, V] logits at once)"
+                : "fused, in chunks of " + logProbChunkRows + " rows"));
         b.append(String.format("bf16 weights:          %s%n", human(bf16WeightBytes())));
         b.append(String.format("fp32 master+grad+opt:  %s (all GPUs together)%n", human(trainingStateBytes())));
         b.append(String.format("per GPU, sharded:      %s%n", human(shardedStateBytesPerGpu())));

@@ -19,14 +19,29 @@ import spin.model.ParameterLayout.Names;
  *
  * <p>With activation recompute (gradient checkpointing) the forward keeps only each layer's input
  * and the backward recomputes the layer before differentiating it: less memory, identical results.
+ *
+ * <p>The lm_head and the log-prob gather run fused in chunks of rows by default (Liger's fused
+ * linear cross-entropy, Cut Cross-Entropy): no [B*T, V] logits buffer exists, only one chunk of
+ * {@link #logProbChunkRows()} rows, and the backward recomputes each chunk's logits before
+ * differentiating it. Token log-probs and gradients equal the unfused path's up to fp32 rounding
+ * (the lm_head gradient sums its rows chunk by chunk); {@link ForwardState#logits()} is only there
+ * unfused ({@code setLogProbChunkRows(0)}).
  */
 public final class MistralModel implements AutoCloseable {
+    /**
+     * Logits one chunk of the default fused lm_head + log-prob holds: 2^23, 32 MiB in fp32, a
+     * fixed budget so that the chunk does not grow with the batch (262 rows at Mistral-7B's 32,000
+     * tokens, as many logits as the [2048, 4096] hidden states of a 2 x 1024-token batch).
+     */
+    public static final int LOGPROB_CHUNK_LOGITS = 1 << 23;
+
     private final MistralConfig config;
     private final Backend backend;
     private final ParameterLayout layout;
     private final ParameterBuffer parameters;
     private ParameterBuffer gradients;
     private boolean activationRecompute;
+    private int logProbChunkRows;
     private Workspace workspace, decodeWorkspace;
 
     public MistralModel(MistralConfig config, Backend backend) {
@@ -34,6 +49,20 @@ public final class MistralModel implements AutoCloseable {
         this.backend = backend;
         this.layout = new ParameterLayout(config);
         this.parameters = new ParameterBuffer(backend, layout);
+        this.logProbChunkRows = defaultLogProbChunkRows(config);
+    }
+
+    /** The chunk rows a model starts with: as many rows as {@link #LOGPROB_CHUNK_LOGITS} logits make, at least one. */
+    public static int defaultLogProbChunkRows(MistralConfig config) {
+        return Math.max(1, LOGPROB_CHUNK_LOGITS / config.vocabSize());
+    }
+
+    /**
+     * Rows the logits buffer of a pass over {@code rows} rows holds: all of them unfused
+     * ({@code logProbChunkRows} 0), else one chunk. The one rule behind the forward's buffer and {@link MemoryPlan}.
+     */
+    static long logitBufferRows(int logProbChunkRows, long rows) {
+        return logProbChunkRows == 0 ? rows : Math.min(rows, logProbChunkRows);
     }
 
     public MistralConfig config() {
@@ -64,6 +93,26 @@ public final class MistralModel implements AutoCloseable {
         return activationRecompute;
     }
 
+    /**
+     * Rows per chunk of the fused lm_head + log-prob of later forwards; 0 computes the whole
+     * [B*T, V] logits at once and keeps them for {@link ForwardState#logits()} until the backward.
+     * The model's workspace keeps its logits buffer at the largest size a pass has asked for, so
+     * set this before the first forward.
+     *
+     * @throws IllegalArgumentException when {@code rows} is negative
+     */
+    public void setLogProbChunkRows(int rows) {
+        if (rows < 0) {
+            throw new IllegalArgumentException("log-prob chunk rows must be >= 0 (0 = unfused), got " + rows);
+        }
+        this.logProbChunkRows = rows;
+    }
+
+    /** Rows per chunk of the fused lm_head + log-prob; 0 when unfused. */
+    public int logProbChunkRows() {
+        return logProbChunkRows;
+    }
+
     private Tensor lmHead(ParameterBuffer buffer) {
         return buffer.get(config.tieWordEmbeddings() ? Names.EMBED : Names.LM_HEAD);
     }
@@ -83,7 +132,7 @@ public final class MistralModel implements AutoCloseable {
         if (workspace == null) {
             workspace = new Workspace(backend);
         }
-        ForwardState s = new ForwardState(backend, workspace.acquire(), config, b, t, ids, keyMask, targets);
+        ForwardState s = new ForwardState(backend, workspace.acquire(), config, b, t, ids, keyMask, targets, logProbChunkRows);
         backend.embeddingForward(s.residual.get(0), ids, parameters.get(Names.EMBED));
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             LayerActivations acts = new LayerActivations(s.buffers, activationRecompute ? "recompute." : "layer" + l + ".",
@@ -98,8 +147,13 @@ public final class MistralModel implements AutoCloseable {
         }
         Tensor last = s.residual.get(config.numHiddenLayers());
         backend.rmsnormForward(s.finalNormed, s.finalRstd, last, parameters.get(Names.FINAL_NORM), config.rmsNormEps());
-        backend.matmulForward(s.logits, s.finalNormed, lmHead(parameters));
-        backend.logprobForward(s.tokenLogps, s.vocabLse, s.logits, targets);
+        Tensor lmHead = lmHead(parameters);
+        for (int start = 0; start < s.rows(); start += s.logitRows) {
+            LogitChunk chunk = s.logitChunk(start);
+            backend.matmulForward(chunk.logits, chunk.normed, lmHead);
+            backend.logprobForward(chunk.tokenLogps, chunk.vocabLse, chunk.logits, chunk.targets);
+            backend.rowSumForward(chunk.logitRowSums, chunk.logits);
+        }
         return s;
     }
 
@@ -149,10 +203,19 @@ public final class MistralModel implements AutoCloseable {
         ParameterBuffer g = gradients();
         int n = s.rows();
         try (s; BackwardScratch d = new BackwardScratch(s.buffers, config, s.batch, s.time)) {
-            backend.logprobBackward(s.logits, dTokenLogps, s.logits, s.targets, s.vocabLse);
-            Tensor dLogits = s.logits; // overwritten in place: the logits are not needed any more
-            backend.matmulBackward(d.normedC, g.get(config.tieWordEmbeddings() ? Names.EMBED : Names.LM_HEAD), dLogits,
-                    s.finalNormed, lmHead(parameters));
+            // Last chunk first: the buffer still holds its logits from the forward (unfused, that
+            // chunk is every row), so only the chunks before it are recomputed.
+            int lastStart = (n - 1) / s.logitRows * s.logitRows, c = config.hiddenSize();
+            Tensor lmHead = lmHead(parameters), dLmHead = lmHead(g);
+            for (int start = lastStart; start >= 0; start -= s.logitRows) {
+                LogitChunk chunk = s.logitChunk(start);
+                if (start != lastStart) {
+                    backend.matmulForward(chunk.logits, chunk.normed, lmHead);
+                }
+                Tensor dLogits = chunk.logits; // overwritten in place: the logits are not needed any more
+                backend.logprobBackward(dLogits, dTokenLogps.view(start, chunk.rows), chunk.logits, chunk.targets, chunk.vocabLse);
+                backend.matmulBackward(d.normedC.view((long) start * c, chunk.rows, c), dLmHead, dLogits, chunk.normed, lmHead);
+            }
             Tensor last = s.residual.get(config.numHiddenLayers());
             backend.rmsnormBackward(d.residual, g.get(Names.FINAL_NORM), d.normedC, last, parameters.get(Names.FINAL_NORM),
                     s.finalRstd);
@@ -347,16 +410,21 @@ public final class MistralModel implements AutoCloseable {
         private boolean closed;
         final Workspace.Buffers buffers;
         final int batch, time;
+        /** Rows of {@link #logits}: every row when unfused, else one chunk's (the last chunk may use fewer). */
+        final int logitRows;
+        private final boolean unfused;
         final Tensor ids, keyMask, targets, positions;
         final List<Tensor> residual = new ArrayList<>();
         final List<LayerActivations> layers = new ArrayList<>();
-        final Tensor finalNormed, finalRstd, logits, tokenLogps, vocabLse, scratchC;
+        final Tensor finalNormed, finalRstd, logits, tokenLogps, vocabLse, logitRowSums, scratchC;
 
         ForwardState(Backend backend, Workspace.Buffers buffers, MistralConfig c, int b, int t, Tensor ids, Tensor keyMask,
-                Tensor targets) {
+                Tensor targets, int logProbChunkRows) {
             this.buffers = buffers;
             this.batch = b;
             this.time = t;
+            this.unfused = logProbChunkRows == 0;
+            this.logitRows = Math.toIntExact(logitBufferRows(logProbChunkRows, (long) b * t));
             this.ids = ids;
             this.keyMask = keyMask;
             this.targets = targets;
@@ -372,9 +440,10 @@ public final class MistralModel implements AutoCloseable {
             }
             finalNormed = buffers.take("finalNormed", DType.F32, n, c.hiddenSize());
             finalRstd = buffers.take("finalRstd", DType.F32, n);
-            logits = buffers.take("logits", DType.F32, n, c.vocabSize());
+            logits = buffers.take("logits", DType.F32, logitRows, c.vocabSize());
             tokenLogps = buffers.take("tokenLogps", DType.F32, b, t);
             vocabLse = buffers.take("vocabLse", DType.F32, n);
+            logitRowSums = buffers.take("logitRowSums", DType.F32, n);
             scratchC = buffers.take("scratchC", DType.F32, n, c.hiddenSize());
         }
 
@@ -382,13 +451,34 @@ public final class MistralModel implements AutoCloseable {
             return batch * time;
         }
 
+        /** Views of the rows [start, start + logitRows) (fewer at the end) and of the logits buffer for them. */
+        LogitChunk logitChunk(int start) {
+            int rows = Math.min(logitRows, rows() - start), width = finalNormed.dim(1);
+            return new LogitChunk(rows, logits.view(0, rows, logits.dim(1)), finalNormed.view((long) start * width, rows, width),
+                    targets.view(start, rows), tokenLogps.view(start, rows), vocabLse.view(start, rows),
+                    logitRowSums.view(start, rows));
+        }
+
         /** Per-token log-probs of the targets, [B,T]; 0 where the target is ignored. */
         public Tensor tokenLogps() {
             return tokenLogps;
         }
 
-        /** Logits [B*T, V]; valid until {@link MistralModel#backward} (which reuses their memory). */
+        /** Sum over the vocabulary of each row's logits, [B*T]: what the logits/* metrics need, in either mode. */
+        public Tensor logitRowSums() {
+            return logitRowSums;
+        }
+
+        /**
+         * Logits [B*T, V]; valid until {@link MistralModel#backward} (which reuses their memory).
+         *
+         * @throws IllegalStateException when the forward ran fused, which keeps no [B*T, V] logits
+         */
         public Tensor logits() {
+            if (!unfused) {
+                throw new IllegalStateException("the fused lm_head + log-prob keeps no [B*T, V] logits (it computes them "
+                        + logitRows + " rows at a time); call setLogProbChunkRows(0) on the model before the forward");
+            }
             return logits;
         }
 
@@ -411,10 +501,15 @@ public final class MistralModel implements AutoCloseable {
             logits.close();
             tokenLogps.close();
             vocabLse.close();
+            logitRowSums.close();
             scratchC.close();
             buffers.close();
         }
     }
+
+    /** One chunk of rows of the lm_head + log-prob: views into the forward state, {@code logits} [rows, V]. */
+    private record LogitChunk(int rows, Tensor logits, Tensor normed, Tensor targets, Tensor tokenLogps, Tensor vocabLse,
+            Tensor logitRowSums) {}
 
     /** One layer's saved activations. */
     static final class LayerActivations implements AutoCloseable {

@@ -73,8 +73,10 @@ final class SpinObjective implements TrainingObjective {
             if (!Double.isFinite(stats.loss())) {
                 throw new TrainingDivergedException("step " + step + ": the SPIN loss is " + stats.loss());
             }
-            Tensor logits = state.logits();
-            long perHalf = logits.size() / 2;
+            // Means over each half's B*T*V logits, from the per-row sums the forward keeps whether it ran fused or not.
+            Tensor logitRowSums = state.logitRowSums();
+            int rowsPerHalf = Math.toIntExact(logitRowSums.size() / 2);
+            double logitsPerHalf = (double) rowsPerHalf * model.config().vocabSize();
             Map<String, Double> metrics = new LinkedHashMap<>();
             metrics.put("loss", stats.loss());
             metrics.put("rewards/real", stats.rewardsReal());
@@ -83,8 +85,8 @@ final class SpinObjective implements TrainingObjective {
             metrics.put("rewards/margins", stats.rewardsMargin());
             metrics.put("logps/real", stats.logpsReal());
             metrics.put("logps/generated", stats.logpsGenerated());
-            metrics.put("logits/real", backend.sum(logits.view(0, Math.toIntExact(perHalf))) / perHalf);
-            metrics.put("logits/generated", backend.sum(logits.view(perHalf, Math.toIntExact(perHalf))) / perHalf);
+            metrics.put("logits/real", backend.sum(logitRowSums.view(0, rowsPerHalf)) / logitsPerHalf);
+            metrics.put("logits/generated", backend.sum(logitRowSums.view(rowsPerHalf, rowsPerHalf)) / logitsPerHalf);
             if (share > 0) {
                 try (Tensor dPerRow = backend.allocate(DType.F32, 2 * b);
                         Tensor dTokenLogps = backend.allocate(DType.F32, 2 * b, batch.length())) {

@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.TreeMap;
 import spin.backend.DeviceSpec;
 import spin.backend.SpinLossType;
@@ -72,6 +73,7 @@ public final class TrainConfig {
         key("truncation_mode", Kind.STRING, "keep_end");
         key("max_grad_norm", Kind.DOUBLE, 1.0);
         key("gradient_checkpointing", Kind.BOOL, true);
+        key("logprob_chunk_rows", Kind.OPTIONAL_INT, null);
         key("bf16", Kind.BOOL, true);
         key("seed", Kind.INT, 42);
         key("output_dir", Kind.STRING, "outputs");
@@ -364,6 +366,10 @@ public final class TrainConfig {
             throw new IllegalArgumentException(source + ": num_train_epochs " + numTrainEpochs() + " would run for more than "
                     + Integer.MAX_VALUE + " steps (max_steps' limit); lower it or set max_steps");
         }
+        if (values.get("logprob_chunk_rows") != null && (int) values.get("logprob_chunk_rows") < 0) {
+            throw new IllegalArgumentException(source + ": logprob_chunk_rows must be >= 0 (0 = unfused: the whole [N, V] "
+                    + "logits at once) or null (the model's default chunk), got " + values.get("logprob_chunk_rows"));
+        }
         if (!(maxGradNorm() >= 0)) {
             throw new IllegalArgumentException(source + ": max_grad_norm must be >= 0 (0 = no clipping), got " + maxGradNorm());
         }
@@ -486,6 +492,15 @@ public final class TrainConfig {
 
     public boolean gradientCheckpointing() {
         return (boolean) values.get("gradient_checkpointing");
+    }
+
+    /**
+     * Rows per chunk of the fused lm_head + log-prob ({@link spin.model.MistralModel#setLogProbChunkRows});
+     * 0 is unfused; empty (null, the default) leaves the model's default chunk.
+     */
+    public OptionalInt logprobChunkRows() {
+        Integer rows = (Integer) values.get("logprob_chunk_rows");
+        return rows == null ? OptionalInt.empty() : OptionalInt.of(rows);
     }
 
     /** bf16: true stores saved weights as bfloat16 (training itself keeps fp32 master weights). */

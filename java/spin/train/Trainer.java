@@ -52,7 +52,7 @@ public final class Trainer {
             "beta", "loss_type", "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "optim",
             "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "num_train_epochs", "max_steps",
             "per_device_train_batch_size", "max_length", "max_prompt_length",
-            "truncation_mode", "max_grad_norm", "seed");
+            "truncation_mode", "max_grad_norm", "seed", "logprob_chunk_rows");
     /** The trajectory's batch: records per optimizer step over all devices (global_batch_size or its parts). */
     private static final String RECORDS_PER_STEP = "records_per_step";
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -155,6 +155,7 @@ public final class Trainer {
                         + " tokens but config.json's vocab_size is " + model.config().vocabSize());
             }
             model.setActivationRecompute(config.gradientCheckpointing());
+            withLogProbChunking(model);
             SpinCollator collator = new SpinCollator(tokenizer, tokenizer.chatTemplate(), tokenizer.padId(), config.limits());
             try (Opponent opponent = mode == Mode.SPIN ? opponent(model, from.isPresent(), collator, data, backend) : null;
                     Optimizer optimizer = config.optimizer().create(model)) {
@@ -169,7 +170,7 @@ public final class Trainer {
     private Opponent opponent(MistralModel model, boolean resumed, SpinCollator collator, DatasetMixer.Mixed data,
             Backend backend) throws IOException {
         if (!config.precomputeOpponent()) {
-            return new FrozenOpponent(ModelCheckpoint.load(config.modelPath(), backend));
+            return new FrozenOpponent(withLogProbChunking(ModelCheckpoint.load(config.modelPath(), backend)));
         }
         int records = data.train().size() + data.test().size();
         console.printf("scoring %,d records with the opponent (%s)...%n", records, config.modelPath());
@@ -177,7 +178,7 @@ public final class Trainer {
         int batch = config.trainBatchSize();
         PrecomputedOpponent scores;
         if (resumed) {
-            try (MistralModel starting = ModelCheckpoint.load(config.modelPath(), backend)) {
+            try (MistralModel starting = withLogProbChunking(ModelCheckpoint.load(config.modelPath(), backend))) {
                 starting.setActivationRecompute(true);
                 scores = PrecomputedOpponent.score(starting, collator, data.train(), data.test(), batch);
             }
@@ -186,6 +187,15 @@ public final class Trainer {
         }
         console.printf("opponent log-probs ready in %.1f s%n", (System.nanoTime() - start) / 1e9);
         return scores;
+    }
+
+    /**
+     * {@code model} chunking its lm_head + log-prob as logprob_chunk_rows says: every model of a run
+     * (policy, opponent) alike, so that a resume rescoring the opponent gets the same bits.
+     */
+    private MistralModel withLogProbChunking(MistralModel model) {
+        config.logprobChunkRows().ifPresent(model::setLogProbChunkRows);
+        return model;
     }
 
     /**

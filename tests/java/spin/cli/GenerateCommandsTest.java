@@ -99,6 +99,7 @@ class GenerateCommandsTest {
                 System.arraycopy(promptIds, 0, ids, 1, promptIds.length);
             }
             int prompt = ids.length, v = m.config().vocabSize();
+            m.setLogProbChunkRows(0); // unfused, so the forward keeps its logits
             while (ids.length - prompt < NEW_TOKENS && (ids.length == prompt || ids[ids.length - 1] != tokenizer.eosId())) {
                 int t = ids.length;
                 int[] mask = new int[t], targets = new int[t];

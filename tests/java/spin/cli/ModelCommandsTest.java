@@ -41,6 +41,10 @@ class ModelCommandsTest {
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("7,241,732,096"), r.out());
         assertTrue(r.out().contains("bf16 weights:          13.49 GiB"), r.out());
+        assertTrue(r.out().contains("lm_head + log-prob:    fused, in chunks of 262 rows"), r.out());
+        CliRun.Result unfused = run("inspect", "--preset", "mistral-7b", "--memory", "--gpus", "8", "--logprob-chunk-rows", "0");
+        assertEquals(0, unfused.exitCode(), unfused.err());
+        assertTrue(unfused.out().contains("unfused (the whole [N, V] logits at once)"), unfused.out());
     }
 
     @Test

@@ -51,6 +51,7 @@ class LogProbScorerTest {
         int t = row.length(), vocab = model.config().vocabSize();
         int[] ignore = new int[t];
         java.util.Arrays.fill(ignore, Backend.IGNORE_INDEX);
+        model.setLogProbChunkRows(0); // unfused, so the forward keeps its logits (the scorer ran fused)
         try (Tensor ids = cpu.fromHost(row.ids(), 1, t); Tensor mask = cpu.fromHost(row.attentionMask(), 1, t);
                 Tensor targets = cpu.fromHost(ignore, 1, t); MistralModel.ForwardState state = model.forward(ids, mask, targets)) {
             float[] logits = cpu.read(state.logits());

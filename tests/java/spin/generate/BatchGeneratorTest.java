@@ -122,6 +122,7 @@ class BatchGeneratorTest {
         int[] mask = new int[t], targets = new int[t];
         Arrays.fill(mask, 1);
         Arrays.fill(targets, Backend.IGNORE_INDEX);
+        model.setLogProbChunkRows(0); // unfused, so the forward keeps its logits
         try (Tensor ids = cpu.fromHost(all, 1, t); Tensor m = cpu.fromHost(mask, 1, t); Tensor tg = cpu.fromHost(targets, 1, t);
                 MistralModel.ForwardState s = model.forward(ids, m, tg)) {
             float[] logits = cpu.read(s.logits());

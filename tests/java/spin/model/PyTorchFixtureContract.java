@@ -7,7 +7,8 @@ import java.io.IOException;
 import java.nio.file.Path;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import spin.backend.Backend;
 import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
@@ -25,6 +26,9 @@ import spin.io.SafetensorsFile;
  * (softmax, normalisation and the loss's sigmoid) and the smallest parameter gradients are sums of
  * cancelling terms, so they get 1e-4. Device backends compute in fp32 too and are held to the same
  * thresholds.
+ *
+ * <p>Both lm_head + log-prob paths are checked: unfused (logits kept and compared) and fused in
+ * chunks of 5 rows, which do not divide the fixture's rows, so the last chunk is short.
  *
  * <p>Written once and run on every backend: {@link PyTorchFixtureTest} on the CPU,
  * {@link EmulatedPyTorchFixtureTest} on {@code cuda-emu}, {@link GpuPyTorchFixtureTest} on a GPU.
@@ -67,6 +71,12 @@ abstract class PyTorchFixtureContract {
         assertTrue(err <= tolerance, what + ": relative error " + err + " > " + tolerance);
     }
 
+    /** {@code model}, set to run its lm_head + log-prob in chunks of that many rows (0: unfused). */
+    private static MistralModel chunked(MistralModel model, int logProbChunkRows) {
+        model.setLogProbChunkRows(logProbChunkRows);
+        return model;
+    }
+
     /** HF's shift: the target at position t is the label of position t+1. */
     private static int[] shiftedTargets(int[] labels, int b, int t) {
         int[] targets = new int[b * t];
@@ -78,17 +88,35 @@ abstract class PyTorchFixtureContract {
         return targets;
     }
 
-    @Test
-    void logitsLogpsLossAndEveryGradientMatchPyTorch() throws IOException {
+    /** Per-row sums of the fixture's logits [N, V], in double. */
+    private float[] logitRowSums(int vocab) throws IOException {
+        float[] logits = floats("logits");
+        float[] sums = new float[logits.length / vocab];
+        for (int row = 0; row < sums.length; row++) {
+            double sum = 0;
+            for (int k = 0; k < vocab; k++) {
+                sum += logits[row * vocab + k];
+            }
+            sums[row] = (float) sum;
+        }
+        return sums;
+    }
+
+    @ParameterizedTest(name = "log-prob chunk rows {0}")
+    @ValueSource(ints = {0, 5})
+    void logitsLogpsLossAndEveryGradientMatchPyTorch(int logProbChunkRows) throws IOException {
         int b = fixture.tensor("input_ids").intShape()[0], t = fixture.tensor("input_ids").intShape()[1];
         int pairs = b / 2;
-        try (MistralModel model = ModelCheckpoint.load(DIR, backend)) {
+        try (MistralModel model = chunked(ModelCheckpoint.load(DIR, backend), logProbChunkRows)) {
             assertTrue(model.config().slidingWindow() > 0 && model.config().slidingWindow() < t, "fixture must exercise the window");
             try (Tensor ids = backend.fromHost(ints("input_ids"), b, t); Tensor mask = backend.fromHost(ints("attention_mask"), b, t);
                     Tensor targets = backend.fromHost(shiftedTargets(ints("labels"), b, t), b, t);
                     Tensor seqLogps = backend.allocate(spin.backend.DType.F32, b)) {
                 MistralModel.ForwardState state = model.forward(ids, mask, targets);
-                assertClose("logits", backend.read(state.logits()), floats("logits"), 1e-5);
+                if (logProbChunkRows == 0) {
+                    assertClose("logits", backend.read(state.logits()), floats("logits"), 1e-5);
+                }
+                assertClose("logit row sums", backend.read(state.logitRowSums()), logitRowSums(model.config().vocabSize()), 1e-5);
                 backend.rowSumForward(seqLogps, state.tokenLogps());
                 float[] logps = backend.read(seqLogps);
                 assertClose("per-sequence logps", logps, floats("logps"), 1e-5);
@@ -123,11 +151,12 @@ abstract class PyTorchFixtureContract {
         }
     }
 
-    @Test
-    void sftLossMatchesPyTorch() throws IOException {
+    @ParameterizedTest(name = "log-prob chunk rows {0}")
+    @ValueSource(ints = {0, 5})
+    void sftLossMatchesPyTorch(int logProbChunkRows) throws IOException {
         int b = fixture.tensor("input_ids").intShape()[0], t = fixture.tensor("input_ids").intShape()[1];
         int[] targets = shiftedTargets(ints("labels"), b, t);
-        try (MistralModel model = ModelCheckpoint.load(DIR, backend); Tensor ids = backend.fromHost(ints("input_ids"), b, t);
+        try (MistralModel model = chunked(ModelCheckpoint.load(DIR, backend), logProbChunkRows); Tensor ids = backend.fromHost(ints("input_ids"), b, t);
                 Tensor mask = backend.fromHost(ints("attention_mask"), b, t); Tensor tg = backend.fromHost(targets, b, t);
                 MistralModel.ForwardState state = model.forward(ids, mask, tg)) {
             long scored = java.util.Arrays.stream(targets).filter(x -> x != Backend.IGNORE_INDEX).count();

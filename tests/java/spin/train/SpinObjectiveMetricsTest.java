@@ -26,8 +26,9 @@ import spin.text.Tokenizer;
 /**
  * The reference's logits/* metrics (SPINTrainer.get_batch_metrics): {@code policy_real_logits.mean()}
  * over the whole real half of the concatenated batch, [B, T, V] with T the longer half's length,
- * prompt and padded positions included. Checked against the same mean taken here in double over the
- * logits of an independent forward of the collated batch.
+ * prompt and padded positions included. The objective runs the fused lm_head + log-prob in chunks;
+ * checked against the same mean taken here in double over the logits of an independent unfused
+ * forward of the collated batch.
  */
 class SpinObjectiveMetricsTest {
     @TempDir
@@ -50,6 +51,7 @@ class SpinObjectiveMetricsTest {
                 features.add(collator.features(i, records.get(i)));
             }
             SpinBatch batch = collator.collate(features);
+            model.setLogProbChunkRows(3); // fused, in several chunks with a short last one
             try (PrecomputedOpponent opponent = PrecomputedOpponent.score(model, collator, List.of(), records, 2)) {
                 Map<String, Double> metrics = new SpinObjective(model, collator, opponent, 0.1f, SpinLossType.SIGMOID)
                         .evaluate(batch);
@@ -68,6 +70,7 @@ class SpinObjectiveMetricsTest {
 
     /** Means of the logits of rows [0, B) and [B, 2B) over all T * V entries, in double. */
     private static double[] halfMeans(MistralModel model, Backend backend, SpinBatch batch) {
+        model.setLogProbChunkRows(0); // unfused, so the forward keeps its logits (the objective ran fused)
         try (SpinBatch.Tensors in = batch.upload(backend);
                 MistralModel.ForwardState state = model.forward(in.ids(), in.keyMask(), in.targets())) {
             float[] logits = backend.read(state.logits());

@@ -91,6 +91,17 @@ class TrainConfigTest {
     }
 
     @Test
+    void logprobChunkRowsDefaultsToTheModelsChunkAndRefusesNegatives() throws IOException {
+        Path p = yaml("model_name_or_path: m\ndataset_mixer: {d: 1.0}\n");
+        assertTrue(TrainConfig.load(p, List.of()).logprobChunkRows().isEmpty(), "null: the model's default chunk");
+        assertEquals(0, TrainConfig.load(p, List.of("--logprob_chunk_rows=0")).logprobChunkRows().getAsInt(), "0: unfused");
+        assertEquals(128, TrainConfig.load(p, List.of("--logprob_chunk_rows=128")).logprobChunkRows().getAsInt());
+        IllegalArgumentException negative = assertThrows(IllegalArgumentException.class,
+                () -> TrainConfig.load(p, List.of("--logprob_chunk_rows=-1")));
+        assertTrue(negative.getMessage().contains("logprob_chunk_rows must be >= 0"), negative.getMessage());
+    }
+
+    @Test
     void schedulesFollowHuggingFace() {
         // get_linear_schedule_with_warmup(total 10, warmup ceil(0.1 * 10) = 1)
         LearningRateSchedule linear = new LearningRateSchedule("linear", 1.0, LearningRateSchedule.warmupSteps(0, 0.1, 10), 10);
