@@ -336,7 +336,11 @@ attention_dkdv_kernel(float* dk, float* dv, const float* dOut, const float* q, c
     }
 
     // Query i sees key j only when j <= i < j + window.
-    const int query_end = shape.window > 0 ? min(T, j0 + cols - 1 + shape.window) : T;
+    // In 64 bits: a window near INT_MAX (a config's "no window in practice") must not wrap.
+    const int query_end = shape.window > 0
+                              ? static_cast<int>(min(static_cast<long long>(T),
+                                                     static_cast<long long>(j0) + cols - 1 + shape.window))
+                              : T;
     for (int h = g * group; h < (g + 1) * group; ++h) {
         const size_t q_offset = (static_cast<size_t>(b) * T * shape.H + h) * D;
         const size_t stat_offset = (static_cast<size_t>(b) * shape.H + h) * T;
@@ -576,7 +580,7 @@ int spin_attention_backward(spin_stream_t stream, float* dq, float* dk, float* d
     if (int status = tile_blocks(call, B, KVH, T, shape.n, &dkdv_blocks)) return status;
     const long long rows = static_cast<long long>(B) * T * H;
     const long long delta_blocks = (rows + ATTENTION_BLOCK - 1) / ATTENTION_BLOCK;
-    if (delta_blocks > 0x7fffffffLL) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: %lld rows is too many", call, rows);
+    if (rows > 0x7fffffffLL) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: %lld rows is too many", call, rows);
     const size_t dq_bytes = dq_shared_floats(shape.n, D) * sizeof(float);
     const size_t dkdv_bytes = dkdv_shared_floats(shape.n, D) * sizeof(float);
     if (int status = allow_shared(attention_dq_kernel, dq_bytes)) return status;

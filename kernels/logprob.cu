@@ -34,7 +34,9 @@ logprob_forward_kernel(float* logp, float* lse, const float* logits, const int32
         if (xv > thread_max) {
             thread_sum = thread_sum * expf(thread_max - xv) + 1.0f;
             thread_max = xv;
-        } else {
+        } else if (xv != -INFINITY) {
+            // A -inf logit adds exp(-inf) = 0; computed, it would be exp(-inf - -inf) = NaN while
+            // this thread's maximum is still -inf.
             thread_sum += expf(xv - thread_max);
         }
     }

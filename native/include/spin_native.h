@@ -23,7 +23,7 @@ extern "C" {
 #define SPIN_EXPORT __attribute__((visibility("default")))
 
 /* Bumped whenever an entry point or struct below changes, so Java refuses a stale library. */
-#define SPIN_ABI_VERSION 2
+#define SPIN_ABI_VERSION 3
 
 enum spin_status {
     SPIN_OK = 0,
@@ -233,6 +233,12 @@ SPIN_EXPORT int spin_adamw_step(spin_stream_t stream, float* param, const float*
    gets the later source row, as copies in increasing m would leave it. */
 SPIN_EXPORT int spin_scatter_rows(spin_stream_t stream, void* dst, const void* src, const int32_t* rows, int M,
                                   int W, int R, int elementBytes);
+
+/* ---- kernels: sampling (kernels/sampling.cu) ---------------------------------------------- */
+
+/* out[S] = the first index of the largest value of each row of logits [S,V] (torch.argmax; a row of
+   -inf gives 0), or -1 where the row holds a NaN. */
+SPIN_EXPORT int spin_argmax_rows(spin_stream_t stream, int32_t* out, const float* logits, int S, int V);
 
 /* ---- kernels: attention (kernels/attention.cu) --------------------------------------------- */
 

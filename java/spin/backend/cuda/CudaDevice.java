@@ -30,6 +30,7 @@ final class CudaDevice implements AutoCloseable {
     private final CudaStream compute;
     private final CudaStream communication;
     private final CudaEvent computeReached;
+    private boolean closed;
 
     CudaDevice(CudaRuntime runtime, DeviceSpec spec) {
         this.runtime = runtime;
@@ -97,8 +98,14 @@ final class CudaDevice implements AutoCloseable {
         }
     }
 
-    /** Returns memory to the pool after the compute work queued so far. */
+    /**
+     * Returns memory to the pool after the compute work queued so far. After {@link #close} a free
+     * does nothing: a tensor outliving its backend has nothing left to return its memory to.
+     */
     void free(MemorySegment memory) {
+        if (closed) {
+            return;
+        }
         makeCurrent();
         runtime.freeOnStream(memory, compute);
     }
@@ -153,6 +160,10 @@ final class CudaDevice implements AutoCloseable {
 
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         synchronize();
         computeReached.close();
         communication.close();

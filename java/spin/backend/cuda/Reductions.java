@@ -60,6 +60,11 @@ final class Reductions {
 
     private void sumInto(MemorySegment out, Tensor in, boolean squares) {
         long n = in.size();
+        if (n == 0) {
+            // spin_sum leaves its output alone for no elements, and pool memory is not zeroed.
+            DeviceMemory.zero(device.compute(), out);
+            return;
+        }
         long bytes;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment result = arena.allocate(JAVA_LONG);

@@ -28,11 +28,11 @@ final class ScatterRows {
             throw new IllegalArgumentException("scatterRows needs equal dtypes: " + dst + " <- " + src);
         }
         int m = Math.toIntExact(rows.size());
-        if (m == 0) {
+        int w = m == 0 ? 0 : Math.toIntExact(src.size() / m);
+        Operands.requireLength(src, (long) m * w);
+        if (w == 0) {
             return;
         }
-        int w = Math.toIntExact(src.size() / m);
-        Operands.requireLength(src, (long) m * w);
         int r = Operands.rows(dst, w, "dst");
         int elementBytes = Math.toIntExact(dst.dtype().byteSize());
         var stream = device.compute().handle();

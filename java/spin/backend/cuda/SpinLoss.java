@@ -39,7 +39,8 @@ final class SpinLoss {
 
     void rowSumForward(Tensor out, Tensor in) {
         Operands.requireF32(backend, out, in);
-        int b = Math.toIntExact(out.size()), time = timeSteps(in, b);
+        int time = in.dim(-1), b = Operands.rows(in, time, "in");
+        Operands.requireLength(out, b);
         var stream = device.compute().handle();
         device.launch("spin_row_sum_forward",
                 () -> (int) rowSumForward.invokeExact(stream, out.memory(), in.memory(), b, time));
@@ -47,7 +48,8 @@ final class SpinLoss {
 
     void rowSumBackward(Tensor dIn, Tensor dOut) {
         Operands.requireF32(backend, dIn, dOut);
-        int b = Math.toIntExact(dOut.size()), time = timeSteps(dIn, b);
+        int time = dIn.dim(-1), b = Operands.rows(dIn, time, "dIn");
+        Operands.requireLength(dOut, b);
         var stream = device.compute().handle();
         device.launch("spin_row_sum_backward",
                 () -> (int) rowSumBackward.invokeExact(stream, dIn.memory(), dOut.memory(), b, time));
@@ -91,14 +93,6 @@ final class SpinLoss {
             Operands.requireLength(t, b);
         }
         return b;
-    }
-
-    /** T of a per-token tensor [B,T]. */
-    private static int timeSteps(Tensor perToken, int batch) {
-        if (batch == 0 ? perToken.size() != 0 : perToken.size() % batch != 0) {
-            throw new IllegalArgumentException(perToken + " is not " + batch + " rows");
-        }
-        return batch == 0 ? 0 : Math.toIntExact(perToken.size() / batch);
     }
 
     /** SPIN_LOSS_SIGMOID / SPIN_LOSS_HINGE of spin_native.h. */

@@ -309,6 +309,10 @@ abstract class BackendContract {
         float[] logits = floats(n * v, 8f), dLogp = floats(n, 1f);
         int[] labels = random.ints(n, 0, v).toArray();
         labels[n - 1] = Backend.IGNORE_INDEX;
+        logits[0] = Float.NEGATIVE_INFINITY; // a masked-out token: exp(-inf) adds nothing
+        if (v > 1) {
+            labels[0] = 1;
+        }
         same("logprobForward logp", n, (be, out) -> be.logprobForward(out.get(), be.allocate(DType.F32, n),
                 be.fromHost(logits, n, v), be.fromHost(labels, n)));
         same("logprobForward lse", n, (be, out) -> be.logprobForward(be.allocate(DType.F32, n), out.get(),
@@ -388,6 +392,11 @@ abstract class BackendContract {
         assertEquals(Math.sqrt(device.sumOfSquares(onDevice) + device.sumOfSquares(small)),
                 device.globalNorm(List.of(onDevice, small)), 1e-9);
         assertTrue(device.allFinite(onDevice));
+        Tensor empty = track(device.allocate(DType.F32, 0));
+        assertEquals(0.0, device.sum(empty));
+        assertEquals(0.0, device.sumOfSquares(empty));
+        assertTrue(device.allFinite(empty));
+        assertEquals(Math.sqrt(device.sumOfSquares(small)), device.globalNorm(List.of(empty, small)), 1e-12);
         float[] broken = values.clone();
         broken[values.length / 2] = Float.POSITIVE_INFINITY;
         assertFalse(device.allFinite(track(device.fromHost(broken, broken.length))));
