@@ -225,6 +225,15 @@ public interface Backend extends AutoCloseable {
     /** dGate[N,F], dUp[N,F] from dOut[N,F]. */
     void swigluBackward(Tensor dGate, Tensor dUp, Tensor dOut, Tensor gate, Tensor up);
 
+    // ---------------------------------------------------------------- sampling
+
+    /**
+     * Greedy choice: out[s] = the first index of the largest value of row s of logits [S,V] (as
+     * torch.argmax; a row of -inf gives 0), or -1 where the row holds a NaN. out I32 [S]. Decoding
+     * then reads S ids back instead of S rows of logits.
+     */
+    void argmaxRows(Tensor out, Tensor logits);
+
     // ---------------------------------------------------------------- log-probs and losses
 
     /** Label value whose position contributes nothing (HF's ignore_index). */

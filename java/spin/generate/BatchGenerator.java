@@ -5,7 +5,10 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Deque;
 import java.util.List;
+import spin.backend.Backend;
+import spin.backend.DType;
 import spin.backend.FrozenWeights;
+import spin.backend.Tensor;
 import spin.model.KvCache;
 import spin.model.MistralConfig;
 import spin.model.MistralModel;
@@ -43,6 +46,8 @@ public final class BatchGenerator {
     private final SamplingParams sampling;
     private final StopCriteria stop;
     private final Sampler sampler;
+    /** Greedy without a repetition penalty needs only each row's argmax, which the backend computes. */
+    private final boolean onBackendArgmax;
 
     /**
      * @param maxSequences most sequences decoding together (the batch size)
@@ -65,6 +70,22 @@ public final class BatchGenerator {
         this.sampling = sampling;
         this.stop = stop;
         this.sampler = new Sampler(sampling, model.config().vocabSize());
+        this.onBackendArgmax = sampling.isGreedy() && !sampling.penalizesRepetition();
+    }
+
+    private int[] argmax(Tensor logits) {
+        Backend backend = model.backend();
+        try (Tensor ids = backend.allocate(DType.I32, logits.dim(0))) {
+            backend.argmaxRows(ids, logits);
+            return backend.readInts(ids);
+        }
+    }
+
+    private static int greedyToken(int argmax) {
+        if (argmax < 0) {
+            throw Sampler.nanLogits("a greedy step");
+        }
+        return argmax;
     }
 
     /**
@@ -112,7 +133,10 @@ public final class BatchGenerator {
                 }
                 int live = running.size();
                 Step step = compose(running);
-                float[] logits = model.backend().read(model.extend(cache, step.cacheIds, step.tokens));
+                Tensor stepLogits = model.extend(cache, step.cacheIds, step.tokens);
+                // Greedy decoding chooses on the backend and reads one id per sequence back.
+                int[] greedy = onBackendArgmax ? argmax(stepLogits) : null;
+                float[] logits = greedy == null ? model.backend().read(stepLogits) : null;
                 int sampled = 0;
                 for (int i = 0; i < step.sequences.size(); i++) {
                     Sequence s = step.sequences.get(i);
@@ -120,7 +144,7 @@ public final class BatchGenerator {
                     if (s.fed < s.length) {
                         continue; // a prompt chunk: its last token is not the prompt's last
                     }
-                    s.append(sampler.next(logits, i * vocab, s.tokens, s.length, s.random));
+                    s.append(greedy != null ? greedyToken(greedy[i]) : sampler.next(logits, i * vocab, s.tokens, s.length, s.random));
                     sampled++;
                     FinishReason finish = stop.check(s.tokens, s.promptLength, s.length);
                     if (finish != null) {

@@ -92,7 +92,12 @@ final class Sampler {
     }
 
     private static IllegalStateException nan(int token) {
-        return new IllegalStateException("the model produced a NaN logit (token " + token + "); the weights are broken");
+        return nanLogits("token " + token);
+    }
+
+    /** The error of a NaN logit, {@code where} naming the token or step. */
+    static IllegalStateException nanLogits(String where) {
+        return new IllegalStateException("the model produced a NaN logit (" + where + "); the weights are broken");
     }
 
     /** HF's RepetitionPenaltyLogitsProcessor: each distinct token of the sequence is penalised once. */

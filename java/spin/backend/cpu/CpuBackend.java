@@ -620,6 +620,36 @@ public final class CpuBackend implements Backend {
         return 1f / (1f + Mem.exp(-x));
     }
 
+    // ---------------------------------------------------------------- sampling
+
+    @Override
+    public void argmaxRows(Tensor out, Tensor logits) {
+        requireF32(logits);
+        requireDtype(out, DType.I32, "out");
+        int vocab = logits.dim(-1);
+        int n = rows(logits, vocab, "logits");
+        requireLength(out, n);
+        MemorySegment x = logits.memory(), o = out.memory();
+        pool.forRange(n, rowGrain(vocab), (start, end) -> {
+            for (int row = start; row < end; row++) {
+                long base = (long) row * vocab;
+                int best = 0;
+                float max = Float.NEGATIVE_INFINITY;
+                boolean nan = false;
+                for (int v = 0; v < vocab; v++) {
+                    float value = f(x, base + v);
+                    if (value > max) {
+                        max = value;
+                        best = v;
+                    } else if (value != value) {
+                        nan = true;
+                    }
+                }
+                o.setAtIndex(ValueLayout.JAVA_INT, row, nan ? -1 : best);
+            }
+        });
+    }
+
     // ---------------------------------------------------------------- log-probs and losses
 
     @Override

@@ -41,6 +41,7 @@ public final class CudaBackend implements Backend {
     private final Rope rope;
     private final Attention attention;
     private final ScatterRows scatterRows;
+    private final Sampling sampling;
     private final Swiglu swiglu;
     private final LogProb logprob;
     private final SpinLoss spinLoss;
@@ -62,6 +63,7 @@ public final class CudaBackend implements Backend {
         rope = new Rope(this, device);
         attention = new Attention(this, device);
         scatterRows = new ScatterRows(this, device);
+        sampling = new Sampling(this, device);
         swiglu = new Swiglu(this, device);
         logprob = new LogProb(this, device);
         spinLoss = new SpinLoss(this, device);
@@ -320,6 +322,13 @@ public final class CudaBackend implements Backend {
     @Override
     public void scatterRows(Tensor dst, Tensor src, Tensor rows) {
         scatterRows.scatter(dst, src, rows);
+    }
+
+    // ---------------------------------------------------------------- sampling
+
+    @Override
+    public void argmaxRows(Tensor out, Tensor logits) {
+        sampling.argmax(out, logits);
     }
 
     // ---------------------------------------------------------------- MLP, log-probs, losses

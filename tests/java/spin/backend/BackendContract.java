@@ -325,6 +325,39 @@ abstract class BackendContract {
         });
     }
 
+    @ParameterizedTest
+    @CsvSource({"1,1", "4,300", "3,32000"})
+    void argmaxRowsPicksTheFirstMaximumAndFlagsNaN(int s, int v) {
+        float[] logits = floats(s * v, 8f);
+        if (v > 3) {
+            logits[v - 1] = 100f; // row 0: the maximum twice, the first wins
+            logits[v / 2] = 100f;
+        }
+        if (s > 1) {
+            java.util.Arrays.fill(logits, v, 2 * v, Float.NEGATIVE_INFINITY);
+        }
+        if (s > 2) {
+            logits[2 * v + 1] = Float.NaN;
+        }
+        int[][] chosen = new int[2][];
+        Backend[] both = {cpu, device};
+        for (int b = 0; b < 2; b++) {
+            Tensor ids = track(both[b].allocate(DType.I32, s));
+            both[b].argmaxRows(ids, track(both[b].fromHost(logits, s, v)));
+            chosen[b] = both[b].readInts(ids);
+        }
+        assertArrayEquals(chosen[0], chosen[1]);
+        if (v > 3) {
+            assertEquals(v / 2, chosen[1][0]);
+        }
+        if (s > 1) {
+            assertEquals(0, chosen[1][1]);
+        }
+        if (s > 2) {
+            assertEquals(-1, chosen[1][2]);
+        }
+    }
+
     @Test
     void rowSumsAndTheSpinLossWithItsMetrics() {
         int b = 3, t = 11;
