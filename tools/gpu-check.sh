@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command to run when a GPU is lent (docs/ARCHITECTURE.md, "On a GPU"). It needs no JDK and
 # no Maven there: first, here, `tools/gpu-bundle.sh` packs a jlink'd runtime and the jars into
-# bundle.tar.gz (carry it, with the working tree, under the device tool's 64 MiB). Then, there:
+# bundle.tar.xz (carry it, with the working tree, under the device tool's 64 MiB). Then, there:
 #   tools/gpu-check.sh [REPORT_DIR]        (default $OUT, else target/gpu-check)
 # Every step has its own time limit, so the whole check ends in under 8 minutes, and every figure
 # goes to REPORT_DIR/gpu-report.txt (full logs beside it in gpu-logs.txt):
@@ -51,7 +51,7 @@ keep='.'
 step "machine" 30 bash -c 'nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader;
   nvcc --version | tail -n 2; python3 -c "import torch; print(\"torch\", torch.__version__, torch.cuda.get_device_name())"'
 
-if [ ! -x bundle/jre/bin/java ] && [ -f bundle.tar.gz ]; then tar xzf bundle.tar.gz; fi
+if [ ! -x bundle/jre/bin/java ] && [ -f bundle.tar.xz ]; then tar xJf bundle.tar.xz; fi
 [ -x bundle/jre/bin/java ] || note "no bundle/jre: run tools/gpu-bundle.sh here before carrying; the Java steps will fail"
 
 keep='error|warning|\[spin native\]'
