@@ -310,6 +310,24 @@ public interface Backend extends AutoCloseable {
         return Double.isFinite(sum(in));
     }
 
+    /**
+     * torch's {@code clip_grad_norm_} on a (flat) gradient tensor: the norm sqrt(sum of squares),
+     * and, when {@code maxNorm > 0} and the factor {@code maxNorm / (norm + 1e-6)} (in double) is
+     * below 1, {@code grads *= (float) factor}. A device computes the factor and scales on the
+     * device. Returns the pre-clip norm, the step's one host value; a non-finite norm is returned,
+     * not thrown (the gradients are then not finite either).
+     */
+    default double clipGradNorm(Tensor grads, double maxNorm) {
+        double norm = globalNorm(List.of(grads));
+        if (maxNorm > 0 && Double.isFinite(norm)) {
+            double coefficient = maxNorm / (norm + 1e-6);
+            if (coefficient < 1) {
+                scale(grads, (float) coefficient);
+            }
+        }
+        return norm;
+    }
+
     /** sqrt(sum of squares over every tensor): the global gradient norm used for clipping. */
     default double globalNorm(List<Tensor> tensors) {
         double total = 0;

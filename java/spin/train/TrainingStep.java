@@ -47,15 +47,9 @@ final class TrainingStep {
             tokens += batches.get(i).attendedTokens();
         }
         Backend backend = model.backend();
-        double norm = backend.globalNorm(List.of(model.gradients().flat()));
+        double norm = backend.clipGradNorm(model.gradients().flat(), maxGradNorm);
         if (!Double.isFinite(norm)) {
             throw new TrainingDivergedException("step " + stepNumber + ": the gradient norm is " + norm);
-        }
-        if (maxGradNorm > 0) {
-            double coefficient = maxGradNorm / (norm + 1e-6);
-            if (coefficient < 1) {
-                backend.scale(model.gradients().flat(), (float) coefficient);
-            }
         }
         optimizer.step(lr);
         if (!backend.allFinite(model.parameters().flat())) {

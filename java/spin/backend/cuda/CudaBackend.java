@@ -68,7 +68,7 @@ public final class CudaBackend implements Backend {
         logprob = new LogProb(this, device);
         spinLoss = new SpinLoss(this, device);
         optimizers = new Optimizers(this, device);
-        reductions = new Reductions(this, device);
+        reductions = new Reductions(this, device, elementwise);
     }
 
     @Override
@@ -403,5 +403,10 @@ public final class CudaBackend implements Backend {
     @Override
     public double globalNorm(List<Tensor> tensors) {
         return reductions.globalNorm(tensors);
+    }
+
+    @Override
+    public double clipGradNorm(Tensor grads, double maxNorm) {
+        return reductions.clipGradNorm(grads, maxNorm);
     }
 }

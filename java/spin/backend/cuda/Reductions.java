@@ -2,6 +2,7 @@ package spin.backend.cuda;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -14,7 +15,7 @@ import spin.backend.Tensor;
 import spin.nativebind.DeviceMemory;
 
 /**
- * Deterministic fp64 sums and the global gradient norm: kernels/reduce.cu.
+ * Deterministic fp64 sums, the global gradient norm and clipping: kernels/reduce.cu.
  * A global norm over many tensors sums on the device and reads one double.
  */
 final class Reductions {
@@ -22,10 +23,14 @@ final class Reductions {
     private final CudaDevice device;
     private final MethodHandle scratchBytes;
     private final MethodHandle sum;
+    private final MethodHandle clipScale;
+    private final Elementwise elementwise;
 
-    Reductions(CudaBackend backend, CudaDevice device) {
+    Reductions(CudaBackend backend, CudaDevice device, Elementwise elementwise) {
         this.backend = backend;
         this.device = device;
+        this.elementwise = elementwise;
+        clipScale = device.bind("spin_clip_scale", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT);
         scratchBytes = device.bind("spin_sum_scratch_bytes", JAVA_LONG, ADDRESS);
         sum = device.bind("spin_sum", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT);
     }
@@ -56,6 +61,30 @@ final class Reductions {
             }
         }
         return Math.sqrt(total);
+    }
+
+    /**
+     * torch's clip_grad_norm_ with the factor computed and applied on the device (spin_clip_scale,
+     * spin_scale_by_device), and one read: the pre-clip norm.
+     */
+    double clipGradNorm(Tensor grads, double maxNorm) {
+        Operands.requireF32(backend, grads);
+        try (Scratch squares = new Scratch(device, 2 * Double.BYTES)) {
+            MemorySegment sumOfSquares = squares.memory().asSlice(0, Double.BYTES);
+            MemorySegment norm = squares.memory().asSlice(Double.BYTES, Double.BYTES);
+            sumInto(sumOfSquares, grads, true);
+            if (!(maxNorm > 0)) {
+                return Math.sqrt(readDoubles(sumOfSquares)[0]);
+            }
+            try (Tensor factor = backend.allocate(spin.backend.DType.F32, 1)) {
+                var stream = device.compute().handle();
+                float limit = (float) maxNorm;
+                device.launch("spin_clip_scale", () -> (int) clipScale.invokeExact(stream, factor.memory(), norm,
+                        sumOfSquares, limit));
+                elementwise.scaleByDevice(grads, factor);
+                return readDoubles(norm)[0];
+            }
+        }
     }
 
     private void sumInto(MemorySegment out, Tensor in, boolean squares) {

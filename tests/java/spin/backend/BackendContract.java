@@ -437,6 +437,30 @@ abstract class BackendContract {
         assertFalse(device.allFinite(track(device.fromHost(broken, broken.length))));
     }
 
+    @ParameterizedTest
+    @CsvSource({"0", "1000", "0.5"})
+    void clippingScalesOnlyAboveTheLimitAndReturnsThePreClipNorm(double maxNorm) {
+        int n = 4099;
+        float[] grads = floats(n, 0.1f);
+        double[] norms = new double[2];
+        Backend[] both = {cpu, device};
+        float[][] clipped = new float[2][];
+        for (int b = 0; b < 2; b++) {
+            Tensor g = track(both[b].fromHost(grads, n));
+            norms[b] = both[b].clipGradNorm(g, maxNorm);
+            clipped[b] = both[b].read(g);
+        }
+        assertEquals(norms[0], norms[1], 1e-12 * norms[0]);
+        double scale = maxNorm > 0 && maxNorm / (norms[0] + 1e-6) < 1 ? maxNorm / (norms[0] + 1e-6) : 1;
+        for (int i = 0; i < n; i++) {
+            assertEquals(grads[i] * scale, clipped[1][i], 1e-6 * Math.abs(grads[i]) + 1e-12, "element " + i);
+            assertEquals(clipped[0][i], clipped[1][i], 1e-6 * Math.abs(clipped[0][i]) + 1e-12, "element " + i);
+        }
+        if (maxNorm == 1000 || maxNorm == 0) {
+            assertArrayEquals(grads, clipped[1], "no clipping below the limit or without one");
+        }
+    }
+
     // ------------------------------------------------------------------------------ harness
 
     /** The output tensor an op writes into: NaN-filled F32 of the given size on its backend. */
