@@ -19,22 +19,40 @@ mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-s
   -DoutputDirectory=bundle/app
 cp target/spin.jar bundle/app/
 cp -r target/lib/. bundle/app/lib/
-# The device tool carries 64 MiB in all. DuckDB (~80 MB, Parquet) is not needed on the GPU; the
-# DJL tokenizers jar (the demo's tokenizer) keeps only its Linux x86-64 library (18 MB -> ~6 MB);
-# test-lib keeps only the jars lib does not already hold.
-rm -f bundle/app/lib/duckdb_jdbc-*.jar bundle/app/test-lib/duckdb_jdbc-*.jar
-for jar in bundle/app/lib/tokenizers-*.jar; do
-  (cd "$(dirname "$jar")" && python3 - "$(basename "$jar")" <<'PY'
-import sys, zipfile, os
+# The device tool carries 64 MiB in all, so the two jars with native libraries for every platform
+# (DJL tokenizers 18 MB, DuckDB 80 MB) keep only their Linux x86-64 library, DuckDB's stripped of
+# its symbol tables, stored uncompressed for the archive's xz (the demo needs both: its tokenizer
+# and its Parquet data), and test-lib keeps only the jars lib does not already hold.
+for jar in bundle/app/lib/tokenizers-*.jar bundle/app/lib/duckdb_jdbc-*.jar; do
+  rm -f "bundle/app/test-lib/$(basename "$jar")"
+  python3 - "$jar" <<'PY'
+import os, shutil, subprocess, sys, tempfile, zipfile
 name = sys.argv[1]
-keep = lambda n: not n.startswith("native/lib/") or n.startswith("native/lib/linux-x86_64/")
-with zipfile.ZipFile(name) as src, zipfile.ZipFile(name + ".tmp", "w", zipfile.ZIP_DEFLATED) as dst:
+
+def keep(entry):
+    if entry.startswith("native/lib/") and "/" in entry[len("native/lib/"):]:
+        return entry.startswith("native/lib/linux-x86_64/")
+    if entry.startswith("libduckdb_java.so_"):
+        return entry == "libduckdb_java.so_linux_amd64"
+    return True
+
+# Stored, not deflated: the bundle's xz compresses the libraries far better than zip would.
+with zipfile.ZipFile(name) as src, zipfile.ZipFile(name + ".tmp", "w", zipfile.ZIP_STORED) as dst:
     for item in src.infolist():
-        if keep(item.filename):
-            dst.writestr(item, src.read(item.filename))
+        if not keep(item.filename):
+            continue
+        data = src.read(item.filename)
+        if item.filename == "libduckdb_java.so_linux_amd64" and shutil.which("strip"):
+            with tempfile.NamedTemporaryFile(delete=False) as lib:
+                lib.write(data)
+            subprocess.run(["strip", "--strip-unneeded", lib.name], check=True)
+            with open(lib.name, "rb") as stripped:
+                data = stripped.read()
+            os.unlink(lib.name)
+        item.compress_type = zipfile.ZIP_STORED
+        dst.writestr(item, data)
 os.replace(name + ".tmp", name)
 PY
-  )
 done
 for jar in bundle/app/test-lib/*.jar; do
   [ -e "bundle/app/lib/$(basename "$jar")" ] && rm -f "$jar"

@@ -46,7 +46,7 @@ abstract class DeviceTrainingContract {
     @BeforeAll
     static void writeModelAndData() throws IOException {
         model = TinyTrainingData.model(shared.resolve("model"));
-        data = TinyTrainingData.reversals(shared.resolve("data"));
+        data = TinyTrainingData.reversals(shared.resolve("data"), ".jsonl");
     }
 
     private Map<String, Object> settings(Path out, String device) {

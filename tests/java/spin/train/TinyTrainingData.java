@@ -85,6 +85,14 @@ public final class TinyTrainingData {
 
     /** 16 train and 4 test records: "reverse X" answered with X reversed (real) or a wrong answer (generated). */
     public static Path reversals(Path dir) throws IOException {
+        return reversals(dir, ".parquet");
+    }
+
+    /**
+     * The same records as {@code extension} files (.parquet, .jsonl or .json); the GPU tier uses
+     * .jsonl, since its bundle leaves out the Parquet library (tools/gpu-bundle.sh).
+     */
+    public static Path reversals(Path dir, String extension) throws IOException {
         List<SpinRecord> train = new ArrayList<>(), test = new ArrayList<>();
         for (int i = 0; i < 20; i++) {
             String q = "reverse " + "abcdefgh".substring(0, 2 + i % 6) + i;
@@ -93,8 +101,8 @@ public final class TinyTrainingData {
                     List.of(ChatMessage.user(q), ChatMessage.assistant("no idea " + i)));
             (i < 16 ? train : test).add(r);
         }
-        SpinDatasetWriter.write(dir.resolve("train_prefs-00000-of-00001.parquet"), train);
-        SpinDatasetWriter.write(dir.resolve("test_prefs-00000-of-00001.parquet"), test);
+        SpinDatasetWriter.write(dir.resolve("train_prefs-00000-of-00001" + extension), train);
+        SpinDatasetWriter.write(dir.resolve("test_prefs-00000-of-00001" + extension), test);
         return dir;
     }
 }
