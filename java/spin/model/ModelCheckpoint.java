@@ -5,10 +5,15 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.TreeSet;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import spin.backend.BFloat16;
 import spin.backend.Backend;
 import spin.backend.DType;
@@ -187,9 +192,26 @@ public final class ModelCheckpoint {
      * initializer_range), every RMSNorm weight 1. Deterministic for a seed.
      */
     public static void initialize(MistralModel model, long seed) {
-        for (ParameterLayout.Slot slot : model.parameters().layout().slots()) {
-            model.backend().write(model.parameters().get(slot.name()),
-                    initialValues(slot, model.config().initializerRange(), seed));
+        List<ParameterLayout.Slot> slots = model.parameters().layout().slots();
+        float std = model.config().initializerRange();
+        // Every weight draws from its own stream, so weights are drawn in parallel (Mistral-7B is 7e9
+        // draws: minutes on one core) and written in order; at most `window` arrays exist at a time.
+        int window = Math.min(8, Runtime.getRuntime().availableProcessors());
+        try (ExecutorService workers = Executors.newFixedThreadPool(window, Thread.ofPlatform().daemon().factory())) {
+            ArrayDeque<Future<float[]>> drawn = new ArrayDeque<>();
+            int next = 0;
+            for (ParameterLayout.Slot slot : slots) {
+                while (drawn.size() < window && next < slots.size()) {
+                    ParameterLayout.Slot ahead = slots.get(next++);
+                    drawn.add(workers.submit(() -> initialValues(ahead, std, seed)));
+                }
+                model.backend().write(model.parameters().get(slot.name()), drawn.poll().get());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while initialising the weights", e);
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("drawing the initial weights failed", e.getCause());
         }
     }
 
