@@ -76,6 +76,11 @@ public final class CudaBackend implements Backend {
         return name;
     }
 
+    /** The device's resources (streams, event, pool), for this package's collectives and tests. */
+    CudaDevice device() {
+        return device;
+    }
+
     /** Bytes the device's stream-ordered pool has allocated (tensors and op scratch) now and at most. */
     @Override
     public Optional<MemoryUsage> memoryUsage() {

@@ -1,0 +1,8 @@
+package spin.backend.cuda;
+
+class EmulatedCudaDeviceTest extends CudaDeviceContract {
+    @Override
+    String spec() {
+        return "cuda-emu:0";
+    }
+}
