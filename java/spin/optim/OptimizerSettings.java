@@ -34,6 +34,11 @@ public record OptimizerSettings(String name, float weightDecay, float beta1, flo
         }
     }
 
+    /** fp32 tensors of the parameters' size the optimizer keeps: RMSprop's square average, AdamW's two moments. */
+    public int stateTensors() {
+        return name.equals("rmsprop") ? 1 : 2;
+    }
+
     public Optimizer create(MistralModel model) {
         return name.equals("rmsprop")
                 ? new RmsProp(model, RMSPROP_ALPHA, RMSPROP_EPS, weightDecay)

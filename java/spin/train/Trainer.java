@@ -25,6 +25,7 @@ import spin.data.SpinRecord;
 import spin.io.AtomicFiles;
 import spin.io.OutputLock;
 import spin.model.HubRevision;
+import spin.model.MemoryPlan;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.optim.LearningRateSchedule;
@@ -156,6 +157,7 @@ public final class Trainer {
             }
             model.setActivationRecompute(config.gradientCheckpointing());
             withLogProbChunking(model);
+            requireMemoryForTraining(model, backend, mode, data.train().size());
             SpinCollator collator = new SpinCollator(tokenizer, tokenizer.chatTemplate(), tokenizer.padId(), config.limits());
             try (Opponent opponent = mode == Mode.SPIN ? opponent(model, from.isPresent(), collator, data, backend) : null;
                     Optimizer optimizer = config.optimizer().create(model)) {
@@ -164,6 +166,30 @@ public final class Trainer {
                         : new SftObjective(model, collator);
                 return new Loop(model, optimizer, objective, collator, data, checkpoints, from, resumedState, plan).run();
             }
+        }
+    }
+
+    /**
+     * Refuses, before the gradients and optimizer state are allocated, a run whose fp32 training
+     * state and activations (spin inspect --memory's plan) exceed the device's memory, naming the
+     * keys that lower it, rather than failing in an allocation midway.
+     */
+    private void requireMemoryForTraining(MistralModel model, Backend backend, Mode mode, int trainRecords) {
+        // A micro-batch holds at most the records there are; SPIN's holds each record's real and
+        // generated sequence.
+        int sequences = Math.min(config.trainBatchSize(), trainRecords) * (mode == Mode.SPIN ? 2 : 1);
+        MemoryPlan plan = new MemoryPlan(model.config(), sequences, config.limits().maxLength(), 1,
+                config.gradientCheckpointing(), config.optimizer().stateTensors(), model.logProbChunkRows());
+        // A frozen opponent (precompute_ref_log_probs: false) is a second copy of the weights.
+        long opponent = mode == Mode.SPIN && !config.precomputeOpponent() ? plan.parameterCount() * Float.BYTES : 0;
+        long needed = plan.trainingStateBytes() + plan.activationBytesPerGpu() + opponent;
+        if (needed > backend.memoryBytes()) {
+            throw new IllegalArgumentException(String.format("%s: training needs about %s (fp32 weights, gradients, %d "
+                    + "optimizer state tensor(s)%s and activations of %d sequences of %d tokens) but %s has %s; lower "
+                    + "per_device_train_batch_size or max_length, or set gradient_checkpointing: true (spin inspect --memory "
+                    + "shows the plan)", config.source(), MemoryPlan.human(needed), config.optimizer().stateTensors(),
+                    opponent > 0 ? ", the frozen opponent" : "", sequences, config.limits().maxLength(), backend.name(),
+                    MemoryPlan.human(backend.memoryBytes())));
         }
     }
 

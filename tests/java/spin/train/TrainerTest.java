@@ -144,6 +144,17 @@ class TrainerTest {
     }
 
     @Test
+    void aRunThatCannotFitTheDevicesMemoryIsRefusedBeforeAllocatingNamingWhatToLower() {
+        Map<String, Object> s = settings(dir.resolve("huge"));
+        s.put("max_length", 1 << 24); // 16 records of up to 16M tokens: terabytes of activations
+        s.put("max_prompt_length", 1024);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> train(s, Trainer.Mode.SPIN, false));
+        assertTrue(e.getMessage().contains("training needs about") && e.getMessage().contains("lower per_device_train_batch_size"),
+                e.getMessage());
+        assertFalse(Files.exists(dir.resolve("huge").resolve(TrainingLog.FILE_NAME)));
+    }
+
+    @Test
     void aNonFiniteLossStopsTrainingAndKeepsTheLastGoodCheckpoint() throws IOException {
         Path out = dir.resolve("diverged");
         Map<String, Object> s = settings(out);
