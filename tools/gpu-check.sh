@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The one command to run when a GPU is lent (docs/ARCHITECTURE.md, "On a GPU"). It needs no JDK and
-# no Maven there: first, here, `tools/gpu-bundle.sh` packs a jlink'd runtime and the jars into
-# bundle.tar.xz (carry it, with the working tree, under the device tool's 64 MiB). Then, there:
-#   tools/gpu-check.sh [REPORT_DIR]        (default $OUT, else target/gpu-check)
+# The one command to run when a GPU is lent (README, "On a GPU machine"). It needs no JDK and no
+# Maven there: first, here, `tools/gpu-bundle.sh` packs a jlink'd runtime and the jars into
+# bundle.tar.xz (62.5 MB; with the tree it stays under the device tool's 64 MiB: name it in the
+# run's carry list). Then, there, from the repository root (timeout_s 540 leaves room to report):
+#   bash tools/gpu-check.sh [REPORT_DIR]        (default $OUT, else target/gpu-check)
 # Every step has its own time limit, so the whole check ends in under 8 minutes, and every figure
 # goes to REPORT_DIR/gpu-report.txt (full logs beside it in gpu-logs.txt):
 #   1. the machine: GPU, driver, nvcc, torch;
