@@ -125,33 +125,33 @@ final class CublasLtAbi {
     MemorySegment create() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
-            check(invoke(() -> (int) createCall.invokeExact(out)), "cublasLtCreate");
+            check(StatusCall.invoke(() -> (int) createCall.invokeExact(out)), "cublasLtCreate");
             return out.get(ADDRESS, 0);
         }
     }
 
     void destroy(MemorySegment handle) {
-        check(invoke(() -> (int) destroyCall.invokeExact(handle)), "cublasLtDestroy");
+        check(StatusCall.invoke(() -> (int) destroyCall.invokeExact(handle)), "cublasLtDestroy");
     }
 
     MemorySegment matmulDescCreate(int computeType, int scaleType) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
-            check(invoke(() -> (int) matmulDescCreateCall.invokeExact(out, computeType, scaleType)),
+            check(StatusCall.invoke(() -> (int) matmulDescCreateCall.invokeExact(out, computeType, scaleType)),
                     "cublasLtMatmulDescCreate");
             return out.get(ADDRESS, 0);
         }
     }
 
     void matmulDescDestroy(MemorySegment desc) {
-        check(invoke(() -> (int) matmulDescDestroyCall.invokeExact(desc)), "cublasLtMatmulDescDestroy");
+        check(StatusCall.invoke(() -> (int) matmulDescDestroyCall.invokeExact(desc)), "cublasLtMatmulDescDestroy");
     }
 
     /** Sets an attribute whose value is an int32_t. */
     void matmulDescSetInt(MemorySegment desc, int attribute, int value) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocateFrom(JAVA_INT, value);
-            check(invoke(() -> (int) matmulDescSetAttributeCall.invokeExact(desc, attribute, buffer,
+            check(StatusCall.invoke(() -> (int) matmulDescSetAttributeCall.invokeExact(desc, attribute, buffer,
                     buffer.byteSize())), "cublasLtMatmulDescSetAttribute");
         }
     }
@@ -160,26 +160,26 @@ final class CublasLtAbi {
     MemorySegment matrixLayoutCreate(int type, long rows, long cols, long ld) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
-            check(invoke(() -> (int) matrixLayoutCreateCall.invokeExact(out, type, rows, cols, ld)),
+            check(StatusCall.invoke(() -> (int) matrixLayoutCreateCall.invokeExact(out, type, rows, cols, ld)),
                     "cublasLtMatrixLayoutCreate");
             return out.get(ADDRESS, 0);
         }
     }
 
     void matrixLayoutDestroy(MemorySegment layout) {
-        check(invoke(() -> (int) matrixLayoutDestroyCall.invokeExact(layout)), "cublasLtMatrixLayoutDestroy");
+        check(StatusCall.invoke(() -> (int) matrixLayoutDestroyCall.invokeExact(layout)), "cublasLtMatrixLayoutDestroy");
     }
 
     MemorySegment preferenceCreate() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
-            check(invoke(() -> (int) preferenceCreateCall.invokeExact(out)), "cublasLtMatmulPreferenceCreate");
+            check(StatusCall.invoke(() -> (int) preferenceCreateCall.invokeExact(out)), "cublasLtMatmulPreferenceCreate");
             return out.get(ADDRESS, 0);
         }
     }
 
     void preferenceDestroy(MemorySegment preference) {
-        check(invoke(() -> (int) preferenceDestroyCall.invokeExact(preference)), "cublasLtMatmulPreferenceDestroy");
+        check(StatusCall.invoke(() -> (int) preferenceDestroyCall.invokeExact(preference)), "cublasLtMatmulPreferenceDestroy");
     }
 
     /** Sets an attribute whose value is a uint32_t. */
@@ -197,7 +197,7 @@ final class CublasLtAbi {
     }
 
     private void preferenceSetAttribute(MemorySegment preference, int attribute, MemorySegment buffer) {
-        check(invoke(() -> (int) preferenceSetAttributeCall.invokeExact(preference, attribute, buffer,
+        check(StatusCall.invoke(() -> (int) preferenceSetAttributeCall.invokeExact(preference, attribute, buffer,
                 buffer.byteSize())), "cublasLtMatmulPreferenceSetAttribute");
     }
 
@@ -212,7 +212,7 @@ final class CublasLtAbi {
             MemorySegment result = arena.allocate(HEURISTIC_RESULT);
             MemorySegment count = arena.allocate(JAVA_INT);
             String call = "cublasLtMatmulAlgoGetHeuristic";
-            check(invoke(() -> (int) algoGetHeuristicCall.invokeExact(handle, desc, aLayout, bLayout, cLayout,
+            check(StatusCall.invoke(() -> (int) algoGetHeuristicCall.invokeExact(handle, desc, aLayout, bLayout, cLayout,
                     dLayout, preference, 1, result, count)), call);
             if (count.get(JAVA_INT, 0) < 1) {
                 throw new CublasException(call, CublasException.Status.NOT_SUPPORTED.code);
@@ -227,27 +227,11 @@ final class CublasLtAbi {
             MemorySegment b, MemorySegment bLayout, MemorySegment beta, MemorySegment c, MemorySegment cLayout,
             MemorySegment d, MemorySegment dLayout, MemorySegment algo, MemorySegment workspace, long workspaceBytes,
             MemorySegment stream) {
-        check(invoke(() -> (int) matmulCall.invokeExact(handle, desc, alpha, a, aLayout, b, bLayout, beta, c, cLayout,
+        check(StatusCall.invoke(() -> (int) matmulCall.invokeExact(handle, desc, alpha, a, aLayout, b, bLayout, beta, c, cLayout,
                 d, dLayout, algo, workspace, workspaceBytes, stream)), "cublasLtMatmul");
     }
 
     // ------------------------------------------------------------------------------------------
-
-    /** A downcall returning a status: MethodHandle.invokeExact declares Throwable. */
-    @FunctionalInterface
-    private interface StatusCall {
-        int call() throws Throwable;
-    }
-
-    private static int invoke(StatusCall call) {
-        try {
-            return call.call();
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException("downcall threw a checked exception", t);
-        }
-    }
 
     private static void check(int status, String call) {
         if (status != SUCCESS) {

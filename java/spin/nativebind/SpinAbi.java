@@ -97,7 +97,7 @@ final class SpinAbi {
     int driverVersion() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(JAVA_INT);
-            check(invoke(() -> (int) driverVersionCall.invokeExact(out)), "spin_driver_version");
+            check(StatusCall.invoke(() -> (int) driverVersionCall.invokeExact(out)), "spin_driver_version");
             return out.get(JAVA_INT, 0);
         }
     }
@@ -105,7 +105,7 @@ final class SpinAbi {
     int runtimeVersion() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(JAVA_INT);
-            check(invoke(() -> (int) runtimeVersionCall.invokeExact(out)), "spin_runtime_version");
+            check(StatusCall.invoke(() -> (int) runtimeVersionCall.invokeExact(out)), "spin_runtime_version");
             return out.get(JAVA_INT, 0);
         }
     }
@@ -113,7 +113,7 @@ final class SpinAbi {
     int deviceCount() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(JAVA_INT);
-            check(invoke(() -> (int) deviceCountCall.invokeExact(out)), "spin_device_count");
+            check(StatusCall.invoke(() -> (int) deviceCountCall.invokeExact(out)), "spin_device_count");
             return out.get(JAVA_INT, 0);
         }
     }
@@ -121,7 +121,7 @@ final class SpinAbi {
     DeviceProperties deviceProperties(int device) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment props = arena.allocate(DEVICE_PROPS);
-            check(invoke(() -> (int) devicePropertiesCall.invokeExact(device, props)), "spin_device_properties");
+            check(StatusCall.invoke(() -> (int) devicePropertiesCall.invokeExact(device, props)), "spin_device_properties");
             return new DeviceProperties(device,
                     props.getString(offset("name")),
                     props.get(JAVA_LONG, offset("total_memory_bytes")),
@@ -135,54 +135,54 @@ final class SpinAbi {
     MemorySegment streamCreate() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
-            check(invoke(() -> (int) streamCreateCall.invokeExact(out)), "spin_stream_create");
+            check(StatusCall.invoke(() -> (int) streamCreateCall.invokeExact(out)), "spin_stream_create");
             return out.get(ADDRESS, 0);
         }
     }
 
     void streamDestroy(MemorySegment stream) {
-        check(invoke(() -> (int) streamDestroyCall.invokeExact(stream)), "spin_stream_destroy");
+        check(StatusCall.invoke(() -> (int) streamDestroyCall.invokeExact(stream)), "spin_stream_destroy");
     }
 
     void streamSynchronize(MemorySegment stream) {
-        check(invoke(() -> (int) streamSynchronizeCall.invokeExact(stream)), "spin_stream_synchronize");
+        check(StatusCall.invoke(() -> (int) streamSynchronizeCall.invokeExact(stream)), "spin_stream_synchronize");
     }
 
     /** The device pointer as an address-only segment. */
     MemorySegment malloc(long bytes) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
-            check(invoke(() -> (int) mallocCall.invokeExact(out, bytes)), "spin_malloc");
+            check(StatusCall.invoke(() -> (int) mallocCall.invokeExact(out, bytes)), "spin_malloc");
             return out.get(ADDRESS, 0);
         }
     }
 
     void free(MemorySegment pointer) {
-        check(invoke(() -> (int) freeCall.invokeExact(pointer)), "spin_free");
+        check(StatusCall.invoke(() -> (int) freeCall.invokeExact(pointer)), "spin_free");
     }
 
     void memcpy(MemorySegment dst, MemorySegment src, long bytes, int kind, MemorySegment stream) {
-        check(invoke(() -> (int) memcpyCall.invokeExact(dst, src, bytes, kind, stream)), "spin_memcpy");
+        check(StatusCall.invoke(() -> (int) memcpyCall.invokeExact(dst, src, bytes, kind, stream)), "spin_memcpy");
     }
 
     void memsetZero(MemorySegment dst, long bytes, MemorySegment stream) {
-        check(invoke(() -> (int) memsetZeroCall.invokeExact(dst, bytes, stream)), "spin_memset_zero");
+        check(StatusCall.invoke(() -> (int) memsetZeroCall.invokeExact(dst, bytes, stream)), "spin_memset_zero");
     }
 
     void setDevice(int device) {
-        check(invoke(() -> (int) setDeviceCall.invokeExact(device)), "spin_set_device");
+        check(StatusCall.invoke(() -> (int) setDeviceCall.invokeExact(device)), "spin_set_device");
     }
 
     MemorySegment mallocAsync(long bytes, MemorySegment stream) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
-            check(invoke(() -> (int) mallocAsyncCall.invokeExact(out, bytes, stream)), "spin_malloc_async");
+            check(StatusCall.invoke(() -> (int) mallocAsyncCall.invokeExact(out, bytes, stream)), "spin_malloc_async");
             return out.get(ADDRESS, 0);
         }
     }
 
     void freeAsync(MemorySegment pointer, MemorySegment stream) {
-        check(invoke(() -> (int) freeAsyncCall.invokeExact(pointer, stream)), "spin_free_async");
+        check(StatusCall.invoke(() -> (int) freeAsyncCall.invokeExact(pointer, stream)), "spin_free_async");
     }
 
     /** {current, peak} bytes of the current device's pool. */
@@ -190,56 +190,40 @@ final class SpinAbi {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment current = arena.allocate(JAVA_LONG);
             MemorySegment peak = arena.allocate(JAVA_LONG);
-            check(invoke(() -> (int) poolUsageCall.invokeExact(current, peak)), "spin_pool_usage");
+            check(StatusCall.invoke(() -> (int) poolUsageCall.invokeExact(current, peak)), "spin_pool_usage");
             return new long[] {current.get(JAVA_LONG, 0), peak.get(JAVA_LONG, 0)};
         }
     }
 
     void poolResetPeak() {
-        check(invoke(() -> (int) poolResetPeakCall.invokeExact()), "spin_pool_reset_peak");
+        check(StatusCall.invoke(() -> (int) poolResetPeakCall.invokeExact()), "spin_pool_reset_peak");
     }
 
     void poolTrim(long keepBytes) {
-        check(invoke(() -> (int) poolTrimCall.invokeExact(keepBytes)), "spin_pool_trim");
+        check(StatusCall.invoke(() -> (int) poolTrimCall.invokeExact(keepBytes)), "spin_pool_trim");
     }
 
     MemorySegment eventCreate() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
-            check(invoke(() -> (int) eventCreateCall.invokeExact(out)), "spin_event_create");
+            check(StatusCall.invoke(() -> (int) eventCreateCall.invokeExact(out)), "spin_event_create");
             return out.get(ADDRESS, 0);
         }
     }
 
     void eventDestroy(MemorySegment event) {
-        check(invoke(() -> (int) eventDestroyCall.invokeExact(event)), "spin_event_destroy");
+        check(StatusCall.invoke(() -> (int) eventDestroyCall.invokeExact(event)), "spin_event_destroy");
     }
 
     void eventRecord(MemorySegment event, MemorySegment stream) {
-        check(invoke(() -> (int) eventRecordCall.invokeExact(event, stream)), "spin_event_record");
+        check(StatusCall.invoke(() -> (int) eventRecordCall.invokeExact(event, stream)), "spin_event_record");
     }
 
     void streamWaitEvent(MemorySegment stream, MemorySegment event) {
-        check(invoke(() -> (int) streamWaitEventCall.invokeExact(stream, event)), "spin_stream_wait_event");
+        check(StatusCall.invoke(() -> (int) streamWaitEventCall.invokeExact(stream, event)), "spin_stream_wait_event");
     }
 
     // ------------------------------------------------------------------------------------------
-
-    /** A downcall returning a status: MethodHandle.invokeExact declares Throwable. */
-    @FunctionalInterface
-    private interface StatusCall {
-        int call() throws Throwable;
-    }
-
-    private static int invoke(StatusCall call) {
-        try {
-            return call.call();
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException("downcall threw a checked exception", t);
-        }
-    }
 
     void check(int status, String call) {
         if (status != SUCCESS) {

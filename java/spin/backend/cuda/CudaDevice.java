@@ -9,6 +9,7 @@ import spin.nativebind.CudaException;
 import spin.nativebind.CudaRuntime;
 import spin.nativebind.CudaStream;
 import spin.nativebind.DeviceProperties;
+import spin.nativebind.StatusCall;
 
 /**
  * The resources of one GPU (or of the emulator's one device) that a {@link CudaBackend} owns: the
@@ -131,24 +132,10 @@ final class CudaDevice implements AutoCloseable {
         return runtime.bindStatusCall(name, arguments);
     }
 
-    /** A native call returning a spin status: {@link MethodHandle#invokeExact} declares Throwable. */
-    @FunctionalInterface
-    interface StatusCall {
-        int call() throws Throwable;
-    }
-
     /** Runs {@code call} with this device current, and turns a failing status into a {@link CudaException}. */
     void launch(String name, StatusCall call) {
         makeCurrent();
-        int status;
-        try {
-            status = call.call();
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(name + " threw", t);
-        }
-        runtime.check(status, name);
+        runtime.check(StatusCall.invoke(call), name);
     }
 
     private void makeCurrent() {
