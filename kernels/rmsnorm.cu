@@ -1,10 +1,12 @@
-// RMSNorm as in HF Mistral, fp32: forward and backward with their launchers.
+// RMSNorm as in HF Mistral, on fp32 or bf16 activations (statistics and dWeight in fp32):
+// forward and backward with their launchers.
 //   forward:  rstd[n] = 1 / sqrt(mean(in[n,:]^2) + eps);  out[n,c] = (in[n,c] * rstd[n]) * weight[c]
 //   backward: dIn[n,c] = rstd * (weight[c] * dOut[n,c] - in[n,c] * rstd^2 * dot[n] / C),
 //             dot[n] = sum_c dOut[n,c] * weight[c] * in[n,c];
 //             dWeight[c] += sum_n dOut[n,c] * in[n,c] * rstd[n]
-// Shapes: in, out, dIn, dOut [N,C]; weight, dWeight [C]; rstd [N].
+// Shapes: in, out, dIn, dOut [N,C] and weight [C] of the compute dtype T; dWeight [C], rstd [N] fp32.
 #include "block_reduce.cuh"
+#include "dtype.cuh"
 #include "internal.h"
 
 namespace {
@@ -21,29 +23,34 @@ constexpr size_t DEFAULT_SHARED_LIMIT = 48 * 1024;
 constexpr size_t BLOCK_SUM_SHARED_BYTES = RMSNORM_BLOCK / WARP_SIZE * sizeof(float);
 
 // One block per row: the row is read once for the sum of squares and again (from cache) to scale.
+template <typename T>
 __global__ void __launch_bounds__(RMSNORM_BLOCK)
-rmsnorm_forward_kernel(float* out, float* rstd, const float* in, const float* weight, int C, float eps) {
+rmsnorm_forward_kernel(T* out, float* rstd, const T* in, const T* weight, int C, float eps) {
     __shared__ float warp_sums[RMSNORM_BLOCK / WARP_SIZE];
     const size_t row_offset = static_cast<size_t>(blockIdx.x) * C;
-    const float* x = in + row_offset;
-    float* y = out + row_offset;
+    const T* x = in + row_offset;
+    T* y = out + row_offset;
 
     float sum_squares = 0.0f;
-    for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) sum_squares += x[c] * x[c];
+    for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) {
+        const float xc = to_f32(x[c]);
+        sum_squares += xc * xc;
+    }
     sum_squares = block_sum<RMSNORM_BLOCK>(sum_squares, warp_sums);
 
     // 1/sqrtf rather than the approximate rsqrtf: correctly rounded, as the CPU op computes it.
     const float r = 1.0f / sqrtf(sum_squares / C + eps);
-    for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) y[c] = (x[c] * r) * weight[c];
+    for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) y[c] = from_f32<T>((to_f32(x[c]) * r) * to_f32(weight[c]));
     if (threadIdx.x == 0) rstd[blockIdx.x] = r;
 }
 
 // Block b handles rows [b * ROWS, b * ROWS + ROWS): writes their dIn and its own partial dWeight
 // row, partial[b, :], summed over those rows in row order. Thread t owns columns t, t + BLOCK, ...
 // of the shared accumulator, so the accumulation needs neither atomics nor barriers.
+template <typename T>
 __global__ void __launch_bounds__(RMSNORM_BLOCK)
-rmsnorm_backward_kernel(float* dIn, float* partial, const float* dOut, const float* in, const float* weight,
-                        const float* rstd, int N, int C) {
+rmsnorm_backward_kernel(T* dIn, float* partial, const T* dOut, const T* in, const T* weight, const float* rstd, int N,
+                        int C) {
     SPIN_DYNAMIC_SHARED(float, dweight_acc);  // [C]
     __shared__ float warp_sums[BLOCK_SUM_SHARED_BYTES / sizeof(float)];
     for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) dweight_acc[c] = 0.0f;
@@ -52,20 +59,20 @@ rmsnorm_backward_kernel(float* dIn, float* partial, const float* dOut, const flo
     const int end_row = min(first_row + RMSNORM_BACKWARD_ROWS, N);
     for (int row = first_row; row < end_row; ++row) {
         const size_t row_offset = static_cast<size_t>(row) * C;
-        const float* x = in + row_offset;
-        const float* dy = dOut + row_offset;
-        float* dx = dIn + row_offset;
+        const T* x = in + row_offset;
+        const T* dy = dOut + row_offset;
+        T* dx = dIn + row_offset;
         const float r = rstd[row];
 
         float dot = 0.0f;
-        for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) dot += dy[c] * weight[c] * x[c];
+        for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) dot += to_f32(dy[c]) * to_f32(weight[c]) * to_f32(x[c]);
         dot = block_sum<RMSNORM_BLOCK>(dot, warp_sums);
 
         const float x_coefficient = r * r * dot / C;
         for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) {
-            const float xc = x[c];
-            const float dyc = dy[c];
-            dx[c] = r * (weight[c] * dyc - xc * x_coefficient);
+            const float xc = to_f32(x[c]);
+            const float dyc = to_f32(dy[c]);
+            dx[c] = from_f32<T>(r * (to_f32(weight[c]) * dyc - xc * x_coefficient));
             dweight_acc[c] += dyc * (xc * r);
         }
     }
@@ -103,16 +110,20 @@ int check_shape(const char* call, int N, int C) {
 
 extern "C" {
 
-int spin_rmsnorm_forward(spin_stream_t stream, float* out, float* rstd, const float* in, const float* weight,
+int spin_rmsnorm_forward(spin_stream_t stream, int dtype, void* out, float* rstd, const void* in, const void* weight,
                          int N, int C, float eps) {
     if (int status = check_shape("spin_rmsnorm_forward", N, C)) return status;
     if (N == 0) return SPIN_OK;
     if (!out || !rstd || !in || !weight) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "spin_rmsnorm_forward: NULL tensor pointer");
     }
-    SPIN_LAUNCH(rmsnorm_forward_kernel, N, RMSNORM_BLOCK, 0, spin::to_cuda(stream), out, rstd, in, weight, C, eps);
-    SPIN_LAUNCH_CHECK(rmsnorm_forward_kernel);
-    return SPIN_OK;
+    return spin::with_dtype("spin_rmsnorm_forward", dtype, [&](auto element) -> int {
+        using T = decltype(element);
+        SPIN_LAUNCH(rmsnorm_forward_kernel<T>, N, RMSNORM_BLOCK, 0, spin::to_cuda(stream), static_cast<T*>(out), rstd,
+                    static_cast<const T*>(in), static_cast<const T*>(weight), C, eps);
+        SPIN_LAUNCH_CHECK(rmsnorm_forward_kernel);
+        return SPIN_OK;
+    });
 }
 
 int spin_rmsnorm_backward_scratch_bytes(int N, int C, size_t* out) {
@@ -122,23 +133,29 @@ int spin_rmsnorm_backward_scratch_bytes(int N, int C, size_t* out) {
     return SPIN_OK;
 }
 
-int spin_rmsnorm_backward(spin_stream_t stream, float* dIn, float* dWeight, float* scratch, const float* dOut,
-                          const float* in, const float* weight, const float* rstd, int N, int C) {
+int spin_rmsnorm_backward(spin_stream_t stream, int dtype, void* dIn, float* dWeight, float* scratch, const void* dOut,
+                          const void* in, const void* weight, const float* rstd, int N, int C) {
     if (int status = check_shape("spin_rmsnorm_backward", N, C)) return status;
     if (N == 0) return SPIN_OK;
     if (!dIn || !dWeight || !scratch || !dOut || !in || !weight || !rstd) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "spin_rmsnorm_backward: NULL tensor pointer");
     }
     const size_t shared_bytes = static_cast<size_t>(C) * sizeof(float);
-    if (shared_bytes + BLOCK_SUM_SHARED_BYTES > DEFAULT_SHARED_LIMIT) {
-        SPIN_CUDA_TRY(cudaFuncSetAttribute(rmsnorm_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(shared_bytes)));
-    }
     const cudaStream_t cuda_stream = spin::to_cuda(stream);
     const int blocks = backward_blocks(N);
-    SPIN_LAUNCH(rmsnorm_backward_kernel, blocks, RMSNORM_BLOCK, shared_bytes, cuda_stream, dIn, scratch, dOut, in,
-                weight, rstd, N, C);
-    SPIN_LAUNCH_CHECK(rmsnorm_backward_kernel);
+    const int status = spin::with_dtype("spin_rmsnorm_backward", dtype, [&](auto element) -> int {
+        using T = decltype(element);
+        if (shared_bytes + BLOCK_SUM_SHARED_BYTES > DEFAULT_SHARED_LIMIT) {
+            SPIN_CUDA_TRY(cudaFuncSetAttribute(rmsnorm_backward_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(shared_bytes)));
+        }
+        SPIN_LAUNCH(rmsnorm_backward_kernel<T>, blocks, RMSNORM_BLOCK, shared_bytes, cuda_stream, static_cast<T*>(dIn),
+                    scratch, static_cast<const T*>(dOut), static_cast<const T*>(in), static_cast<const T*>(weight), rstd,
+                    N, C);
+        SPIN_LAUNCH_CHECK(rmsnorm_backward_kernel);
+        return SPIN_OK;
+    });
+    if (status != SPIN_OK) return status;
     const dim3 reduce_block(REDUCE_COLUMNS, REDUCE_LANES);
     const int reduce_blocks = (C + REDUCE_COLUMNS - 1) / REDUCE_COLUMNS;
     SPIN_LAUNCH(rmsnorm_dweight_reduce_kernel, reduce_blocks, reduce_block, 0, cuda_stream, dWeight, scratch, blocks, C);

@@ -23,7 +23,7 @@ extern "C" {
 #define SPIN_EXPORT __attribute__((visibility("default")))
 
 /* Bumped whenever an entry point or struct below changes, so Java refuses a stale library. */
-#define SPIN_ABI_VERSION 3
+#define SPIN_ABI_VERSION 4
 
 enum spin_status {
     SPIN_OK = 0,
@@ -39,6 +39,17 @@ enum spin_memcpy_kind {
     SPIN_MEMCPY_HOST_TO_DEVICE = 1,
     SPIN_MEMCPY_DEVICE_TO_HOST = 2,
     SPIN_MEMCPY_DEVICE_TO_DEVICE = 3
+};
+
+/*
+ * Element type of an op's floating activation operands (its "compute dtype"; kernels/dtype.cuh).
+ * Every op that takes one says which operands it covers; statistics (rstd, lse), losses, parameter
+ * gradients and optimizer state stay fp32 whatever it is. bf16 travels as raw 16-bit patterns and
+ * every kernel accumulates in fp32, rounding once when it stores a bf16 result.
+ */
+enum spin_dtype {
+    SPIN_DTYPE_F32 = 0,
+    SPIN_DTYPE_BF16 = 1
 };
 
 typedef struct spin_stream_s* spin_stream_t;
@@ -266,22 +277,22 @@ SPIN_EXPORT int spin_attention_cached_forward(spin_stream_t stream, float* out, 
 /* ---- kernels: RMSNorm (kernels/rmsnorm.cu) ----------------------------------------------- */
 
 /*
- * out[N,C] = in[N,C] * rstd[n] * weight[C], rstd[N] = 1 / sqrt(mean(in[n,:]^2) + eps), all fp32.
- * N == 0 does nothing.
+ * out[N,C] = in[N,C] * rstd[n] * weight[C], rstd[N] = 1 / sqrt(mean(in[n,:]^2) + eps).
+ * dtype (enum spin_dtype) covers out, in and weight; rstd is fp32. N == 0 does nothing.
  */
-SPIN_EXPORT int spin_rmsnorm_forward(spin_stream_t stream, float* out, float* rstd, const float* in,
-                                     const float* weight, int N, int C, float eps);
+SPIN_EXPORT int spin_rmsnorm_forward(spin_stream_t stream, int dtype, void* out, float* rstd, const void* in,
+                                     const void* weight, int N, int C, float eps);
 
 /* Bytes of device scratch that spin_rmsnorm_backward needs for these shapes. */
 SPIN_EXPORT int spin_rmsnorm_backward_scratch_bytes(int N, int C, size_t* out);
 
 /*
- * dIn[N,C] = d loss / d in (overwritten); dWeight[C] += d loss / d weight (accumulated), from
- * dOut[N,C], the forward's in, weight and rstd[N]. Deterministic: dWeight is summed in a fixed
+ * dIn[N,C] = d loss / d in (overwritten); dWeight[C] += d loss / d weight (accumulated, fp32), from
+ * dOut[N,C], the forward's in, weight and rstd[N]; dtype covers dIn, dOut, in and weight. Deterministic: dWeight is summed in a fixed
  * order that depends on N and C only. scratch: spin_rmsnorm_backward_scratch_bytes(N, C) bytes.
  */
-SPIN_EXPORT int spin_rmsnorm_backward(spin_stream_t stream, float* dIn, float* dWeight, float* scratch,
-                                      const float* dOut, const float* in, const float* weight,
+SPIN_EXPORT int spin_rmsnorm_backward(spin_stream_t stream, int dtype, void* dIn, float* dWeight, float* scratch,
+                                      const void* dOut, const void* in, const void* weight,
                                       const float* rstd, int N, int C);
 
 /* ---- kernels: casts (kernels/cast.cu) ---------------------------------------------------- */

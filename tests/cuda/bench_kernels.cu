@@ -406,6 +406,10 @@ int main(int argc, char** argv) {
     std::printf("%-28s %-40s %11s  %-16s %s\n", "kernel", "shape", "median us", "rate", "of peak");
 
     const double f4 = 4.0, f2 = 2.0;  // bytes of fp32, bf16
+    // Activations in the CUDA backend's default compute dtype (fa bytes each); fp32 buffers are
+    // large enough to hold them.
+    const int act = SPIN_DTYPE_BF16;
+    const double fa = f2;
     const int runs = repeats, warm = 3;
 
     // ---- element-wise over the shard [P] (gradient accumulation, clipping, zeroing)
@@ -437,14 +441,15 @@ int main(int argc, char** argv) {
                NC * f4 + 2.0 * distinct_ids * C * f4 + N * f4, runs, warm,
                [&] { return spin_embedding_backward(stream, dtable, ids, dy, N, C, V); });
 
-    // ---- RMSNorm: forward N*C*4 read + N*C*4 written (+ C weight, N rstd);
-    // backward 2*N*C*4 read (dOut, in) + N*C*4 written (+ weight, rstd, dWeight read and written;
-    // the internal column partials in scratch are not counted)
-    bench.time("rmsnorm_forward", fmt("N=%d C=%d", N, C), Rate::Bandwidth, (2.0 * NC + C + N) * f4, runs, warm,
-               [&] { return spin_rmsnorm_forward(stream, y, rstd, x, norm_weight, N, C, 1e-5f); });
-    bench.time("rmsnorm_backward", fmt("N=%d C=%d", N, C), Rate::Bandwidth, (3.0 * NC + 3.0 * C + N) * f4, runs, warm,
-               [&] {
-                   return spin_rmsnorm_backward(stream, dx, norm_dweight, rms_scratch, dy, x, norm_weight, rstd, N, C);
+    // ---- RMSNorm: forward N*C read + N*C written (+ C weight) in the compute dtype, N rstd;
+    // backward 2*N*C read (dOut, in) + N*C written (+ weight), rstd and dWeight (fp32, read and
+    // written; the internal column partials in scratch are not counted)
+    bench.time("rmsnorm_forward", fmt("N=%d C=%d", N, C), Rate::Bandwidth, (2.0 * NC + C) * fa + N * f4, runs, warm,
+               [&] { return spin_rmsnorm_forward(stream, act, y, rstd, x, norm_weight, N, C, 1e-5f); });
+    bench.time("rmsnorm_backward", fmt("N=%d C=%d", N, C), Rate::Bandwidth, (3.0 * NC + C) * fa + (2.0 * C + N) * f4,
+               runs, warm, [&] {
+                   return spin_rmsnorm_backward(stream, act, dx, norm_dweight, rms_scratch, dy, x, norm_weight, rstd, N,
+                                                C);
                });
 
     // ---- RoPE [B,T,heads,D]: read once, written once (+ B*T*4 positions)

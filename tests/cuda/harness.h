@@ -116,6 +116,55 @@ inline float bf16_value(uint16_t bits) {
     return value;
 }
 
+// ---- operands in an op's compute dtype (enum spin_dtype) -------------------------------------------
+
+inline const char* dtype_name(int dtype) { return dtype == SPIN_DTYPE_BF16 ? "bf16" : "fp32"; }
+
+inline size_t dtype_bytes(int dtype) { return dtype == SPIN_DTYPE_BF16 ? 2 : 4; }
+
+// The values as the kernel sees them: rounded to bf16 for SPIN_DTYPE_BF16, so that the host
+// reference computes on exactly the kernel's inputs.
+inline std::vector<float> representable(std::vector<float> values, int dtype) {
+    if (dtype == SPIN_DTYPE_BF16) {
+        for (float& v : values) v = bf16_value(bf16_bits(v));
+    }
+    return values;
+}
+
+// A device copy of values in dtype (values already representable()).
+inline void* device_typed(const std::vector<float>& values, int dtype) {
+    if (dtype == SPIN_DTYPE_F32) return device_copy(values);
+    std::vector<uint16_t> bits(values.size());
+    for (size_t i = 0; i < values.size(); ++i) bits[i] = bf16_bits(values[i]);
+    return device_copy(bits);
+}
+
+// count elements of dtype holding NaN (all-ones bits).
+inline void* device_poisoned_typed(size_t count, int dtype) {
+    return dtype == SPIN_DTYPE_F32 ? static_cast<void*>(device_poisoned<float>(count))
+                                   : static_cast<void*>(device_poisoned<uint16_t>(count));
+}
+
+inline std::vector<float> host_typed(const void* device, size_t count, int dtype) {
+    if (dtype == SPIN_DTYPE_F32) return host_copy(static_cast<const float*>(device), count);
+    const std::vector<uint16_t> bits = host_copy(static_cast<const uint16_t*>(device), count);
+    std::vector<float> values(count);
+    for (size_t i = 0; i < count; ++i) values[i] = bf16_value(bits[i]);
+    return values;
+}
+
+// Whether an output's relative L2 error against the fp64 reference passes: in fp32 below
+// fp32_limit; in bf16 within factor times the error of a naive bf16 computation, one that computes
+// exactly and rounds its output once (DESIGN section 4: 2x for outputs, 3x for gradients), plus
+// fp32_limit for the fp32 arithmetic before the rounding.
+inline bool within_dtype_tolerance(double error, const std::vector<double>& expected, int dtype, double fp32_limit,
+                                   double factor) {
+    if (dtype == SPIN_DTYPE_F32) return error < fp32_limit;
+    std::vector<float> rounded(expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) rounded[i] = bf16_value(bf16_bits(static_cast<float>(expected[i])));
+    return error <= factor * relative_error(expected, rounded) + fp32_limit;
+}
+
 // ---- the registry of product-kernel checks ----------------------------------------------------------
 
 struct KernelCheck {

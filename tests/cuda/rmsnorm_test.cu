@@ -8,12 +8,13 @@ using namespace spin_test;
 
 namespace {
 
-void check_rmsnorm(int N, int C) {
+void check_rmsnorm(int dtype, int N, int C) {
     const float eps = 1e-5f;
-    const std::vector<float> in = random_floats(static_cast<size_t>(N) * C, 3.0f);
+    const std::vector<float> in = representable(random_floats(static_cast<size_t>(N) * C, 3.0f), dtype);
     std::vector<float> weight = random_floats(C, 0.2f);
     for (float& w : weight) w += 1.0f;
-    const std::vector<float> d_out = random_floats(static_cast<size_t>(N) * C);
+    weight = representable(weight, dtype);
+    const std::vector<float> d_out = representable(random_floats(static_cast<size_t>(N) * C), dtype);
     const std::vector<float> d_weight_before = random_floats(C);
 
     std::vector<double> out_ref(in.size()), rstd_ref(N), d_in_ref(in.size()), d_weight_ref(C);
@@ -36,29 +37,33 @@ void check_rmsnorm(int N, int C) {
             d_weight_ref[c] += static_cast<double>(d_out[i]) * in[i] * r;
         }
     }
-    float* in_d = device_copy(in);
-    float* weight_d = device_copy(weight);
-    float* d_out_d = device_copy(d_out);
+    void* in_d = device_typed(in, dtype);
+    void* weight_d = device_typed(weight, dtype);
+    void* d_out_d = device_typed(d_out, dtype);
     float* rstd_in_d = device_copy(rstd_f);
     float* d_weight_d = device_copy(d_weight_before);
-    float* out_d = device_poisoned<float>(in.size());
+    void* out_d = device_poisoned_typed(in.size(), dtype);
     float* rstd_d = device_poisoned<float>(N);
-    float* d_in_d = device_poisoned<float>(in.size());
+    void* d_in_d = device_poisoned_typed(in.size(), dtype);
     size_t scratch_bytes = 0;
     must(spin_rmsnorm_backward_scratch_bytes(N, C, &scratch_bytes), "spin_rmsnorm_backward_scratch_bytes");
     float* scratch_d = device_poisoned<float>(scratch_bytes / sizeof(float));
 
-    must(spin_rmsnorm_forward(nullptr, out_d, rstd_d, in_d, weight_d, N, C, eps), "spin_rmsnorm_forward");
-    must(spin_rmsnorm_backward(nullptr, d_in_d, d_weight_d, scratch_d, d_out_d, in_d, weight_d, rstd_in_d, N, C),
+    must(spin_rmsnorm_forward(nullptr, dtype, out_d, rstd_d, in_d, weight_d, N, C, eps), "spin_rmsnorm_forward");
+    must(spin_rmsnorm_backward(nullptr, dtype, d_in_d, d_weight_d, scratch_d, d_out_d, in_d, weight_d, rstd_in_d, N, C),
          "spin_rmsnorm_backward");
-    const double errors[4] = {relative_error(out_ref, host_copy(out_d, in.size())),
+    const double errors[4] = {relative_error(out_ref, host_typed(out_d, in.size(), dtype)),
                               relative_error(rstd_ref, host_copy(rstd_d, N)),
-                              relative_error(d_in_ref, host_copy(d_in_d, in.size())),
+                              relative_error(d_in_ref, host_typed(d_in_d, in.size(), dtype)),
                               relative_error(d_weight_ref, host_copy(d_weight_d, C))};
-    const bool ok = errors[0] < 1e-5 && errors[1] < 1e-5 && errors[2] < 1e-4 && errors[3] < 1e-5;
-    report(ok, "spin_rmsnorm_forward/backward N=%d C=%d: relative errors out %.1e rstd %.1e dIn %.1e dWeight %.1e",
-           N, C, errors[0], errors[1], errors[2], errors[3]);
-    for (float* p : {in_d, weight_d, d_out_d, rstd_in_d, d_weight_d, out_d, rstd_d, d_in_d, scratch_d}) cudaFree(p);
+    const bool ok = within_dtype_tolerance(errors[0], out_ref, dtype, 1e-5, 2) && errors[1] < 1e-5 &&
+                    within_dtype_tolerance(errors[2], d_in_ref, dtype, 1e-4, 3) && errors[3] < 1e-5;
+    report(ok, "spin_rmsnorm_forward/backward %s N=%d C=%d: relative errors out %.1e rstd %.1e dIn %.1e dWeight %.1e",
+           dtype_name(dtype), N, C, errors[0], errors[1], errors[2], errors[3]);
+    for (void* p : {in_d, weight_d, d_out_d, static_cast<void*>(rstd_in_d), static_cast<void*>(d_weight_d), out_d,
+                    static_cast<void*>(rstd_d), d_in_d, static_cast<void*>(scratch_d)}) {
+        cudaFree(p);
+    }
 }
 
 }  // namespace
@@ -67,5 +72,7 @@ void check_rmsnorm(int N, int C) {
 // multiple of the 256 threads, and a row too long for the default 48 KiB of shared memory.
 SPIN_KERNEL_CHECKS(rmsnorm) {
     const int shapes[][2] = {{1, 3}, {7, 5}, {9, 300}, {17, 1023}, {3, 12345}};
-    for (const auto& shape : shapes) check_rmsnorm(shape[0], shape[1]);
+    for (int dtype : {SPIN_DTYPE_F32, SPIN_DTYPE_BF16}) {
+        for (const auto& shape : shapes) check_rmsnorm(dtype, shape[0], shape[1]);
+    }
 }

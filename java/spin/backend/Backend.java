@@ -22,8 +22,13 @@ import java.util.List;
  * Reductions have a fixed order; no result depends on thread scheduling.
  *
  * <h2>Precision</h2>
- * Ops compute in fp32 with fp32 (or wider) accumulators. Unless an op says otherwise its floating
- * tensors are {@link DType#F32}; {@link #cast} converts to and from {@link DType#BF16}.
+ * Ops accumulate in fp32 (or wider). An op's <em>activation</em> operands (inputs and outputs
+ * between layers, their gradients, and the compute weights they are multiplied with: the
+ * {@link #computeType()} a model uses) are all F32 or all BF16; a BF16 result is computed in fp32
+ * and rounded once, to nearest even, as it is stored. Statistics (rstd, lse), log-probs, losses,
+ * parameter gradients (dWeight, dTable) and optimizer state are always F32. An op whose Javadoc
+ * names no dtype takes F32 only. The CPU backend computes in F32 throughout (the reference) and
+ * refuses BF16 activations; {@link #cast} converts between the two anywhere.
  *
  * <h2>Synchronisation</h2>
  * A device backend may run ops asynchronously; methods that return host values, and
@@ -32,6 +37,19 @@ import java.util.List;
 public interface Backend extends AutoCloseable {
 
     String name();
+
+    /**
+     * The dtype models on this backend keep activations and compute weights in: F32 on the CPU,
+     * BF16 on a CUDA device unless it was opened for fp32 ({@link Devices#open}).
+     */
+    default DType computeType() {
+        return DType.F32;
+    }
+
+    /** The compute dtypes this backend's activation ops take: F32 everywhere, BF16 on CUDA. */
+    default java.util.Set<DType> computeTypes() {
+        return java.util.Set.of(DType.F32);
+    }
 
     // ---------------------------------------------------------------- memory
 
@@ -153,11 +171,11 @@ public interface Backend extends AutoCloseable {
 
     /**
      * RMSNorm as HF Mistral: out[N,C] = in * rsqrt(mean(in^2) + eps) * weight[C].
-     * Saves rstd[N] = rsqrt(mean(in^2) + eps) for the backward.
+     * Saves rstd[N] = rsqrt(mean(in^2) + eps) (F32) for the backward. Activations: out, in, weight.
      */
     void rmsnormForward(Tensor out, Tensor rstd, Tensor in, Tensor weight, float eps);
 
-    /** dIn[N,C] = d/d in; dWeight[C] += d/d weight. */
+    /** dIn[N,C] = d/d in; dWeight[C] (F32) += d/d weight. Activations: dIn, dOut, in, weight. */
     void rmsnormBackward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight, Tensor rstd);
 
     // ---------------------------------------------------------------- rotary embedding

@@ -21,17 +21,26 @@ public final class Devices {
     /** A device as {@code spin info} lists it: what it is, or why it cannot be opened. */
     public record Listing(DeviceSpec spec, String description, Optional<String> unavailable) {}
 
+    /** A backend on {@code spec} at the device's own precision ({@link Precision#AUTO}). */
+    public static Backend open(DeviceSpec spec, int threads) {
+        return open(spec, threads, Precision.AUTO);
+    }
+
     /**
-     * A backend on {@code spec}.
+     * A backend on {@code spec} computing in {@code precision}.
      *
      * @param threads CPU threads for the CPU backend (0 = every core); ignored by devices
      * @throws IllegalArgumentException naming the device and why it cannot be opened
      */
-    public static Backend open(DeviceSpec spec, int threads) {
+    public static Backend open(DeviceSpec spec, int threads, Precision precision) {
         if (threads < 0) {
             throw new IllegalArgumentException("--threads must be >= 0 (0 = every core), got " + threads);
         }
         if (spec.kind() == DeviceSpec.Kind.CPU) {
+            if (precision.computeType(DType.F32) != DType.F32) {
+                throw new IllegalArgumentException("the CPU backend computes in fp32 (it is the reference); --precision "
+                        + precision + " needs a CUDA device (--device cuda or cuda-emu)");
+            }
             return threads == 0 ? new CpuBackend() : new CpuBackend(threads);
         }
         Optional<String> whyNot = whyNot(spec);
@@ -39,7 +48,7 @@ public final class Devices {
             throw new IllegalArgumentException("cannot open device " + spec + ": " + whyNot.get() + "; use --device cpu");
         }
         CudaRuntime runtime = spec.kind() == DeviceSpec.Kind.CUDA_EMU ? CudaRuntime.loadEmulated() : CudaRuntime.load();
-        return new CudaBackend(runtime, spec);
+        return new CudaBackend(runtime, spec, precision.computeType(DType.BF16));
     }
 
     /** The CPU, each GPU the CUDA runtime reports (or the reason there are none), and the emulator. */

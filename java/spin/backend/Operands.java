@@ -25,6 +25,32 @@ public final class Operands {
         }
     }
 
+    /**
+     * The compute dtype of an op's activation operands: each belongs to {@code backend} and is F32
+     * or BF16, all alike ({@code null}s, the optional operands, are skipped).
+     */
+    public static DType requireActivations(Backend backend, Tensor... tensors) {
+        DType dtype = null;
+        Tensor first = null;
+        for (Tensor t : tensors) {
+            if (t == null) {
+                continue;
+            }
+            requireOn(backend, t);
+            if (t.dtype() != DType.F32 && t.dtype() != DType.BF16) {
+                throw new IllegalArgumentException("activation " + t + " must be F32 or BF16");
+            }
+            if (dtype == null) {
+                dtype = t.dtype();
+                first = t;
+            } else if (t.dtype() != dtype) {
+                throw new IllegalArgumentException("activation " + t + " must have the dtype of " + first
+                        + ": an op's activations and compute weights share one compute dtype");
+            }
+        }
+        return dtype == null ? DType.F32 : dtype;
+    }
+
     public static void requireDtype(Backend backend, Tensor t, DType dtype, String name) {
         requireOn(backend, t);
         if (t.dtype() != dtype) {

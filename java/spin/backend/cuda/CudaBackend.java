@@ -31,6 +31,9 @@ import spin.nativebind.DeviceMemory;
  * bytes) and freed back to it on close.
  */
 public final class CudaBackend implements Backend {
+    private static final java.util.Set<DType> COMPUTE_TYPES = java.util.Set.of(DType.F32, DType.BF16);
+
+    private final DType computeType;
     private final CudaDevice device;
     private final String name;
     private final Elementwise elementwise;
@@ -50,9 +53,14 @@ public final class CudaBackend implements Backend {
 
     /**
      * Opens {@code spec} (a {@code cuda:N} GPU through {@code runtime} = {@link CudaRuntime#load()}, or
-     * {@code cuda-emu:0} through {@link CudaRuntime#loadEmulated()}).
+     * {@code cuda-emu:0} through {@link CudaRuntime#loadEmulated()}) for models computing in
+     * {@code computeType} (F32 or BF16).
      */
-    public CudaBackend(CudaRuntime runtime, DeviceSpec spec) {
+    public CudaBackend(CudaRuntime runtime, DeviceSpec spec, DType computeType) {
+        if (!COMPUTE_TYPES.contains(computeType)) {
+            throw new IllegalArgumentException("a CUDA device computes in F32 or BF16, not " + computeType);
+        }
+        this.computeType = computeType;
         this.device = new CudaDevice(runtime, spec);
         this.name = spec + " (" + device.properties().name() + ")";
         elementwise = new Elementwise(this, device);
@@ -74,6 +82,16 @@ public final class CudaBackend implements Backend {
     @Override
     public String name() {
         return name;
+    }
+
+    @Override
+    public DType computeType() {
+        return computeType;
+    }
+
+    @Override
+    public java.util.Set<DType> computeTypes() {
+        return COMPUTE_TYPES;
     }
 
     /** The device's resources (streams, event, pool), for this package's collectives and tests. */

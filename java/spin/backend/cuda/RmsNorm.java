@@ -22,25 +22,27 @@ final class RmsNorm {
     RmsNorm(CudaBackend backend, CudaDevice device) {
         this.backend = backend;
         this.device = device;
-        forward = device.bind("spin_rmsnorm_forward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT,
-                JAVA_FLOAT);
+        forward = device.bind("spin_rmsnorm_forward", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT,
+                JAVA_INT, JAVA_FLOAT);
         scratchBytes = device.bind("spin_rmsnorm_backward_scratch_bytes", JAVA_INT, JAVA_INT, ADDRESS);
-        backward = device.bind("spin_rmsnorm_backward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                ADDRESS, JAVA_INT, JAVA_INT);
+        backward = device.bind("spin_rmsnorm_backward", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, JAVA_INT, JAVA_INT);
     }
 
     void forward(Tensor out, Tensor rstd, Tensor in, Tensor weight, float eps) {
-        Operands.requireF32(backend, out, rstd, in, weight);
+        int dtype = NativeDType.of(Operands.requireActivations(backend, out, in, weight));
+        Operands.requireF32(backend, rstd);
         int c = Math.toIntExact(weight.size()), n = Operands.rows(in, c, "in");
         Operands.requireSameSize(out, in, "in");
         Operands.requireLength(rstd, n);
         var stream = device.compute().handle();
-        device.launch("spin_rmsnorm_forward", () -> (int) forward.invokeExact(stream, out.memory(), rstd.memory(),
+        device.launch("spin_rmsnorm_forward", () -> (int) forward.invokeExact(stream, dtype, out.memory(), rstd.memory(),
                 in.memory(), weight.memory(), n, c, eps));
     }
 
     void backward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight, Tensor rstd) {
-        Operands.requireF32(backend, dIn, dWeight, dOut, in, weight, rstd);
+        int dtype = NativeDType.of(Operands.requireActivations(backend, dIn, dOut, in, weight));
+        Operands.requireF32(backend, dWeight, rstd);
         int c = Math.toIntExact(weight.size()), n = Operands.rows(in, c, "in");
         Operands.requireSameSize(dIn, in, "in");
         Operands.requireSameSize(dOut, in, "in");
@@ -54,7 +56,7 @@ final class RmsNorm {
         }
         try (Scratch scratch = new Scratch(device, bytes)) {
             var stream = device.compute().handle();
-            device.launch("spin_rmsnorm_backward", () -> (int) backward.invokeExact(stream, dIn.memory(),
+            device.launch("spin_rmsnorm_backward", () -> (int) backward.invokeExact(stream, dtype, dIn.memory(),
                     dWeight.memory(), scratch.memory(), dOut.memory(), in.memory(), weight.memory(), rstd.memory(), n, c));
         }
     }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -26,6 +27,10 @@ import spin.backend.cpu.CpuBackend;
  * backward, odd shapes, masks with holes, grouped-query attention, windows shorter than T. Written
  * once; each device tier extends it ({@link EmulatedBackendTest} on {@code cuda-emu} in CI,
  * {@link GpuBackendTest} on a real GPU).
+ *
+ * <p>Where the device computes in BF16 ({@link Backend#computeTypes()}), the {@code bf16} cases run
+ * each op on BF16 activations against the CPU's fp32 result on the same (bf16-valued) inputs, by
+ * DESIGN section 4's rule ({@link #sameBf16}).
  *
  * <p>Outputs are compared element by element, |device - cpu| <= atol + rtol * |cpu|, with atol a
  * fraction of the reference's largest magnitude: both compute in fp32 and differ only in
@@ -213,6 +218,30 @@ abstract class BackendContract {
                     be.write(dWeight, dWBefore);
                 }
                 be.rmsnormBackward(dIn, dWeight, be.fromHost(dOut, n, c), x, weight, rstd);
+            });
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,3", "9,300", "17,1023"})
+    void rmsnormOnBf16Activations(int n, int c) {
+        requireBf16();
+        float[] in = bf16Floats(n * c, 3f), w = bf16Floats(c, 1f), dOut = bf16Floats(n * c, 1f), dWBefore = floats(c, 1f);
+        float eps = 1e-5f;
+        sameBf16("rmsnormForward out", n * c, true, 2, (be, act, out) -> be.rmsnormForward(out.get(),
+                be.allocate(DType.F32, n), input(be, act, in, n, c), input(be, act, w, c), eps));
+        sameBf16("rmsnormForward rstd", n, false, 2, (be, act, out) -> be.rmsnormForward(be.allocate(act, n, c), out.get(),
+                input(be, act, in, n, c), input(be, act, w, c), eps));
+        for (boolean dIn : new boolean[] {true, false}) {
+            sameBf16(dIn ? "rmsnormBackward dIn" : "rmsnormBackward dWeight", dIn ? n * c : c, dIn, 3, (be, act, out) -> {
+                Tensor x = input(be, act, in, n, c), weight = input(be, act, w, c), rstd = be.allocate(DType.F32, n);
+                be.rmsnormForward(be.allocate(act, n, c), rstd, x, weight, eps);
+                Tensor dWeight = dIn ? be.fromHost(dWBefore, c) : out.get();
+                if (!dIn) {
+                    be.write(dWeight, dWBefore);
+                }
+                be.rmsnormBackward(dIn ? out.get() : be.allocate(act, n, c), dWeight, input(be, act, dOut, n, c), x, weight,
+                        rstd);
             });
         }
     }
@@ -493,6 +522,70 @@ abstract class BackendContract {
         return actual;
     }
 
+    /** An op run with its activations in {@code act}: BF16 on the device, F32 on the CPU. */
+    @FunctionalInterface
+    interface TypedOp {
+        void run(Backend backend, DType act, Output out);
+    }
+
+    /** Skips a BF16 case where the device does not compute in BF16 (the CPU, the reference). */
+    private void requireBf16() {
+        assumeTrue(device.computeTypes().contains(DType.BF16), device.name() + " does not compute in BF16");
+    }
+
+    /** A tensor of {@code act} holding {@code values} (bf16-valued: see {@link #bf16Floats}). */
+    private static Tensor input(Backend be, DType act, float[] values, int... shape) {
+        Tensor t = be.allocate(act, shape);
+        be.write(t, values);
+        return t;
+    }
+
+    /** Random floats that bf16 holds exactly, so that both backends see the same inputs. */
+    private float[] bf16Floats(int n, float scale) {
+        float[] v = floats(n, scale);
+        for (int i = 0; i < n; i++) {
+            v[i] = BFloat16.toFloat(BFloat16.fromFloat(v[i]));
+        }
+        return v;
+    }
+
+    /**
+     * Runs {@code op} on the device with BF16 activations and on the CPU with F32 ones, and holds the
+     * device to DESIGN section 4: a naive bf16 computation, exact and rounded once, is off by at most
+     * half a bf16 ulp per element, so each element of a BF16 output may be off by {@code factor}
+     * half-ulps (2 for outputs, 3 for gradients) and the output's L2 error may be {@code factor}
+     * times that of the CPU's result rounded to bf16, each plus the fp32 tolerance (summation order).
+     * F32 outputs ({@code activationOutput} false: statistics, parameter gradients) keep the fp32
+     * tolerance: they are computed in fp32 from the same inputs.
+     */
+    private float[] sameBf16(String name, int size, boolean activationOutput, double factor, TypedOp op) {
+        float[] expected = run(cpu, size, DType.F32, (be, out) -> op.run(be, DType.F32, out));
+        float[] actual = run(device, size, activationOutput ? DType.BF16 : DType.F32,
+                (be, out) -> op.run(be, DType.BF16, out));
+        float scale = 0;
+        for (float e : expected) {
+            scale = Math.max(scale, Math.abs(e));
+        }
+        double error = 0, naive = 0, norm = 0;
+        for (int i = 0; i < size; i++) {
+            float e = expected[i], a = actual[i];
+            double slack = ATOL * Math.max(1, scale) + RTOL * Math.abs(e);
+            double halfUlp = activationOutput ? Math.ulp(Math.abs(e)) * 65536 / 2 : 0;
+            if (!(Math.abs(a - e) <= factor * halfUlp + slack)) {
+                fail(name + " (bf16): element " + i + " of " + size + " is " + a + " on " + device.name() + ", " + e
+                        + " on the CPU in fp32 (seed " + seed + ")");
+            }
+            double rounded = activationOutput ? BFloat16.toFloat(BFloat16.fromFloat(e)) : e;
+            error += (a - e) * (double) (a - e);
+            naive += (rounded - e) * (rounded - e);
+            norm += (double) e * e;
+        }
+        double relative = Math.sqrt(error / norm), naiveRelative = Math.sqrt(naive / norm);
+        assertTrue(relative <= factor * naiveRelative + RTOL, name + " (bf16): relative L2 error " + relative + " on "
+                + device.name() + ", more than " + factor + " x " + naiveRelative + " of rounding to bf16 (seed " + seed + ")");
+        return actual;
+    }
+
     private void exact(String name, int size, Op op) {
         float[] expected = run(cpu, size, op), actual = run(device, size, op);
         for (int i = 0; i < size; i++) {
@@ -504,14 +597,19 @@ abstract class BackendContract {
     }
 
     private float[] run(Backend be, int size, Op op) {
+        return run(be, size, DType.F32, op);
+    }
+
+    /** Runs {@code op}, whose output (of {@code outType}, poisoned with NaN) it asks for, and reads the output. */
+    private float[] run(Backend be, int size, DType outType, Op op) {
         List<Tensor> made = new ArrayList<>();
         Tensor[] out = new Tensor[1];
         Backend tracking = TrackingBackend.of(be, made);
         op.run(tracking, () -> {
             if (out[0] == null) {
-                out[0] = be.allocate(DType.F32, size);
+                out[0] = be.allocate(outType, size);
                 made.add(out[0]);
-                be.fill(out[0], Float.NaN);
+                poison(be, out[0]);
             }
             return out[0];
         });
@@ -519,6 +617,17 @@ abstract class BackendContract {
             return be.read(out[0] == null ? fail("op wrote no output") : out[0]);
         } finally {
             made.forEach(Tensor::close);
+        }
+    }
+
+    /** NaN in every element: fill for F32; BF16 through a write (a rounded NaN stays NaN). */
+    private static void poison(Backend be, Tensor t) {
+        if (t.dtype() == DType.F32) {
+            be.fill(t, Float.NaN);
+        } else {
+            float[] nan = new float[Math.toIntExact(t.size())];
+            java.util.Arrays.fill(nan, Float.NaN);
+            be.write(t, nan);
         }
     }
 

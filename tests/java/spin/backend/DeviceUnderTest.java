@@ -11,7 +11,12 @@ public final class DeviceUnderTest {
 
     private DeviceUnderTest() {}
 
+    /** The device computing in fp32: the tier whose results are held to the CPU's at fp32 tolerances. */
     public static Backend openOrSkip(String spec) {
+        return openOrSkip(spec, Precision.FP32);
+    }
+
+    public static Backend openOrSkip(String spec, Precision precision) {
         DeviceSpec device = DeviceSpec.parse(spec);
         for (Devices.Listing listing : Devices.list()) {
             if (listing.spec().equals(device) && listing.unavailable().isPresent()) {
@@ -23,6 +28,6 @@ public final class DeviceUnderTest {
                 abort(spec + " test skipped: " + reason);
             }
         }
-        return Devices.open(device, 0);
+        return Devices.open(device, 0, precision);
     }
 }
