@@ -12,9 +12,11 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import spin.backend.Backend;
+import spin.backend.DType;
 import spin.backend.FrozenWeights;
 import spin.backend.Tensor;
 import spin.backend.Backend;
+import spin.backend.DType;
 import spin.generate.BatchGenerator;
 import spin.generate.GenerationListener;
 import spin.generate.GenerationRequest;
@@ -77,8 +79,8 @@ public final class BenchCommand implements Runnable {
             withinPositions(config, "--seq-len", sequenceLength);
             int t = device.threadCount() == 0 ? Runtime.getRuntime().availableProcessors() : device.threadCount();
             try (Backend backend = device.open()) {
-                MemoryPlan plan = plan(config);
-                long needed = plan.trainingStateBytes() + plan.activationBytesPerGpu();
+                MemoryPlan plan = plan(config, backend.computeType());
+                long needed = plan.totalBytesPerGpu();
                 if (needed > backend.memoryBytes()) {
                     throw new IllegalArgumentException("--batch " + batch + " x --seq-len " + sequenceLength + " needs "
                             + MemoryPlan.human(needed) + " (weights, gradients and activations of preset " + preset + ") but "
@@ -90,8 +92,8 @@ public final class BenchCommand implements Runnable {
         }
 
         /** What the benchmarked pass holds, as spin inspect --memory plans it (no optimizer state). */
-        private MemoryPlan plan(MistralConfig config) {
-            return new MemoryPlan(config, batch, sequenceLength, 1, recompute, 0, logProbChunk.rows(config));
+        private MemoryPlan plan(MistralConfig config, DType computeType) {
+            return new MemoryPlan(config, batch, sequenceLength, 1, recompute, 0, logProbChunk.rows(config), computeType);
         }
 
         private void run(PrintWriter out, MistralConfig config, Backend backend, int t) {
@@ -131,10 +133,10 @@ public final class BenchCommand implements Runnable {
                         backend.name());
                 out.printf("median %.3f s per step (min %.3f, max %.3f) over %d iterations: %.1f tokens/s%n", median, seconds[0],
                         seconds[iterations - 1], iterations, n / median);
-                MemoryPlan plan = plan(config);
+                MemoryPlan plan = plan(config, backend.computeType());
                 backend.memoryUsage().ifPresent(usage -> out.printf(
-                        "device memory peak %s; predicted %s (fp32 weights, gradients and activations, as spin inspect --memory)%n",
-                        MemoryPlan.human(usage.peakBytes()), MemoryPlan.human(plan.trainingStateBytes() + plan.activationBytesPerGpu())));
+                        "device memory peak %s; predicted %s (weights, gradients and activations, as spin inspect --memory)%n",
+                        MemoryPlan.human(usage.peakBytes()), MemoryPlan.human(plan.totalBytesPerGpu())));
             }
         }
     }
@@ -196,10 +198,20 @@ public final class BenchCommand implements Runnable {
         private Backend withRoomFor(Backend backend, long needed) {
             if (needed > backend.memoryBytes()) {
                 throw new IllegalArgumentException("--batch " + batch + " sequences of --prompt-len + --new-tokens tokens need "
-                        + MemoryPlan.human(needed) + " (fp32 weights and the KV cache of preset " + preset + ") but " + backend.name()
+                        + MemoryPlan.human(needed) + " (the weights and the KV cache of preset " + preset + ") but " + backend.name()
                         + " has " + MemoryPlan.human(backend.memoryBytes()) + "; lower --batch");
             }
             return backend;
+        }
+
+        /**
+         * Bytes a generation run holds: fp32 master weights, their compute copy where the compute
+         * dtype is not F32, and the KV cache of {@code cachedTokens} tokens.
+         */
+        private static long generationBytes(MistralConfig config, DType computeType, long cachedTokens) {
+            long parameters = new ParameterLayout(config).totalSize();
+            long computeCopy = computeType == DType.F32 ? 0 : parameters * computeType.byteSize();
+            return parameters * Float.BYTES + computeCopy + cachedTokens * KvCache.bytesPerToken(config, computeType);
         }
 
         @Override
@@ -216,8 +228,7 @@ public final class BenchCommand implements Runnable {
             withinPositions(config, "--prompt-len + --new-tokens", (long) promptLength + newTokens);
             int t = device.threadCount() == 0 ? Runtime.getRuntime().availableProcessors() : device.threadCount();
             int blockSize = GenerationOptions.BLOCK_SIZE;
-            long cacheBytes = batch * GenerationOptions.blocksFor((long) promptLength + newTokens) * blockSize * KvCache.bytesPerToken(config);
-            long needed = cacheBytes + new ParameterLayout(config).totalSize() * Float.BYTES;
+            long cachedTokens = batch * GenerationOptions.blocksFor((long) promptLength + newTokens) * blockSize;
             Random rng = new Random(1);
             List<GenerationRequest> requests = new ArrayList<>();
             for (int i = 0; i < batch; i++) {
@@ -229,7 +240,8 @@ public final class BenchCommand implements Runnable {
             int warmups;
             long packedBytes;
             double packSeconds;
-            try (Backend backend = device.open(); MistralModel model = new MistralModel(config, withRoomFor(backend, needed));
+            try (Backend backend = device.open(); MistralModel model = new MistralModel(config, withRoomFor(backend,
+                    generationBytes(config, backend.computeType(), cachedTokens)));
                     KvCache cache = new KvCache(config, backend, blockSize,
                             Math.toIntExact(BatchGenerator.blocksForFullBatch(requests, batch, newTokens + 1, blockSize)));
                     FrozenWeights frozen = model.freezeWeights()) {

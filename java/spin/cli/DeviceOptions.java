@@ -5,9 +5,10 @@ import java.util.List;
 import picocli.CommandLine.Option;
 import spin.backend.Backend;
 import spin.backend.DeviceSpec;
+import spin.backend.Precision;
 import spin.backend.Devices;
 
-/** The flags every command that computes shares: which device, and how many CPU threads. */
+/** The flags every command that computes shares: which device, its precision, and how many CPU threads. */
 final class DeviceOptions {
     @Option(names = "--device", description = "cpu, cuda, cuda:N (GPU N) or cuda-emu[:N] (default: cpu)")
     String device;
@@ -15,8 +16,15 @@ final class DeviceOptions {
     @Option(names = "--threads", description = "CPU threads (default: all cores)")
     Integer threads;
 
+    @Option(names = "--precision", description = "compute dtype: auto (fp32 on the CPU, bf16 on a GPU), fp32 or bf16")
+    String precision;
+
     DeviceSpec spec() {
         return device == null ? DeviceSpec.CPU : DeviceSpec.parse(device);
+    }
+
+    Precision precision() {
+        return precision == null ? Precision.AUTO : Precision.parse(precision);
     }
 
     /** CPU threads, 0 meaning every core. */
@@ -26,7 +34,7 @@ final class DeviceOptions {
 
     /** A backend on the device; one that cannot be opened is an error naming it and why. */
     Backend open() {
-        return Devices.open(spec(), threadCount());
+        return Devices.open(spec(), threadCount(), precision());
     }
 
     /** The flags that were given, as arguments for a command run in-process (iterate, demo). */
@@ -37,6 +45,9 @@ final class DeviceOptions {
         }
         if (threads != null) {
             out.addAll(List.of("--threads", threads.toString()));
+        }
+        if (precision != null) {
+            out.addAll(List.of("--precision", precision));
         }
         return out;
     }

@@ -121,13 +121,14 @@ final class GenerationOptions {
     KvCache cache(MistralConfig config, Backend backend, long wantedBlocks) {
         // saturating: a budget beyond 8 EiB is as good as unlimited (the cache is cut to wantedBlocks anyway)
         long budgetBytes = kvCacheMb > Long.MAX_VALUE >> 20 ? Long.MAX_VALUE : kvCacheMb << 20;
-        long budgetBlocks = budgetBytes / (KvCache.bytesPerToken(config) * BLOCK_SIZE);
+        long perBlock = KvCache.bytesPerToken(config, backend.computeType()) * BLOCK_SIZE;
+        long budgetBlocks = budgetBytes / perBlock;
         if (budgetBlocks < 1) {
             throw new IllegalArgumentException("--kv-cache-mb " + kvCacheMb + " holds no block of " + BLOCK_SIZE + " tokens ("
-                    + KvCache.bytesPerToken(config) * BLOCK_SIZE + " bytes for this model); raise it");
+                    + perBlock + " bytes for this model); raise it");
         }
         long blocks = Math.max(1, Math.min(budgetBlocks, wantedBlocks));
-        long bytes = blocks * KvCache.bytesPerToken(config) * BLOCK_SIZE;
+        long bytes = blocks * perBlock;
         if (bytes > backend.memoryBytes() || blocks > Integer.MAX_VALUE / BLOCK_SIZE) {
             throw new IllegalArgumentException(String.format("the KV cache would take %.1f GiB (--batch-size %d sequences of the "
                     + "longest answers, at most --kv-cache-mb %d) but %s has %.1f GiB of memory; lower --kv-cache-mb or --batch-size",

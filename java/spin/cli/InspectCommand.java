@@ -11,6 +11,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import spin.backend.DType;
+import spin.backend.Precision;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 import spin.io.SafetensorsCheckpoint;
@@ -46,6 +48,10 @@ public final class InspectCommand implements Callable<Integer> {
     @Option(names = "--gpus", defaultValue = "8", description = "GPUs the ZeRO-3 state is sharded over (default ${DEFAULT-VALUE})")
     private int gpus;
 
+    @Option(names = "--precision", defaultValue = "bf16",
+            description = "compute dtype the plan assumes: bf16 (a GPU's own) or fp32 (default ${DEFAULT-VALUE})")
+    private String precision;
+
     @Option(names = "--no-recompute", description = "plan without activation recompute (gradient checkpointing)")
     private boolean noRecompute;
 
@@ -71,8 +77,8 @@ public final class InspectCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--memory needs a model directory with config.json, or --preset");
             }
             out.println();
-            out.print(new MemoryPlan(config, batch, sequenceLength, gpus, !noRecompute, optimizerStates, logProbChunk.rows(config))
-                    .report());
+            out.print(new MemoryPlan(config, batch, sequenceLength, gpus, !noRecompute, optimizerStates, logProbChunk.rows(config),
+                    Precision.parse(precision).computeType(DType.BF16)).report());
         }
         out.flush();
         return 0;

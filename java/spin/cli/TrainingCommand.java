@@ -34,13 +34,16 @@ abstract class TrainingCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        // --device and --threads are the config's device and threads keys, given the way every command takes them
+        // --device, --threads and --precision are the config's keys of those names, given the way every command takes them
         List<String> all = new ArrayList<>(overrides);
         if (device.device != null) {
             all.add("--device=" + device.device);
         }
         if (device.threads != null) {
             all.add("--threads=" + device.threads);
+        }
+        if (device.precision != null) {
+            all.add("--precision=" + device.precision);
         }
         TrainConfig settings = TrainConfig.load(config, all);
         Trainer.run(settings, mode(), resume, spec.commandLine().getErr());

@@ -42,25 +42,26 @@ public final class KvCache implements AutoCloseable {
         this.values = new Tensor[layers];
         int rows = Math.multiplyExact(blockSize, blockCount);
         for (int l = 0; l < layers; l++) {
-            keys[l] = backend.allocate(DType.F32, rows, config.numKeyValueHeads(), config.headDim());
-            values[l] = backend.allocate(DType.F32, rows, config.numKeyValueHeads(), config.headDim());
+            keys[l] = backend.allocate(backend.computeType(), rows, config.numKeyValueHeads(), config.headDim());
+            values[l] = backend.allocate(backend.computeType(), rows, config.numKeyValueHeads(), config.headDim());
         }
         for (int b = 0; b < blockCount; b++) {
             freeBlocks.add(b);
         }
     }
 
-    /** Bytes of K and V per cached token, over all layers. */
-    public static long bytesPerToken(MistralConfig config) {
-        return 2L * config.numHiddenLayers() * config.keyValueDim() * Float.BYTES;
+    /** Bytes of K and V per cached token, over all layers, held in {@code computeType} (the backend's). */
+    public static long bytesPerToken(MistralConfig config, DType computeType) {
+        return 2L * config.numHiddenLayers() * config.keyValueDim() * computeType.byteSize();
     }
 
     /** A cache holding as many blocks as fit in {@code bytes}. */
     public static KvCache withBudget(MistralConfig config, Backend backend, long bytes, int blockSize) {
-        long blocks = bytes / (bytesPerToken(config) * blockSize);
+        long perBlock = bytesPerToken(config, backend.computeType()) * blockSize;
+        long blocks = bytes / perBlock;
         if (blocks < 1) {
             throw new IllegalArgumentException("a KV cache budget of " + bytes + " bytes holds no block of " + blockSize
-                    + " tokens (" + bytesPerToken(config) * blockSize + " bytes); raise the budget");
+                    + " tokens (" + perBlock + " bytes); raise the budget");
         }
         return new KvCache(config, backend, blockSize, Math.toIntExact(Math.min(blocks, Integer.MAX_VALUE / blockSize)));
     }

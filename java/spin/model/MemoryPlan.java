@@ -1,30 +1,43 @@
 package spin.model;
 
+import spin.backend.DType;
+
 /**
  * Bytes a training run needs, from the config, the micro-batch and the sequence length, for this
- * engine's layout: bf16 weights for compute, fp32 master weights, fp32 gradients and the
- * optimizer's fp32 state, all sharded over the GPUs as ZeRO-3 does, plus fp32 activations per GPU.
+ * engine's layout ({@link MistralModel}): fp32 master weights, their copy in the compute dtype
+ * (none in fp32), fp32 gradients and the optimizer's fp32 state, all sharded over the GPUs as
+ * ZeRO-3 does, plus activations in the compute dtype (statistics and logits in fp32) per GPU.
  *
  * @param optimizerStates fp32 buffers per parameter the optimizer keeps (RMSprop 1, AdamW 2)
  * @param logProbChunkRows the model's {@link MistralModel#logProbChunkRows()}: 0 plans the whole
  *     [N, V] logits, else one chunk of that many rows
+ * @param computeType the backend's {@link spin.backend.Backend#computeType()}: F32 or BF16
  */
 public record MemoryPlan(MistralConfig config, int batch, int sequenceLength, int gpus, boolean activationRecompute,
-        int optimizerStates, int logProbChunkRows) {
+        int optimizerStates, int logProbChunkRows, DType computeType) {
 
     public MemoryPlan {
         if (batch <= 0 || sequenceLength <= 0 || gpus <= 0 || optimizerStates < 0 || logProbChunkRows < 0) {
             throw new IllegalArgumentException("batch, sequence length and GPUs must be positive, optimizer states and "
                     + "log-prob chunk rows not negative");
         }
+        if (computeType != DType.F32 && computeType != DType.BF16) {
+            throw new IllegalArgumentException("the compute dtype is F32 or BF16, not " + computeType);
+        }
+    }
+
+    /** Bytes of one activation element. */
+    private long act() {
+        return computeType.byteSize();
     }
 
     public long parameterCount() {
         return new ParameterLayout(config).totalSize();
     }
 
-    public long bf16WeightBytes() {
-        return parameterCount() * 2;
+    /** The weights products use: a copy in the compute dtype, or none where that is F32 (the master weights serve). */
+    public long computeWeightBytes() {
+        return computeType == DType.F32 ? 0 : parameterCount() * act();
     }
 
     /** fp32 master weights, gradients and optimizer state, before sharding. */
@@ -34,46 +47,50 @@ public record MemoryPlan(MistralConfig config, int batch, int sequenceLength, in
 
     /** Per GPU: its shard of everything parameter-sized. */
     public long shardedStateBytesPerGpu() {
-        return (bf16WeightBytes() + trainingStateBytes() + gpus - 1) / gpus;
+        return (computeWeightBytes() + trainingStateBytes() + gpus - 1) / gpus;
     }
 
     private long rows() {
         return (long) batch * sequenceLength;
     }
 
-    /** fp32 activations one layer saves for its backward. */
+    /** What one layer saves for its backward: activations in the compute dtype, two rstd and the attention lse in fp32. */
     public long layerActivationBytes() {
         MistralConfig c = config;
-        long perRow = 3L * c.hiddenSize() + 2 + 2L * c.queryDim() + 2L * c.keyValueDim() + c.numAttentionHeads()
-                + 3L * c.intermediateSize();
-        return rows() * perRow * 4;
+        long activations = 3L * c.hiddenSize() + 2L * c.queryDim() + 2L * c.keyValueDim() + 3L * c.intermediateSize();
+        long statistics = 2 + c.numAttentionHeads();
+        return rows() * (activations * act() + statistics * 4);
     }
 
     /** The residual stream kept at every layer boundary (all that survives with recompute). */
     public long residualBytes() {
-        return rows() * (config.numHiddenLayers() + 1L) * config.hiddenSize() * 4;
+        return rows() * (config.numHiddenLayers() + 1L) * config.hiddenSize() * act();
     }
 
-    /** The fp32 logits buffer: [N, V] unfused, one chunk of rows fused. */
+    /**
+     * The fp32 logits buffer, [N, V] unfused or one chunk of rows fused, and where the compute
+     * dtype is not F32 the gradient of as many logits in it (the fp32 buffer takes its own in place).
+     */
     public long logitsBytes() {
-        return MistralModel.logitBufferRows(logProbChunkRows, rows()) * config.vocabSize() * 4;
+        long logits = MistralModel.logitBufferRows(logProbChunkRows, rows()) * config.vocabSize();
+        return logits * 4 + (computeType == DType.F32 ? 0 : logits * act());
     }
 
-    /** Peak fp32 activations per GPU for one forward + backward of the micro-batch. */
+    /** Peak activations per GPU for one forward + backward of the micro-batch. */
     public long activationBytesPerGpu() {
         long layers = activationRecompute ? 1 : config.numHiddenLayers();
         long backwardScratch = rows() * (3L * config.hiddenSize() + 2L * config.queryDim() + 2L * config.keyValueDim()
-                + 3L * config.intermediateSize()) * 4;
+                + 3L * config.intermediateSize()) * act();
         return residualBytes() + layers * layerActivationBytes() + logitsBytes() + backwardScratch;
     }
 
-    /** The parameters of the largest layer, all-gathered in bf16 while it runs (ZeRO-3). */
+    /** The parameters of the largest layer, all-gathered in the compute dtype while it runs (ZeRO-3; none on one GPU). */
     public long gatheredLayerBytes() {
         MistralConfig c = config;
         long layer = 2L * c.hiddenSize() + (long) c.hiddenSize() * (2L * c.queryDim() + 2L * c.keyValueDim())
                 + 3L * c.hiddenSize() * c.intermediateSize();
         long vocab = (long) c.vocabSize() * c.hiddenSize();
-        return Math.max(layer, vocab) * 2;
+        return gpus == 1 ? 0 : Math.max(layer, vocab) * act();
     }
 
     public long totalBytesPerGpu() {
@@ -85,14 +102,17 @@ public record MemoryPlan(MistralConfig config, int batch, int sequenceLength, in
         b.append(String.format("Parameters:            %,d%n", parameterCount()));
         b.append(String.format("Micro-batch:           %d x %d tokens, %d GPU(s), activation recompute %s, %d optimizer state(s)%n",
                 batch, sequenceLength, gpus, activationRecompute ? "on" : "off", optimizerStates));
+        b.append(String.format("Compute dtype:         %s (activations and the weights products use)%n",
+                computeType == DType.F32 ? "fp32" : "bf16"));
         b.append(String.format("lm_head + log-prob:    %s%n", logProbChunkRows == 0 ? "unfused (the whole [N, V] logits at once)"
                 : "fused, in chunks of " + logProbChunkRows + " rows"));
-        b.append(String.format("bf16 weights:          %s%n", human(bf16WeightBytes())));
+        b.append(String.format("compute weights:       %s%n", computeType == DType.F32 ? "the fp32 master weights"
+                : human(computeWeightBytes()) + " (bf16 copy)"));
         b.append(String.format("fp32 master+grad+opt:  %s (all GPUs together)%n", human(trainingStateBytes())));
         b.append(String.format("per GPU, sharded:      %s%n", human(shardedStateBytesPerGpu())));
         b.append(String.format("per GPU, activations:  %s (one layer %s, residual stream %s, logits %s)%n",
                 human(activationBytesPerGpu()), human(layerActivationBytes()), human(residualBytes()), human(logitsBytes())));
-        b.append(String.format("per GPU, gathered:     %s (largest layer or vocabulary matrix in bf16)%n", human(gatheredLayerBytes())));
+        b.append(String.format("per GPU, gathered:     %s (largest layer or vocabulary matrix, ZeRO-3)%n", human(gatheredLayerBytes())));
         b.append(String.format("per GPU, total:        %s%n", human(totalBytesPerGpu())));
         return b.toString();
     }

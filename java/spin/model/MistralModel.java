@@ -26,6 +26,13 @@ import spin.model.ParameterLayout.Names;
  * differentiating it. Token log-probs and gradients equal the unfused path's up to fp32 rounding
  * (the lm_head gradient sums its rows chunk by chunk); {@link ForwardState#logits()} is only there
  * unfused ({@code setLogProbChunkRows(0)}).
+ *
+ * <p>Precision: the master weights ({@link #parameters()}) and gradients are F32; activations,
+ * their gradients and the weights products use are the backend's {@link Backend#computeType()}.
+ * When that is BF16 the model keeps a BF16 copy of the weights, rounded from the master weights
+ * on the first pass after {@link #parameters()} was last handed out (whoever holds the master
+ * buffer may change it: a load, an optimizer step), so a changed weight is never used stale.
+ * Logits, log-probs and normalisation statistics are F32 in either case.
  */
 public final class MistralModel implements AutoCloseable {
     /**
@@ -39,6 +46,10 @@ public final class MistralModel implements AutoCloseable {
     private final Backend backend;
     private final ParameterLayout layout;
     private final ParameterBuffer parameters;
+    private final DType computeType;
+    /** The BF16 weights products use, or null when they use the F32 master weights. */
+    private final ParameterBuffer computeWeights;
+    private boolean computeWeightsStale = true;
     private ParameterBuffer gradients;
     private boolean activationRecompute;
     private int logProbChunkRows;
@@ -49,6 +60,8 @@ public final class MistralModel implements AutoCloseable {
         this.backend = backend;
         this.layout = new ParameterLayout(config);
         this.parameters = new ParameterBuffer(backend, layout);
+        this.computeType = backend.computeType();
+        this.computeWeights = computeType == DType.F32 ? null : new ParameterBuffer(backend, layout, computeType);
         this.logProbChunkRows = defaultLogProbChunkRows(config);
     }
 
@@ -73,8 +86,30 @@ public final class MistralModel implements AutoCloseable {
         return backend;
     }
 
+    /**
+     * The F32 master weights. Handing them out marks the compute copy (where there is one) stale:
+     * the next pass rounds it afresh, so writes through this buffer are always seen.
+     */
     public ParameterBuffer parameters() {
+        computeWeightsStale = true;
         return parameters;
+    }
+
+    /** The dtype of activations and of the weights products use: the backend's {@link Backend#computeType()}. */
+    public DType computeType() {
+        return computeType;
+    }
+
+    /** The weights a pass multiplies by: the master weights, or their BF16 copy rounded afresh if stale. */
+    private ParameterBuffer weights() {
+        if (computeWeights == null) {
+            return parameters;
+        }
+        if (computeWeightsStale) {
+            backend.cast(computeWeights.flat(), parameters.flat());
+            computeWeightsStale = false;
+        }
+        return computeWeights;
     }
 
     /** Gradient buffer, allocated zeroed on first use. */
@@ -132,12 +167,14 @@ public final class MistralModel implements AutoCloseable {
         if (workspace == null) {
             workspace = new Workspace(backend);
         }
-        ForwardState s = new ForwardState(backend, workspace.acquire(), config, b, t, ids, keyMask, targets, logProbChunkRows);
-        backend.embeddingForward(s.residual.get(0), ids, parameters.get(Names.EMBED));
+        ParameterBuffer w = weights();
+        ForwardState s = new ForwardState(backend, workspace.acquire(), config, computeType, b, t, ids, keyMask, targets,
+                logProbChunkRows);
+        backend.embeddingForward(s.residual.get(0), ids, w.get(Names.EMBED));
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             LayerActivations acts = new LayerActivations(s.buffers, activationRecompute ? "recompute." : "layer" + l + ".",
-                    config, b, t);
-            layerForward(l, s.residual.get(l), acts, s.scratchC, s.residual.get(l + 1), s.positions, batchAttention(s));
+                    config, computeType, b, t);
+            layerForward(l, w, s.residual.get(l), acts, s.scratchC, s.residual.get(l + 1), s.positions, batchAttention(s));
             if (activationRecompute) {
                 acts.close();
                 s.layers.add(null);
@@ -146,8 +183,8 @@ public final class MistralModel implements AutoCloseable {
             }
         }
         Tensor last = s.residual.get(config.numHiddenLayers());
-        backend.rmsnormForward(s.finalNormed, s.finalRstd, last, parameters.get(Names.FINAL_NORM), config.rmsNormEps());
-        Tensor lmHead = lmHead(parameters);
+        backend.rmsnormForward(s.finalNormed, s.finalRstd, last, w.get(Names.FINAL_NORM), config.rmsNormEps());
+        Tensor lmHead = lmHead(w);
         for (int start = 0; start < s.rows(); start += s.logitRows) {
             LogitChunk chunk = s.logitChunk(start);
             backend.matmulForward(chunk.logits, chunk.normed, lmHead);
@@ -172,24 +209,24 @@ public final class MistralModel implements AutoCloseable {
      * One decoder layer over n = B*T rows: {@code out = middle + mlp(middle)}, {@code middle = in +
      * attention(in)}; {@code scratch} [n, C] takes the projections back to the residual width.
      */
-    private void layerForward(int l, Tensor in, LayerActivations a, Tensor scratch, Tensor out, Tensor positions,
-            AttentionStep attention) {
+    private void layerForward(int l, ParameterBuffer w, Tensor in, LayerActivations a, Tensor scratch, Tensor out,
+            Tensor positions, AttentionStep attention) {
         int n = Math.toIntExact(in.size() / config.hiddenSize());
         float eps = config.rmsNormEps(), theta = config.ropeTheta();
-        backend.rmsnormForward(a.normed1, a.rstd1, in, parameters.get(Names.inputNorm(l)), eps);
-        backend.matmulForward(a.q.reshape(n, config.queryDim()), a.normed1, parameters.get(Names.q(l)));
-        backend.matmulForward(a.k.reshape(n, config.keyValueDim()), a.normed1, parameters.get(Names.k(l)));
-        backend.matmulForward(a.v.reshape(n, config.keyValueDim()), a.normed1, parameters.get(Names.v(l)));
+        backend.rmsnormForward(a.normed1, a.rstd1, in, w.get(Names.inputNorm(l)), eps);
+        backend.matmulForward(a.q.reshape(n, config.queryDim()), a.normed1, w.get(Names.q(l)));
+        backend.matmulForward(a.k.reshape(n, config.keyValueDim()), a.normed1, w.get(Names.k(l)));
+        backend.matmulForward(a.v.reshape(n, config.keyValueDim()), a.normed1, w.get(Names.v(l)));
         backend.ropeForward(a.q, a.q, positions, theta);
         backend.ropeForward(a.k, a.k, positions, theta);
         attention.run(l, a);
-        backend.matmulForward(scratch, a.attention.reshape(n, config.queryDim()), parameters.get(Names.o(l)));
+        backend.matmulForward(scratch, a.attention.reshape(n, config.queryDim()), w.get(Names.o(l)));
         backend.add(a.middle, in, scratch);
-        backend.rmsnormForward(a.normed2, a.rstd2, a.middle, parameters.get(Names.postAttentionNorm(l)), eps);
-        backend.matmulForward(a.gate, a.normed2, parameters.get(Names.gate(l)));
-        backend.matmulForward(a.up, a.normed2, parameters.get(Names.up(l)));
+        backend.rmsnormForward(a.normed2, a.rstd2, a.middle, w.get(Names.postAttentionNorm(l)), eps);
+        backend.matmulForward(a.gate, a.normed2, w.get(Names.gate(l)));
+        backend.matmulForward(a.up, a.normed2, w.get(Names.up(l)));
         backend.swigluForward(a.activated, a.gate, a.up);
-        backend.matmulForward(scratch, a.activated, parameters.get(Names.down(l)));
+        backend.matmulForward(scratch, a.activated, w.get(Names.down(l)));
         backend.add(out, a.middle, scratch);
     }
 
@@ -200,33 +237,36 @@ public final class MistralModel implements AutoCloseable {
      * [B,T], then closes the state.
      */
     public void backward(ForwardState s, Tensor dTokenLogps) {
-        ParameterBuffer g = gradients();
+        ParameterBuffer g = gradients(), w = weights();
         int n = s.rows();
-        try (s; BackwardScratch d = new BackwardScratch(s.buffers, config, s.batch, s.time)) {
+        try (s; BackwardScratch d = new BackwardScratch(s.buffers, config, computeType, s.batch, s.time)) {
             // Last chunk first: the buffer still holds its logits from the forward (unfused, that
             // chunk is every row), so only the chunks before it are recomputed.
             int lastStart = (n - 1) / s.logitRows * s.logitRows, c = config.hiddenSize();
-            Tensor lmHead = lmHead(parameters), dLmHead = lmHead(g);
+            Tensor lmHead = lmHead(w), dLmHead = lmHead(g);
             for (int start = lastStart; start >= 0; start -= s.logitRows) {
                 LogitChunk chunk = s.logitChunk(start);
                 if (start != lastStart) {
                     backend.matmulForward(chunk.logits, chunk.normed, lmHead);
                 }
-                Tensor dLogits = chunk.logits; // overwritten in place: the logits are not needed any more
+                // In F32 the logits are overwritten in place (not needed any more); in BF16 the
+                // gradient goes to a BF16 buffer of the chunk's shape, the lm_head product's dtype.
+                Tensor dLogits = computeType == DType.F32 ? chunk.logits
+                        : d.dLogits(s.buffers, computeType, s.logitRows, config.vocabSize()).view(0, chunk.rows, config.vocabSize());
                 backend.logprobBackward(dLogits, dTokenLogps.view(start, chunk.rows), chunk.logits, chunk.targets, chunk.vocabLse);
                 backend.matmulBackward(d.normedC.view((long) start * c, chunk.rows, c), dLmHead, dLogits, chunk.normed, lmHead);
             }
             Tensor last = s.residual.get(config.numHiddenLayers());
-            backend.rmsnormBackward(d.residual, g.get(Names.FINAL_NORM), d.normedC, last, parameters.get(Names.FINAL_NORM),
+            backend.rmsnormBackward(d.residual, g.get(Names.FINAL_NORM), d.normedC, last, w.get(Names.FINAL_NORM),
                     s.finalRstd);
             for (int l = config.numHiddenLayers() - 1; l >= 0; l--) {
                 LayerActivations acts = s.layers.get(l);
                 boolean recomputed = acts == null;
                 if (recomputed) {
-                    acts = new LayerActivations(s.buffers, "recompute.", config, s.batch, s.time);
-                    layerForward(l, s.residual.get(l), acts, s.scratchC, d.scratchC, s.positions, batchAttention(s));
+                    acts = new LayerActivations(s.buffers, "recompute.", config, computeType, s.batch, s.time);
+                    layerForward(l, w, s.residual.get(l), acts, s.scratchC, d.scratchC, s.positions, batchAttention(s));
                 }
-                layerBackward(l, s, s.residual.get(l), acts, d, g, n);
+                layerBackward(l, w, s, s.residual.get(l), acts, d, g, n);
                 if (recomputed) {
                     acts.close();
                 }
@@ -236,33 +276,33 @@ public final class MistralModel implements AutoCloseable {
     }
 
     /** On entry d.residual holds d loss / d layer output; on return d loss / d layer input. */
-    private void layerBackward(int l, ForwardState s, Tensor in, LayerActivations a, BackwardScratch d,
+    private void layerBackward(int l, ParameterBuffer w, ForwardState s, Tensor in, LayerActivations a, BackwardScratch d,
             ParameterBuffer g, int n) {
         // MLP branch: out = middle + down(silu(gate(normed2)) * up(normed2))
-        backend.matmulBackward(d.activated, g.get(Names.down(l)), d.residual, a.activated, parameters.get(Names.down(l)));
+        backend.matmulBackward(d.activated, g.get(Names.down(l)), d.residual, a.activated, w.get(Names.down(l)));
         backend.swigluBackward(d.gate, d.up, d.activated, a.gate, a.up);
-        backend.matmulBackward(d.normedC, g.get(Names.gate(l)), d.gate, a.normed2, parameters.get(Names.gate(l)));
-        backend.matmulBackward(d.scratchC, g.get(Names.up(l)), d.up, a.normed2, parameters.get(Names.up(l)));
+        backend.matmulBackward(d.normedC, g.get(Names.gate(l)), d.gate, a.normed2, w.get(Names.gate(l)));
+        backend.matmulBackward(d.scratchC, g.get(Names.up(l)), d.up, a.normed2, w.get(Names.up(l)));
         backend.accumulate(d.normedC, d.scratchC);
         backend.rmsnormBackward(d.scratchC, g.get(Names.postAttentionNorm(l)), d.normedC, a.middle,
-                parameters.get(Names.postAttentionNorm(l)), a.rstd2);
+                w.get(Names.postAttentionNorm(l)), a.rstd2);
         backend.accumulate(d.residual, d.scratchC);
         // Attention branch: middle = in + o(attention(rope(q(normed1)), rope(k(normed1)), v(normed1)))
         backend.matmulBackward(d.attention.reshape(n, config.queryDim()), g.get(Names.o(l)), d.residual,
-                a.attention.reshape(n, config.queryDim()), parameters.get(Names.o(l)));
+                a.attention.reshape(n, config.queryDim()), w.get(Names.o(l)));
         backend.attentionBackward(d.q, d.k, d.v, d.attention, a.q, a.k, a.v, s.keyMask, a.attention, a.attentionLse,
                 config.slidingWindow());
         backend.ropeBackward(d.q, d.q, s.positions, config.ropeTheta());
         backend.ropeBackward(d.k, d.k, s.positions, config.ropeTheta());
         backend.matmulBackward(d.normedC, g.get(Names.q(l)), d.q.reshape(n, config.queryDim()), a.normed1,
-                parameters.get(Names.q(l)));
+                w.get(Names.q(l)));
         backend.matmulBackward(d.scratchC, g.get(Names.k(l)), d.k.reshape(n, config.keyValueDim()), a.normed1,
-                parameters.get(Names.k(l)));
+                w.get(Names.k(l)));
         backend.accumulate(d.normedC, d.scratchC);
         backend.matmulBackward(d.scratchC, g.get(Names.v(l)), d.v.reshape(n, config.keyValueDim()), a.normed1,
-                parameters.get(Names.v(l)));
+                w.get(Names.v(l)));
         backend.accumulate(d.normedC, d.scratchC);
-        backend.rmsnormBackward(d.scratchC, g.get(Names.inputNorm(l)), d.normedC, in, parameters.get(Names.inputNorm(l)),
+        backend.rmsnormBackward(d.scratchC, g.get(Names.inputNorm(l)), d.normedC, in, w.get(Names.inputNorm(l)),
                 a.rstd1);
         backend.accumulate(d.residual, d.scratchC);
     }
@@ -279,14 +319,15 @@ public final class MistralModel implements AutoCloseable {
      * ({@code BatchGenerator.generate}).
      */
     public FrozenWeights freezeWeights() {
+        ParameterBuffer w = weights();
         List<Tensor> weights = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             for (String name : new String[] {Names.q(l), Names.k(l), Names.v(l), Names.o(l), Names.gate(l), Names.up(l),
                     Names.down(l)}) {
-                weights.add(parameters.get(name));
+                weights.add(w.get(name));
             }
         }
-        weights.add(lmHead(parameters));
+        weights.add(lmHead(w));
         return backend.freezeWeights(weights);
     }
 
@@ -351,14 +392,16 @@ public final class MistralModel implements AutoCloseable {
             decodeWorkspace = new Workspace(backend);
         }
         // The buffers stay in the workspace after the call: the returned logits are a view of one.
+        ParameterBuffer weights = weights();
         try (Workspace.Buffers w = decodeWorkspace.acquire()) {
             Tensor index = w.take("index", DType.I32, indices.length);
             backend.write(index, indices);
             Tensor idT = index.view(0, m), seqT = index.view(seqAt, m), posT = index.view(posAt, 1, m),
                     rowT = index.view(rowAt, m), lastT = index.view(lastAt, sequences),
                     tableT = index.view(tableAt, sequences, maxBlocks);
-            LayerActivations a = new LayerActivations(w, "layer.", config, 1, m);
-            Tensor x = w.take("x", DType.F32, m, c), next = w.take("next", DType.F32, m, c), scratch = w.take("scratch", DType.F32, m, c);
+            LayerActivations a = new LayerActivations(w, "layer.", config, computeType, 1, m);
+            Tensor x = w.take("x", computeType, m, c), next = w.take("next", computeType, m, c),
+                    scratch = w.take("scratch", computeType, m, c);
             int rows = m;
             AttentionStep cached = (l, acts) -> {
                 Tensor keys = cache.keys(l), values = cache.values(l);
@@ -368,10 +411,10 @@ public final class MistralModel implements AutoCloseable {
                 backend.attentionCachedForward(acts.attention.reshape(rows, h, d), acts.q.reshape(rows, h, d), keys, values,
                         tableT, seqT, posT.reshape(rows), cache.blockSize(), config.slidingWindow());
             };
-            backend.embeddingForward(x, idT, parameters.get(Names.EMBED));
+            backend.embeddingForward(x, idT, weights.get(Names.EMBED));
             Tensor in = x, out = next;
             for (int l = 0; l < config.numHiddenLayers(); l++) {
-                layerForward(l, in, a, scratch, out, posT, cached);
+                layerForward(l, weights, in, a, scratch, out, posT, cached);
                 Tensor swap = in;
                 in = out;
                 out = swap;
@@ -380,9 +423,9 @@ public final class MistralModel implements AutoCloseable {
             Tensor last = a.normed1.view(0, sequences, c), lastNormed = a.middle.view(0, sequences, c),
                     lastRstd = a.rstd1.view(0, sequences);
             backend.embeddingForward(last, lastT, in);
-            backend.rmsnormForward(lastNormed, lastRstd, last, parameters.get(Names.FINAL_NORM), config.rmsNormEps());
+            backend.rmsnormForward(lastNormed, lastRstd, last, weights.get(Names.FINAL_NORM), config.rmsNormEps());
             Tensor logits = w.take("logits", DType.F32, sequences, config.vocabSize());
-            backend.matmulForward(logits, lastNormed, lmHead(parameters));
+            backend.matmulForward(logits, lastNormed, lmHead(weights));
             for (int i = 0; i < sequences; i++) {
                 cache.advance(sequenceIds[i], newTokens[i].length);
             }
@@ -393,6 +436,9 @@ public final class MistralModel implements AutoCloseable {
     @Override
     public void close() {
         parameters.close();
+        if (computeWeights != null) {
+            computeWeights.close();
+        }
         for (Workspace w : new Workspace[] {workspace, decodeWorkspace}) {
             if (w != null) {
                 w.close();
@@ -418,8 +464,8 @@ public final class MistralModel implements AutoCloseable {
         final List<LayerActivations> layers = new ArrayList<>();
         final Tensor finalNormed, finalRstd, logits, tokenLogps, vocabLse, logitRowSums, scratchC;
 
-        ForwardState(Backend backend, Workspace.Buffers buffers, MistralConfig c, int b, int t, Tensor ids, Tensor keyMask,
-                Tensor targets, int logProbChunkRows) {
+        ForwardState(Backend backend, Workspace.Buffers buffers, MistralConfig c, DType act, int b, int t, Tensor ids,
+                Tensor keyMask, Tensor targets, int logProbChunkRows) {
             this.buffers = buffers;
             this.batch = b;
             this.time = t;
@@ -436,15 +482,15 @@ public final class MistralModel implements AutoCloseable {
             backend.write(positions, pos);
             int n = b * t;
             for (int l = 0; l <= c.numHiddenLayers(); l++) {
-                residual.add(buffers.take("residual." + l, DType.F32, n, c.hiddenSize()));
+                residual.add(buffers.take("residual." + l, act, n, c.hiddenSize()));
             }
-            finalNormed = buffers.take("finalNormed", DType.F32, n, c.hiddenSize());
+            finalNormed = buffers.take("finalNormed", act, n, c.hiddenSize());
             finalRstd = buffers.take("finalRstd", DType.F32, n);
             logits = buffers.take("logits", DType.F32, logitRows, c.vocabSize());
             tokenLogps = buffers.take("tokenLogps", DType.F32, b, t);
             vocabLse = buffers.take("vocabLse", DType.F32, n);
             logitRowSums = buffers.take("logitRowSums", DType.F32, n);
-            scratchC = buffers.take("scratchC", DType.F32, n, c.hiddenSize());
+            scratchC = buffers.take("scratchC", act, n, c.hiddenSize());
         }
 
         int rows() {
@@ -511,25 +557,25 @@ public final class MistralModel implements AutoCloseable {
     private record LogitChunk(int rows, Tensor logits, Tensor normed, Tensor targets, Tensor tokenLogps, Tensor vocabLse,
             Tensor logitRowSums) {}
 
-    /** One layer's saved activations. */
+    /** One layer's saved activations: of the compute dtype {@code act}, the statistics F32. */
     static final class LayerActivations implements AutoCloseable {
         final Tensor normed1, rstd1, q, k, v, attention, attentionLse, middle, normed2, rstd2, gate, up, activated;
 
-        LayerActivations(Workspace.Buffers buffers, String key, MistralConfig c, int b, int t) {
+        LayerActivations(Workspace.Buffers buffers, String key, MistralConfig c, DType act, int b, int t) {
             int n = b * t;
-            normed1 = buffers.take(key + "normed1", DType.F32, n, c.hiddenSize());
+            normed1 = buffers.take(key + "normed1", act, n, c.hiddenSize());
             rstd1 = buffers.take(key + "rstd1", DType.F32, n);
-            q = buffers.take(key + "q", DType.F32, b, t, c.numAttentionHeads(), c.headDim());
-            k = buffers.take(key + "k", DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
-            v = buffers.take(key + "v", DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
-            attention = buffers.take(key + "attention", DType.F32, b, t, c.numAttentionHeads(), c.headDim());
+            q = buffers.take(key + "q", act, b, t, c.numAttentionHeads(), c.headDim());
+            k = buffers.take(key + "k", act, b, t, c.numKeyValueHeads(), c.headDim());
+            v = buffers.take(key + "v", act, b, t, c.numKeyValueHeads(), c.headDim());
+            attention = buffers.take(key + "attention", act, b, t, c.numAttentionHeads(), c.headDim());
             attentionLse = buffers.take(key + "attentionLse", DType.F32, b, c.numAttentionHeads(), t);
-            middle = buffers.take(key + "middle", DType.F32, n, c.hiddenSize());
-            normed2 = buffers.take(key + "normed2", DType.F32, n, c.hiddenSize());
+            middle = buffers.take(key + "middle", act, n, c.hiddenSize());
+            normed2 = buffers.take(key + "normed2", act, n, c.hiddenSize());
             rstd2 = buffers.take(key + "rstd2", DType.F32, n);
-            gate = buffers.take(key + "gate", DType.F32, n, c.intermediateSize());
-            up = buffers.take(key + "up", DType.F32, n, c.intermediateSize());
-            activated = buffers.take(key + "activated", DType.F32, n, c.intermediateSize());
+            gate = buffers.take(key + "gate", act, n, c.intermediateSize());
+            up = buffers.take(key + "up", act, n, c.intermediateSize());
+            activated = buffers.take(key + "activated", act, n, c.intermediateSize());
         }
 
         @Override
@@ -541,28 +587,39 @@ public final class MistralModel implements AutoCloseable {
         }
     }
 
-    /** Gradient buffers reused by every layer of one backward pass. */
+    /** Gradient buffers reused by every layer of one backward pass, of the compute dtype {@code act}. */
     static final class BackwardScratch implements AutoCloseable {
         final Tensor residual, normedC, scratchC, attention, q, k, v, gate, up, activated;
+        private Tensor dLogits;
 
-        BackwardScratch(Workspace.Buffers buffers, MistralConfig c, int b, int t) {
+        BackwardScratch(Workspace.Buffers buffers, MistralConfig c, DType act, int b, int t) {
             int n = b * t;
-            residual = buffers.take("d.residual", DType.F32, n, c.hiddenSize());
-            normedC = buffers.take("d.normedC", DType.F32, n, c.hiddenSize());
-            scratchC = buffers.take("d.scratchC", DType.F32, n, c.hiddenSize());
-            attention = buffers.take("d.attention", DType.F32, b, t, c.numAttentionHeads(), c.headDim());
-            q = buffers.take("d.q", DType.F32, b, t, c.numAttentionHeads(), c.headDim());
-            k = buffers.take("d.k", DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
-            v = buffers.take("d.v", DType.F32, b, t, c.numKeyValueHeads(), c.headDim());
-            gate = buffers.take("d.gate", DType.F32, n, c.intermediateSize());
-            up = buffers.take("d.up", DType.F32, n, c.intermediateSize());
-            activated = buffers.take("d.activated", DType.F32, n, c.intermediateSize());
+            residual = buffers.take("d.residual", act, n, c.hiddenSize());
+            normedC = buffers.take("d.normedC", act, n, c.hiddenSize());
+            scratchC = buffers.take("d.scratchC", act, n, c.hiddenSize());
+            attention = buffers.take("d.attention", act, b, t, c.numAttentionHeads(), c.headDim());
+            q = buffers.take("d.q", act, b, t, c.numAttentionHeads(), c.headDim());
+            k = buffers.take("d.k", act, b, t, c.numKeyValueHeads(), c.headDim());
+            v = buffers.take("d.v", act, b, t, c.numKeyValueHeads(), c.headDim());
+            gate = buffers.take("d.gate", act, n, c.intermediateSize());
+            up = buffers.take("d.up", act, n, c.intermediateSize());
+            activated = buffers.take("d.activated", act, n, c.intermediateSize());
+        }
+
+        /** The gradient of one chunk of logits in the compute dtype, [rows, V], taken on first use. */
+        Tensor dLogits(Workspace.Buffers buffers, DType act, int rows, int vocab) {
+            if (dLogits == null) {
+                dLogits = buffers.take("d.logits", act, rows, vocab);
+            }
+            return dLogits;
         }
 
         @Override
         public void close() {
-            for (Tensor t : new Tensor[] {residual, normedC, scratchC, attention, q, k, v, gate, up, activated}) {
-                t.close();
+            for (Tensor t : new Tensor[] {residual, normedC, scratchC, attention, q, k, v, gate, up, activated, dLogits}) {
+                if (t != null) {
+                    t.close();
+                }
             }
         }
     }

@@ -6,7 +6,7 @@ import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.Tensor;
 
-/** One flat F32 tensor laid out by a {@link ParameterLayout}, with a view per weight. */
+/** One flat tensor (F32, or BF16 for a model's compute copy) laid out by a {@link ParameterLayout}, with a view per weight. */
 public final class ParameterBuffer implements AutoCloseable {
     private final ParameterLayout layout;
     private final Tensor flat;
@@ -15,10 +15,15 @@ public final class ParameterBuffer implements AutoCloseable {
     /** Row width of the flat buffer: its shape is [rows, ROW] so 7B-parameter buffers fit int dimensions. */
     private static final int ROW = 4096;
 
-    /** A zero-filled buffer (gradients start here); the tail past the last weight stays zero. */
+    /** A zero-filled F32 buffer (gradients start here); the tail past the last weight stays zero. */
     public ParameterBuffer(Backend backend, ParameterLayout layout) {
+        this(backend, layout, DType.F32);
+    }
+
+    /** A zero-filled buffer of {@code dtype}. */
+    public ParameterBuffer(Backend backend, ParameterLayout layout, DType dtype) {
         this.layout = layout;
-        this.flat = backend.allocate(DType.F32, Math.toIntExact((layout.totalSize() + ROW - 1) / ROW), ROW);
+        this.flat = backend.allocate(dtype, Math.toIntExact((layout.totalSize() + ROW - 1) / ROW), ROW);
         for (ParameterLayout.Slot s : layout.slots()) {
             views.put(s.name(), flat.view(s.offset(), s.shape()));
         }

@@ -22,6 +22,7 @@ import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.TreeMap;
 import spin.backend.DeviceSpec;
+import spin.backend.Precision;
 import spin.backend.SpinLossType;
 import spin.data.SequenceLimits;
 import spin.data.TruncationMode;
@@ -89,6 +90,7 @@ public final class TrainConfig {
         key("skip_invalid", Kind.BOOL, false);
         key("threads", Kind.INT, 0);
         key("device", Kind.STRING, "cpu");
+        key("precision", Kind.STRING, null);
     }
 
     private static void key(String name, Kind kind, Object defaultValue) {
@@ -346,6 +348,7 @@ public final class TrainConfig {
         positive(source, "save_steps");
         positive(source, "eval_steps");
         device();
+        precision();
         if (threads() < 0) {
             throw new IllegalArgumentException(source + ": threads must be >= 0 (0 = every core), got " + threads());
         }
@@ -558,6 +561,16 @@ public final class TrainConfig {
     /** Where training runs (the device key, or --device). */
     public DeviceSpec device() {
         return DeviceSpec.parse((String) values.get("device"));
+    }
+
+    /**
+     * The compute dtype (the precision key, or --precision): auto, fp32 or bf16. Unset, it follows
+     * HF's bf16 flag: {@code bf16: true} (the default) computes in the device's own dtype (bf16 on
+     * a GPU, fp32 on the CPU), {@code bf16: false} in fp32.
+     */
+    public Precision precision() {
+        String text = (String) values.get("precision");
+        return text != null ? Precision.parse(text) : bf16() ? Precision.AUTO : Precision.FP32;
     }
 
     /** CPU threads; 0 means every core. */

@@ -148,7 +148,7 @@ public final class Trainer {
         }
         StepPlan plan = StepPlan.of(config, data.train().size(), DATA_PARALLEL_RANKS);
         try (Tokenizer tokenizer = Tokenizer.load(config.modelPath());
-                Backend backend = Devices.open(config.device(), config.threads());
+                Backend backend = Devices.open(config.device(), config.threads(), config.precision());
                 MistralModel model = from.isPresent() ? TrainingCheckpoints.loadModel(from.get(), backend)
                         : ModelCheckpoint.load(config.modelPath(), backend)) {
             if (tokenizer.vocabSize() > model.config().vocabSize()) {
@@ -179,12 +179,13 @@ public final class Trainer {
         // generated sequence.
         int sequences = Math.min(config.trainBatchSize(), trainRecords) * (mode == Mode.SPIN ? 2 : 1);
         MemoryPlan plan = new MemoryPlan(model.config(), sequences, config.limits().maxLength(), 1,
-                config.gradientCheckpointing(), config.optimizer().stateTensors(), model.logProbChunkRows());
+                config.gradientCheckpointing(), config.optimizer().stateTensors(), model.logProbChunkRows(), model.computeType());
         // A frozen opponent (precompute_ref_log_probs: false) is a second copy of the weights.
-        long opponent = mode == Mode.SPIN && !config.precomputeOpponent() ? plan.parameterCount() * Float.BYTES : 0;
-        long needed = plan.trainingStateBytes() + plan.activationBytesPerGpu() + opponent;
+        long opponent = mode == Mode.SPIN && !config.precomputeOpponent()
+                ? plan.parameterCount() * Float.BYTES + plan.computeWeightBytes() : 0;
+        long needed = plan.totalBytesPerGpu() + opponent;
         if (needed > backend.memoryBytes()) {
-            throw new IllegalArgumentException(String.format("%s: training needs about %s (fp32 weights, gradients, %d "
+            throw new IllegalArgumentException(String.format("%s: training needs about %s (weights, gradients, %d "
                     + "optimizer state tensor(s)%s and activations of %d sequences of %d tokens) but %s has %s; lower "
                     + "per_device_train_batch_size or max_length, or set gradient_checkpointing: true (spin inspect --memory "
                     + "shows the plan)", config.source(), MemoryPlan.human(needed), config.optimizer().stateTensors(),
