@@ -87,6 +87,14 @@ fixture.safetensors A SPIN batch, B=4 rows of T=12 tokens. Rows 0,1 are "real", 
   grad.<name>     F32         d loss / d parameter (the sigmoid `loss`), for every
                               parameter name above, same shape as the parameter
                               (float64 autograd).
+  bf16.logits, bf16.logps, bf16.loss, bf16.grad.<name>  F32
+                              the same batch run as HF runs a bfloat16 model: the float32
+                              weights rounded to bf16, activations and their gradients in
+                              bf16, the logits upcast to float32 for the log-softmax (as the
+                              SPIN/DPO trainer does), the opponent's float32 log-probs. What a
+                              naive bf16 implementation gets wrong: DESIGN section 4 holds a
+                              bf16 engine to 2x its error (3x for gradients) against the
+                              float64 values above.
 train_fixture.safetensors  Three SPIN training steps with the semantics of HF Trainer +
                     SPINTrainer (gradient_accumulation_steps 1), in float64 from the float32
                     weights of model.safetensors. Every float is stored as F32 (exact values
@@ -532,6 +540,20 @@ def compute_all(model, input_ids, attention_mask, labels, opponent_logps, beta):
     sl = spin_logits(logps, opponent_logps, n)
     loss = spin_sigmoid_loss(sl, beta)
     return logits, logps, sl, loss
+
+
+def bf16_run(cfg, start, input_ids, attention_mask, labels, opponent_logps, beta):
+    """The fixture batch through a bfloat16 copy of the model (see bf16.* in the docstring)."""
+    model = fresh_model(cfg, start, torch.bfloat16)
+    logits, _ = model(input_ids, attention_mask)
+    logits = logits.to(torch.float32)
+    logps = batch_logps(logits, labels)
+    loss = spin_sigmoid_loss(spin_logits(logps, opponent_logps.to(torch.float32), input_ids.shape[0] // 2), beta)
+    loss.backward()
+    out = {"bf16.logits": logits.detach(), "bf16.logps": logps.detach(), "bf16.loss": loss.detach().reshape(1)}
+    for name, p in model.named_parameters():
+        out["bf16.grad." + name] = p.grad.detach().to(torch.float32)
+    return out
 
 
 def naive_forward(params, cfg, input_ids, attention_mask):
@@ -982,6 +1004,8 @@ def main(argv=None):
     }
     for name, p in model.named_parameters():
         fix["grad." + name] = f32(p.grad)
+    fix.update(bf16_run(cfg, {n: p.detach() for n, p in model.named_parameters()}, input_ids, attention_mask, labels,
+                        opponent_logps, beta))
     save_safetensors(os.path.join(args.out, "fixture.safetensors"), fix, {"format": "pt"})
 
     # round trip

@@ -9,8 +9,11 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import spin.backend.Backend;
-import spin.backend.SpinLossStats;
+import spin.backend.DType;
+import spin.backend.Precision;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
 import spin.io.SafetensorsFile;
@@ -24,8 +27,8 @@ import spin.io.SafetensorsFile;
  * adds ~1e-7 relative error and reductions over at most a few hundred terms grow it to ~1e-6;
  * logits and log-probs must stay within 1e-5. Gradients pass through two layers of backward
  * (softmax, normalisation and the loss's sigmoid) and the smallest parameter gradients are sums of
- * cancelling terms, so they get 1e-4. Device backends compute in fp32 too and are held to the same
- * thresholds.
+ * cancelling terms, so they get 1e-4. Device backends opened for fp32 are held to the same
+ * thresholds; in bf16 they are held to PyTorch's own bf16 error ({@link #inBf16WithinTwiceTheErrorOfPyTorchInBf16}).
  *
  * <p>Both lm_head + log-prob paths are checked: unfused (logits kept and compared) and fused in
  * chunks of 5 rows, which do not divide the fixture's rows, so the last chunk is short.
@@ -39,12 +42,15 @@ abstract class PyTorchFixtureContract {
     private Backend backend;
     private SafetensorsFile fixture;
 
-    /** The backend under test, or an aborted (skipped) test saying why it cannot be opened. */
-    abstract Backend openBackend();
+    /**
+     * The backend under test computing in {@code precision}, or an aborted (skipped) test saying
+     * why it cannot be opened so.
+     */
+    abstract Backend openBackend(Precision precision);
 
     @BeforeEach
     void open() throws IOException {
-        backend = openBackend();
+        backend = openBackend(Precision.FP32);
         fixture = SafetensorsFile.open(DIR.resolve("fixture.safetensors"));
     }
 
@@ -88,9 +94,9 @@ abstract class PyTorchFixtureContract {
         return targets;
     }
 
-    /** Per-row sums of the fixture's logits [N, V], in double. */
-    private float[] logitRowSums(int vocab) throws IOException {
-        float[] logits = floats("logits");
+    /** Per-row sums of logits [N, V] (the fixture's), in double. */
+    private float[] logitRowSums(float[] logits) throws IOException {
+        int vocab = fixture.tensor("logits").intShape()[2];
         float[] sums = new float[logits.length / vocab];
         for (int row = 0; row < sums.length; row++) {
             double sum = 0;
@@ -102,53 +108,103 @@ abstract class PyTorchFixtureContract {
         return sums;
     }
 
-    @ParameterizedTest(name = "log-prob chunk rows {0}")
-    @ValueSource(ints = {0, 5})
-    void logitsLogpsLossAndEveryGradientMatchPyTorch(int logProbChunkRows) throws IOException {
+    /** What one SPIN forward and backward of the fixture batch gives; logits only unfused. */
+    private record SpinPass(float[] logits, float[] logitRowSums, float[] logps, double loss, double hingeLoss,
+            Map<String, float[]> gradients) {}
+
+    private SpinPass spinPass(Backend be, int logProbChunkRows) throws IOException {
         int b = fixture.tensor("input_ids").intShape()[0], t = fixture.tensor("input_ids").intShape()[1];
         int pairs = b / 2;
-        try (MistralModel model = chunked(ModelCheckpoint.load(DIR, backend), logProbChunkRows)) {
+        try (MistralModel model = chunked(ModelCheckpoint.load(DIR, be), logProbChunkRows)) {
             assertTrue(model.config().slidingWindow() > 0 && model.config().slidingWindow() < t, "fixture must exercise the window");
-            try (Tensor ids = backend.fromHost(ints("input_ids"), b, t); Tensor mask = backend.fromHost(ints("attention_mask"), b, t);
-                    Tensor targets = backend.fromHost(shiftedTargets(ints("labels"), b, t), b, t);
-                    Tensor seqLogps = backend.allocate(spin.backend.DType.F32, b)) {
+            float[] logits, rowSums, logps;
+            double loss, hinge;
+            try (Tensor ids = be.fromHost(ints("input_ids"), b, t); Tensor mask = be.fromHost(ints("attention_mask"), b, t);
+                    Tensor targets = be.fromHost(shiftedTargets(ints("labels"), b, t), b, t);
+                    Tensor seqLogps = be.allocate(DType.F32, b)) {
                 MistralModel.ForwardState state = model.forward(ids, mask, targets);
-                if (logProbChunkRows == 0) {
-                    assertClose("logits", backend.read(state.logits()), floats("logits"), 1e-5);
-                }
-                assertClose("logit row sums", backend.read(state.logitRowSums()), logitRowSums(model.config().vocabSize()), 1e-5);
-                backend.rowSumForward(seqLogps, state.tokenLogps());
-                float[] logps = backend.read(seqLogps);
-                assertClose("per-sequence logps", logps, floats("logps"), 1e-5);
+                logits = logProbChunkRows == 0 ? be.read(state.logits()) : null;
+                rowSums = be.read(state.logitRowSums());
+                be.rowSumForward(seqLogps, state.tokenLogps());
+                logps = be.read(seqLogps);
 
                 float beta = floats("beta")[0];
                 float[] opponent = floats("opponent_logps");
                 try (Tensor policyReal = seqLogps.view(0, pairs); Tensor policyGenerated = seqLogps.view(pairs, pairs);
-                        Tensor opponentReal = backend.fromHost(java.util.Arrays.copyOfRange(opponent, 0, pairs), pairs);
-                        Tensor opponentGenerated = backend.fromHost(java.util.Arrays.copyOfRange(opponent, pairs, b), pairs);
-                        Tensor dSeq = backend.allocate(spin.backend.DType.F32, b);
-                        Tensor dTokens = backend.allocate(spin.backend.DType.F32, b, t)) {
-                    SpinLossStats sigmoid = backend.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
-                            SpinLossType.SIGMOID);
-                    assertEquals(floats("loss")[0], sigmoid.loss(), 1e-6, "sigmoid SPIN loss");
-                    SpinLossStats hinge = backend.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
-                            SpinLossType.HINGE);
-                    assertEquals(floats("loss_hinge")[0], hinge.loss(), 1e-6, "hinge SPIN loss");
-
-                    backend.spinLossBackward(dSeq.view(0, pairs), dSeq.view(pairs, pairs), policyReal, policyGenerated, opponentReal,
+                        Tensor opponentReal = be.fromHost(java.util.Arrays.copyOfRange(opponent, 0, pairs), pairs);
+                        Tensor opponentGenerated = be.fromHost(java.util.Arrays.copyOfRange(opponent, pairs, b), pairs);
+                        Tensor dSeq = be.allocate(DType.F32, b);
+                        Tensor dTokens = be.allocate(DType.F32, b, t)) {
+                    loss = be.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
+                            SpinLossType.SIGMOID).loss();
+                    hinge = be.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
+                            SpinLossType.HINGE).loss();
+                    be.spinLossBackward(dSeq.view(0, pairs), dSeq.view(pairs, pairs), policyReal, policyGenerated, opponentReal,
                             opponentGenerated, beta, SpinLossType.SIGMOID, 1f);
-                    backend.rowSumBackward(dTokens, dSeq);
+                    be.rowSumBackward(dTokens, dSeq);
                     model.backward(state, dTokens);
                 }
             }
-            int checked = 0;
+            Map<String, float[]> gradients = new LinkedHashMap<>();
             for (ParameterLayout.Slot slot : model.parameters().layout().slots()) {
-                assertClose("gradient of " + slot.name(), backend.read(model.gradients().get(slot.name())),
-                        floats("grad." + slot.name()), 1e-4);
-                checked++;
+                gradients.put(slot.name(), be.read(model.gradients().get(slot.name())));
             }
-            assertEquals(9 * model.config().numHiddenLayers() + 3, checked, "every parameter gradient is compared");
+            assertEquals(9 * model.config().numHiddenLayers() + 3, gradients.size(), "every parameter gradient is compared");
+            return new SpinPass(logits, rowSums, logps, loss, hinge, gradients);
         }
+    }
+
+    @ParameterizedTest(name = "log-prob chunk rows {0}")
+    @ValueSource(ints = {0, 5})
+    void logitsLogpsLossAndEveryGradientMatchPyTorch(int logProbChunkRows) throws IOException {
+        SpinPass pass = spinPass(backend, logProbChunkRows);
+        if (logProbChunkRows == 0) {
+            assertClose("logits", pass.logits(), floats("logits"), 1e-5);
+        }
+        assertClose("logit row sums", pass.logitRowSums(), logitRowSums(floats("logits")), 1e-5);
+        assertClose("per-sequence logps", pass.logps(), floats("logps"), 1e-5);
+        assertEquals(floats("loss")[0], pass.loss(), 1e-6, "sigmoid SPIN loss");
+        assertEquals(floats("loss_hinge")[0], pass.hingeLoss(), 1e-6, "hinge SPIN loss");
+        for (var gradient : pass.gradients().entrySet()) {
+            assertClose("gradient of " + gradient.getKey(), gradient.getValue(), floats("grad." + gradient.getKey()), 1e-4);
+        }
+    }
+
+    /**
+     * The model computing in BF16 (DESIGN section 4, FlashAttention's rule): against the float64
+     * reference its logits, logit row sums, log-probs and loss err at most 2x, its gradients 3x, what
+     * PyTorch errs running the same model in bfloat16 (bf16.* in the fixture), plus the fp32
+     * thresholds above. Where the backend cannot compute in BF16 (the CPU) the test is skipped.
+     */
+    @ParameterizedTest(name = "log-prob chunk rows {0}")
+    @ValueSource(ints = {0, 5})
+    void inBf16WithinTwiceTheErrorOfPyTorchInBf16(int logProbChunkRows) throws IOException {
+        try (Backend bf16 = openBackend(Precision.BF16)) {
+            SpinPass pass = spinPass(bf16, logProbChunkRows);
+            float[] reference = floats("logits"), torchBf16 = floats("bf16.logits");
+            if (logProbChunkRows == 0) {
+                assertWithinBf16Rule("logits", pass.logits(), reference, torchBf16, 2, 1e-5);
+            }
+            assertWithinBf16Rule("logit row sums", pass.logitRowSums(), logitRowSums(reference), logitRowSums(torchBf16), 2,
+                    1e-5);
+            assertWithinBf16Rule("per-sequence logps", pass.logps(), floats("logps"), floats("bf16.logps"), 2, 1e-5);
+            double loss = floats("loss")[0], torchLoss = floats("bf16.loss")[0];
+            assertTrue(Math.abs(pass.loss() - loss) <= 2 * Math.abs(torchLoss - loss) + 1e-6, "sigmoid SPIN loss in bf16: "
+                    + pass.loss() + " vs " + loss + " (PyTorch in bf16: " + torchLoss + ")");
+            for (var gradient : pass.gradients().entrySet()) {
+                String name = gradient.getKey();
+                assertWithinBf16Rule("gradient of " + name, gradient.getValue(), floats("grad." + name),
+                        floats("bf16.grad." + name), 3, 1e-4);
+            }
+        }
+    }
+
+    /** Relative L2 error of actual within factor x that of PyTorch in bf16, plus the fp32 threshold. */
+    private static void assertWithinBf16Rule(String what, float[] actual, float[] reference, float[] torchBf16, double factor,
+            double fp32Threshold) {
+        double err = TorchFixtures.relativeError(actual, reference), torchErr = TorchFixtures.relativeError(torchBf16, reference);
+        assertTrue(err <= factor * torchErr + fp32Threshold, what + " in bf16: relative error " + err + " > " + factor + " x "
+                + torchErr + " (PyTorch in bf16) + " + fp32Threshold);
     }
 
     @ParameterizedTest(name = "log-prob chunk rows {0}")
