@@ -42,14 +42,14 @@ class DeviceOptionsTest {
         assertTrue(run("bench", "generate", "--help").out().contains("--device"));
     }
 
-    /** The commands on the emulated GPU: scores equal the CPU's to fp32 rounding. */
+    /** The commands on the emulated GPU opened for fp32: scores equal the CPU's to fp32 rounding. */
     @Test
     void scoringOnTheEmulatedDeviceGivesTheCpuScores() throws IOException {
         spin.backend.DeviceUnderTest.openOrSkip("cuda-emu:0").close();
         Path onCpu = dir.resolve("cpu.jsonl"), onDevice = dir.resolve("emu.jsonl");
         for (String[] run : new String[][] {{"cpu", onCpu.toString()}, {"cuda-emu", onDevice.toString()}}) {
             CliRun.Result r = run("score", "--model", model.toString(), "--data", data.toString(), "--out", run[1],
-                    "--max-length", "32", "--max-prompt-length", "16", "--device", run[0]);
+                    "--max-length", "32", "--max-prompt-length", "16", "--device", run[0], "--precision", "fp32");
             assertEquals(0, r.exitCode(), r.err());
         }
         var json = new com.fasterxml.jackson.databind.ObjectMapper();
@@ -86,6 +86,17 @@ class DeviceOptionsTest {
                 dir.resolve("gen").toString(), "--device", "gpu");
         assertEquals(1, unknown.exitCode());
         assertEquals("spin generate: unknown device \"gpu\"; use cpu, cuda, cuda:N (GPU N) or cuda-emu[:N]\n", unknown.err());
+
+        CliRun.Result bf16OnCpu = run("score", "--model", model.toString(), "--data", data.toString(), "--out",
+                scores.toString(), "--precision", "bf16");
+        assertEquals(1, bf16OnCpu.exitCode());
+        assertEquals("spin score: the CPU backend computes in fp32 (it is the reference); --precision bf16 needs a CUDA device "
+                + "(--device cuda or cuda-emu)\n", bf16OnCpu.err());
+        CliRun.Result unknownPrecision = run("score", "--model", model.toString(), "--data", data.toString(), "--out",
+                scores.toString(), "--precision", "fp8");
+        assertEquals(1, unknownPrecision.exitCode());
+        assertEquals("spin score: unknown precision \"fp8\"; use auto, fp32 or bf16\n", unknownPrecision.err());
+        assertFalse(Files.exists(scores));
 
         Path yaml = dir.resolve("config.yaml");
         Files.writeString(yaml, "model_name_or_path: " + model + "\ndataset_mixer:\n  " + data + ": 1.0\noutput_dir: "

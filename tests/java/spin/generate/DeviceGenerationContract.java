@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import spin.backend.Backend;
+import spin.backend.Precision;
 import spin.backend.cpu.CpuBackend;
 import spin.model.KvCache;
 import spin.model.MistralModel;
@@ -24,8 +25,8 @@ import spin.model.TinyModels;
 abstract class DeviceGenerationContract {
     private static final int BLOCK = 4;
 
-    /** The device under test, or an aborted (skipped) test saying why it cannot be opened. */
-    abstract Backend openDevice();
+    /** The device under test computing in {@code precision}, or an aborted (skipped) test saying why it cannot be opened so. */
+    abstract Backend openDevice(Precision precision);
 
     private static List<GenerationRequest> requests(int count, int vocab) {
         Random rng = new Random(5);
@@ -46,7 +47,7 @@ abstract class DeviceGenerationContract {
 
     @Test
     void greedyAndSeededSamplingGiveTheCpuBackendsTokens() {
-        try (Backend device = openDevice(); CpuBackend cpu = new CpuBackend(2)) {
+        try (Backend device = openDevice(Precision.FP32); CpuBackend cpu = new CpuBackend(2)) {
             for (SamplingParams sampling : new SamplingParams[] {SamplingParams.greedy(),
                     new SamplingParams(0.8, 0.9, 20, 1.0, 1234)}) {
                 List<Generation> expected = generate(cpu, sampling), actual = generate(device, sampling);
@@ -58,6 +59,49 @@ abstract class DeviceGenerationContract {
                 }
                 assertTrue(expected.stream().allMatch(g -> g.tokens().length == 10));
             }
+        }
+    }
+
+    /**
+     * Greedy decoding in BF16 follows the fp32 CPU model: at every step of every request the token
+     * the device chose is the CPU's argmax given the device's own prefix, or (where bf16 rounding
+     * flips a near tie) a token whose CPU logit is within the bf16 noise of the CPU's largest: 2^-6
+     * of the row's largest magnitude, four bf16 half-ulps, since the logits pass through every
+     * layer's rounded activations. The test reports how many steps were such flips.
+     */
+    @Test
+    void greedyDecodingInBf16ChoosesTheCpusArgmaxUpToRounding() {
+        try (Backend device = openDevice(Precision.BF16); CpuBackend cpu = new CpuBackend(2);
+                MistralModel reference = TinyModels.random(cpu, 11)) {
+            List<Generation> generated = generate(device, SamplingParams.greedy());
+            List<GenerationRequest> asked = requests(5, reference.config().vocabSize());
+            int vocab = reference.config().vocabSize(), steps = 0, flips = 0;
+            try (KvCache cache = new KvCache(reference.config(), cpu, BLOCK, 128)) {
+                for (int r = 0; r < asked.size(); r++) {
+                    int id = cache.open();
+                    int[] next = asked.get(r).prompt();
+                    for (int token : generated.get(r).tokens()) {
+                        float[] logits = cpu.read(reference.extend(cache, new int[] {id}, new int[][] {next}));
+                        int best = 0;
+                        float largest = 0;
+                        for (int v = 0; v < vocab; v++) {
+                            best = logits[v] > logits[best] ? v : best;
+                            largest = Math.max(largest, Math.abs(logits[v]));
+                        }
+                        float noise = largest / 64;
+                        assertTrue(logits[best] - logits[token] <= noise, "request " + r + " step " + steps + ": " + device.name()
+                                + " chose " + token + " (CPU logit " + logits[token] + ") where the CPU's argmax " + best
+                                + " has " + logits[best] + ", more than the bf16 noise " + noise + " apart");
+                        flips += token == best ? 0 : 1;
+                        steps++;
+                        next = new int[] {token};
+                    }
+                    cache.release(id);
+                }
+            }
+            assertTrue(steps == 50, "five requests of ten tokens");
+            System.err.printf("[bf16 greedy on %s] %d of %d steps chose a near-tied token other than the CPU's argmax%n",
+                    device.name(), flips, steps);
         }
     }
 }

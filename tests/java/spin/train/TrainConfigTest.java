@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import spin.backend.Precision;
 import org.junit.jupiter.api.io.TempDir;
 import spin.optim.LearningRateSchedule;
 
@@ -88,6 +89,18 @@ class TrainConfigTest {
         assertTrue(strategy.getMessage().contains("unknown key \"learning_rat\""), strategy.getMessage());
         assertThrows(IllegalArgumentException.class,
                 () -> TrainConfig.load(yaml("model_name_or_path: m\ndataset_mixer: {d: 1.0}\nsave_strategy: often\n"), List.of()));
+    }
+
+    @Test
+    void precisionFollowsHfsBf16FlagUnlessGivenAndNamesTheKeyWhenWrong() throws IOException {
+        Path p = yaml("model_name_or_path: m\ndataset_mixer: {d: 1.0}\n");
+        assertEquals(Precision.AUTO, TrainConfig.load(p, List.of()).precision(), "bf16: true (HF's default here): the device's own");
+        assertEquals(Precision.FP32, TrainConfig.load(p, List.of("--bf16=false")).precision(), "bf16: false trains in fp32");
+        assertEquals(Precision.BF16, TrainConfig.load(p, List.of("--bf16=false", "--precision=bf16")).precision(),
+                "the precision key wins");
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+                () -> TrainConfig.load(p, List.of("--precision=fp16")));
+        assertTrue(bad.getMessage().contains("unknown precision \"fp16\"; use auto, fp32 or bf16"), bad.getMessage());
     }
 
     @Test
