@@ -122,13 +122,16 @@ public final class ModelCheckpoint {
         return layout;
     }
 
-    /** The fp32 parameters must fit in the backend's memory. */
+    /** The fp32 parameters, and their compute copy where the backend computes in another dtype, must fit in its memory. */
     private static void requireMemoryFor(Path dir, ParameterLayout layout, Backend backend) {
-        long needed = layout.totalSize() * Float.BYTES; // no overflow: every weight's bytes exist in the files
+        DType compute = backend.computeType();
+        long copy = compute == DType.F32 ? 0 : compute.byteSize();
+        long needed = layout.totalSize() * (Float.BYTES + copy); // no overflow: every weight's bytes exist in the files
         long total = backend.memoryBytes();
         if (needed > total) {
-            throw new IllegalArgumentException(String.format("%s: the model's %,d parameters need %.1f GiB as fp32 but %s has "
+            throw new IllegalArgumentException(String.format("%s: the model's %,d parameters need %.1f GiB as fp32%s but %s has "
                     + "%.1f GiB of memory; run it on a machine where it fits", dir, layout.totalSize(), needed / GIB,
+                    copy == 0 ? "" : " with a " + compute.name().toLowerCase(java.util.Locale.ROOT) + " copy to compute with",
                     backend.name(), total / GIB));
         }
     }
