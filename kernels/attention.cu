@@ -1,8 +1,14 @@
-// Causal grouped-query attention, fp32: the flash-style forward, its deterministic backward, and
-// decoding over the paged KV cache, with their launchers. The reference semantics are
-// java/spin/backend/Backend.java (attentionForward) and java/spin/backend/cpu/CpuAttention.java.
+// Causal grouped-query attention on fp32 or bf16 activations: the flash-style forward, its
+// deterministic backward, and decoding over the paged KV cache, with their launchers. The reference
+// semantics are java/spin/backend/Backend.java (attentionForward) and
+// java/spin/backend/cpu/CpuAttention.java.
 //
 // Shapes: q, out, dOut, dq [B,T,H,D]; k, v, dk, dv [B,T,KVH,D]; keyMask [B,T]; lse, delta [B,H,T].
+// q, k, v, out, dOut, dq, dk, dv, kCache and vCache are of the compute dtype, the element type E
+// (dtype.cuh; E rather than T, the sequence length here); lse and delta are fp32. Tiles hold fp32 in
+// shared memory (an element is widened once, as it is staged), so scores, softmax statistics, P.V,
+// dS and the dq/dk/dv sums are all fp32, and an E result is rounded once, as it is stored; for
+// E = float the arithmetic is the fp32 kernels' own.
 // Query head h reads kv head g = h / (H/KVH). Query i of sequence b sees key j when
 //   j <= i,  keyMask[b,j] != 0,  and with window W > 0:  j > i - W   (W keys including itself).
 //
@@ -33,6 +39,7 @@
 #include <math.h>
 
 #include "block_reduce.cuh"
+#include "dtype.cuh"
 #include "internal.h"
 
 namespace {
@@ -76,19 +83,22 @@ __device__ __forceinline__ float warp_sum(float value) {
     return value;
 }
 
-__device__ __forceinline__ float dot_row(const float* a, const float* b, int D) {
+// a . b in fp32, columns in order; A and B are float (tiles) or the compute dtype (global rows).
+template <typename A, typename B>
+__device__ __forceinline__ float dot_row(const A* a, const B* b, int D) {
     float sum = 0.0f;
-    for (int d = 0; d < D; ++d) sum += a[d] * b[d];
+    for (int d = 0; d < D; ++d) sum += to_f32(a[d]) * to_f32(b[d]);
     return sum;
 }
 
-// Copies `rows` rows of D floats (global rows `stride` apart) into an [n][ld] tile and zeroes the
-// rest, so that no later read of the tile sees uninitialised shared memory.
-__device__ __forceinline__ void load_rows(float* tile, const float* first_row, size_t stride, int rows, int n, int D) {
+// Copies `rows` rows of D elements (global rows `stride` apart), widened to fp32, into an [n][ld]
+// tile and zeroes the rest, so that no later read of the tile sees uninitialised shared memory.
+template <typename E>
+__device__ __forceinline__ void load_rows(float* tile, const E* first_row, size_t stride, int rows, int n, int D) {
     const int ld = tile_ld(D);
     for (int e = threadIdx.x; e < n * D; e += ATTENTION_BLOCK) {
         const int r = e / D, c = e % D;
-        tile[r * ld + c] = r < rows ? first_row[static_cast<size_t>(r) * stride + c] : 0.0f;
+        tile[r * ld + c] = r < rows ? to_f32(first_row[static_cast<size_t>(r) * stride + c]) : 0.0f;
     }
 }
 
@@ -101,9 +111,10 @@ size_t forward_shared_floats(int n, int D) {
 // tile's last query; tiles wholly before the window are never visited. Per key tile: scores
 // (thread per (row, key)), softmax statistics (thread per row), then the rescaled accumulator
 // (thread per (row, column)). Only [n][n] scores ever exist.
+template <typename E>
 __global__ void __launch_bounds__(ATTENTION_BLOCK)
-attention_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v,
-                         const int32_t* keyMask, AttentionShape shape) {
+attention_forward_kernel(E* out, float* lse, const E* q, const E* k, const E* v, const int32_t* keyMask,
+                         AttentionShape shape) {
     SPIN_DYNAMIC_SHARED(float, shared);
     const int n = shape.n, D = shape.D, T = shape.T, ld = tile_ld(D);
     float* q_tile = shared;               // [n][ld]
@@ -122,9 +133,9 @@ attention_forward_kernel(float* out, float* lse, const float* q, const float* k,
     const int g = h / (shape.H / shape.KVH);
     const int i0 = tile * n, rows = min(n, T - i0);
     const size_t q_stride = static_cast<size_t>(shape.H) * D, kv_stride = static_cast<size_t>(shape.KVH) * D;
-    const float* q_head = q + (static_cast<size_t>(b) * T * shape.H + h) * D;  // row t at t * q_stride
-    const float* k_head = k + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
-    const float* v_head = v + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
+    const E* q_head = q + (static_cast<size_t>(b) * T * shape.H + h) * D;  // row t at t * q_stride
+    const E* k_head = k + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
+    const E* v_head = v + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
     const int32_t* mask = keyMask + static_cast<size_t>(b) * T;
 
     load_rows(q_tile, q_head + i0 * q_stride, q_stride, rows, n, D);
@@ -187,11 +198,11 @@ attention_forward_kernel(float* out, float* lse, const float* q, const float* k,
     }
     __syncthreads();
 
-    float* out_head = out + (static_cast<size_t>(b) * T * shape.H + h) * D;
+    E* out_head = out + (static_cast<size_t>(b) * T * shape.H + h) * D;
     for (int e = threadIdx.x; e < rows * D; e += ATTENTION_BLOCK) {
         const int r = e / D, c = e % D;
         const float l = row_sum[r];
-        out_head[(i0 + r) * q_stride + c] = l > 0.0f ? acc[r * ld + c] * (1.0f / l) : 0.0f;
+        out_head[(i0 + r) * q_stride + c] = from_f32<E>(l > 0.0f ? acc[r * ld + c] * (1.0f / l) : 0.0f);
     }
     float* lse_head = lse + (static_cast<size_t>(b) * shape.H + h) * T;
     for (int r = threadIdx.x; r < rows; r += ATTENTION_BLOCK) {
@@ -202,8 +213,9 @@ attention_forward_kernel(float* out, float* lse, const float* q, const float* k,
 
 // delta[b,h,t] = dOut[b,t,h,:] . out[b,t,h,:]: one thread per (b,t,h) row, columns in order. A
 // light pass (2 reads per element), so it is kept plain rather than spread over a warp.
+template <typename E>
 __global__ void __launch_bounds__(ATTENTION_BLOCK)
-attention_delta_kernel(float* delta, const float* dOut, const float* out, int rows, int T, int H, int D) {
+attention_delta_kernel(float* delta, const E* dOut, const E* out, int rows, int T, int H, int D) {
     const int row = blockIdx.x * ATTENTION_BLOCK + threadIdx.x;
     if (row >= rows) return;
     const float sum = dot_row(dOut + static_cast<size_t>(row) * D, out + static_cast<size_t>(row) * D, D);
@@ -217,10 +229,12 @@ size_t dq_shared_floats(int n, int D) {
 
 // dq: the forward's grid and key loop. Per key tile, thread per (row, key) recomputes p from the
 // saved lse and forms ds; then thread per (row, column) adds ds K into its dq element, keys in
-// increasing order.
-__global__ void __launch_bounds__(ATTENTION_BLOCK)
-attention_dq_kernel(float* dq, const float* dOut, const float* q, const float* k, const float* v,
-                    const int32_t* keyMask, const float* lse, const float* delta, AttentionShape shape) {
+// increasing order. At least 2 blocks per SM, what its 85 KiB of shared memory allows at D = 128:
+// with no minimum, ptxas aims at about 40 registers and spills the bf16 kernel's on sm_80.
+template <typename E>
+__global__ void __launch_bounds__(ATTENTION_BLOCK, 2)
+attention_dq_kernel(E* dq, const E* dOut, const E* q, const E* k, const E* v, const int32_t* keyMask,
+                    const float* lse, const float* delta, AttentionShape shape) {
     SPIN_DYNAMIC_SHARED(float, shared);
     const int n = shape.n, D = shape.D, T = shape.T, ld = tile_ld(D);
     float* q_tile = shared;               // [n][ld]
@@ -240,8 +254,8 @@ attention_dq_kernel(float* dq, const float* dOut, const float* q, const float* k
     const int i0 = tile * n, rows = min(n, T - i0);
     const size_t q_stride = static_cast<size_t>(shape.H) * D, kv_stride = static_cast<size_t>(shape.KVH) * D;
     const size_t q_offset = (static_cast<size_t>(b) * T * shape.H + h) * D;
-    const float* k_head = k + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
-    const float* v_head = v + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
+    const E* k_head = k + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
+    const E* v_head = v + (static_cast<size_t>(b) * T * shape.KVH + g) * D;
     const int32_t* mask = keyMask + static_cast<size_t>(b) * T;
     const size_t stat_offset = (static_cast<size_t>(b) * shape.H + h) * T;
 
@@ -286,10 +300,10 @@ attention_dq_kernel(float* dq, const float* dOut, const float* q, const float* k
     }
     __syncthreads();
 
-    float* dq_head = dq + q_offset;
+    E* dq_head = dq + q_offset;
     for (int e = threadIdx.x; e < rows * D; e += ATTENTION_BLOCK) {
         const int r = e / D, c = e % D;
-        dq_head[(i0 + r) * q_stride + c] = acc[r * ld + c];
+        dq_head[(i0 + r) * q_stride + c] = from_f32<E>(acc[r * ld + c]);
     }
 }
 
@@ -302,9 +316,10 @@ size_t dkdv_shared_floats(int n, int D) {
 // order and, for each, over the query tiles that can see its keys (from the tile's first key to
 // the last query inside the window of its last key); per query tile, thread per (key, query)
 // forms p and ds, then thread per (key, column) adds p dOut and ds Q, queries in increasing order.
+template <typename E>
 __global__ void __launch_bounds__(ATTENTION_BLOCK)
-attention_dkdv_kernel(float* dk, float* dv, const float* dOut, const float* q, const float* k, const float* v,
-                      const int32_t* keyMask, const float* lse, const float* delta, AttentionShape shape) {
+attention_dkdv_kernel(E* dk, E* dv, const E* dOut, const E* q, const E* k, const E* v, const int32_t* keyMask,
+                      const float* lse, const float* delta, AttentionShape shape) {
     SPIN_DYNAMIC_SHARED(float, shared);
     const int n = shape.n, D = shape.D, T = shape.T, ld = tile_ld(D);
     float* k_tile = shared;               // [n][ld]
@@ -388,8 +403,8 @@ attention_dkdv_kernel(float* dk, float* dv, const float* dOut, const float* q, c
     for (int e = threadIdx.x; e < cols * D; e += ATTENTION_BLOCK) {
         const int jj = e / D, c = e % D;
         const size_t at = kv_offset + (j0 + jj) * kv_stride + c;
-        dk[at] = dk_acc[jj * ld + c];
-        dv[at] = dv_acc[jj * ld + c];
+        dk[at] = from_f32<E>(dk_acc[jj * ld + c]);
+        dv[at] = from_f32<E>(dv_acc[jj * ld + c]);
     }
 }
 
@@ -404,10 +419,10 @@ struct DecodeShape {
 // its own output columns (c = thread, thread + 128), reading V straight from global memory
 // (consecutive threads, consecutive columns). A token whose sequence, position or blocks are
 // outside the table (a caller's bug) gets NaN rather than a read through a bad row.
+template <typename E>
 __global__ void __launch_bounds__(ATTENTION_BLOCK)
-attention_cached_kernel(float* out, const float* q, const float* kCache, const float* vCache,
-                        const int32_t* blockTable, const int32_t* querySeq, const int32_t* queryPos,
-                        DecodeShape shape) {
+attention_cached_kernel(E* out, const E* q, const E* kCache, const E* vCache, const int32_t* blockTable,
+                        const int32_t* querySeq, const int32_t* queryPos, DecodeShape shape) {
     SPIN_DYNAMIC_SHARED(float, shared);
     __shared__ long long chunk_rows[DECODE_CHUNK];
     __shared__ float chunk_p[DECODE_CHUNK];
@@ -422,18 +437,18 @@ attention_cached_kernel(float* out, const float* q, const float* kCache, const f
     const int m = blockIdx.x / shape.H, h = blockIdx.x % shape.H;
     const int g = h / (shape.H / shape.KVH);
     const int seq = querySeq[m], pos = queryPos[m];
-    float* out_row = out + (static_cast<size_t>(m) * shape.H + h) * D;
+    E* out_row = out + (static_cast<size_t>(m) * shape.H + h) * D;
     const int first = shape.window > 0 ? max(0, pos - shape.window + 1) : 0;
 
     // Uniform over the block, so leaving early skips no barrier another thread waits at.
     if (seq < 0 || seq >= shape.S || pos < 0 || pos / bs >= shape.maxBlocks) {
-        for (int c = threadIdx.x; c < D; c += ATTENTION_BLOCK) out_row[c] = NAN;
+        for (int c = threadIdx.x; c < D; c += ATTENTION_BLOCK) out_row[c] = from_f32<E>(NAN);
         return;
     }
     const int32_t* table_row = blockTable + static_cast<size_t>(seq) * shape.maxBlocks;
     if (threadIdx.x == 0) bad_block = 0;
-    const float* q_src = q + (static_cast<size_t>(m) * shape.H + h) * D;
-    for (int c = threadIdx.x; c < D; c += ATTENTION_BLOCK) q_row[c] = q_src[c];
+    const E* q_src = q + (static_cast<size_t>(m) * shape.H + h) * D;
+    for (int c = threadIdx.x; c < D; c += ATTENTION_BLOCK) q_row[c] = to_f32(q_src[c]);
     __syncthreads();
     for (int blk = first / bs + tid; blk <= pos / bs; blk += ATTENTION_BLOCK) {
         // A block outside the cache's R rows would be read out of bounds.
@@ -442,7 +457,7 @@ attention_cached_kernel(float* out, const float* q, const float* kCache, const f
     }
     __syncthreads();
     if (bad_block) {
-        for (int c = threadIdx.x; c < D; c += ATTENTION_BLOCK) out_row[c] = NAN;
+        for (int c = threadIdx.x; c < D; c += ATTENTION_BLOCK) out_row[c] = from_f32<E>(NAN);
         return;
     }
 
@@ -460,7 +475,7 @@ attention_cached_kernel(float* out, const float* q, const float* kCache, const f
         __syncthreads();
         for (int e = threadIdx.x; e < count * D; e += ATTENTION_BLOCK) {
             const int jj = e / D, c = e % D;
-            k_tile[jj * ld + c] = kCache[(static_cast<size_t>(chunk_rows[jj]) * shape.KVH + g) * D + c];
+            k_tile[jj * ld + c] = to_f32(kCache[(static_cast<size_t>(chunk_rows[jj]) * shape.KVH + g) * D + c]);
         }
         __syncthreads();
         if (warp == 0) {
@@ -481,7 +496,7 @@ attention_cached_kernel(float* out, const float* q, const float* kCache, const f
             if (c < D) {
                 float a = acc[i] * rescale;
                 for (int jj = 0; jj < count; ++jj) {
-                    a += chunk_p[jj] * vCache[(static_cast<size_t>(chunk_rows[jj]) * shape.KVH + g) * D + c];
+                    a += chunk_p[jj] * to_f32(vCache[(static_cast<size_t>(chunk_rows[jj]) * shape.KVH + g) * D + c]);
                 }
                 acc[i] = a;
             }
@@ -492,7 +507,7 @@ attention_cached_kernel(float* out, const float* q, const float* kCache, const f
     const float inv = 1.0f / total_sum;
     for (int i = 0; i < DECODE_COLUMNS; ++i) {
         const int c = tid + i * ATTENTION_BLOCK;
-        if (c < D) out_row[c] = acc[i] * inv;
+        if (c < D) out_row[c] = from_f32<E>(acc[i] * inv);
     }
 }
 
@@ -538,8 +553,8 @@ int allow_shared(Kernel* kernel, size_t bytes) {
 
 extern "C" {
 
-int spin_attention_forward(spin_stream_t stream, float* out, float* lse, const float* q, const float* k,
-                           const float* v, const int32_t* keyMask, int B, int T, int H, int KVH, int D, int window) {
+int spin_attention_forward(spin_stream_t stream, int dtype, void* out, float* lse, const void* q, const void* k,
+                           const void* v, const int32_t* keyMask, int B, int T, int H, int KVH, int D, int window) {
     const char* call = "spin_attention_forward";
     if (int status = check_shape(call, B, T, H, KVH, D, window)) return status;
     if (B == 0 || T == 0 || H == 0) return SPIN_OK;
@@ -548,11 +563,15 @@ int spin_attention_forward(spin_stream_t stream, float* out, float* lse, const f
     unsigned int blocks = 0;
     if (int status = tile_blocks(call, B, H, T, shape.n, &blocks)) return status;
     const size_t shared_bytes = forward_shared_floats(shape.n, D) * sizeof(float);
-    if (int status = allow_shared(attention_forward_kernel, shared_bytes)) return status;
-    SPIN_LAUNCH(attention_forward_kernel, blocks, ATTENTION_BLOCK, shared_bytes, spin::to_cuda(stream), out, lse, q, k,
-                v, keyMask, shape);
-    SPIN_LAUNCH_CHECK(attention_forward_kernel);
-    return SPIN_OK;
+    return spin::with_dtype(call, dtype, [&](auto element) -> int {
+        using E = decltype(element);
+        if (int status = allow_shared(attention_forward_kernel<E>, shared_bytes)) return status;
+        SPIN_LAUNCH(attention_forward_kernel<E>, blocks, ATTENTION_BLOCK, shared_bytes, spin::to_cuda(stream),
+                    static_cast<E*>(out), lse, static_cast<const E*>(q), static_cast<const E*>(k),
+                    static_cast<const E*>(v), keyMask, shape);
+        SPIN_LAUNCH_CHECK(attention_forward_kernel);
+        return SPIN_OK;
+    });
 }
 
 int spin_attention_backward_scratch_bytes(int B, int T, int H, size_t* out) {
@@ -565,9 +584,9 @@ int spin_attention_backward_scratch_bytes(int B, int T, int H, size_t* out) {
     return SPIN_OK;
 }
 
-int spin_attention_backward(spin_stream_t stream, float* dq, float* dk, float* dv, void* scratch, const float* dOut,
-                            const float* q, const float* k, const float* v, const int32_t* keyMask, const float* out,
-                            const float* lse, int B, int T, int H, int KVH, int D, int window) {
+int spin_attention_backward(spin_stream_t stream, int dtype, void* dq, void* dk, void* dv, void* scratch,
+                            const void* dOut, const void* q, const void* k, const void* v, const int32_t* keyMask,
+                            const void* out, const float* lse, int B, int T, int H, int KVH, int D, int window) {
     const char* call = "spin_attention_backward";
     if (int status = check_shape(call, B, T, H, KVH, D, window)) return status;
     if (B == 0 || T == 0 || H == 0) return SPIN_OK;
@@ -583,25 +602,31 @@ int spin_attention_backward(spin_stream_t stream, float* dq, float* dk, float* d
     if (rows > 0x7fffffffLL) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: %lld rows is too many", call, rows);
     const size_t dq_bytes = dq_shared_floats(shape.n, D) * sizeof(float);
     const size_t dkdv_bytes = dkdv_shared_floats(shape.n, D) * sizeof(float);
-    if (int status = allow_shared(attention_dq_kernel, dq_bytes)) return status;
-    if (int status = allow_shared(attention_dkdv_kernel, dkdv_bytes)) return status;
-
     const cudaStream_t cuda_stream = spin::to_cuda(stream);
     float* delta = static_cast<float*>(scratch);
-    SPIN_LAUNCH(attention_delta_kernel, static_cast<unsigned int>(delta_blocks), ATTENTION_BLOCK, 0, cuda_stream, delta,
-                dOut, out, static_cast<int>(rows), T, H, D);
-    SPIN_LAUNCH_CHECK(attention_delta_kernel);
-    SPIN_LAUNCH(attention_dq_kernel, dq_blocks, ATTENTION_BLOCK, dq_bytes, cuda_stream, dq, dOut, q, k, v, keyMask, lse,
-                delta, shape);
-    SPIN_LAUNCH_CHECK(attention_dq_kernel);
-    SPIN_LAUNCH(attention_dkdv_kernel, dkdv_blocks, ATTENTION_BLOCK, dkdv_bytes, cuda_stream, dk, dv, dOut, q, k, v,
-                keyMask, lse, delta, shape);
-    SPIN_LAUNCH_CHECK(attention_dkdv_kernel);
-    return SPIN_OK;
+    return spin::with_dtype(call, dtype, [&](auto element) -> int {
+        using E = decltype(element);
+        if (int status = allow_shared(attention_dq_kernel<E>, dq_bytes)) return status;
+        if (int status = allow_shared(attention_dkdv_kernel<E>, dkdv_bytes)) return status;
+        const E* const d_out = static_cast<const E*>(dOut);
+        const E* const q_t = static_cast<const E*>(q);
+        const E* const k_t = static_cast<const E*>(k);
+        const E* const v_t = static_cast<const E*>(v);
+        SPIN_LAUNCH(attention_delta_kernel<E>, static_cast<unsigned int>(delta_blocks), ATTENTION_BLOCK, 0, cuda_stream,
+                    delta, d_out, static_cast<const E*>(out), static_cast<int>(rows), T, H, D);
+        SPIN_LAUNCH_CHECK(attention_delta_kernel);
+        SPIN_LAUNCH(attention_dq_kernel<E>, dq_blocks, ATTENTION_BLOCK, dq_bytes, cuda_stream, static_cast<E*>(dq),
+                    d_out, q_t, k_t, v_t, keyMask, lse, delta, shape);
+        SPIN_LAUNCH_CHECK(attention_dq_kernel);
+        SPIN_LAUNCH(attention_dkdv_kernel<E>, dkdv_blocks, ATTENTION_BLOCK, dkdv_bytes, cuda_stream,
+                    static_cast<E*>(dk), static_cast<E*>(dv), d_out, q_t, k_t, v_t, keyMask, lse, delta, shape);
+        SPIN_LAUNCH_CHECK(attention_dkdv_kernel);
+        return SPIN_OK;
+    });
 }
 
-int spin_attention_cached_forward(spin_stream_t stream, float* out, const float* q, const float* kCache,
-                                  const float* vCache, const int32_t* blockTable, const int32_t* querySeq,
+int spin_attention_cached_forward(spin_stream_t stream, int dtype, void* out, const void* q, const void* kCache,
+                                  const void* vCache, const int32_t* blockTable, const int32_t* querySeq,
                                   const int32_t* queryPos, int M, int H, int KVH, int D, int R, int S,
                                   int maxBlocks, int blockSize, int window) {
     const char* call = "spin_attention_cached_forward";
@@ -622,10 +647,15 @@ int spin_attention_cached_forward(spin_stream_t stream, float* out, const float*
                             static_cast<float>(1.0 / sqrt(static_cast<double>(D)))};
     // q row plus one chunk of keys: at most 34 KiB (D = 256), within the default limit.
     const size_t shared_bytes = (D + static_cast<size_t>(DECODE_CHUNK) * (D + 1)) * sizeof(float);
-    SPIN_LAUNCH(attention_cached_kernel, static_cast<unsigned int>(blocks), ATTENTION_BLOCK, shared_bytes,
-                spin::to_cuda(stream), out, q, kCache, vCache, blockTable, querySeq, queryPos, shape);
-    SPIN_LAUNCH_CHECK(attention_cached_kernel);
-    return SPIN_OK;
+    return spin::with_dtype(call, dtype, [&](auto element) -> int {
+        using E = decltype(element);
+        SPIN_LAUNCH(attention_cached_kernel<E>, static_cast<unsigned int>(blocks), ATTENTION_BLOCK, shared_bytes,
+                    spin::to_cuda(stream), static_cast<E*>(out), static_cast<const E*>(q),
+                    static_cast<const E*>(kCache), static_cast<const E*>(vCache), blockTable, querySeq, queryPos,
+                    shape);
+        SPIN_LAUNCH_CHECK(attention_cached_kernel);
+        return SPIN_OK;
+    });
 }
 
 }  // extern "C"

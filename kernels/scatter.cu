@@ -1,12 +1,14 @@
 // Row scatter, the write of new keys and values into the paged KV cache:
 //   dst[rows[m], :] = src[m, :]   for m < M, skipping rows[m] outside [0, R)
-// Shapes: dst [R,W], src [M,W], rows [M]; elements of 2 (bf16) or 4 (fp32) bytes, copied as raw bits.
+// Shapes: dst [R,W], src [M,W] of the compute dtype (fp32 or bf16: only its element size matters,
+// rows are copied as raw bits), rows [M].
 //
 // When two m name the same row the last one wins, as in CpuBackend.scatterRows' in-order copies: a
 // block handling rows m0 .. m0+31 first scans rows (m0, M) for later writers of the same target
 // and leaves those rows out, so no two blocks ever write one row and the result never depends on
 // scheduling. Tiling 32 rows per block keeps that scan at M * M / 32 index reads in all.
 #include "block_reduce.cuh"
+#include "dtype.cuh"
 #include "internal.h"
 
 namespace {
@@ -98,23 +100,24 @@ int widest_unit(const void* dst, const void* src, size_t row_bytes) {
 
 extern "C" {
 
-int spin_scatter_rows(spin_stream_t stream, void* dst, const void* src, const int32_t* rows, int M, int W, int R,
-                      int elementBytes) {
-    if (M < 0 || W < 0 || R < 0 || (elementBytes != 2 && elementBytes != 4)) {
-        return spin::fail(SPIN_ERR_INVALID_ARG,
-                          "spin_scatter_rows: need M, W, R >= 0 and elementBytes 2 or 4, got M=%d W=%d R=%d "
-                          "elementBytes=%d",
-                          M, W, R, elementBytes);
-    }
-    // R == 0: every row is out of range, so nothing is written.
-    if (M == 0 || W == 0 || R == 0) return SPIN_OK;
-    if (!dst || !src || !rows) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_scatter_rows: NULL tensor pointer");
-    const size_t row_bytes = static_cast<size_t>(W) * elementBytes;
-    const int blocks = static_cast<int>((static_cast<int64_t>(M) + SCATTER_ROWS - 1) / SCATTER_ROWS);
-    SPIN_LAUNCH(scatter_rows_kernel, blocks, SCATTER_BLOCK, 0, spin::to_cuda(stream), static_cast<char*>(dst),
-                static_cast<const char*>(src), rows, M, R, row_bytes, widest_unit(dst, src, row_bytes));
-    SPIN_LAUNCH_CHECK(scatter_rows_kernel);
-    return SPIN_OK;
+int spin_scatter_rows(spin_stream_t stream, int dtype, void* dst, const void* src, const int32_t* rows, int M, int W,
+                      int R) {
+    const char* call = "spin_scatter_rows";
+    // The element size is all the copy needs; the dtype is checked first, whatever the sizes.
+    return spin::with_dtype(call, dtype, [&](auto element) -> int {
+        if (M < 0 || W < 0 || R < 0) {
+            return spin::fail(SPIN_ERR_INVALID_ARG, "%s: need M, W, R >= 0, got M=%d W=%d R=%d", call, M, W, R);
+        }
+        // R == 0: every row is out of range, so nothing is written.
+        if (M == 0 || W == 0 || R == 0) return SPIN_OK;
+        if (!dst || !src || !rows) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL tensor pointer", call);
+        const size_t row_bytes = static_cast<size_t>(W) * sizeof(element);
+        const int blocks = static_cast<int>((static_cast<int64_t>(M) + SCATTER_ROWS - 1) / SCATTER_ROWS);
+        SPIN_LAUNCH(scatter_rows_kernel, blocks, SCATTER_BLOCK, 0, spin::to_cuda(stream), static_cast<char*>(dst),
+                    static_cast<const char*>(src), rows, M, R, row_bytes, widest_unit(dst, src, row_bytes));
+        SPIN_LAUNCH_CHECK(scatter_rows_kernel);
+        return SPIN_OK;
+    });
 }
 
 }  // extern "C"

@@ -240,10 +240,11 @@ SPIN_EXPORT int spin_adamw_step(spin_stream_t stream, float* param, const float*
 
 /* ---- kernels: row scatter for the KV cache (kernels/scatter.cu) ---------------------------- */
 
-/* dst[rows[m], :] = src[m, :] for dst [R,W], src [M,W] of elementBytes (2 or 4) each; a row named twice
-   gets the later source row, as copies in increasing m would leave it. */
-SPIN_EXPORT int spin_scatter_rows(spin_stream_t stream, void* dst, const void* src, const int32_t* rows, int M,
-                                  int W, int R, int elementBytes);
+/* dst[rows[m], :] = src[m, :] for dst [R,W], src [M,W]; rows outside [0, R) are skipped, and a row
+   named twice gets the later source row, as copies in increasing m would leave it. dtype (enum
+   spin_dtype) covers dst and src, whose elements are copied as raw bits. */
+SPIN_EXPORT int spin_scatter_rows(spin_stream_t stream, int dtype, void* dst, const void* src, const int32_t* rows,
+                                  int M, int W, int R);
 
 /* ---- kernels: sampling (kernels/sampling.cu) ---------------------------------------------- */
 
@@ -255,24 +256,29 @@ SPIN_EXPORT int spin_argmax_rows(spin_stream_t stream, int32_t* out, const float
 
 /* Causal GQA attention with sliding window and key mask, scale 1/sqrt(D), flash-style (tiled
    online softmax, no [T,T] buffer). out, q [B,T,H,D]; k, v [B,T,KVH,D]; keyMask [B,T];
-   lse [B,H,T] (-inf and a zero output for a query that sees no key). window 0 = none. D even, 2..256. */
-SPIN_EXPORT int spin_attention_forward(spin_stream_t stream, float* out, float* lse, const float* q, const float* k,
-                                       const float* v, const int32_t* keyMask, int B, int T, int H, int KVH, int D,
-                                       int window);
+   lse [B,H,T] (-inf and a zero output for a query that sees no key). window 0 = none. D even, 2..256.
+   dtype (enum spin_dtype) covers out, q, k and v; lse is fp32, as are the scores, the softmax and
+   every sum. */
+SPIN_EXPORT int spin_attention_forward(spin_stream_t stream, int dtype, void* out, float* lse, const void* q,
+                                       const void* k, const void* v, const int32_t* keyMask, int B, int T, int H,
+                                       int KVH, int D, int window);
 SPIN_EXPORT int spin_attention_backward_scratch_bytes(int B, int T, int H, size_t* out);
 /* dq [B,T,H,D], dk, dv [B,T,KVH,D], all overwritten; deterministic (dq and dk/dv in separate
-   passes, each element summed by one thread in a fixed order). */
-SPIN_EXPORT int spin_attention_backward(spin_stream_t stream, float* dq, float* dk, float* dv, void* scratch,
-                                        const float* dOut, const float* q, const float* k, const float* v,
-                                        const int32_t* keyMask, const float* out, const float* lse, int B, int T,
+   passes, each element summed by one thread in a fixed order). The softmax gradient's row term
+   dOut . out is taken over the out given. dtype covers dq, dk, dv, dOut, q, k, v and out; lse and
+   the scratch are fp32. */
+SPIN_EXPORT int spin_attention_backward(spin_stream_t stream, int dtype, void* dq, void* dk, void* dv, void* scratch,
+                                        const void* dOut, const void* q, const void* k, const void* v,
+                                        const int32_t* keyMask, const void* out, const float* lse, int B, int T,
                                         int H, int KVH, int D, int window);
 /* Decoding over the paged cache: out, q [M,H,D]; kCache, vCache [R,KVH,D]; blockTable
    [S,maxBlocks]; querySeq, queryPos [M]. A token whose sequence, position or any visible block is
-   outside the table or the cache's R rows gets a NaN output row. */
-SPIN_EXPORT int spin_attention_cached_forward(spin_stream_t stream, float* out, const float* q, const float* kCache,
-                                              const float* vCache, const int32_t* blockTable, const int32_t* querySeq,
-                                              const int32_t* queryPos, int M, int H, int KVH, int D, int R, int S,
-                                              int maxBlocks, int blockSize, int window);
+   outside the table or the cache's R rows gets a NaN output row. dtype covers out, q, kCache and
+   vCache. */
+SPIN_EXPORT int spin_attention_cached_forward(spin_stream_t stream, int dtype, void* out, const void* q,
+                                              const void* kCache, const void* vCache, const int32_t* blockTable,
+                                              const int32_t* querySeq, const int32_t* queryPos, int M, int H, int KVH,
+                                              int D, int R, int S, int maxBlocks, int blockSize, int window);
 
 /* ---- kernels: RMSNorm (kernels/rmsnorm.cu) ----------------------------------------------- */
 

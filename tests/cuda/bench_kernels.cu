@@ -469,17 +469,9 @@ int main(int argc, char** argv) {
     bench.time("swiglu_backward", fmt("N=%d F=%d", N, F), Rate::Bandwidth, 5.0 * NF * f4, runs, warm,
                [&] { return spin_swiglu_backward(stream, dgate, dup, ffn_out, gate, up, NF); });
 
-    // ---- KV cache write: M*W*elementBytes read + written (+ M*4 row indices)
-    bench.time("scatter_rows (fp32 cache)", fmt("M=%d W=%d R=%d", N, W, R), Rate::Bandwidth,
-               2.0 * N * W * f4 + N * f4, runs, warm,
-               [&] { return spin_scatter_rows(stream, k_cache, k, scatter_rows, N, W, R, 4); });
-    // (bf16 rows of W into the same memory: R*W*2 bytes of the fp32 cache; the source is k's bits)
-    bench.time("scatter_rows (bf16 cache)", fmt("M=%d W=%d R=%d", N, W, R), Rate::Bandwidth,
-               2.0 * N * W * f2 + N * f4, runs, warm,
-               [&] { return spin_scatter_rows(stream, v_cache, k, scatter_rows, N, W, R, 2); });
-    // restore finite fp32 values where the bf16 rows landed (the decode below reads v_cache)
-    fill_random(v_cache, CACHE, 99);
-    check(spin_stream_synchronize(nullptr), "spin_stream_synchronize");
+    // ---- KV cache write: M*W read + written in the compute dtype (+ M*4 row indices)
+    bench.time("scatter_rows", fmt("M=%d W=%d R=%d", N, W, R), Rate::Bandwidth, 2.0 * N * W * fa + N * f4, runs,
+               warm, [&] { return spin_scatter_rows(stream, act, k_cache, k, scatter_rows, N, W, R); });
 
     // ---- log-probs [N,V]: forward N*V*4 read (+ labels, logp, lse); backward N*V*4 read + N*V*4 written
     bench.time("logprob_forward", fmt("N=%d V=%d", N, V), Rate::Bandwidth, NV * f4 + 3.0 * N * f4, runs, warm,
@@ -538,21 +530,22 @@ int main(int argc, char** argv) {
         char name[64];
         std::snprintf(name, sizeof name, "attention_forward w=%d", window);
         bench.time(name, fmt("B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D), Rate::Flops, forward_flops, runs, warm, [&] {
-            return spin_attention_forward(stream, att_out, att_lse, q, k, v, key_mask, B, T, H, KVH, D, window);
+            return spin_attention_forward(stream, act, att_out, att_lse, q, k, v, key_mask, B, T, H, KVH, D, window);
         });
         std::snprintf(name, sizeof name, "attention_backward w=%d", window);
         bench.time(name, fmt("B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D), Rate::Flops, 2.5 * forward_flops,
                    attention_repeats, 1, [&] {
-                       return spin_attention_backward(stream, dq, dk, dv, att_scratch, att_dout, q, k, v, key_mask,
-                                                      att_out, att_lse, B, T, H, KVH, D, window);
+                       return spin_attention_backward(stream, act, dq, dk, dv, att_scratch, att_dout, q, k, v,
+                                                      key_mask, att_out, att_lse, B, T, H, KVH, D, window);
                    });
     }
     // Decoding, memory-bound, so GB/s: each token reads its ctx positions' keys and values once per
-    // kv head (M*ctx*KVH*D*4*2; the H/KVH query heads of a group share them) + q and out (M*H*D*4*2).
+    // kv head (M*ctx*KVH*D*2 elements; the H/KVH query heads of a group share them) + q and out
+    // (M*H*D*2), all in the compute dtype.
     bench.time("attention_cached_forward",
                fmt("M=%d H=%d KVH=%d D=%d ctx=%d bs=%d", M, H, KVH, D, ctx, bs), Rate::Bandwidth,
-               2.0 * M * ctx * W * f4 + 2.0 * DEC * f4, runs, warm, [&] {
-                   return spin_attention_cached_forward(stream, dec_out, dec_q, k_cache, v_cache, block_table,
+               (2.0 * M * ctx * W + 2.0 * DEC) * fa, runs, warm, [&] {
+                   return spin_attention_cached_forward(stream, act, dec_out, dec_q, k_cache, v_cache, block_table,
                                                         query_seq, query_pos, M, H, KVH, D, R, S, maxBlocks, bs, 0);
                });
 

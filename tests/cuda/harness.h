@@ -153,6 +153,13 @@ inline std::vector<float> host_typed(const void* device, size_t count, int dtype
     return values;
 }
 
+// The relative L2 error of the naive bf16 computation: the exact values, each rounded once to bf16.
+inline double bf16_rounding_error(const std::vector<double>& expected) {
+    std::vector<float> rounded(expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) rounded[i] = bf16_value(bf16_bits(static_cast<float>(expected[i])));
+    return relative_error(expected, rounded);
+}
+
 // Whether an output's relative L2 error against the fp64 reference passes: in fp32 below
 // fp32_limit; in bf16 within factor times the error of a naive bf16 computation, one that computes
 // exactly and rounds its output once (DESIGN section 4: 2x for outputs, 3x for gradients), plus
@@ -160,9 +167,7 @@ inline std::vector<float> host_typed(const void* device, size_t count, int dtype
 inline bool within_dtype_tolerance(double error, const std::vector<double>& expected, int dtype, double fp32_limit,
                                    double factor) {
     if (dtype == SPIN_DTYPE_F32) return error < fp32_limit;
-    std::vector<float> rounded(expected.size());
-    for (size_t i = 0; i < expected.size(); ++i) rounded[i] = bf16_value(bf16_bits(static_cast<float>(expected[i])));
-    return error <= factor * relative_error(expected, rounded) + fp32_limit;
+    return error <= factor * bf16_rounding_error(expected) + fp32_limit;
 }
 
 // ---- the registry of product-kernel checks ----------------------------------------------------------

@@ -2,7 +2,8 @@ package spin.backend;
 
 /**
  * The dimensions of an attention call, checked once for every backend: q [B,T,H,D], k and v
- * [B,T,KVH,D] with H a multiple of KVH, an I32 key mask [B,T], F32 operands, window >= 0.
+ * [B,T,KVH,D] with H a multiple of KVH, an I32 key mask [B,T], window >= 0. The dtypes of the
+ * floating operands are each backend's to check (the compute dtypes it takes).
  */
 public record AttentionShape(int batch, int time, int heads, int kvHeads, int headDim) {
 
@@ -21,11 +22,6 @@ public record AttentionShape(int batch, int time, int heads, int kvHeads, int he
             throw new IllegalArgumentException("keyMask must be I32 [B,T] = [" + b + "," + t + "], got " + keyMask);
         }
         requireWindow(window);
-        for (Tensor t4 : new Tensor[] {q, k, v}) {
-            if (t4.dtype() != DType.F32) {
-                throw new IllegalArgumentException("attention operands must be F32, got " + t4);
-            }
-        }
         return new AttentionShape(b, t, h, kvh, d);
     }
 

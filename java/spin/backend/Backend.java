@@ -197,10 +197,11 @@ public interface Backend extends AutoCloseable {
      * Query head h reads key/value head h / (H/KVH). Query i of a sequence sees key j when
      * {@code j <= i}, {@code keyMask[b,j] != 0} and, if {@code window > 0}, {@code j > i - window}
      * (exactly {@code window} positions including itself: HF's sliding_window_overlay). A query that
-     * sees no key gets a zero output and lse = -inf.
+     * sees no key gets a zero output and lse = -inf. Activations: out, q, k, v; the scores, the
+     * softmax and every sum are fp32.
      *
      * @param out [B,T,H,D]
-     * @param lse [B,H,T] log-sum-exp of the scaled scores, saved for the backward
+     * @param lse F32 [B,H,T] log-sum-exp of the scaled scores, saved for the backward
      * @param q [B,T,H,D], after RoPE
      * @param k [B,T,KVH,D], after RoPE
      * @param v [B,T,KVH,D]
@@ -209,7 +210,12 @@ public interface Backend extends AutoCloseable {
      */
     void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window);
 
-    /** dq[B,T,H,D], dk[B,T,KVH,D], dv[B,T,KVH,D] (all overwritten) from dOut[B,T,H,D]. */
+    /**
+     * dq[B,T,H,D], dk[B,T,KVH,D], dv[B,T,KVH,D] (all overwritten) from dOut[B,T,H,D] and the
+     * forward's out and lse (F32). The softmax gradient's row term dOut . out is taken over the out
+     * given, so in BF16 the forward's rounding of out reaches the gradients (as in FlashAttention).
+     * Activations: dq, dk, dv, dOut, q, k, v, out.
+     */
     void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v,
             Tensor keyMask, Tensor out, Tensor lse, int window);
 
@@ -219,7 +225,7 @@ public interface Backend extends AutoCloseable {
      * {@code queryPos[m]}) sees that sequence's cached positions p with {@code p <= queryPos[m]} and,
      * if {@code window > 0}, {@code p > queryPos[m] - window}. Position p of sequence s lives in cache
      * row {@code blockTable[s, p / blockSize] * blockSize + p % blockSize}. Keys and values of the new
-     * tokens must already be in the cache ({@link #scatterRows}).
+     * tokens must already be in the cache ({@link #scatterRows}). Activations: out, q, kCache, vCache.
      *
      * @param out [M,H,D]
      * @param q [M,H,D], after RoPE
@@ -232,7 +238,10 @@ public interface Backend extends AutoCloseable {
     void attentionCachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable, Tensor querySeq,
             Tensor queryPos, int blockSize, int window);
 
-    /** dst[rows[m], :] = src[m, :] for dst [R,W], src [M,W], rows I32 [M] (distinct). */
+    /**
+     * dst[rows[m], :] = src[m, :] for dst [R,W], src [M,W], rows I32 [M] (distinct). Activations:
+     * dst, src (copied as they are, bit for bit).
+     */
     void scatterRows(Tensor dst, Tensor src, Tensor rows);
 
     // ---------------------------------------------------------------- MLP

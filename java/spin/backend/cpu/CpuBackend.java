@@ -530,6 +530,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void attentionForward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
         Operands.requireOn(this, out, lse, q, k, v, keyMask);
+        Operands.requireF32(this, q, k, v);
         attention.forward(out, lse, q, k, v, keyMask, window);
     }
 
@@ -537,6 +538,7 @@ public final class CpuBackend implements Backend {
     public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v,
             Tensor keyMask, Tensor out, Tensor lse, int window) {
         Operands.requireOn(this, dq, dk, dv, dOut, q, k, v, keyMask, out, lse);
+        Operands.requireF32(this, q, k, v);
         attention.backward(dq, dk, dv, dOut, q, k, v, keyMask, out, lse, window);
     }
 
@@ -544,6 +546,7 @@ public final class CpuBackend implements Backend {
     public void attentionCachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable,
             Tensor querySeq, Tensor queryPos, int blockSize, int window) {
         Operands.requireOn(this, out, q, kCache, vCache, blockTable, querySeq, queryPos);
+        Operands.requireF32(this, q, kCache, vCache);
         attention.cachedForward(out, q, kCache, vCache, blockTable, querySeq, queryPos, blockSize, window);
     }
 

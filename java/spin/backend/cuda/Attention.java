@@ -12,7 +12,10 @@ import spin.backend.DType;
 import spin.backend.Operands;
 import spin.backend.Tensor;
 
-/** Flash-style attention forward and deterministic backward, and paged decoding: kernels/attention.cu. */
+/**
+ * Flash-style attention forward and deterministic backward, and paged decoding: kernels/attention.cu,
+ * on F32 or BF16 activations (one compute dtype per call); lse is F32.
+ */
 final class Attention {
     private final CudaBackend backend;
     private final CudaDevice device;
@@ -24,36 +27,42 @@ final class Attention {
     Attention(CudaBackend backend, CudaDevice device) {
         this.backend = backend;
         this.device = device;
-        forward = device.bind("spin_attention_forward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
+        forward = device.bind("spin_attention_forward", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
         backwardScratchBytes = device.bind("spin_attention_backward_scratch_bytes", JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS);
-        backward = device.bind("spin_attention_backward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
-        cachedForward = device.bind("spin_attention_cached_forward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
+        backward = device.bind("spin_attention_backward", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                JAVA_INT);
+        cachedForward = device.bind("spin_attention_cached_forward", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                JAVA_INT, JAVA_INT);
     }
 
     void forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
-        Operands.requireOn(backend, out, lse, q, k, v, keyMask);
+        Operands.requireOn(backend, keyMask);
+        int dtype = NativeDType.of(Operands.requireActivations(backend, out, q, k, v));
+        Operands.requireF32(backend, lse);
         AttentionShape s = AttentionShape.of(q, k, v, keyMask, window);
-        requireF32Length(out, q.size(), "out");
-        requireF32Length(lse, s.lseSize(), "lse");
+        Operands.requireSameSize(out, q, "q");
+        Operands.requireLength(lse, s.lseSize());
         var stream = device.compute().handle();
-        device.launch("spin_attention_forward", () -> (int) forward.invokeExact(stream, out.memory(), lse.memory(),
-                q.memory(), k.memory(), v.memory(), keyMask.memory(), s.batch(), s.time(), s.heads(), s.kvHeads(),
-                s.headDim(), window));
+        device.launch("spin_attention_forward", () -> (int) forward.invokeExact(stream, dtype, out.memory(),
+                lse.memory(), q.memory(), k.memory(), v.memory(), keyMask.memory(), s.batch(), s.time(), s.heads(),
+                s.kvHeads(), s.headDim(), window));
     }
 
     void backward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor keyMask,
             Tensor out, Tensor lse, int window) {
-        Operands.requireOn(backend, dq, dk, dv, dOut, q, k, v, keyMask, out, lse);
+        Operands.requireOn(backend, keyMask);
+        int dtype = NativeDType.of(Operands.requireActivations(backend, dq, dk, dv, dOut, q, k, v, out));
+        Operands.requireF32(backend, lse);
         AttentionShape s = AttentionShape.of(q, k, v, keyMask, window);
-        requireF32Length(dq, q.size(), "dq");
-        requireF32Length(dOut, q.size(), "dOut");
-        requireF32Length(out, q.size(), "out");
-        requireF32Length(dk, k.size(), "dk");
-        requireF32Length(dv, v.size(), "dv");
-        requireF32Length(lse, s.lseSize(), "lse");
+        for (Tensor t : new Tensor[] {dq, dOut, out}) {
+            Operands.requireSameSize(t, q, "q");
+        }
+        Operands.requireSameSize(dk, k, "k");
+        Operands.requireSameSize(dv, v, "v");
+        Operands.requireLength(lse, s.lseSize());
         long bytes;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment result = arena.allocate(JAVA_LONG);
@@ -63,18 +72,18 @@ final class Attention {
         }
         try (Scratch scratch = new Scratch(device, bytes)) {
             var stream = device.compute().handle();
-            device.launch("spin_attention_backward", () -> (int) backward.invokeExact(stream, dq.memory(), dk.memory(),
-                    dv.memory(), scratch.memory(), dOut.memory(), q.memory(), k.memory(), v.memory(), keyMask.memory(),
-                    out.memory(), lse.memory(), s.batch(), s.time(), s.heads(), s.kvHeads(), s.headDim(), window));
+            device.launch("spin_attention_backward", () -> (int) backward.invokeExact(stream, dtype, dq.memory(),
+                    dk.memory(), dv.memory(), scratch.memory(), dOut.memory(), q.memory(), k.memory(), v.memory(),
+                    keyMask.memory(), out.memory(), lse.memory(), s.batch(), s.time(), s.heads(), s.kvHeads(),
+                    s.headDim(), window));
         }
     }
 
     void cachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable, Tensor querySeq,
             Tensor queryPos, int blockSize, int window) {
-        Operands.requireOn(backend, out, q, kCache, vCache, blockTable, querySeq, queryPos);
+        int dtype = NativeDType.of(Operands.requireActivations(backend, out, q, kCache, vCache));
         AttentionShape s = AttentionShape.cached(q, kCache, vCache, window);
-        requireF32Length(out, q.size(), "out");
-        Operands.requireF32(backend, q, kCache, vCache);
+        Operands.requireSameSize(out, q, "q");
         Operands.requireDtype(backend, blockTable, DType.I32, "blockTable");
         Operands.requireDtype(backend, querySeq, DType.I32, "querySeq");
         Operands.requireDtype(backend, queryPos, DType.I32, "queryPos");
@@ -86,14 +95,9 @@ final class Attention {
         }
         int sequences = blockTable.dim(0), maxBlocks = blockTable.dim(1);
         var stream = device.compute().handle();
-        device.launch("spin_attention_cached_forward", () -> (int) cachedForward.invokeExact(stream, out.memory(),
-                q.memory(), kCache.memory(), vCache.memory(), blockTable.memory(), querySeq.memory(), queryPos.memory(),
-                s.batch(), s.heads(), s.kvHeads(), s.headDim(), kCache.dim(0), sequences, maxBlocks, blockSize, window));
-    }
-
-    private static void requireF32Length(Tensor t, long elements, String name) {
-        if (t.dtype() != DType.F32 || t.size() != elements) {
-            throw new IllegalArgumentException(name + " must be F32 with " + elements + " elements, got " + t);
-        }
+        device.launch("spin_attention_cached_forward", () -> (int) cachedForward.invokeExact(stream, dtype,
+                out.memory(), q.memory(), kCache.memory(), vCache.memory(), blockTable.memory(), querySeq.memory(),
+                queryPos.memory(), s.batch(), s.heads(), s.kvHeads(), s.headDim(), kCache.dim(0), sequences, maxBlocks,
+                blockSize, window));
     }
 }

@@ -8,7 +8,7 @@ import spin.backend.DType;
 import spin.backend.Operands;
 import spin.backend.Tensor;
 
-/** Row scatter, the KV-cache write of new tokens' keys and values: kernels/scatter.cu. */
+/** Row scatter, the KV-cache write of new tokens' keys and values (F32 or BF16): kernels/scatter.cu. */
 final class ScatterRows {
     private final CudaBackend backend;
     private final CudaDevice device;
@@ -17,16 +17,13 @@ final class ScatterRows {
     ScatterRows(CudaBackend backend, CudaDevice device) {
         this.backend = backend;
         this.device = device;
-        scatter = device.bind("spin_scatter_rows", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT,
+        scatter = device.bind("spin_scatter_rows", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT,
                 JAVA_INT);
     }
 
     void scatter(Tensor dst, Tensor src, Tensor rows) {
-        Operands.requireOn(backend, dst, src);
+        int dtype = NativeDType.of(Operands.requireActivations(backend, dst, src));
         Operands.requireDtype(backend, rows, DType.I32, "rows");
-        if (dst.dtype() != src.dtype()) {
-            throw new IllegalArgumentException("scatterRows needs equal dtypes: " + dst + " <- " + src);
-        }
         int m = Math.toIntExact(rows.size());
         int w = m == 0 ? 0 : Math.toIntExact(src.size() / m);
         Operands.requireLength(src, (long) m * w);
@@ -34,9 +31,8 @@ final class ScatterRows {
             return;
         }
         int r = Operands.rows(dst, w, "dst");
-        int elementBytes = Math.toIntExact(dst.dtype().byteSize());
         var stream = device.compute().handle();
-        device.launch("spin_scatter_rows", () -> (int) scatter.invokeExact(stream, dst.memory(), src.memory(),
-                rows.memory(), m, w, r, elementBytes));
+        device.launch("spin_scatter_rows", () -> (int) scatter.invokeExact(stream, dtype, dst.memory(), src.memory(),
+                rows.memory(), m, w, r));
     }
 }

@@ -316,6 +316,85 @@ abstract class BackendContract {
                 be.fromHost(blockTable, 2, 3), be.fromHost(querySeq, 4), be.fromHost(queryPos, 4), blockSize, window));
     }
 
+    @ParameterizedTest
+    @CsvSource({"2,5,4,2,8,0", "2,37,4,2,24,0", "1,19,2,2,16,3", "2,70,4,1,8,5"})
+    void attentionOnBf16Activations(int b, int t, int h, int kvh, int d, int window) {
+        requireBf16();
+        float[] q = bf16Floats(b * t * h * d, 1.5f), k = bf16Floats(b * t * kvh * d, 1.5f);
+        float[] v = bf16Floats(b * t * kvh * d, 1f), dOut = bf16Floats(b * t * h * d, 1f);
+        int[] mask = new int[b * t];
+        for (int i = 0; i < mask.length; i++) {
+            mask[i] = random.nextInt(4) == 0 ? 0 : 1;
+        }
+        mask[0] = 0; // query 0 of sequence 0 sees no key
+        record Inputs(Tensor q, Tensor k, Tensor v, Tensor mask) {}
+        java.util.function.BiFunction<Backend, DType, Inputs> inputs = (be, act) -> new Inputs(
+                input(be, act, q, b, t, h, d), input(be, act, k, b, t, kvh, d), input(be, act, v, b, t, kvh, d),
+                be.fromHost(mask, b, t));
+        float[] out = sameBf16("attentionForward out", b * t * h * d, true, 2, (be, act, o) -> {
+            Inputs in = inputs.apply(be, act);
+            be.attentionForward(o.get().reshape(b, t, h, d), be.allocate(DType.F32, b, h, t), in.q, in.k, in.v, in.mask,
+                    window);
+        });
+        float[] lse = sameBf16("attentionForward lse", b * h * t, false, 2, (be, act, o) -> {
+            Inputs in = inputs.apply(be, act);
+            be.attentionForward(be.allocate(act, b, t, h, d), o.get().reshape(b, h, t), in.q, in.k, in.v, in.mask, window);
+        });
+        // Both backends run the backward on the device's forward (out in bf16, lse): the row term
+        // dOut . out is taken over the out given, whose rounding would otherwise be charged to the
+        // backward (tests/cuda/attention_test.cu measures it).
+        int[][] shapes = {{b, t, h, d}, {b, t, kvh, d}, {b, t, kvh, d}};
+        String[] names = {"dq", "dk", "dv"};
+        for (int which = 0; which < 3; which++) {
+            int w = which;
+            sameBf16("attentionBackward " + names[w], w == 0 ? q.length : k.length, true, 3, (be, act, o) -> {
+                Inputs in = inputs.apply(be, act);
+                Tensor[] grads = new Tensor[3];
+                for (int g = 0; g < 3; g++) {
+                    grads[g] = g == w ? o.get().reshape(shapes[g]) : be.allocate(act, shapes[g]);
+                }
+                be.attentionBackward(grads[0], grads[1], grads[2], input(be, act, dOut, b, t, h, d), in.q, in.k, in.v,
+                        in.mask, input(be, act, out, b, t, h, d), be.fromHost(lse, b, h, t), window);
+            });
+        }
+        Inputs mixed = inputs.apply(TrackingBackend.of(device, tensors), DType.BF16);
+        Tensor kF32 = track(device.fromHost(k, b, t, kvh, d));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> device.attentionForward(
+                track(device.allocate(DType.BF16, b, t, h, d)), track(device.allocate(DType.F32, b, h, t)), mixed.q, kF32,
+                mixed.v, mixed.mask, window));
+        assertTrue(e.getMessage().contains("compute dtype"), e.getMessage());
+    }
+
+    @ParameterizedTest
+    @CsvSource({"4,2,8,0", "2,2,24,3"})
+    void cachedAttentionAndScatteredRowsOnBf16Activations(int h, int kvh, int d, int window) {
+        requireBf16();
+        int blockSize = 4, blocks = 6, rows = blocks * blockSize;
+        int[] blockTable = {4, 1, 5, /* sequence 1: */ 0, 3, 2};
+        int[] querySeq = {0, 1, 1, 0};
+        int[] queryPos = {9, 2, 11, 3};
+        float[] kCache = bf16Floats(rows * kvh * d, 1.5f), vCache = bf16Floats(rows * kvh * d, 1f);
+        float[] q = bf16Floats(4 * h * d, 1.5f), newRows = bf16Floats(3 * kvh * d, 1f);
+        int[] scatterTo = {22, 5, 13};
+        TypedOp scatter = (be, act, out) -> {
+            be.write(out.get(), kCache);
+            be.scatterRows(out.get().reshape(rows, kvh * d), input(be, act, newRows, 3, kvh * d),
+                    be.fromHost(scatterTo, 3));
+        };
+        float[] expected = run(cpu, rows * kvh * d, DType.F32, (be, out) -> scatter.run(be, DType.F32, out));
+        float[] actual = run(device, rows * kvh * d, DType.BF16, (be, out) -> scatter.run(be, DType.BF16, out));
+        assertArrayEquals(expected, actual, "scatterRows (bf16) copies rows as they are");
+        sameBf16("attentionCachedForward", 4 * h * d, true, 2, (be, act, out) -> be.attentionCachedForward(
+                out.get().reshape(4, h, d), input(be, act, q, 4, h, d), input(be, act, kCache, rows, kvh, d),
+                input(be, act, vCache, rows, kvh, d), be.fromHost(blockTable, 2, 3), be.fromHost(querySeq, 4),
+                be.fromHost(queryPos, 4), blockSize, window));
+        Tensor bf16Cache = track(cpu.allocate(DType.BF16, rows, kvh, d)), cpuOut = track(cpu.allocate(DType.F32, 4, h, d));
+        Tensor cpuQ = track(cpu.fromHost(q, 4, h, d)), table = track(cpu.fromHost(blockTable, 2, 3));
+        Tensor seqs = track(cpu.fromHost(querySeq, 4)), positions = track(cpu.fromHost(queryPos, 4));
+        assertThrows(IllegalArgumentException.class, () -> cpu.attentionCachedForward(cpuOut, cpuQ, bf16Cache, bf16Cache,
+                table, seqs, positions, blockSize, window), "the CPU backend computes in fp32 and refuses a BF16 cache");
+    }
+
     // ------------------------------------------------------------------------------ MLP, log-probs, losses
 
     @Test
@@ -506,10 +585,7 @@ abstract class BackendContract {
     /** Runs {@code op} on both backends and compares the outputs element by element; returns the device's. */
     private float[] same(String name, int size, Op op) {
         float[] expected = run(cpu, size, op), actual = run(device, size, op);
-        float scale = 0;
-        for (float e : expected) {
-            scale = Math.max(scale, Math.abs(e));
-        }
+        float scale = finiteScale(expected);
         for (int i = 0; i < size; i++) {
             float e = expected[i], a = actual[i];
             boolean ok = Float.isNaN(e) ? Float.isNaN(a)
@@ -562,18 +638,20 @@ abstract class BackendContract {
         float[] expected = run(cpu, size, DType.F32, (be, out) -> op.run(be, DType.F32, out));
         float[] actual = run(device, size, activationOutput ? DType.BF16 : DType.F32,
                 (be, out) -> op.run(be, DType.BF16, out));
-        float scale = 0;
-        for (float e : expected) {
-            scale = Math.max(scale, Math.abs(e));
-        }
+        float scale = finiteScale(expected);
         double error = 0, naive = 0, norm = 0;
         for (int i = 0; i < size; i++) {
             float e = expected[i], a = actual[i];
+            boolean finite = Float.isFinite(e); // else, as in same: NaN for NaN, the same infinity
             double slack = ATOL * Math.max(1, scale) + RTOL * Math.abs(e);
             double halfUlp = activationOutput ? Math.ulp(Math.abs(e)) * 65536 / 2 : 0;
-            if (!(Math.abs(a - e) <= factor * halfUlp + slack)) {
+            boolean ok = finite ? Math.abs(a - e) <= factor * halfUlp + slack : Float.isNaN(e) ? Float.isNaN(a) : a == e;
+            if (!ok) {
                 fail(name + " (bf16): element " + i + " of " + size + " is " + a + " on " + device.name() + ", " + e
                         + " on the CPU in fp32 (seed " + seed + ")");
+            }
+            if (!finite) {
+                continue; // not in the L2 error
             }
             double rounded = activationOutput ? BFloat16.toFloat(BFloat16.fromFloat(e)) : e;
             error += (a - e) * (double) (a - e);
@@ -584,6 +662,20 @@ abstract class BackendContract {
         assertTrue(relative <= factor * naiveRelative + RTOL, name + " (bf16): relative L2 error " + relative + " on "
                 + device.name() + ", more than " + factor + " x " + naiveRelative + " of rounding to bf16 (seed " + seed + ")");
         return actual;
+    }
+
+    /**
+     * The largest finite magnitude in a reference, which scales the absolute tolerance: an infinity
+     * (lse = -inf for a query that sees no key) would make every tolerance infinite.
+     */
+    private static float finiteScale(float[] expected) {
+        float scale = 0;
+        for (float e : expected) {
+            if (Float.isFinite(e)) {
+                scale = Math.max(scale, Math.abs(e));
+            }
+        }
+        return scale;
     }
 
     private void exact(String name, int size, Op op) {
