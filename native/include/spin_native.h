@@ -129,7 +129,8 @@ SPIN_EXPORT int spin_stream_wait_event(spin_stream_t stream, spin_event_t event)
  * Kernel conventions (every spin_* below that takes a stream):
  *   - the semantics, shapes and gradient rule are those of java/spin/backend/Backend.java, whose
  *     Javadoc names the same op; tensors are row-major and contiguous; floating tensors are fp32
- *     unless a name says bf16 (raw uint16_t bit patterns); ids, labels, positions are int32;
+ *     unless a dtype argument (enum spin_dtype) covers them or a name says bf16 (raw uint16_t bit
+ *     patterns); ids, labels, positions are int32;
  *   - parameter gradients (dWeight, dTable) accumulate (+=), activation gradients are overwritten;
  *   - deterministic: the same inputs and shapes give the same bits on every run; no float atomics;
  *   - ids/labels/rows outside their range are not read through: such an embedding row gives NaN,
@@ -140,8 +141,11 @@ SPIN_EXPORT int spin_stream_wait_event(spin_stream_t stream, spin_event_t event)
 
 /* ---- kernels: element-wise (kernels/elementwise.cu) --------------------------------------- */
 
-/* out[i] = a[i] + b[i]; out may alias a or b (dst += src is spin_add(dst, dst, src)). */
-SPIN_EXPORT int spin_add(spin_stream_t stream, float* out, const float* a, const float* b, size_t count);
+/*
+ * out[i] = a[i] + b[i]; out may alias a or b (dst += src is spin_add(dst, dst, src)). dtype
+ * (enum spin_dtype) covers out, a and b. The scale and fill ops below are fp32 only.
+ */
+SPIN_EXPORT int spin_add(spin_stream_t stream, int dtype, void* out, const void* a, const void* b, size_t count);
 /* dst[i] *= factor. */
 SPIN_EXPORT int spin_scale(spin_stream_t stream, float* dst, float factor, size_t count);
 /* dst[i] *= *factor, the factor read on the device (clipping without a host round trip). */

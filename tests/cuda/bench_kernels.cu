@@ -412,14 +412,15 @@ int main(int argc, char** argv) {
     const double fa = f2;
     const int runs = repeats, warm = 3;
 
-    // ---- element-wise over the shard [P] (gradient accumulation, clipping, zeroing)
+    // ---- element-wise over the shard [P] (clipping, zeroing)
     // fill: P*4 written
     check(spin_fill(stream, clip_factor, 0.9f, 1), "spin_fill");
     bench.time("fill", fmt("P=%zu", P), Rate::Bandwidth, P * f4, runs, warm,
                [&] { return spin_fill(stream, state1, 0.5f, P); });
-    // add (dst += src, in place): 2*P*4 read + P*4 written
-    bench.time("add", fmt("P=%zu (in place)", P), Rate::Bandwidth, 3 * P * f4, runs, warm,
-               [&] { return spin_add(stream, state1, state1, grad, P); });
+    // add over the residual stream [N,C] (dst += src, in place, as the backward sums residual
+    // gradients): 2*N*C read + N*C written in the compute dtype
+    bench.time("add", fmt("N=%d C=%d (in place)", N, C), Rate::Bandwidth, 3 * NC * fa, runs, warm,
+               [&] { return spin_add(stream, act, dx, dx, dy, NC); });
     // scale: P*4 read + P*4 written
     bench.time("scale", fmt("P=%zu", P), Rate::Bandwidth, 2 * P * f4, runs, warm,
                [&] { return spin_scale(stream, state1, 0.5f, P); });

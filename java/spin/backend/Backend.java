@@ -117,13 +117,13 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- element-wise
 
-    /** out = a + b. Shapes equal; out may alias a or b. */
+    /** out = a + b. Shapes equal; out may alias a or b. Activations: out, a, b. */
     void add(Tensor out, Tensor a, Tensor b);
 
-    /** dst += src: sums residual-stream gradients and gradient micro-batches. */
+    /** dst += src: sums residual-stream gradients and gradient micro-batches. Activations: dst, src. */
     void accumulate(Tensor dst, Tensor src);
 
-    /** dst *= factor (gradient clipping, loss scaling). */
+    /** dst *= factor (gradient clipping, loss scaling); F32 (gradients). */
     void scale(Tensor dst, float factor);
 
     /**

@@ -151,6 +151,18 @@ abstract class BackendContract {
         same("fill", n, (be, out) -> be.fill(out.get(), 1.25f));
     }
 
+    @Test
+    void elementwiseOnBf16Activations() {
+        requireBf16();
+        int n = 70_001;
+        float[] a = bf16Floats(n, 2f), b = bf16Floats(n, 2f);
+        sameBf16("add", n, true, 2, (be, act, out) -> be.add(out.get(), input(be, act, a, n), input(be, act, b, n)));
+        sameBf16("accumulate", n, true, 2, (be, act, out) -> {
+            be.copy(out.get(), input(be, act, a, n));
+            be.accumulate(out.get(), input(be, act, b, n));
+        });
+    }
+
     @ParameterizedTest
     @CsvSource({"1", "255", "4099"})
     void castsRoundToNearestEvenBothWays(int n) {
