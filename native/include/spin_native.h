@@ -155,13 +155,13 @@ SPIN_EXPORT int spin_fill(spin_stream_t stream, float* dst, float value, size_t 
 
 /* ---- kernels: embedding (kernels/embedding.cu) -------------------------------------------- */
 
-/* out[N,C] = table[ids[n], :] for table [V,C]. */
-SPIN_EXPORT int spin_embedding_forward(spin_stream_t stream, float* out, const int32_t* ids, const float* table,
-                                       int N, int C, int V);
-/* dTable[V,C] += dOut[N,C] rows: each row added onto dTable[ids[n]] one by one in increasing n, as the CPU
-   backend does (no atomics). */
-SPIN_EXPORT int spin_embedding_backward(spin_stream_t stream, float* dTable, const int32_t* ids, const float* dOut,
-                                        int N, int C, int V);
+/* out[N,C] = table[ids[n], :] for table [V,C]; dtype (enum spin_dtype) covers out and table. */
+SPIN_EXPORT int spin_embedding_forward(spin_stream_t stream, int dtype, void* out, const int32_t* ids,
+                                       const void* table, int N, int C, int V);
+/* dTable[V,C] (fp32) += dOut[N,C] rows: each row, widened to fp32, added onto dTable[ids[n]] one by one in
+   increasing n, as the CPU backend does (no atomics); dtype covers dOut. */
+SPIN_EXPORT int spin_embedding_backward(spin_stream_t stream, int dtype, float* dTable, const int32_t* ids,
+                                        const void* dOut, int N, int C, int V);
 
 /* ---- kernels: rotary embedding (kernels/rope.cu) ------------------------------------------- */
 

@@ -434,13 +434,14 @@ int main(int argc, char** argv) {
     bench.time("cast_bf16_to_f32", fmt("N=%d C=%d", N, C), Rate::Bandwidth, NC * (f4 + f2), runs, warm,
                [&] { return spin_cast_bf16_to_f32(stream, y, bf16_act, NC); });
 
-    // ---- embedding: forward N*C*4 read (table rows) + N*C*4 written + N*4 ids;
-    // backward N*C*4 (dOut) + U*C*4 read and written (the U distinct ids' dTable rows) + N*4 ids
-    bench.time("embedding_forward", fmt("N=%d C=%d V=%d", N, C, V), Rate::Bandwidth, 2 * NC * f4 + N * f4, runs, warm,
-               [&] { return spin_embedding_forward(stream, y, ids, table, N, C, V); });
+    // ---- embedding: forward N*C read (table rows) + N*C written in the compute dtype + N*4 ids;
+    // backward N*C (dOut, compute dtype) + U*C*4 read and written (the U distinct ids' fp32 dTable
+    // rows) + N*4 ids
+    bench.time("embedding_forward", fmt("N=%d C=%d V=%d", N, C, V), Rate::Bandwidth, 2 * NC * fa + N * f4, runs, warm,
+               [&] { return spin_embedding_forward(stream, act, y, ids, table, N, C, V); });
     bench.time("embedding_backward", fmt("N=%d C=%d V=%d (%zu ids)", N, C, V, distinct_ids), Rate::Bandwidth,
-               NC * f4 + 2.0 * distinct_ids * C * f4 + N * f4, runs, warm,
-               [&] { return spin_embedding_backward(stream, dtable, ids, dy, N, C, V); });
+               NC * fa + 2.0 * distinct_ids * C * f4 + N * f4, runs, warm,
+               [&] { return spin_embedding_backward(stream, act, dtable, ids, dy, N, C, V); });
 
     // ---- RMSNorm: forward N*C read + N*C written (+ C weight) in the compute dtype, N rstd;
     // backward 2*N*C read (dOut, in) + N*C written (+ weight), rstd and dWeight (fp32, read and

@@ -135,10 +135,13 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- embedding
 
-    /** out[N,C] = table[ids[n], :]. ids I32 [N] in [0, V). Also serves as a row gather. */
+    /**
+     * out[N,C] = table[ids[n], :]. ids I32 [N] in [0, V). Also serves as a row gather.
+     * Activations: out, table (the compute copy of the embedding).
+     */
     void embeddingForward(Tensor out, Tensor ids, Tensor table);
 
-    /** dTable[V,C] += scatter of dOut[N,C] rows by ids[N]. */
+    /** dTable[V,C] (F32) += scatter of dOut[N,C] rows by ids[N]. Activations: dOut. */
     void embeddingBackward(Tensor dTable, Tensor ids, Tensor dOut);
 
     // ---------------------------------------------------------------- linear layers

@@ -198,6 +198,21 @@ abstract class BackendContract {
         assertArrayEquals(first, again, "embedding backward is deterministic");
     }
 
+    @Test
+    void embeddingOnBf16Activations() {
+        requireBf16();
+        int v = 37, c = 19, n = 45;
+        float[] table = bf16Floats(v * c, 1f), dOut = bf16Floats(n * c, 1f), dTableBefore = floats(v * c, 1f);
+        int[] ids = random.ints(n, 0, 5).toArray(); // many repeats
+        ids[3] = v - 1;
+        sameBf16("embeddingForward", n * c, true, 2, (be, act, out) -> be.embeddingForward(out.get(),
+                be.fromHost(ids, n), input(be, act, table, v, c)));
+        sameBf16("embeddingBackward dTable", v * c, false, 3, (be, act, out) -> {
+            be.write(out.get(), dTableBefore);
+            be.embeddingBackward(out.get().reshape(v, c), be.fromHost(ids, n), input(be, act, dOut, n, c));
+        });
+    }
+
     @ParameterizedTest
     @CsvSource({"1,1,1", "7,5,3", "33,17,65", "64,128,96"})
     void matmulForwardAndBackward(int n, int o, int i) {
