@@ -166,12 +166,13 @@ SPIN_EXPORT int spin_embedding_backward(spin_stream_t stream, int dtype, float* 
 /* ---- kernels: rotary embedding (kernels/rope.cu) ------------------------------------------- */
 
 /* in, out [B,T,H,D] (out may alias in), positions [B,T]; rotate-half pairing, angle
-   p * theta^(-2i/D) rounded at the steps java/spin/backend/cpu/Rope.java rounds at. D even. */
-SPIN_EXPORT int spin_rope_forward(spin_stream_t stream, float* out, const float* in, const int32_t* positions,
-                                  int B, int T, int H, int D, float theta);
-/* dIn = dOut rotated by the negative angle; dIn may alias dOut. */
-SPIN_EXPORT int spin_rope_backward(spin_stream_t stream, float* dIn, const float* dOut, const int32_t* positions,
-                                   int B, int T, int H, int D, float theta);
+   p * theta^(-2i/D) rounded at the steps java/spin/backend/cpu/Rope.java rounds at. D even.
+   dtype (enum spin_dtype) covers in and out. */
+SPIN_EXPORT int spin_rope_forward(spin_stream_t stream, int dtype, void* out, const void* in,
+                                  const int32_t* positions, int B, int T, int H, int D, float theta);
+/* dIn = dOut rotated by the negative angle; dIn may alias dOut; dtype covers both. */
+SPIN_EXPORT int spin_rope_backward(spin_stream_t stream, int dtype, void* dIn, const void* dOut,
+                                   const int32_t* positions, int B, int T, int H, int D, float theta);
 
 /* ---- kernels: SwiGLU (kernels/swiglu.cu) -------------------------------------------------- */
 

@@ -454,16 +454,16 @@ int main(int argc, char** argv) {
                                                 C);
                });
 
-    // ---- RoPE [B,T,heads,D]: read once, written once (+ B*T*4 positions)
+    // ---- RoPE [B,T,heads,D]: read once, written once in the compute dtype (+ B*T*4 positions)
     bench.time("rope_forward (q)", fmt("B=%d T=%d H=%d D=%d", B, T, H, D), Rate::Bandwidth,
-               2.0 * QS * f4 + B * T * f4, runs, warm,
-               [&] { return spin_rope_forward(stream, dq, q, positions, B, T, H, D, model.theta); });
+               2.0 * QS * fa + B * T * f4, runs, warm,
+               [&] { return spin_rope_forward(stream, act, dq, q, positions, B, T, H, D, model.theta); });
     bench.time("rope_forward (k)", fmt("B=%d T=%d H=%d D=%d", B, T, KVH, D), Rate::Bandwidth,
-               2.0 * KS * f4 + B * T * f4, runs, warm,
-               [&] { return spin_rope_forward(stream, dk, k, positions, B, T, KVH, D, model.theta); });
+               2.0 * KS * fa + B * T * f4, runs, warm,
+               [&] { return spin_rope_forward(stream, act, dk, k, positions, B, T, KVH, D, model.theta); });
     bench.time("rope_backward (q)", fmt("B=%d T=%d H=%d D=%d", B, T, H, D), Rate::Bandwidth,
-               2.0 * QS * f4 + B * T * f4, runs, warm,
-               [&] { return spin_rope_backward(stream, dq, att_dout, positions, B, T, H, D, model.theta); });
+               2.0 * QS * fa + B * T * f4, runs, warm,
+               [&] { return spin_rope_backward(stream, act, dq, att_dout, positions, B, T, H, D, model.theta); });
 
     // ---- SwiGLU [N,F]: forward 2 read + 1 written; backward 3 read (dOut, gate, up) + 2 written
     bench.time("swiglu_forward", fmt("N=%d F=%d", N, F), Rate::Bandwidth, 3.0 * NF * f4, runs, warm,

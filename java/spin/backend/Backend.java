@@ -187,10 +187,11 @@ public interface Backend extends AutoCloseable {
      * Rotary position embedding with rotate-half pairing (element i with i + D/2), as HF Llama/Mistral:
      * angle(p, i) = p * theta^(-2i/D) computed in fp32, out = in*cos + rotate_half(in)*sin.
      * in, out [B,T,H,D] (H any head count); positions I32 [B,T]. out may alias in.
+     * Activations: out, in.
      */
     void ropeForward(Tensor out, Tensor in, Tensor positions, float theta);
 
-    /** dIn[B,T,H,D] = rotation of dOut by the negative angle. dIn may alias dOut. */
+    /** dIn[B,T,H,D] = rotation of dOut by the negative angle. dIn may alias dOut. Activations: dIn, dOut. */
     void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta);
 
     // ---------------------------------------------------------------- attention

@@ -288,6 +288,23 @@ abstract class BackendContract {
         });
     }
 
+    @ParameterizedTest
+    @CsvSource({"1,1,1,2", "2,5,3,8", "2,7,4,24"})
+    void ropeOnBf16Activations(int b, int t, int h, int d) {
+        requireBf16();
+        int size = b * t * h * d;
+        float[] in = bf16Floats(size, 1f);
+        int[] positions = random.ints(b * t, 0, 5000).toArray();
+        float theta = 10000f;
+        sameBf16("ropeForward", size, true, 2, (be, act, out) -> be.ropeForward(out.get(), input(be, act, in, b, t, h, d),
+                be.fromHost(positions, b, t), theta));
+        sameBf16("ropeBackward in place", size, true, 3, (be, act, out) -> {
+            be.write(out.get(), in);
+            Tensor x = out.get().reshape(b, t, h, d);
+            be.ropeBackward(x, x, be.fromHost(positions, b, t), theta);
+        });
+    }
+
     // ------------------------------------------------------------------------------ attention
 
     @ParameterizedTest
