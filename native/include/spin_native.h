@@ -176,10 +176,12 @@ SPIN_EXPORT int spin_rope_backward(spin_stream_t stream, int dtype, void* dIn, c
 
 /* ---- kernels: SwiGLU (kernels/swiglu.cu) -------------------------------------------------- */
 
-/* out = silu(gate) * up, all [count]. */
-SPIN_EXPORT int spin_swiglu_forward(spin_stream_t stream, float* out, const float* gate, const float* up, size_t count);
-SPIN_EXPORT int spin_swiglu_backward(spin_stream_t stream, float* dGate, float* dUp, const float* dOut,
-                                     const float* gate, const float* up, size_t count);
+/* out = silu(gate) * up, all [count]; dtype (enum spin_dtype) covers every operand, here and in the
+   backward. */
+SPIN_EXPORT int spin_swiglu_forward(spin_stream_t stream, int dtype, void* out, const void* gate, const void* up,
+                                    size_t count);
+SPIN_EXPORT int spin_swiglu_backward(spin_stream_t stream, int dtype, void* dGate, void* dUp, const void* dOut,
+                                     const void* gate, const void* up, size_t count);
 
 /* ---- kernels: log-probs (kernels/logprob.cu) ----------------------------------------------- */
 

@@ -465,11 +465,12 @@ int main(int argc, char** argv) {
                2.0 * QS * fa + B * T * f4, runs, warm,
                [&] { return spin_rope_backward(stream, act, dq, att_dout, positions, B, T, H, D, model.theta); });
 
-    // ---- SwiGLU [N,F]: forward 2 read + 1 written; backward 3 read (dOut, gate, up) + 2 written
-    bench.time("swiglu_forward", fmt("N=%d F=%d", N, F), Rate::Bandwidth, 3.0 * NF * f4, runs, warm,
-               [&] { return spin_swiglu_forward(stream, ffn_out, gate, up, NF); });
-    bench.time("swiglu_backward", fmt("N=%d F=%d", N, F), Rate::Bandwidth, 5.0 * NF * f4, runs, warm,
-               [&] { return spin_swiglu_backward(stream, dgate, dup, ffn_out, gate, up, NF); });
+    // ---- SwiGLU [N,F] in the compute dtype: forward 2 read + 1 written; backward 3 read (dOut,
+    // gate, up) + 2 written
+    bench.time("swiglu_forward", fmt("N=%d F=%d", N, F), Rate::Bandwidth, 3.0 * NF * fa, runs, warm,
+               [&] { return spin_swiglu_forward(stream, act, ffn_out, gate, up, NF); });
+    bench.time("swiglu_backward", fmt("N=%d F=%d", N, F), Rate::Bandwidth, 5.0 * NF * fa, runs, warm,
+               [&] { return spin_swiglu_backward(stream, act, dgate, dup, ffn_out, gate, up, NF); });
 
     // ---- KV cache write: M*W*elementBytes read + written (+ M*4 row indices)
     bench.time("scatter_rows (fp32 cache)", fmt("M=%d W=%d R=%d", N, W, R), Rate::Bandwidth,

@@ -241,10 +241,10 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- MLP
 
-    /** out[N,F] = silu(gate[N,F]) * up[N,F]. */
+    /** out[N,F] = silu(gate[N,F]) * up[N,F]. Activations: out, gate, up. */
     void swigluForward(Tensor out, Tensor gate, Tensor up);
 
-    /** dGate[N,F], dUp[N,F] from dOut[N,F]. */
+    /** dGate[N,F], dUp[N,F] from dOut[N,F]. Activations: dGate, dUp, dOut, gate, up. */
     void swigluBackward(Tensor dGate, Tensor dUp, Tensor dOut, Tensor gate, Tensor up);
 
     // ---------------------------------------------------------------- sampling

@@ -376,6 +376,22 @@ abstract class BackendContract {
         }
     }
 
+    @Test
+    void swigluOnBf16Activations() {
+        requireBf16();
+        int n = 3001;
+        float[] gate = bf16Floats(n, 4f), up = bf16Floats(n, 2f), dOut = bf16Floats(n, 1f);
+        sameBf16("swigluForward", n, true, 2, (be, act, out) -> be.swigluForward(out.get(), input(be, act, gate, n),
+                input(be, act, up, n)));
+        for (boolean dGate : new boolean[] {true, false}) {
+            sameBf16(dGate ? "swigluBackward dGate" : "swigluBackward dUp", n, true, 3, (be, act, out) -> {
+                Tensor other = be.allocate(act, n);
+                be.swigluBackward(dGate ? out.get() : other, dGate ? other : out.get(), input(be, act, dOut, n),
+                        input(be, act, gate, n), input(be, act, up, n));
+            });
+        }
+    }
+
     @ParameterizedTest
     @CsvSource({"1,5", "9,300", "3,32000"})
     void logprobForwardAndBackwardInPlace(int n, int v) {
