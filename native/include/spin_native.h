@@ -189,10 +189,11 @@ SPIN_EXPORT int spin_swiglu_backward(spin_stream_t stream, int dtype, void* dGat
    labels[n] == -100. logits [N,V]. */
 SPIN_EXPORT int spin_logprob_forward(spin_stream_t stream, float* logp, float* lse, const float* logits,
                                      const int32_t* labels, int N, int V);
-/* dLogits[N,V] = dLogp[n] * (onehot(labels[n]) - softmax(logits[n])), 0 on ignored rows;
-   dLogits may alias logits. */
-SPIN_EXPORT int spin_logprob_backward(spin_stream_t stream, float* dLogits, const float* dLogp, const float* logits,
-                                      const int32_t* labels, const float* lse, int N, int V);
+/* dLogits[N,V] = dLogp[n] * (onehot(labels[n]) - softmax(logits[n])), 0 on ignored rows. dtype
+   (enum spin_dtype) covers dLogits only: logits, dLogp and lse are fp32. An fp32 dLogits may alias
+   logits; a bf16 dLogits overlapping them is SPIN_ERR_INVALID_ARG. */
+SPIN_EXPORT int spin_logprob_backward(spin_stream_t stream, int dtype, void* dLogits, const float* dLogp,
+                                      const float* logits, const int32_t* labels, const float* lse, int N, int V);
 
 /* ---- kernels: sequence sums and the SPIN loss (kernels/spin_loss.cu) ----------------------- */
 

@@ -484,11 +484,12 @@ int main(int argc, char** argv) {
     fill_random(v_cache, CACHE, 99);
     check(spin_stream_synchronize(nullptr), "spin_stream_synchronize");
 
-    // ---- log-probs [N,V]: forward N*V*4 read (+ labels, logp, lse); backward N*V*4 read + N*V*4 written
+    // ---- log-probs [N,V]: forward N*V*4 read (fp32 logits; + labels, logp, lse); backward N*V*4
+    // read + N*V written in the compute dtype (dLogits feeds the lm_head's backward product)
     bench.time("logprob_forward", fmt("N=%d V=%d", N, V), Rate::Bandwidth, NV * f4 + 3.0 * N * f4, runs, warm,
                [&] { return spin_logprob_forward(stream, logp, logit_lse, logits, labels, N, V); });
-    bench.time("logprob_backward", fmt("N=%d V=%d", N, V), Rate::Bandwidth, 2.0 * NV * f4 + 3.0 * N * f4, runs, warm,
-               [&] { return spin_logprob_backward(stream, dlogits, dlogp, logits, labels, logit_lse, N, V); });
+    bench.time("logprob_backward", fmt("N=%d V=%d", N, V), Rate::Bandwidth, NV * (f4 + fa) + 3.0 * N * f4, runs, warm,
+               [&] { return spin_logprob_backward(stream, act, dlogits, dlogp, logits, labels, logit_lse, N, V); });
 
     // ---- sequence sums and the SPIN loss: launch-bound at these sizes
     bench.time("row_sum_forward", fmt("B=%d T=%d", rowB, rowT), Rate::Latency, 0, runs, warm,

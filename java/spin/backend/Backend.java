@@ -264,13 +264,15 @@ public interface Backend extends AutoCloseable {
     /**
      * Fused log-softmax gather: logp[N] = logits[n, labels[n]] - logsumexp(logits[n, :]), or 0 where
      * labels[n] == IGNORE_INDEX. Saves lse[N]. Never materialises the [N,V] log-softmax.
-     * labels I32 [N] in [0, V) or IGNORE_INDEX.
+     * labels I32 [N] in [0, V) or IGNORE_INDEX. logits, logp and lse are F32 (logits upcast, as HF).
      */
     void logprobForward(Tensor logp, Tensor lse, Tensor logits, Tensor labels);
 
     /**
      * dLogits[N,V] = dLogp[n] * (onehot(labels[n]) - softmax(logits[n])); rows with ignored labels get 0.
-     * dLogits may alias logits (the model overwrites its logits in place to save a [N,V] buffer).
+     * logits, dLogp and lse are F32. Activations: dLogits, which feeds the lm_head's backward
+     * product: an F32 dLogits may alias logits (the model overwrites its logits in place to save a
+     * [N,V] buffer); a BF16 one is a buffer of its own.
      */
     void logprobBackward(Tensor dLogits, Tensor dLogp, Tensor logits, Tensor labels, Tensor lse);
 

@@ -414,6 +414,25 @@ abstract class BackendContract {
         });
     }
 
+    /** F32 logits (the lm_head's F32 output), BF16 dLogits in a buffer of their own. */
+    @ParameterizedTest
+    @CsvSource({"1,5", "9,300", "3,32000"})
+    void logprobBackwardIntoBf16DLogits(int n, int v) {
+        requireBf16();
+        float[] logits = floats(n * v, 8f), dLogp = floats(n, 1f);
+        int[] labels = random.ints(n, 0, v).toArray();
+        labels[n - 1] = Backend.IGNORE_INDEX;
+        logits[0] = Float.NEGATIVE_INFINITY;
+        if (v > 1) {
+            labels[0] = 1;
+        }
+        sameBf16("logprobBackward dLogits", n * v, true, 3, (be, act, out) -> {
+            Tensor x = be.fromHost(logits, n, v), lse = be.allocate(DType.F32, n), ids = be.fromHost(labels, n);
+            be.logprobForward(be.allocate(DType.F32, n), lse, x, ids);
+            be.logprobBackward(out.get().reshape(n, v), be.fromHost(dLogp, n), x, ids, lse);
+        });
+    }
+
     @ParameterizedTest
     @CsvSource({"1,1", "4,300", "3,32000"})
     void argmaxRowsPicksTheFirstMaximumAndFlagsNaN(int s, int v) {
