@@ -24,11 +24,13 @@ import java.util.List;
  * <h2>Precision</h2>
  * Ops accumulate in fp32 (or wider). An op's <em>activation</em> operands (inputs and outputs
  * between layers, their gradients, and the compute weights they are multiplied with: the
- * {@link #computeType()} a model uses) are all F32 or all BF16; a BF16 result is computed in fp32
- * and rounded once, to nearest even, as it is stored. Statistics (rstd, lse), log-probs, losses,
- * parameter gradients (dWeight, dTable) and optimizer state are always F32. An op whose Javadoc
- * names no dtype takes F32 only. The CPU backend computes in F32 throughout (the reference) and
- * refuses BF16 activations; {@link #cast} converts between the two anywhere.
+ * {@link #computeType()} a model uses; its Javadoc lists them after "Activations:") are all F32 or
+ * all BF16, except where that Javadoc lets an output be F32 from BF16 operands; a BF16 result is
+ * computed in fp32 and rounded once, to nearest even, as it is stored. Statistics (rstd, lse),
+ * logits, log-probs, losses, parameter gradients (dWeight, dTable) and optimizer state are always
+ * F32. An op whose Javadoc names no dtype takes F32 only. The CPU backend computes in F32
+ * throughout (the reference) and refuses BF16 activations; {@link #cast} converts between the two
+ * anywhere.
  *
  * <h2>Synchronisation</h2>
  * A device backend may run ops asynchronously; methods that return host values, and
@@ -146,7 +148,10 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- linear layers
 
-    /** out[N,O] = in[N,I] · weight[O,I]^T (HF Linear layout, no bias). */
+    /**
+     * out[N,O] = in[N,I] · weight[O,I]^T (HF Linear layout, no bias). Activations: in, weight, and
+     * out, which may also be F32 where they are BF16 (the lm_head's fp32 logits from bf16 operands).
+     */
     void matmulForward(Tensor out, Tensor in, Tensor weight);
 
     /**
@@ -166,7 +171,7 @@ public interface Backend extends AutoCloseable {
 
     /**
      * dIn[N,I] = dOut[N,O] · weight[O,I] (skipped when dIn is null);
-     * dWeight[O,I] += dOut[N,O]^T · in[N,I].
+     * dWeight[O,I] (F32) += dOut[N,O]^T · in[N,I]. Activations: dIn, dOut, in, weight.
      */
     void matmulBackward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight);
 

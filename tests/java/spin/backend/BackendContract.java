@@ -226,6 +226,43 @@ abstract class BackendContract {
         });
     }
 
+    /**
+     * BF16 operands; out BF16 or F32 (the lm_head's logits), dWeight F32. An F32 result is held to
+     * the fp32 tolerance against the CPU's fp32 product of the same bf16 values: both sum exact
+     * products of bf16 numbers in fp32, in different orders.
+     */
+    @ParameterizedTest
+    @CsvSource({"1,1,1", "7,5,3", "33,17,65", "64,128,96"})
+    void matmulOnBf16Activations(int n, int o, int i) {
+        requireBf16();
+        float[] in = bf16Floats(n * i, 1f), w = bf16Floats(o * i, 1f), dOut = bf16Floats(n * o, 1f);
+        float[] dWBefore = floats(o * i, 1f);
+        for (boolean bf16Out : new boolean[] {true, false}) {
+            sameBf16(bf16Out ? "matmulForward" : "matmulForward F32 out", n * o, bf16Out, 2, (be, act, out) ->
+                    be.matmulForward(out.get(), input(be, act, in, n, i), input(be, act, w, o, i)));
+        }
+        sameBf16("matmulBackward dIn", n * i, true, 3, (be, act, out) -> be.matmulBackward(out.get(),
+                be.allocate(DType.F32, o, i), input(be, act, dOut, n, o), input(be, act, in, n, i), input(be, act, w, o, i)));
+        sameBf16("matmulBackward dWeight", o * i, false, 3, (be, act, out) -> {
+            be.write(out.get(), dWBefore);
+            be.matmulBackward(null, out.get(), input(be, act, dOut, n, o), input(be, act, in, n, i), input(be, act, w, o, i));
+        });
+    }
+
+    /** Activations of one op share one dtype; parameter gradients, logits and statistics stay F32. */
+    @Test
+    void mixedComputeDtypesAreRefused() {
+        requireBf16();
+        Tensor f = track(device.allocate(DType.F32, 2, 2)), h = track(device.allocate(DType.BF16, 2, 2));
+        Tensor ids = track(device.fromHost(new int[] {0, 1}, 2)), rows = track(device.allocate(DType.F32, 2));
+        assertThrows(IllegalArgumentException.class, () -> device.add(h, f, h));
+        assertThrows(IllegalArgumentException.class, () -> device.matmulForward(h, f, f), "F32 inputs, BF16 out");
+        assertThrows(IllegalArgumentException.class, () -> device.matmulBackward(null, h, h, h, h), "BF16 dWeight");
+        assertThrows(IllegalArgumentException.class, () -> device.embeddingBackward(h, ids, h), "BF16 dTable");
+        assertThrows(IllegalArgumentException.class, () -> device.swigluForward(h, h, f));
+        assertThrows(IllegalArgumentException.class, () -> device.logprobBackward(h, rows, h, ids, rows), "BF16 logits");
+    }
+
     @ParameterizedTest
     @CsvSource({"1,3", "9,300", "17,1023"})
     void rmsnormForwardAndBackward(int n, int c) {
