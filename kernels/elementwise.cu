@@ -1,20 +1,24 @@
-// Element-wise fp32 ops on contiguous [count] tensors, one thread per element:
-//   add:             out[i] = a[i] + b[i]   (out may alias a or b: each thread reads before it writes)
+// Element-wise ops on contiguous [count] tensors, one thread per element:
+//   add:             out[i] = a[i] + b[i]   (out may alias a or b: each thread reads before it writes),
+//                    on fp32 or bf16 activations (the residual stream and its gradient)
 //   scale:           dst[i] = dst[i] * factor
 //   scale_by_device: dst[i] = dst[i] * factor[0], factor read on the device (gradient clipping
 //                    without a host round trip)
 //   fill:            dst[i] = value
-// Each result is one correctly rounded fp32 operation, so every GPU and the CPU backend agree bit for bit.
+// scale, scale_by_device and fill are fp32 only: they serve gradients and optimizer state.
+// Each fp32 result is one correctly rounded fp32 operation, so every GPU and the CPU backend agree
+// bit for bit; a bf16 sum is that fp32 sum rounded once to bf16.
+#include "dtype.cuh"
 #include "internal.h"
 
 namespace {
 
 constexpr int ELEMENTWISE_BLOCK = 256;
 
-__global__ void __launch_bounds__(ELEMENTWISE_BLOCK)
-add_kernel(float* out, const float* a, const float* b, size_t count) {
+template <typename T>
+__global__ void __launch_bounds__(ELEMENTWISE_BLOCK) add_kernel(T* out, const T* a, const T* b, size_t count) {
     const size_t i = static_cast<size_t>(blockIdx.x) * ELEMENTWISE_BLOCK + threadIdx.x;
-    if (i < count) out[i] = a[i] + b[i];
+    if (i < count) out[i] = from_f32<T>(to_f32(a[i]) + to_f32(b[i]));
 }
 
 __global__ void __launch_bounds__(ELEMENTWISE_BLOCK) scale_kernel(float* dst, float factor, size_t count) {
@@ -45,14 +49,18 @@ int elementwise_blocks(const char* call, size_t count, unsigned int* blocks) {
 
 extern "C" {
 
-int spin_add(spin_stream_t stream, float* out, const float* a, const float* b, size_t count) {
+int spin_add(spin_stream_t stream, int dtype, void* out, const void* a, const void* b, size_t count) {
     if (count == 0) return SPIN_OK;
     if (!out || !a || !b) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_add: NULL tensor pointer");
     unsigned int blocks = 0;
     if (int status = elementwise_blocks("spin_add", count, &blocks)) return status;
-    SPIN_LAUNCH(add_kernel, blocks, ELEMENTWISE_BLOCK, 0, spin::to_cuda(stream), out, a, b, count);
-    SPIN_LAUNCH_CHECK(add_kernel);
-    return SPIN_OK;
+    return spin::with_dtype("spin_add", dtype, [&](auto element) -> int {
+        using T = decltype(element);
+        SPIN_LAUNCH(add_kernel<T>, blocks, ELEMENTWISE_BLOCK, 0, spin::to_cuda(stream), static_cast<T*>(out),
+                    static_cast<const T*>(a), static_cast<const T*>(b), count);
+        SPIN_LAUNCH_CHECK(add_kernel);
+        return SPIN_OK;
+    });
 }
 
 int spin_scale(spin_stream_t stream, float* dst, float factor, size_t count) {

@@ -1,8 +1,10 @@
-// Token embedding lookup, fp32:
+// Token embedding lookup, on fp32 or bf16 activations (dTable in fp32):
 //   forward:  out[n,:] = table[ids[n],:]; an id outside [0,V) gives a NaN row (never read through)
 //   backward: dTable[v,:] += dOut[n,:] for every n with ids[n] == v, in increasing n; ids outside
 //             [0,V) are skipped
-// Shapes: ids [N]; table, dTable [V,C]; out, dOut [N,C].
+// Shapes: ids [N]; table [V,C] and out, dOut [N,C] of the compute dtype T; dTable [V,C] fp32.
+// The forward copies elements of T as they are; the backward widens each dOut element to fp32
+// and sums in fp32.
 //
 // The backward has no float atomics: row n owns id ids[n] when n is that id's first occurrence,
 // and only the block holding the owner row writes dTable[id,:], adding the id's rows one after
@@ -13,6 +15,7 @@
 // The owner's whole block (not one warp) sums its id's rows, with several loads in flight per
 // thread, so that a frequent id (padding, punctuation) does not serialise the kernel.
 #include "block_reduce.cuh"
+#include "dtype.cuh"
 #include "internal.h"
 
 namespace {
@@ -32,19 +35,20 @@ constexpr int SUM_UNROLL = 8;
 constexpr unsigned FULL_MASK = 0xffffffffu;
 
 // Warp w of block b copies row 8b + w, lanes across columns.
+template <typename T>
 __global__ void __launch_bounds__(EMBEDDING_BLOCK)
-embedding_forward_kernel(float* out, const int32_t* ids, const float* table, int N, int C, int V) {
+embedding_forward_kernel(T* out, const int32_t* ids, const T* table, int N, int C, int V) {
     const int n = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / WARP_SIZE;
     if (n >= N) return;
     const int lane = threadIdx.x % WARP_SIZE;
     const int id = ids[n];
-    float* row = out + static_cast<size_t>(n) * C;
+    T* row = out + static_cast<size_t>(n) * C;
     if (id < 0 || id >= V) {
-        const float nan = __uint_as_float(0x7fc00000u);
+        const T nan = from_f32<T>(__uint_as_float(0x7fc00000u));
         for (int c = lane; c < C; c += WARP_SIZE) row[c] = nan;
         return;
     }
-    const float* source = table + static_cast<size_t>(id) * C;
+    const T* source = table + static_cast<size_t>(id) * C;
     for (int c = lane; c < C; c += WARP_SIZE) row[c] = source[c];
 }
 
@@ -100,8 +104,9 @@ __device__ int collect_matches(unsigned (*votes)[EMBEDDING_WARPS], int* matches,
 // of a valid id; then, for each such owner in row order, the whole block scans ids[n .. N) for
 // that id's rows and thread t adds them, in increasing m, to columns t, t + BLOCK, ... of
 // dTable[id, :]. Only the owner block ever writes that row.
+template <typename T>
 __global__ void __launch_bounds__(EMBEDDING_BLOCK)
-embedding_backward_kernel(float* dTable, const int32_t* ids, const float* dOut, int N, int C, int V) {
+embedding_backward_kernel(float* dTable, const int32_t* ids, const T* dOut, int N, int C, int V) {
     __shared__ int owned_ids[ROWS_PER_BLOCK];  // -1: the warp's row owns nothing
     __shared__ unsigned votes[BLOCK_SCAN_ITEMS][EMBEDDING_WARPS];
     __shared__ int matches[BLOCK_SCAN_CHUNK];
@@ -129,10 +134,12 @@ embedding_backward_kernel(float* dTable, const int32_t* ids, const float* dOut, 
                 int j = 0;
                 for (; j + SUM_UNROLL <= count; j += SUM_UNROLL) {
                     float terms[SUM_UNROLL];
-                    for (int q = 0; q < SUM_UNROLL; ++q) terms[q] = dOut[static_cast<size_t>(matches[j + q]) * C + c];
+                    for (int q = 0; q < SUM_UNROLL; ++q) {
+                        terms[q] = to_f32(dOut[static_cast<size_t>(matches[j + q]) * C + c]);
+                    }
                     for (int q = 0; q < SUM_UNROLL; ++q) sum += terms[q];
                 }
-                for (; j < count; ++j) sum += dOut[static_cast<size_t>(matches[j]) * C + c];
+                for (; j < count; ++j) sum += to_f32(dOut[static_cast<size_t>(matches[j]) * C + c]);
                 table_row[c] = sum;
             }
         }
@@ -150,32 +157,38 @@ int check_shape(const char* call, int N, int C, int V) {
 
 extern "C" {
 
-int spin_embedding_forward(spin_stream_t stream, float* out, const int32_t* ids, const float* table, int N, int C,
-                           int V) {
+int spin_embedding_forward(spin_stream_t stream, int dtype, void* out, const int32_t* ids, const void* table, int N,
+                           int C, int V) {
     if (int status = check_shape("spin_embedding_forward", N, C, V)) return status;
     if (N == 0 || C == 0) return SPIN_OK;
     // An empty table (V == 0) is never read: every row comes out NaN.
     if (!out || !ids || (!table && V > 0)) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "spin_embedding_forward: NULL tensor pointer");
     }
-    SPIN_LAUNCH(embedding_forward_kernel, blocks(N), EMBEDDING_BLOCK, 0, spin::to_cuda(stream), out, ids, table, N, C,
-                V);
-    SPIN_LAUNCH_CHECK(embedding_forward_kernel);
-    return SPIN_OK;
+    return spin::with_dtype("spin_embedding_forward", dtype, [&](auto element) -> int {
+        using T = decltype(element);
+        SPIN_LAUNCH(embedding_forward_kernel<T>, blocks(N), EMBEDDING_BLOCK, 0, spin::to_cuda(stream),
+                    static_cast<T*>(out), ids, static_cast<const T*>(table), N, C, V);
+        SPIN_LAUNCH_CHECK(embedding_forward_kernel);
+        return SPIN_OK;
+    });
 }
 
-int spin_embedding_backward(spin_stream_t stream, float* dTable, const int32_t* ids, const float* dOut, int N, int C,
-                            int V) {
+int spin_embedding_backward(spin_stream_t stream, int dtype, float* dTable, const int32_t* ids, const void* dOut,
+                            int N, int C, int V) {
     if (int status = check_shape("spin_embedding_backward", N, C, V)) return status;
     // With V == 0 every id is out of range and dTable is empty.
     if (N == 0 || C == 0 || V == 0) return SPIN_OK;
     if (!dTable || !ids || !dOut) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "spin_embedding_backward: NULL tensor pointer");
     }
-    SPIN_LAUNCH(embedding_backward_kernel, blocks(N), EMBEDDING_BLOCK, 0, spin::to_cuda(stream), dTable, ids, dOut, N,
-                C, V);
-    SPIN_LAUNCH_CHECK(embedding_backward_kernel);
-    return SPIN_OK;
+    return spin::with_dtype("spin_embedding_backward", dtype, [&](auto element) -> int {
+        using T = decltype(element);
+        SPIN_LAUNCH(embedding_backward_kernel<T>, blocks(N), EMBEDDING_BLOCK, 0, spin::to_cuda(stream), dTable, ids,
+                    static_cast<const T*>(dOut), N, C, V);
+        SPIN_LAUNCH_CHECK(embedding_backward_kernel);
+        return SPIN_OK;
+    });
 }
 
 }  // extern "C"

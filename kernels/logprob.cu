@@ -1,14 +1,17 @@
-// Fused log-softmax gather over the vocabulary, fp32, with its backward; the [N,V] log-softmax is
-// never materialised.
+// Fused log-softmax gather over the vocabulary with its backward; the [N,V] log-softmax is never
+// materialised. Logits, log-probs, lse and dLogp are fp32; dLogits is fp32 or bf16 (the compute
+// dtype of the lm_head product it feeds), computed in fp32 and rounded once.
 //   forward:  lse[n] = logsumexp(logits[n,:]) = max + log(sum_v exp(logits[n,v] - max));
 //             logp[n] = logits[n, labels[n]] - lse[n]; 0 where labels[n] == -100 (lse still saved)
 //   backward: dLogits[n,v] = dLogp[n] * ((v == labels[n]) - exp(logits[n,v] - lse[n]));
 //             a zero row where labels[n] == -100
 // A label neither in [0, V) nor -100 is never read through: it gives a NaN logp, a NaN gradient row.
-// Shapes: logits, dLogits [N,V]; labels int32 [N]; logp, lse, dLogp [N]. dLogits may alias logits.
+// Shapes: logits, dLogits [N,V]; labels int32 [N]; logp, lse, dLogp [N]. An fp32 dLogits may alias
+// logits; a bf16 one must not overlap them.
 #include <cstdint>
 
 #include "block_reduce.cuh"
+#include "dtype.cuh"
 #include "internal.h"
 
 namespace {
@@ -61,17 +64,19 @@ logprob_forward_kernel(float* logp, float* lse, const float* logits, const int32
 }
 
 // One block per row. Each element is read and then written by the same thread, and no thread reads
-// another's element, which is what lets dLogits alias logits.
+// another's element, which is what lets an fp32 dLogits alias logits (a bf16 element v would share
+// bytes with logit v / 2, another thread's).
+template <typename T>
 __global__ void __launch_bounds__(LOGPROB_BLOCK)
-logprob_backward_kernel(float* dLogits, const float* dLogp, const float* logits, const int32_t* labels,
-                        const float* lse, int V) {
+logprob_backward_kernel(T* dLogits, const float* dLogp, const float* logits, const int32_t* labels, const float* lse,
+                        int V) {
     const size_t row_offset = static_cast<size_t>(blockIdx.x) * V;
     const float* x = logits + row_offset;
-    float* dx = dLogits + row_offset;
+    T* dx = dLogits + row_offset;
     const int32_t label = labels[blockIdx.x];
 
     if (label == IGNORE_INDEX || label < 0 || label >= V) {
-        const float fill = label == IGNORE_INDEX ? 0.0f : quiet_nan();
+        const T fill = from_f32<T>(label == IGNORE_INDEX ? 0.0f : quiet_nan());
         for (int v = threadIdx.x; v < V; v += LOGPROB_BLOCK) dx[v] = fill;
         return;
     }
@@ -81,7 +86,7 @@ logprob_backward_kernel(float* dLogits, const float* dLogp, const float* logits,
         // As the CPU op: -g * softmax first, then + g at the label.
         float d = -g * expf(x[v] - row_lse);
         if (v == label) d += g;
-        dx[v] = d;
+        dx[v] = from_f32<T>(d);
     }
 }
 
@@ -106,17 +111,28 @@ int spin_logprob_forward(spin_stream_t stream, float* logp, float* lse, const fl
     return SPIN_OK;
 }
 
-int spin_logprob_backward(spin_stream_t stream, float* dLogits, const float* dLogp, const float* logits,
+int spin_logprob_backward(spin_stream_t stream, int dtype, void* dLogits, const float* dLogp, const float* logits,
                           const int32_t* labels, const float* lse, int N, int V) {
     if (int status = check_shape("spin_logprob_backward", N, V)) return status;
     if (N == 0) return SPIN_OK;
     if (!dLogits || !dLogp || !logits || !labels || !lse) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "spin_logprob_backward: NULL tensor pointer");
     }
-    SPIN_LAUNCH(logprob_backward_kernel, N, LOGPROB_BLOCK, 0, spin::to_cuda(stream), dLogits, dLogp, logits, labels,
-                lse, V);
-    SPIN_LAUNCH_CHECK(logprob_backward_kernel);
-    return SPIN_OK;
+    return spin::with_dtype("spin_logprob_backward", dtype, [&](auto element) -> int {
+        using T = decltype(element);
+        const size_t count = static_cast<size_t>(N) * V;
+        const uintptr_t out = reinterpret_cast<uintptr_t>(dLogits), in = reinterpret_cast<uintptr_t>(logits);
+        const bool overlaps = out < in + count * sizeof(float) && in < out + count * sizeof(T);
+        if (sizeof(T) != sizeof(float) && overlaps) {
+            return spin::fail(SPIN_ERR_INVALID_ARG,
+                              "spin_logprob_backward: bf16 dLogits overlap the fp32 logits; only fp32 dLogits may "
+                              "alias them");
+        }
+        SPIN_LAUNCH(logprob_backward_kernel<T>, N, LOGPROB_BLOCK, 0, spin::to_cuda(stream), static_cast<T*>(dLogits),
+                    dLogp, logits, labels, lse, V);
+        SPIN_LAUNCH_CHECK(logprob_backward_kernel);
+        return SPIN_OK;
+    });
 }
 
 }  // extern "C"

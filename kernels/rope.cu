@@ -1,15 +1,17 @@
-// Rotary position embedding (HF Mistral's rotate-half form), fp32:
+// Rotary position embedding (HF Mistral's rotate-half form), on fp32 or bf16 activations:
 //   inv_freq[i] = 1 / theta^(2i / D), angle[i] = p * inv_freq[i]   for i < D/2, p = positions[b,t]
 //   forward:  (x1, x2) = (x[i], x[i + D/2])  ->  (x1 cos - x2 sin, x2 cos + x1 sin)
 //   backward: the same rotation by -angle (the transpose of the forward's)
-// Shapes: in, out, dOut, dIn [B,T,H,D]; positions [B,T]. Out may alias in.
+// Shapes: in, out, dOut, dIn [B,T,H,D] of the compute dtype T; positions [B,T]. Out may alias in.
 //
 // The angles are rounded to fp32 at the steps java/spin/backend/cpu/Rope.java (and torch) rounds
 // them: exponent (float)(2i) / D, theta^exponent in double rounded to float, the fp32 reciprocal,
 // the fp32 product with the position; cos and sin in double rounded to float. The rotation rounds
 // each product and then the sum, as CpuBackend.rotateHead does (__fmul_rn keeps nvcc from fusing
 // them into an FMA), so the two backends agree bit for bit up to the last-ulp differences of the
-// device's double pow/cos/sin.
+// device's double pow/cos/sin. A bf16 element is widened to fp32 and its rotation, computed as
+// above, rounded once to bf16.
+#include "dtype.cuh"
 #include "internal.h"
 
 namespace {
@@ -22,8 +24,9 @@ constexpr size_t DEFAULT_SHARED_LIMIT = 48 * 1024;
 // and serve all H heads. Thread t rotates pairs t, t + BLOCK, ... of the row's H * D/2 pairs, so
 // neighbouring threads touch neighbouring elements, and each pair is read whole before it is
 // written, which makes out == in safe. direction: 1 forward, -1 backward.
+template <typename T>
 __global__ void __launch_bounds__(ROPE_BLOCK)
-rope_kernel(float* out, const float* in, const int32_t* positions, int H, int D, float theta, float direction) {
+rope_kernel(T* out, const T* in, const int32_t* positions, int H, int D, float theta, float direction) {
     SPIN_DYNAMIC_SHARED(float, table);  // cos [D/2], then direction * sin [D/2]
     const int half = D / 2;
     float* const cos_table = table;
@@ -47,17 +50,17 @@ rope_kernel(float* out, const float* in, const int32_t* positions, int H, int D,
         const int head = p / half;
         const int i = p - head * half;
         const size_t first = row + static_cast<size_t>(head) * D + i;
-        const float x1 = in[first];
-        const float x2 = in[first + half];
+        const float x1 = to_f32(in[first]);
+        const float x2 = to_f32(in[first + half]);
         const float c = cos_table[i];
         const float s = sin_table[i];
-        out[first] = __fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, s));
-        out[first + half] = __fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s));
+        out[first] = from_f32<T>(__fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, s)));
+        out[first + half] = from_f32<T>(__fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s)));
     }
 }
 
-int rope(const char* call, spin_stream_t stream, float* out, const float* in, const int32_t* positions, int B, int T,
-         int H, int D, float theta, float direction) {
+int rope(const char* call, spin_stream_t stream, int dtype, void* out, const void* in, const int32_t* positions, int B,
+         int T, int H, int D, float theta, float direction) {
     if (B < 0 || T < 0 || H < 0 || D < 0 || D % 2 != 0) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "%s: need B, T, H >= 0 and an even D >= 0, got B=%d T=%d H=%d D=%d",
                           call, B, T, H, D);
@@ -70,28 +73,31 @@ int rope(const char* call, spin_stream_t stream, float* out, const float* in, co
         return spin::fail(SPIN_ERR_INVALID_ARG, "%s: B=%d T=%d H=%d D=%d is too large", call, B, T, H, D);
     }
     const size_t shared_bytes = static_cast<size_t>(D) * sizeof(float);
-    if (shared_bytes > DEFAULT_SHARED_LIMIT) {
-        SPIN_CUDA_TRY(cudaFuncSetAttribute(rope_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(shared_bytes)));
-    }
-    SPIN_LAUNCH(rope_kernel, static_cast<unsigned int>(rows), ROPE_BLOCK, shared_bytes, spin::to_cuda(stream), out,
-                in, positions, H, D, theta, direction);
-    SPIN_LAUNCH_CHECK(rope_kernel);
-    return SPIN_OK;
+    return spin::with_dtype(call, dtype, [&](auto element) -> int {
+        using T = decltype(element);
+        if (shared_bytes > DEFAULT_SHARED_LIMIT) {
+            SPIN_CUDA_TRY(cudaFuncSetAttribute(rope_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(shared_bytes)));
+        }
+        SPIN_LAUNCH(rope_kernel<T>, static_cast<unsigned int>(rows), ROPE_BLOCK, shared_bytes, spin::to_cuda(stream),
+                    static_cast<T*>(out), static_cast<const T*>(in), positions, H, D, theta, direction);
+        SPIN_LAUNCH_CHECK(rope_kernel);
+        return SPIN_OK;
+    });
 }
 
 }  // namespace
 
 extern "C" {
 
-int spin_rope_forward(spin_stream_t stream, float* out, const float* in, const int32_t* positions, int B, int T, int H,
-                      int D, float theta) {
-    return rope("spin_rope_forward", stream, out, in, positions, B, T, H, D, theta, 1.0f);
+int spin_rope_forward(spin_stream_t stream, int dtype, void* out, const void* in, const int32_t* positions, int B,
+                      int T, int H, int D, float theta) {
+    return rope("spin_rope_forward", stream, dtype, out, in, positions, B, T, H, D, theta, 1.0f);
 }
 
-int spin_rope_backward(spin_stream_t stream, float* dIn, const float* dOut, const int32_t* positions, int B, int T,
-                       int H, int D, float theta) {
-    return rope("spin_rope_backward", stream, dIn, dOut, positions, B, T, H, D, theta, -1.0f);
+int spin_rope_backward(spin_stream_t stream, int dtype, void* dIn, const void* dOut, const int32_t* positions, int B,
+                       int T, int H, int D, float theta) {
+    return rope("spin_rope_backward", stream, dtype, dIn, dOut, positions, B, T, H, D, theta, -1.0f);
 }
 
 }  // extern "C"

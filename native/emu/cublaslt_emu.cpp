@@ -3,14 +3,18 @@
 // from libspin_native_emu.so so that the Java code that drives the real libcublasLt runs unchanged
 // in CI, without a GPU.
 //
-// Only what spin uses exists: D = alpha * op(A) op(B) + beta * C with A, B, C, D all fp32 or all
-// bf16, CUBLAS_COMPUTE_32F with fp32 alpha and beta in host memory, op N or T, column-major
-// layouts with leading dimensions. Anything else is CUBLAS_STATUS_NOT_SUPPORTED; a malformed call
-// (dead handle, shapes that do not fit, misaligned pointer) is CUBLAS_STATUS_INVALID_VALUE.
+// Only what spin uses exists: D = alpha * op(A) op(B) + beta * C under CUBLAS_COMPUTE_32F with fp32
+// alpha and beta in host memory, op N or T, column-major layouts with leading dimensions, and the
+// type combinations cuBLASLt's table lists for that compute type among fp32 and bf16: A and B alike,
+// C and D alike, fp32 x fp32 -> fp32, bf16 x bf16 -> bf16 and bf16 x bf16 -> fp32. Anything else
+// (fp32 x fp32 -> bf16, mixed A and B, C unlike D) is CUBLAS_STATUS_NOT_SUPPORTED, as cuBLASLt's
+// heuristic finds no algorithm for it; a malformed call (dead handle, shapes that do not fit,
+// misaligned pointer) is CUBLAS_STATUS_INVALID_VALUE.
 //
 // Each element is accumulated in fp32 by fused multiply-adds over k in increasing order, so the
-// result is reproducible to the bit; bf16 results are rounded to nearest even. As with all
-// emulated stream work, the product is computed when it is queued.
+// result is reproducible to the bit; a bf16 C is widened when read, and a bf16 D is the fp32 result
+// rounded once to nearest even. As with all emulated stream work, the product is computed when it
+// is queued.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -113,11 +117,21 @@ bool read_attribute(const void* buffer, size_t size, V* value) {
     return true;
 }
 
-// A matmul as its four layouts describe it: op(A) is m x k, op(B) k x n, C and D m x n.
+// A matmul as its four layouts describe it: op(A) is m x k, op(B) k x n, C and D m x n; A and B
+// hold inputs, C and D output.
 struct Problem {
     size_t m, n, k;
-    cudaDataType type;
+    cudaDataType inputs, output;
+
+    // The element type of matrix A, B, C, D (index 0..3), as cublasLtMatmulPreference numbers them.
+    cudaDataType type(int matrix) const { return matrix < 2 ? inputs : output; }
 };
+
+// The CUBLAS_COMPUTE_32F rows of cuBLASLt's cublasLtMatmul type table that involve only fp32 and bf16.
+bool supported_types(int a, int b, int c, int d) {
+    if (!supported_type(a) || b != a || d != c) return false;
+    return c == a || (a == CUDA_R_16BF && c == CUDA_R_32F);
+}
 
 cublasStatus_t describe(const spin_emu_matmul_desc* desc, const spin_emu_matrix_layout* a,
                         const spin_emu_matrix_layout* b, const spin_emu_matrix_layout* c,
@@ -126,9 +140,7 @@ cublasStatus_t describe(const spin_emu_matmul_desc* desc, const spin_emu_matrix_
     for (const spin_emu_matrix_layout* layout : {a, b, c, d}) {
         if (!layouts.contains(layout)) return CUBLAS_STATUS_INVALID_VALUE;
     }
-    if (!supported_type(a->type) || b->type != a->type || c->type != a->type || d->type != a->type) {
-        return CUBLAS_STATUS_NOT_SUPPORTED;
-    }
+    if (!supported_types(a->type, b->type, c->type, d->type)) return CUBLAS_STATUS_NOT_SUPPORTED;
     const bool a_n = desc->trans_a == CUBLAS_OP_N;
     const bool b_n = desc->trans_b == CUBLAS_OP_N;
     const uint64_t m = a_n ? a->rows : a->cols;
@@ -139,7 +151,7 @@ cublasStatus_t describe(const spin_emu_matmul_desc* desc, const spin_emu_matrix_
     for (const spin_emu_matrix_layout* layout : {a, b, c, d}) {
         if (layout->ld < 1 || static_cast<uint64_t>(layout->ld) < layout->rows) return CUBLAS_STATUS_INVALID_VALUE;
     }
-    *problem = Problem{m, n, k, a->type};
+    *problem = Problem{m, n, k, a->type, c->type};
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -288,8 +300,10 @@ SPIN_EXPORT cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handl
     *returned = 0;
     Problem problem;
     if (cublasStatus_t status = describe(desc, a, b, c, d, &problem)) return status;
-    for (uint32_t alignment : preference->min_alignment) {
-        if (alignment < element_bytes(problem.type)) return CUBLAS_STATUS_NOT_SUPPORTED;
+    for (int matrix = 0; matrix < 4; ++matrix) {
+        if (preference->min_alignment[matrix] < element_bytes(problem.type(matrix))) {
+            return CUBLAS_STATUS_NOT_SUPPORTED;
+        }
     }
     std::memset(&results[0], 0, sizeof results[0]);
     results[0].algo.data[0] = ALGO_TAG;
@@ -319,9 +333,9 @@ SPIN_EXPORT cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmu
     std::memcpy(&beta_value, beta, 4);
     // beta == 0 means C is not read, so it may hold anything (NaN included) or be NULL.
     const bool reads_c = beta_value != 0.0f;
-    const size_t bytes = element_bytes(problem.type);
     const void* const pointers[4] = {A, B, reads_c ? C : nullptr, D};
     for (int matrix = 0; matrix < 4; ++matrix) {
+        const size_t bytes = element_bytes(problem.type(matrix));
         const size_t alignment = algo != nullptr ? algo->data[1 + matrix] : bytes;
         if (alignment == 0 || !aligned(pointers[matrix], alignment) || !aligned(pointers[matrix], bytes)) {
             return CUBLAS_STATUS_INVALID_VALUE;
@@ -362,8 +376,8 @@ SPIN_EXPORT cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmu
             float sum = 0.0f;
             for (size_t p = 0; p < k; ++p) sum = std::fma(row[p], column[p], sum);
             float value = alpha_value * sum;
-            if (reads_c) value = std::fma(beta_value, load(C, problem.type, i + j * ldc), value);
-            store(D, problem.type, i + j * ldd, value);
+            if (reads_c) value = std::fma(beta_value, load(C, problem.output, i + j * ldc), value);
+            store(D, problem.output, i + j * ldd, value);
         }
     }
     return CUBLAS_STATUS_SUCCESS;

@@ -129,7 +129,8 @@ SPIN_EXPORT int spin_stream_wait_event(spin_stream_t stream, spin_event_t event)
  * Kernel conventions (every spin_* below that takes a stream):
  *   - the semantics, shapes and gradient rule are those of java/spin/backend/Backend.java, whose
  *     Javadoc names the same op; tensors are row-major and contiguous; floating tensors are fp32
- *     unless a name says bf16 (raw uint16_t bit patterns); ids, labels, positions are int32;
+ *     unless a dtype argument (enum spin_dtype) covers them or a name says bf16 (raw uint16_t bit
+ *     patterns); ids, labels, positions are int32;
  *   - parameter gradients (dWeight, dTable) accumulate (+=), activation gradients are overwritten;
  *   - deterministic: the same inputs and shapes give the same bits on every run; no float atomics;
  *   - ids/labels/rows outside their range are not read through: such an embedding row gives NaN,
@@ -140,8 +141,11 @@ SPIN_EXPORT int spin_stream_wait_event(spin_stream_t stream, spin_event_t event)
 
 /* ---- kernels: element-wise (kernels/elementwise.cu) --------------------------------------- */
 
-/* out[i] = a[i] + b[i]; out may alias a or b (dst += src is spin_add(dst, dst, src)). */
-SPIN_EXPORT int spin_add(spin_stream_t stream, float* out, const float* a, const float* b, size_t count);
+/*
+ * out[i] = a[i] + b[i]; out may alias a or b (dst += src is spin_add(dst, dst, src)). dtype
+ * (enum spin_dtype) covers out, a and b. The scale and fill ops below are fp32 only.
+ */
+SPIN_EXPORT int spin_add(spin_stream_t stream, int dtype, void* out, const void* a, const void* b, size_t count);
 /* dst[i] *= factor. */
 SPIN_EXPORT int spin_scale(spin_stream_t stream, float* dst, float factor, size_t count);
 /* dst[i] *= *factor, the factor read on the device (clipping without a host round trip). */
@@ -151,30 +155,33 @@ SPIN_EXPORT int spin_fill(spin_stream_t stream, float* dst, float value, size_t 
 
 /* ---- kernels: embedding (kernels/embedding.cu) -------------------------------------------- */
 
-/* out[N,C] = table[ids[n], :] for table [V,C]. */
-SPIN_EXPORT int spin_embedding_forward(spin_stream_t stream, float* out, const int32_t* ids, const float* table,
-                                       int N, int C, int V);
-/* dTable[V,C] += dOut[N,C] rows: each row added onto dTable[ids[n]] one by one in increasing n, as the CPU
-   backend does (no atomics). */
-SPIN_EXPORT int spin_embedding_backward(spin_stream_t stream, float* dTable, const int32_t* ids, const float* dOut,
-                                        int N, int C, int V);
+/* out[N,C] = table[ids[n], :] for table [V,C]; dtype (enum spin_dtype) covers out and table. */
+SPIN_EXPORT int spin_embedding_forward(spin_stream_t stream, int dtype, void* out, const int32_t* ids,
+                                       const void* table, int N, int C, int V);
+/* dTable[V,C] (fp32) += dOut[N,C] rows: each row, widened to fp32, added onto dTable[ids[n]] one by one in
+   increasing n, as the CPU backend does (no atomics); dtype covers dOut. */
+SPIN_EXPORT int spin_embedding_backward(spin_stream_t stream, int dtype, float* dTable, const int32_t* ids,
+                                        const void* dOut, int N, int C, int V);
 
 /* ---- kernels: rotary embedding (kernels/rope.cu) ------------------------------------------- */
 
 /* in, out [B,T,H,D] (out may alias in), positions [B,T]; rotate-half pairing, angle
-   p * theta^(-2i/D) rounded at the steps java/spin/backend/cpu/Rope.java rounds at. D even. */
-SPIN_EXPORT int spin_rope_forward(spin_stream_t stream, float* out, const float* in, const int32_t* positions,
-                                  int B, int T, int H, int D, float theta);
-/* dIn = dOut rotated by the negative angle; dIn may alias dOut. */
-SPIN_EXPORT int spin_rope_backward(spin_stream_t stream, float* dIn, const float* dOut, const int32_t* positions,
-                                   int B, int T, int H, int D, float theta);
+   p * theta^(-2i/D) rounded at the steps java/spin/backend/cpu/Rope.java rounds at. D even.
+   dtype (enum spin_dtype) covers in and out. */
+SPIN_EXPORT int spin_rope_forward(spin_stream_t stream, int dtype, void* out, const void* in,
+                                  const int32_t* positions, int B, int T, int H, int D, float theta);
+/* dIn = dOut rotated by the negative angle; dIn may alias dOut; dtype covers both. */
+SPIN_EXPORT int spin_rope_backward(spin_stream_t stream, int dtype, void* dIn, const void* dOut,
+                                   const int32_t* positions, int B, int T, int H, int D, float theta);
 
 /* ---- kernels: SwiGLU (kernels/swiglu.cu) -------------------------------------------------- */
 
-/* out = silu(gate) * up, all [count]. */
-SPIN_EXPORT int spin_swiglu_forward(spin_stream_t stream, float* out, const float* gate, const float* up, size_t count);
-SPIN_EXPORT int spin_swiglu_backward(spin_stream_t stream, float* dGate, float* dUp, const float* dOut,
-                                     const float* gate, const float* up, size_t count);
+/* out = silu(gate) * up, all [count]; dtype (enum spin_dtype) covers every operand, here and in the
+   backward. */
+SPIN_EXPORT int spin_swiglu_forward(spin_stream_t stream, int dtype, void* out, const void* gate, const void* up,
+                                    size_t count);
+SPIN_EXPORT int spin_swiglu_backward(spin_stream_t stream, int dtype, void* dGate, void* dUp, const void* dOut,
+                                     const void* gate, const void* up, size_t count);
 
 /* ---- kernels: log-probs (kernels/logprob.cu) ----------------------------------------------- */
 
@@ -182,10 +189,11 @@ SPIN_EXPORT int spin_swiglu_backward(spin_stream_t stream, float* dGate, float* 
    labels[n] == -100. logits [N,V]. */
 SPIN_EXPORT int spin_logprob_forward(spin_stream_t stream, float* logp, float* lse, const float* logits,
                                      const int32_t* labels, int N, int V);
-/* dLogits[N,V] = dLogp[n] * (onehot(labels[n]) - softmax(logits[n])), 0 on ignored rows;
-   dLogits may alias logits. */
-SPIN_EXPORT int spin_logprob_backward(spin_stream_t stream, float* dLogits, const float* dLogp, const float* logits,
-                                      const int32_t* labels, const float* lse, int N, int V);
+/* dLogits[N,V] = dLogp[n] * (onehot(labels[n]) - softmax(logits[n])), 0 on ignored rows. dtype
+   (enum spin_dtype) covers dLogits only: logits, dLogp and lse are fp32. An fp32 dLogits may alias
+   logits; a bf16 dLogits overlapping them is SPIN_ERR_INVALID_ARG. */
+SPIN_EXPORT int spin_logprob_backward(spin_stream_t stream, int dtype, void* dLogits, const float* dLogp,
+                                      const float* logits, const int32_t* labels, const float* lse, int N, int V);
 
 /* ---- kernels: sequence sums and the SPIN loss (kernels/spin_loss.cu) ----------------------- */
 

@@ -412,14 +412,15 @@ int main(int argc, char** argv) {
     const double fa = f2;
     const int runs = repeats, warm = 3;
 
-    // ---- element-wise over the shard [P] (gradient accumulation, clipping, zeroing)
+    // ---- element-wise over the shard [P] (clipping, zeroing)
     // fill: P*4 written
     check(spin_fill(stream, clip_factor, 0.9f, 1), "spin_fill");
     bench.time("fill", fmt("P=%zu", P), Rate::Bandwidth, P * f4, runs, warm,
                [&] { return spin_fill(stream, state1, 0.5f, P); });
-    // add (dst += src, in place): 2*P*4 read + P*4 written
-    bench.time("add", fmt("P=%zu (in place)", P), Rate::Bandwidth, 3 * P * f4, runs, warm,
-               [&] { return spin_add(stream, state1, state1, grad, P); });
+    // add over the residual stream [N,C] (dst += src, in place, as the backward sums residual
+    // gradients): 2*N*C read + N*C written in the compute dtype
+    bench.time("add", fmt("N=%d C=%d (in place)", N, C), Rate::Bandwidth, 3 * NC * fa, runs, warm,
+               [&] { return spin_add(stream, act, dx, dx, dy, NC); });
     // scale: P*4 read + P*4 written
     bench.time("scale", fmt("P=%zu", P), Rate::Bandwidth, 2 * P * f4, runs, warm,
                [&] { return spin_scale(stream, state1, 0.5f, P); });
@@ -433,13 +434,14 @@ int main(int argc, char** argv) {
     bench.time("cast_bf16_to_f32", fmt("N=%d C=%d", N, C), Rate::Bandwidth, NC * (f4 + f2), runs, warm,
                [&] { return spin_cast_bf16_to_f32(stream, y, bf16_act, NC); });
 
-    // ---- embedding: forward N*C*4 read (table rows) + N*C*4 written + N*4 ids;
-    // backward N*C*4 (dOut) + U*C*4 read and written (the U distinct ids' dTable rows) + N*4 ids
-    bench.time("embedding_forward", fmt("N=%d C=%d V=%d", N, C, V), Rate::Bandwidth, 2 * NC * f4 + N * f4, runs, warm,
-               [&] { return spin_embedding_forward(stream, y, ids, table, N, C, V); });
+    // ---- embedding: forward N*C read (table rows) + N*C written in the compute dtype + N*4 ids;
+    // backward N*C (dOut, compute dtype) + U*C*4 read and written (the U distinct ids' fp32 dTable
+    // rows) + N*4 ids
+    bench.time("embedding_forward", fmt("N=%d C=%d V=%d", N, C, V), Rate::Bandwidth, 2 * NC * fa + N * f4, runs, warm,
+               [&] { return spin_embedding_forward(stream, act, y, ids, table, N, C, V); });
     bench.time("embedding_backward", fmt("N=%d C=%d V=%d (%zu ids)", N, C, V, distinct_ids), Rate::Bandwidth,
-               NC * f4 + 2.0 * distinct_ids * C * f4 + N * f4, runs, warm,
-               [&] { return spin_embedding_backward(stream, dtable, ids, dy, N, C, V); });
+               NC * fa + 2.0 * distinct_ids * C * f4 + N * f4, runs, warm,
+               [&] { return spin_embedding_backward(stream, act, dtable, ids, dy, N, C, V); });
 
     // ---- RMSNorm: forward N*C read + N*C written (+ C weight) in the compute dtype, N rstd;
     // backward 2*N*C read (dOut, in) + N*C written (+ weight), rstd and dWeight (fp32, read and
@@ -452,32 +454,34 @@ int main(int argc, char** argv) {
                                                 C);
                });
 
-    // ---- RoPE [B,T,heads,D]: read once, written once (+ B*T*4 positions)
+    // ---- RoPE [B,T,heads,D]: read once, written once in the compute dtype (+ B*T*4 positions)
     bench.time("rope_forward (q)", fmt("B=%d T=%d H=%d D=%d", B, T, H, D), Rate::Bandwidth,
-               2.0 * QS * f4 + B * T * f4, runs, warm,
-               [&] { return spin_rope_forward(stream, dq, q, positions, B, T, H, D, model.theta); });
+               2.0 * QS * fa + B * T * f4, runs, warm,
+               [&] { return spin_rope_forward(stream, act, dq, q, positions, B, T, H, D, model.theta); });
     bench.time("rope_forward (k)", fmt("B=%d T=%d H=%d D=%d", B, T, KVH, D), Rate::Bandwidth,
-               2.0 * KS * f4 + B * T * f4, runs, warm,
-               [&] { return spin_rope_forward(stream, dk, k, positions, B, T, KVH, D, model.theta); });
+               2.0 * KS * fa + B * T * f4, runs, warm,
+               [&] { return spin_rope_forward(stream, act, dk, k, positions, B, T, KVH, D, model.theta); });
     bench.time("rope_backward (q)", fmt("B=%d T=%d H=%d D=%d", B, T, H, D), Rate::Bandwidth,
-               2.0 * QS * f4 + B * T * f4, runs, warm,
-               [&] { return spin_rope_backward(stream, dq, att_dout, positions, B, T, H, D, model.theta); });
+               2.0 * QS * fa + B * T * f4, runs, warm,
+               [&] { return spin_rope_backward(stream, act, dq, att_dout, positions, B, T, H, D, model.theta); });
 
-    // ---- SwiGLU [N,F]: forward 2 read + 1 written; backward 3 read (dOut, gate, up) + 2 written
-    bench.time("swiglu_forward", fmt("N=%d F=%d", N, F), Rate::Bandwidth, 3.0 * NF * f4, runs, warm,
-               [&] { return spin_swiglu_forward(stream, ffn_out, gate, up, NF); });
-    bench.time("swiglu_backward", fmt("N=%d F=%d", N, F), Rate::Bandwidth, 5.0 * NF * f4, runs, warm,
-               [&] { return spin_swiglu_backward(stream, dgate, dup, ffn_out, gate, up, NF); });
+    // ---- SwiGLU [N,F] in the compute dtype: forward 2 read + 1 written; backward 3 read (dOut,
+    // gate, up) + 2 written
+    bench.time("swiglu_forward", fmt("N=%d F=%d", N, F), Rate::Bandwidth, 3.0 * NF * fa, runs, warm,
+               [&] { return spin_swiglu_forward(stream, act, ffn_out, gate, up, NF); });
+    bench.time("swiglu_backward", fmt("N=%d F=%d", N, F), Rate::Bandwidth, 5.0 * NF * fa, runs, warm,
+               [&] { return spin_swiglu_backward(stream, act, dgate, dup, ffn_out, gate, up, NF); });
 
     // ---- KV cache write: M*W read + written in the compute dtype (+ M*4 row indices)
     bench.time("scatter_rows", fmt("M=%d W=%d R=%d", N, W, R), Rate::Bandwidth, 2.0 * N * W * fa + N * f4, runs,
                warm, [&] { return spin_scatter_rows(stream, act, k_cache, k, scatter_rows, N, W, R); });
 
-    // ---- log-probs [N,V]: forward N*V*4 read (+ labels, logp, lse); backward N*V*4 read + N*V*4 written
+    // ---- log-probs [N,V]: forward N*V*4 read (fp32 logits; + labels, logp, lse); backward N*V*4
+    // read + N*V written in the compute dtype (dLogits feeds the lm_head's backward product)
     bench.time("logprob_forward", fmt("N=%d V=%d", N, V), Rate::Bandwidth, NV * f4 + 3.0 * N * f4, runs, warm,
                [&] { return spin_logprob_forward(stream, logp, logit_lse, logits, labels, N, V); });
-    bench.time("logprob_backward", fmt("N=%d V=%d", N, V), Rate::Bandwidth, 2.0 * NV * f4 + 3.0 * N * f4, runs, warm,
-               [&] { return spin_logprob_backward(stream, dlogits, dlogp, logits, labels, logit_lse, N, V); });
+    bench.time("logprob_backward", fmt("N=%d V=%d", N, V), Rate::Bandwidth, NV * (f4 + fa) + 3.0 * N * f4, runs, warm,
+               [&] { return spin_logprob_backward(stream, act, dlogits, dlogp, logits, labels, logit_lse, N, V); });
 
     // ---- sequence sums and the SPIN loss: launch-bound at these sizes
     bench.time("row_sum_forward", fmt("B=%d T=%d", rowB, rowT), Rate::Latency, 0, runs, warm,

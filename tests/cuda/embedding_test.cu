@@ -1,8 +1,8 @@
-// spin_embedding_forward/backward (kernels/embedding.cu):
-//   - forward bit for bit (a copy), NaN rows for ids outside [0, V);
-//   - backward per element against an fp64 sum, bit for bit against the CPU backend's order (each
-//     id's rows added one by one onto the old dTable row, in increasing n), and bit-identical over
-//     two runs.
+// spin_embedding_forward/backward (kernels/embedding.cu), on fp32 and on bf16 activations:
+//   - forward bit for bit (a copy of the table's elements), NaN rows for ids outside [0, V);
+//   - backward (dTable fp32 in both cases) per element against an fp64 sum, bit for bit against the
+//     CPU backend's order (each id's rows, widened to fp32, added one by one onto the old dTable row,
+//     in increasing n), and bit-identical over two runs.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -20,21 +20,20 @@ size_t wrong_bits(const std::vector<float>& expected, const std::vector<float>& 
     return wrong;
 }
 
-void check_embedding(const char* what, const std::vector<int32_t>& ids, int C, int V) {
+void check_embedding(int dtype, const char* what, const std::vector<int32_t>& ids, int C, int V) {
     const int N = static_cast<int>(ids.size());
-    const std::vector<float> table = random_floats(static_cast<size_t>(V) * C);
-    const std::vector<float> d_out = random_floats(static_cast<size_t>(N) * C);
+    const std::vector<float> table = representable(random_floats(static_cast<size_t>(V) * C), dtype);
+    const std::vector<float> d_out = representable(random_floats(static_cast<size_t>(N) * C), dtype);
     const std::vector<float> d_table_before = random_floats(static_cast<size_t>(V) * C);
 
     // Forward: rows of valid ids copied, the rest NaN.
     size_t forward_wrong = 0;
     int32_t* ids_d = device_copy(ids);
-    float* table_d = device_copy(table);
-    float* out_d = device_poisoned<float>(static_cast<size_t>(N) * C);
-    // Poison is NaN too: overwrite it with a finite value so that a NaN row is the kernel's own.
-    must(spin_fill(nullptr, out_d, 7.0f, static_cast<size_t>(N) * C), "spin_fill");
-    must(spin_embedding_forward(nullptr, out_d, ids_d, table_d, N, C, V), "spin_embedding_forward");
-    const std::vector<float> out = host_copy(out_d, static_cast<size_t>(N) * C);
+    void* table_d = device_typed(table, dtype);
+    // Not the usual NaN poison: a NaN row must be the kernel's own, and a row it skips stays 7.
+    void* out_d = device_typed(std::vector<float>(static_cast<size_t>(N) * C, 7.0f), dtype);
+    must(spin_embedding_forward(nullptr, dtype, out_d, ids_d, table_d, N, C, V), "spin_embedding_forward");
+    const std::vector<float> out = host_typed(out_d, static_cast<size_t>(N) * C, dtype);
     for (int n = 0; n < N; ++n) {
         const bool valid = ids[n] >= 0 && ids[n] < V;
         for (int c = 0; c < C; ++c) {
@@ -60,11 +59,11 @@ void check_embedding(const char* what, const std::vector<int32_t>& ids, int C, i
     }
     const int most_rows = std::max(1, *std::max_element(rows_per_id.begin(), rows_per_id.end()));
 
-    float* d_out_d = device_copy(d_out);
+    void* d_out_d = device_typed(d_out, dtype);
     std::vector<float> runs[2];
     for (std::vector<float>& run : runs) {
         float* d_table_d = device_copy(d_table_before);
-        must(spin_embedding_backward(nullptr, d_table_d, ids_d, d_out_d, N, C, V), "spin_embedding_backward");
+        must(spin_embedding_backward(nullptr, dtype, d_table_d, ids_d, d_out_d, N, C, V), "spin_embedding_backward");
         run = host_copy(d_table_d, static_cast<size_t>(V) * C);
         cudaFree(d_table_d);
     }
@@ -74,25 +73,25 @@ void check_embedding(const char* what, const std::vector<int32_t>& ids, int C, i
     const size_t cpu_wrong = wrong_bits(d_table_cpu, runs[0]);
     const size_t rerun_wrong = wrong_bits(runs[0], runs[1]);
     report(forward_wrong == 0 && ratio <= 1 && cpu_wrong == 0 && rerun_wrong == 0,
-           "spin_embedding_forward/backward %s N=%d C=%d V=%d: forward wrong %zu; dTable worst error / tolerance "
-           "%.2f, bits unlike the CPU order %zu, unlike a second run %zu",
-           what, N, C, V, forward_wrong, ratio, cpu_wrong, rerun_wrong);
-    for (void* p : {static_cast<void*>(ids_d), static_cast<void*>(table_d), static_cast<void*>(out_d),
-                    static_cast<void*>(d_out_d)}) {
-        cudaFree(p);
-    }
+           "spin_embedding_forward/backward %s %s N=%d C=%d V=%d: forward wrong %zu; dTable worst error / "
+           "tolerance %.2f, bits unlike the CPU order %zu, unlike a second run %zu",
+           dtype_name(dtype), what, N, C, V, forward_wrong, ratio, cpu_wrong, rerun_wrong);
+    for (void* p : {static_cast<void*>(ids_d), table_d, out_d, d_out_d}) cudaFree(p);
 }
 
 void check_arguments() {
     float* x_d = device_poisoned<float>(4);
     int32_t* ids_d = device_copy(std::vector<int32_t>{0});
-    const bool ok = spin_embedding_forward(nullptr, x_d, ids_d, x_d, 1, -1, 1) == SPIN_ERR_INVALID_ARG &&
-                    spin_embedding_forward(nullptr, x_d, nullptr, x_d, 1, 1, 1) == SPIN_ERR_INVALID_ARG &&
-                    spin_embedding_backward(nullptr, nullptr, ids_d, x_d, 1, 1, 1) == SPIN_ERR_INVALID_ARG &&
-                    spin_embedding_backward(nullptr, x_d, ids_d, x_d, -2, 1, 1) == SPIN_ERR_INVALID_ARG &&
-                    spin_embedding_forward(nullptr, nullptr, nullptr, nullptr, 0, 4, 4) == SPIN_OK &&
-                    spin_embedding_backward(nullptr, nullptr, nullptr, nullptr, 3, 0, 4) == SPIN_OK;
-    report(ok, "spin_embedding_* reject negative sizes and NULL tensors; zero-sized calls do nothing");
+    const int f32 = SPIN_DTYPE_F32, bf16 = SPIN_DTYPE_BF16;
+    const bool ok = spin_embedding_forward(nullptr, f32, x_d, ids_d, x_d, 1, -1, 1) == SPIN_ERR_INVALID_ARG &&
+                    spin_embedding_forward(nullptr, bf16, x_d, nullptr, x_d, 1, 1, 1) == SPIN_ERR_INVALID_ARG &&
+                    spin_embedding_forward(nullptr, 7, x_d, ids_d, x_d, 1, 1, 1) == SPIN_ERR_INVALID_ARG &&
+                    spin_embedding_backward(nullptr, f32, nullptr, ids_d, x_d, 1, 1, 1) == SPIN_ERR_INVALID_ARG &&
+                    spin_embedding_backward(nullptr, bf16, x_d, ids_d, x_d, -2, 1, 1) == SPIN_ERR_INVALID_ARG &&
+                    spin_embedding_backward(nullptr, -1, x_d, ids_d, x_d, 1, 1, 1) == SPIN_ERR_INVALID_ARG &&
+                    spin_embedding_forward(nullptr, f32, nullptr, nullptr, nullptr, 0, 4, 4) == SPIN_OK &&
+                    spin_embedding_backward(nullptr, bf16, nullptr, nullptr, nullptr, 3, 0, 4) == SPIN_OK;
+    report(ok, "spin_embedding_* reject negative sizes, NULL tensors and unknown dtypes; zero-sized calls do nothing");
     cudaFree(x_d);
     cudaFree(ids_d);
 }
@@ -103,10 +102,12 @@ void check_arguments() {
 // (256 threads x 4): the long cases put first and later occurrences on both sides of those
 // boundaries, and give owners both full and partial groups of 8 rows to sum.
 SPIN_KERNEL_CHECKS(embedding) {
-    check_embedding("one row", {0}, 1, 1);
-    check_embedding("repeated ids", {2, 0, 2, 2, 1, 0, 2}, 5, 3);
-    check_embedding("out-of-range ids", {1, -1, 3, 4, 1, 100000, -7, 3, 0}, 300, 4);
-    check_embedding("all ids equal", std::vector<int32_t>(1100, 2), 3, 5);
+    for (int dtype : {SPIN_DTYPE_F32, SPIN_DTYPE_BF16}) {
+        check_embedding(dtype, "one row", {0}, 1, 1);
+        check_embedding(dtype, "repeated ids", {2, 0, 2, 2, 1, 0, 2}, 5, 3);
+        check_embedding(dtype, "out-of-range ids", {1, -1, 3, 4, 1, 100000, -7, 3, 0}, 300, 4);
+        check_embedding(dtype, "all ids equal", std::vector<int32_t>(1100, 2), 3, 5);
+    }
 
     // 40 common ids; id 40 first at 1200 (its owner scans 1200 earlier ids without a match) and
     // again at 1250; id 41 once, past the first block-scan boundary; invalid ids around it.
@@ -117,6 +118,6 @@ SPIN_KERNEL_CHECKS(embedding) {
     ids[1100] = 41;
     ids[1023] = -1;
     ids[1024] = 42;
-    check_embedding("chunk boundaries", ids, 33, 42);
+    for (int dtype : {SPIN_DTYPE_F32, SPIN_DTYPE_BF16}) check_embedding(dtype, "chunk boundaries", ids, 33, 42);
     check_arguments();
 }

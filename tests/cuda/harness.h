@@ -160,6 +160,12 @@ inline double bf16_rounding_error(const std::vector<double>& expected) {
     return relative_error(expected, rounded);
 }
 
+// The largest relative error of rounding a value once to dtype, for per-element bounds: half a bf16
+// ulp, at most 2^-8 of the value (8 significant bits); 0 for fp32, whose rounding a test's own fp32
+// tolerance already covers. A kernel that computes in fp32 and rounds once is within this plus its
+// fp32 error.
+inline double rounding_rtol(int dtype) { return dtype == SPIN_DTYPE_BF16 ? 0x1p-8 : 0.0; }
+
 // Whether an output's relative L2 error against the fp64 reference passes: in fp32 below
 // fp32_limit; in bf16 within factor times the error of a naive bf16 computation, one that computes
 // exactly and rounds its output once (DESIGN section 4: 2x for outputs, 3x for gradients), plus

@@ -1,7 +1,7 @@
 // spin_logprob_forward/backward (kernels/logprob.cu) against an fp64 host reference: valid,
 // ignored (-100) and out-of-range labels, rows shorter and longer than the block, a 32000-wide
-// vocabulary row, logits large enough to overflow exp without the max shift, and dLogits aliasing
-// logits.
+// vocabulary row, logits large enough to overflow exp without the max shift, fp32 dLogits aliasing
+// logits, and bf16 dLogits (from fp32 logits) per element and by DESIGN section 4's 3x rule.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -45,7 +45,8 @@ bool is_positive_zero(float value) {
     return bits == 0;
 }
 
-void check_logprob(int N, int V, float scale, float offset, bool aliased) {
+// dtype: of dLogits; aliased (fp32 only) passes dLogits == logits.
+void check_logprob(int dtype, int N, int V, float scale, float offset, bool aliased) {
     std::vector<float> logits = random_floats(static_cast<size_t>(N) * V, scale);
     for (float& x : logits) x += offset;
     const std::vector<int32_t> labels = make_labels(N, V);
@@ -82,14 +83,14 @@ void check_logprob(int N, int V, float scale, float offset, bool aliased) {
     float* lse_in_d = device_copy(lse_f);
     float* logp_d = device_poisoned<float>(N);
     float* lse_d = device_poisoned<float>(N);
-    float* d_logits_d = aliased ? logits_d : device_poisoned<float>(logits.size());
+    void* d_logits_d = aliased ? logits_d : device_poisoned_typed(logits.size(), dtype);
 
     must(spin_logprob_forward(nullptr, logp_d, lse_d, logits_d, labels_d, N, V), "spin_logprob_forward");
     const std::vector<float> logp = host_copy(logp_d, N);
     const std::vector<float> lse = host_copy(lse_d, N);
-    must(spin_logprob_backward(nullptr, d_logits_d, d_logp_d, logits_d, labels_d, lse_in_d, N, V),
+    must(spin_logprob_backward(nullptr, dtype, d_logits_d, d_logp_d, logits_d, labels_d, lse_in_d, N, V),
          "spin_logprob_backward");
-    const std::vector<float> d_logits = host_copy(d_logits_d, logits.size());
+    const std::vector<float> d_logits = host_typed(d_logits_d, logits.size(), dtype);
 
     // Valid rows against the reference; ignored rows exactly +0 (logp and every gradient);
     // out-of-range rows NaN (logp and every gradient). lse is saved for every row.
@@ -109,16 +110,27 @@ void check_logprob(int N, int V, float scale, float offset, bool aliased) {
     }
     // fp32 bounds: lse and logp within a few ulps of lse; the softmax terms relative to their own
     // size (exp of a float difference of up to ~50), the label's g * (1 - p) absolutely, since it
-    // cancels.
+    // cancels. A bf16 gradient adds its one rounding; its L2 error over the valid rows is held to
+    // 3x that of rounding the exact gradient.
+    const double rtol = 1e-5 + rounding_rtol(dtype);
     const double lse_ratio = worst_ratio(lse_ref, lse, 1e-6, 1e-6);
     const double logp_ratio = logp_ref.empty() ? 0 : worst_ratio(logp_ref, logp_valid, 2e-5, 1e-6);
-    const double other_ratio = d_other_ref.empty() ? 0 : worst_ratio(d_other_ref, d_other, 1e-30, 1e-5);
-    const double label_ratio = d_label_ref.empty() ? 0 : worst_ratio(d_label_ref, d_label, 1e-6, 1e-5);
-    report(lse_ratio <= 1 && logp_ratio <= 1 && other_ratio <= 1 && label_ratio <= 1 && wrong_rows == 0,
-           "spin_logprob_forward/backward N=%d V=%d logits %g+-%g%s: worst ratios lse %.2f logp %.2f dLogits %.2f "
-           "(at labels %.2f), %zu wrong ignored/out-of-range rows",
-           N, V, offset, scale, aliased ? " (dLogits aliases logits)" : "", lse_ratio, logp_ratio, other_ratio,
-           label_ratio, wrong_rows);
+    const double other_ratio = d_other_ref.empty() ? 0 : worst_ratio(d_other_ref, d_other, 1e-30, rtol);
+    const double label_ratio = d_label_ref.empty() ? 0 : worst_ratio(d_label_ref, d_label, 1e-6, rtol);
+    std::vector<double> d_ref = d_label_ref;
+    d_ref.insert(d_ref.end(), d_other_ref.begin(), d_other_ref.end());
+    std::vector<float> d_valid = d_label;
+    d_valid.insert(d_valid.end(), d_other.begin(), d_other.end());
+    // Never on zeros (V = 1: softmax is 1 and every gradient exactly 0, which the ratios check).
+    double d_norm = 0;
+    for (double d : d_ref) d_norm += d * d;
+    const double d_error = d_norm == 0 ? 0 : relative_error(d_ref, d_valid);
+    const bool l2_ok = d_norm == 0 || within_dtype_tolerance(d_error, d_ref, dtype, 1e-5, 3);
+    report(lse_ratio <= 1 && logp_ratio <= 1 && other_ratio <= 1 && label_ratio <= 1 && l2_ok && wrong_rows == 0,
+           "spin_logprob_forward/backward N=%d V=%d logits %g+-%g, %s dLogits%s: worst ratios lse %.2f logp %.2f "
+           "dLogits %.2f (at labels %.2f), dLogits relative error %.1e, %zu wrong ignored/out-of-range rows",
+           N, V, offset, scale, dtype_name(dtype), aliased ? " aliasing logits" : "", lse_ratio, logp_ratio,
+           other_ratio, label_ratio, d_error, wrong_rows);
     for (void* p : {static_cast<void*>(logits_d), static_cast<void*>(labels_d), static_cast<void*>(d_logp_d),
                     static_cast<void*>(lse_in_d), static_cast<void*>(logp_d), static_cast<void*>(lse_d)}) {
         cudaFree(p);
@@ -129,13 +141,27 @@ void check_logprob(int N, int V, float scale, float offset, bool aliased) {
 void check_logprob_arguments() {
     float* f = device_poisoned<float>(4);
     int32_t* labels = device_poisoned<int32_t>(4);
+    float* logits = device_poisoned<float>(8);
+    const int f32 = SPIN_DTYPE_F32, bf16 = SPIN_DTYPE_BF16;
     const bool ok = spin_logprob_forward(nullptr, nullptr, f, f, labels, 1, 4) == SPIN_ERR_INVALID_ARG &&
                     spin_logprob_forward(nullptr, f, f, f, labels, 1, 0) == SPIN_ERR_INVALID_ARG &&
                     spin_logprob_forward(nullptr, f, f, f, labels, -1, 4) == SPIN_ERR_INVALID_ARG &&
-                    spin_logprob_backward(nullptr, f, f, f, nullptr, f, 1, 4) == SPIN_ERR_INVALID_ARG &&
+                    spin_logprob_backward(nullptr, f32, f, f, f, nullptr, f, 1, 4) == SPIN_ERR_INVALID_ARG &&
+                    spin_logprob_backward(nullptr, 2, f, f, f, labels, f, 1, 4) == SPIN_ERR_INVALID_ARG &&
                     spin_logprob_forward(nullptr, nullptr, nullptr, nullptr, nullptr, 0, 4) == SPIN_OK &&
-                    spin_logprob_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 4) == SPIN_OK;
-    report(ok, "spin_logprob_forward/backward reject NULL tensors and bad sizes, accept N=0");
+                    spin_logprob_backward(nullptr, bf16, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 4) == SPIN_OK;
+    // bf16 dLogits [2,4] may not share a byte with the fp32 logits: the same address, the bf16 rows
+    // ending just past the logits' start, or starting in their last element.
+    const bool overlap_refused =
+        spin_logprob_backward(nullptr, bf16, logits, f, logits, labels, f, 2, 4) == SPIN_ERR_INVALID_ARG &&
+        spin_logprob_backward(nullptr, bf16, reinterpret_cast<char*>(logits) - 14, f, logits, labels, f, 2, 4) ==
+            SPIN_ERR_INVALID_ARG &&
+        spin_logprob_backward(nullptr, bf16, reinterpret_cast<char*>(logits) + 28, f, logits, labels, f, 2, 4) ==
+            SPIN_ERR_INVALID_ARG;
+    report(ok && overlap_refused,
+           "spin_logprob_forward/backward reject NULL tensors, bad sizes, unknown dtypes and bf16 dLogits overlapping "
+           "the logits; accept N=0");
+    cudaFree(logits);
     cudaFree(f);
     cudaFree(labels);
 }
@@ -145,12 +171,15 @@ void check_logprob_arguments() {
 // V = 1 and 7 (most threads without a column), 255/257 around the block, a 32000-wide row alone,
 // a batch with every label kind, logits around 100 (exp overflows fp32 without the max shift).
 SPIN_KERNEL_CHECKS(logprob) {
-    check_logprob(1, 1, 1.0f, 0.0f, false);
-    check_logprob(3, 7, 4.0f, 0.0f, false);
-    check_logprob(12, 255, 4.0f, 0.0f, false);
-    check_logprob(12, 257, 4.0f, 0.0f, true);
-    check_logprob(1, 32000, 8.0f, 0.0f, false);
-    check_logprob(1, 32000, 8.0f, 0.0f, true);
-    check_logprob(11, 4099, 20.0f, 100.0f, false);
+    for (int dtype : {SPIN_DTYPE_F32, SPIN_DTYPE_BF16}) {
+        check_logprob(dtype, 1, 1, 1.0f, 0.0f, false);
+        check_logprob(dtype, 3, 7, 4.0f, 0.0f, false);
+        check_logprob(dtype, 12, 255, 4.0f, 0.0f, false);
+        check_logprob(dtype, 12, 257, 4.0f, 0.0f, false);
+        check_logprob(dtype, 1, 32000, 8.0f, 0.0f, false);
+        check_logprob(dtype, 11, 4099, 20.0f, 100.0f, false);
+    }
+    check_logprob(SPIN_DTYPE_F32, 12, 257, 4.0f, 0.0f, true);
+    check_logprob(SPIN_DTYPE_F32, 1, 32000, 8.0f, 0.0f, true);
     check_logprob_arguments();
 }

@@ -1,7 +1,8 @@
-// spin_rope_forward/backward (kernels/rope.cu), two ways per shape:
-//   - per element against an fp64 rotation (cos, sin and products in double), by worst_ratio;
+// spin_rope_forward/backward (kernels/rope.cu), two ways per shape and dtype:
+//   - against an fp64 rotation (cos, sin and products in double): per element, by worst_ratio
+//     (in bf16 widened by the rounding of the result), and by DESIGN section 4's L2 rule;
 //   - bit for bit against the fp32 arithmetic of CpuBackend.rotateHead, which Java's CUDA and CPU
-//     backends must share.
+//     backends must share (in bf16: that fp32 result rounded once to bf16).
 // Both take the angle as the contract defines it, rounded to fp32 at Rope.java's steps (the fp32
 // angle of a position near 32K is off the exact one by up to 2e-3 rad, far beyond any tolerance,
 // so a kernel that rounds elsewhere fails here).
@@ -68,31 +69,39 @@ std::vector<int32_t> random_positions(int count, int max_position) {
 }
 
 // Forward and backward at one shape; in_place passes out == in (and dIn == dOut).
-void check_rope(const char* what, const Shape& s, const std::vector<int32_t>& positions, float theta, bool in_place) {
+void check_rope(int dtype, const char* what, const Shape& s, const std::vector<int32_t>& positions, float theta,
+                bool in_place) {
     const size_t count = static_cast<size_t>(s.B) * s.T * s.H * s.D;
-    const std::vector<float> in = random_floats(count, 2.0f);
-    const std::vector<float> d_out = random_floats(count, 2.0f);
+    const std::vector<float> in = representable(random_floats(count, 2.0f), dtype);
+    const std::vector<float> d_out = representable(random_floats(count, 2.0f), dtype);
     std::vector<double> out_ref, d_in_ref;
     std::vector<float> out_cpu, d_in_cpu;
     reference(s, in, positions, theta, 1.0f, &out_ref, &out_cpu);
     reference(s, d_out, positions, theta, -1.0f, &d_in_ref, &d_in_cpu);
 
-    float* in_d = device_copy(in);
-    float* d_out_d = device_copy(d_out);
+    void* in_d = device_typed(in, dtype);
+    void* d_out_d = device_typed(d_out, dtype);
     int32_t* positions_d = device_copy(positions);
-    float* out_d = in_place ? in_d : device_poisoned<float>(count);
-    float* d_in_d = in_place ? d_out_d : device_poisoned<float>(count);
-    must(spin_rope_forward(nullptr, out_d, in_d, positions_d, s.B, s.T, s.H, s.D, theta), "spin_rope_forward");
-    must(spin_rope_backward(nullptr, d_in_d, d_out_d, positions_d, s.B, s.T, s.H, s.D, theta), "spin_rope_backward");
-    const std::vector<float> out = host_copy(out_d, count), d_in = host_copy(d_in_d, count);
+    void* out_d = in_place ? in_d : device_poisoned_typed(count, dtype);
+    void* d_in_d = in_place ? d_out_d : device_poisoned_typed(count, dtype);
+    must(spin_rope_forward(nullptr, dtype, out_d, in_d, positions_d, s.B, s.T, s.H, s.D, theta), "spin_rope_forward");
+    must(spin_rope_backward(nullptr, dtype, d_in_d, d_out_d, positions_d, s.B, s.T, s.H, s.D, theta),
+         "spin_rope_backward");
+    const std::vector<float> out = host_typed(out_d, count, dtype), d_in = host_typed(d_in_d, count, dtype);
     // fp32 cos/sin and two rounded products: a few 1e-8 relative; atol covers cancellation to ~0.
-    const double out_ratio = worst_ratio(out_ref, out, 2e-6, 1e-5);
-    const double d_in_ratio = worst_ratio(d_in_ref, d_in, 2e-6, 1e-5);
-    const size_t out_wrong = wrong_bits(out_cpu, out), d_in_wrong = wrong_bits(d_in_cpu, d_in);
-    report(out_ratio <= 1 && d_in_ratio <= 1 && out_wrong == 0 && d_in_wrong == 0,
-           "spin_rope_forward/backward %s B=%d T=%d H=%d D=%d theta=%g%s: worst error / tolerance out %.2f dIn %.2f; "
+    // A bf16 result adds its one rounding, per element and by DESIGN section 4's L2 rule.
+    const double rtol = 1e-5 + rounding_rtol(dtype);
+    const double out_error = relative_error(out_ref, out), d_in_error = relative_error(d_in_ref, d_in);
+    const bool close = worst_ratio(out_ref, out, 2e-6, rtol) <= 1 && worst_ratio(d_in_ref, d_in, 2e-6, rtol) <= 1 &&
+                       within_dtype_tolerance(out_error, out_ref, dtype, 1e-6, 2) &&
+                       within_dtype_tolerance(d_in_error, d_in_ref, dtype, 1e-6, 3);
+    const size_t out_wrong = wrong_bits(representable(out_cpu, dtype), out);
+    const size_t d_in_wrong = wrong_bits(representable(d_in_cpu, dtype), d_in);
+    report(close && out_wrong == 0 && d_in_wrong == 0,
+           "spin_rope_forward/backward %s %s B=%d T=%d H=%d D=%d theta=%g%s: relative errors out %.1e dIn %.1e; "
            "bits unlike the CPU's fp32 out %zu dIn %zu",
-           what, s.B, s.T, s.H, s.D, theta, in_place ? " in place" : "", out_ratio, d_in_ratio, out_wrong, d_in_wrong);
+           dtype_name(dtype), what, s.B, s.T, s.H, s.D, theta, in_place ? " in place" : "", out_error, d_in_error,
+           out_wrong, d_in_wrong);
     cudaFree(in_d);
     cudaFree(d_out_d);
     cudaFree(positions_d);
@@ -105,12 +114,15 @@ void check_rope(const char* what, const Shape& s, const std::vector<int32_t>& po
 void check_arguments() {
     float* x_d = device_poisoned<float>(8);
     int32_t* p_d = device_poisoned<int32_t>(1);
-    const bool ok = spin_rope_forward(nullptr, x_d, x_d, p_d, 1, 1, 1, 3, 1e4f) == SPIN_ERR_INVALID_ARG &&
-                    spin_rope_backward(nullptr, x_d, x_d, p_d, 1, -1, 1, 2, 1e4f) == SPIN_ERR_INVALID_ARG &&
-                    spin_rope_forward(nullptr, x_d, nullptr, p_d, 1, 1, 1, 2, 1e4f) == SPIN_ERR_INVALID_ARG &&
-                    spin_rope_forward(nullptr, nullptr, nullptr, nullptr, 0, 4, 4, 8, 1e4f) == SPIN_OK &&
-                    spin_rope_backward(nullptr, nullptr, nullptr, nullptr, 2, 4, 4, 0, 1e4f) == SPIN_OK;
-    report(ok, "spin_rope_* reject an odd D, negative sizes and NULL tensors; zero-sized calls do nothing");
+    const int f32 = SPIN_DTYPE_F32, bf16 = SPIN_DTYPE_BF16;
+    const bool ok = spin_rope_forward(nullptr, f32, x_d, x_d, p_d, 1, 1, 1, 3, 1e4f) == SPIN_ERR_INVALID_ARG &&
+                    spin_rope_backward(nullptr, bf16, x_d, x_d, p_d, 1, -1, 1, 2, 1e4f) == SPIN_ERR_INVALID_ARG &&
+                    spin_rope_forward(nullptr, bf16, x_d, nullptr, p_d, 1, 1, 1, 2, 1e4f) == SPIN_ERR_INVALID_ARG &&
+                    spin_rope_backward(nullptr, 2, x_d, x_d, p_d, 1, 1, 1, 2, 1e4f) == SPIN_ERR_INVALID_ARG &&
+                    spin_rope_forward(nullptr, f32, nullptr, nullptr, nullptr, 0, 4, 4, 8, 1e4f) == SPIN_OK &&
+                    spin_rope_backward(nullptr, bf16, nullptr, nullptr, nullptr, 2, 4, 4, 0, 1e4f) == SPIN_OK;
+    report(ok, "spin_rope_* reject an odd D, negative sizes, NULL tensors and unknown dtypes; zero-sized calls do "
+               "nothing");
     cudaFree(x_d);
     cudaFree(p_d);
 }
@@ -118,18 +130,24 @@ void check_arguments() {
 }  // namespace
 
 SPIN_KERNEL_CHECKS(rope) {
-    check_rope("single pair", {1, 1, 1, 2}, {5}, 1e4f, false);
     std::vector<int32_t> small = random_positions(6, 100);
     small[2] = -7;  // not produced by the engine, but the formula holds for it as on the CPU
-    check_rope("small", {2, 3, 4, 6}, small, 1e4f, false);
-    // 65 pairs per head, 195 per row: neither a multiple of the 128 threads.
-    check_rope("odd half", {1, 5, 3, 130}, random_positions(5, 4096), 1e6f, false);
+    const std::vector<int32_t> odd_half = random_positions(5, 4096);
     // GQA: queries with 8 heads and keys with 2 share the positions.
     const std::vector<int32_t> gqa = random_positions(8, 2000);
-    check_rope("GQA queries", {2, 4, 8, 16}, gqa, 1e6f, false);
-    check_rope("GQA keys", {2, 4, 2, 16}, gqa, 1e6f, false);
-    check_rope("Mistral head", {1, 9, 4, 128}, random_positions(9, 32767), 1e6f, false);
-    check_rope("aliased", {2, 5, 3, 64}, random_positions(10, 1000), 1e6f, true);
-    check_rope("aliased odd half", {1, 3, 5, 130}, random_positions(3, 30000), 1e4f, true);
+    const std::vector<int32_t> mistral = random_positions(9, 32767);
+    const std::vector<int32_t> aliased = random_positions(10, 1000);
+    const std::vector<int32_t> aliased_odd_half = random_positions(3, 30000);
+    for (int dtype : {SPIN_DTYPE_F32, SPIN_DTYPE_BF16}) {
+        check_rope(dtype, "single pair", {1, 1, 1, 2}, {5}, 1e4f, false);
+        check_rope(dtype, "small", {2, 3, 4, 6}, small, 1e4f, false);
+        // 65 pairs per head, 195 per row: neither a multiple of the 128 threads.
+        check_rope(dtype, "odd half", {1, 5, 3, 130}, odd_half, 1e6f, false);
+        check_rope(dtype, "GQA queries", {2, 4, 8, 16}, gqa, 1e6f, false);
+        check_rope(dtype, "GQA keys", {2, 4, 2, 16}, gqa, 1e6f, false);
+        check_rope(dtype, "Mistral head", {1, 9, 4, 128}, mistral, 1e6f, false);
+        check_rope(dtype, "aliased", {2, 5, 3, 64}, aliased, 1e6f, true);
+        check_rope(dtype, "aliased odd half", {1, 3, 5, 130}, aliased_odd_half, 1e4f, true);
+    }
     check_arguments();
 }

@@ -24,11 +24,13 @@ import java.util.List;
  * <h2>Precision</h2>
  * Ops accumulate in fp32 (or wider). An op's <em>activation</em> operands (inputs and outputs
  * between layers, their gradients, and the compute weights they are multiplied with: the
- * {@link #computeType()} a model uses) are all F32 or all BF16; a BF16 result is computed in fp32
- * and rounded once, to nearest even, as it is stored. Statistics (rstd, lse), log-probs, losses,
- * parameter gradients (dWeight, dTable) and optimizer state are always F32. An op whose Javadoc
- * names no dtype takes F32 only. The CPU backend computes in F32 throughout (the reference) and
- * refuses BF16 activations; {@link #cast} converts between the two anywhere.
+ * {@link #computeType()} a model uses; its Javadoc lists them after "Activations:") are all F32 or
+ * all BF16, except where that Javadoc lets an output be F32 from BF16 operands; a BF16 result is
+ * computed in fp32 and rounded once, to nearest even, as it is stored. Statistics (rstd, lse),
+ * logits, log-probs, losses, parameter gradients (dWeight, dTable) and optimizer state are always
+ * F32. An op whose Javadoc names no dtype takes F32 only. The CPU backend computes in F32
+ * throughout (the reference) and refuses BF16 activations; {@link #cast} converts between the two
+ * anywhere.
  *
  * <h2>Synchronisation</h2>
  * A device backend may run ops asynchronously; methods that return host values, and
@@ -117,13 +119,13 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- element-wise
 
-    /** out = a + b. Shapes equal; out may alias a or b. */
+    /** out = a + b. Shapes equal; out may alias a or b. Activations: out, a, b. */
     void add(Tensor out, Tensor a, Tensor b);
 
-    /** dst += src: sums residual-stream gradients and gradient micro-batches. */
+    /** dst += src: sums residual-stream gradients and gradient micro-batches. Activations: dst, src. */
     void accumulate(Tensor dst, Tensor src);
 
-    /** dst *= factor (gradient clipping, loss scaling). */
+    /** dst *= factor (gradient clipping, loss scaling); F32 (gradients). */
     void scale(Tensor dst, float factor);
 
     /**
@@ -135,15 +137,21 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- embedding
 
-    /** out[N,C] = table[ids[n], :]. ids I32 [N] in [0, V). Also serves as a row gather. */
+    /**
+     * out[N,C] = table[ids[n], :]. ids I32 [N] in [0, V). Also serves as a row gather.
+     * Activations: out, table (the compute copy of the embedding).
+     */
     void embeddingForward(Tensor out, Tensor ids, Tensor table);
 
-    /** dTable[V,C] += scatter of dOut[N,C] rows by ids[N]. */
+    /** dTable[V,C] (F32) += scatter of dOut[N,C] rows by ids[N]. Activations: dOut. */
     void embeddingBackward(Tensor dTable, Tensor ids, Tensor dOut);
 
     // ---------------------------------------------------------------- linear layers
 
-    /** out[N,O] = in[N,I] · weight[O,I]^T (HF Linear layout, no bias). */
+    /**
+     * out[N,O] = in[N,I] · weight[O,I]^T (HF Linear layout, no bias). Activations: in, weight, and
+     * out, which may also be F32 where they are BF16 (the lm_head's fp32 logits from bf16 operands).
+     */
     void matmulForward(Tensor out, Tensor in, Tensor weight);
 
     /**
@@ -163,7 +171,7 @@ public interface Backend extends AutoCloseable {
 
     /**
      * dIn[N,I] = dOut[N,O] · weight[O,I] (skipped when dIn is null);
-     * dWeight[O,I] += dOut[N,O]^T · in[N,I].
+     * dWeight[O,I] (F32) += dOut[N,O]^T · in[N,I]. Activations: dIn, dOut, in, weight.
      */
     void matmulBackward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight);
 
@@ -184,10 +192,11 @@ public interface Backend extends AutoCloseable {
      * Rotary position embedding with rotate-half pairing (element i with i + D/2), as HF Llama/Mistral:
      * angle(p, i) = p * theta^(-2i/D) computed in fp32, out = in*cos + rotate_half(in)*sin.
      * in, out [B,T,H,D] (H any head count); positions I32 [B,T]. out may alias in.
+     * Activations: out, in.
      */
     void ropeForward(Tensor out, Tensor in, Tensor positions, float theta);
 
-    /** dIn[B,T,H,D] = rotation of dOut by the negative angle. dIn may alias dOut. */
+    /** dIn[B,T,H,D] = rotation of dOut by the negative angle. dIn may alias dOut. Activations: dIn, dOut. */
     void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta);
 
     // ---------------------------------------------------------------- attention
@@ -246,10 +255,10 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- MLP
 
-    /** out[N,F] = silu(gate[N,F]) * up[N,F]. */
+    /** out[N,F] = silu(gate[N,F]) * up[N,F]. Activations: out, gate, up. */
     void swigluForward(Tensor out, Tensor gate, Tensor up);
 
-    /** dGate[N,F], dUp[N,F] from dOut[N,F]. */
+    /** dGate[N,F], dUp[N,F] from dOut[N,F]. Activations: dGate, dUp, dOut, gate, up. */
     void swigluBackward(Tensor dGate, Tensor dUp, Tensor dOut, Tensor gate, Tensor up);
 
     // ---------------------------------------------------------------- sampling
@@ -269,13 +278,15 @@ public interface Backend extends AutoCloseable {
     /**
      * Fused log-softmax gather: logp[N] = logits[n, labels[n]] - logsumexp(logits[n, :]), or 0 where
      * labels[n] == IGNORE_INDEX. Saves lse[N]. Never materialises the [N,V] log-softmax.
-     * labels I32 [N] in [0, V) or IGNORE_INDEX.
+     * labels I32 [N] in [0, V) or IGNORE_INDEX. logits, logp and lse are F32 (logits upcast, as HF).
      */
     void logprobForward(Tensor logp, Tensor lse, Tensor logits, Tensor labels);
 
     /**
      * dLogits[N,V] = dLogp[n] * (onehot(labels[n]) - softmax(logits[n])); rows with ignored labels get 0.
-     * dLogits may alias logits (the model overwrites its logits in place to save a [N,V] buffer).
+     * logits, dLogp and lse are F32. Activations: dLogits, which feeds the lm_head's backward
+     * product: an F32 dLogits may alias logits (the model overwrites its logits in place to save a
+     * [N,V] buffer); a BF16 one is a buffer of its own.
      */
     void logprobBackward(Tensor dLogits, Tensor dLogp, Tensor logits, Tensor labels, Tensor lse);
 

@@ -49,11 +49,15 @@ public final class CublasLt implements AutoCloseable {
 
     private static final Optional<OptionalLibrary> LIBRARY = OptionalLibrary.open(NAMES);
 
-    /** The element type of A, B and C; products always accumulate and scale in fp32. */
+    /**
+     * The element type of a product's inputs (A and B, always alike) or of its output C. Products
+     * always accumulate and scale in fp32 (CUBLAS_COMPUTE_32F: no TF32), and take F32 x F32 -> F32,
+     * BF16 x BF16 -> BF16 or BF16 x BF16 -> F32: the combinations cuBLASLt has for that compute type.
+     */
     public enum ElementType {
-        /** fp32 throughout (CUBLAS_COMPUTE_32F: no TF32). */
+        /** fp32. */
         F32(CublasLtAbi.R_32F, Float.BYTES),
-        /** bf16 A, B and C (raw 16-bit patterns); the fp32 result is rounded to nearest even. */
+        /** bf16 (raw 16-bit patterns); a bf16 output is the fp32 result rounded to nearest even. */
         BF16(CublasLtAbi.R_16BF, Short.BYTES);
 
         final int cudaDataType;
@@ -136,9 +140,12 @@ public final class CublasLt implements AutoCloseable {
      * C[m,n] = alpha * op(A) op(B) + beta * C, queued on {@code stream}, column-major as in cuBLAS:
      * element (i, j) of a matrix X with leading dimension ldx is at index i + j * ldx of its segment.
      * op(A) is A ({@code transA} false, A stored m x k) or A^T (true, A stored k x m); likewise
-     * op(B) is k x n from B stored k x n or n x k. Accumulation and the scaling are fp32.
+     * op(B) is k x n from B stored k x n or n x k. A and B hold {@code inputs}, C holds
+     * {@code output} ({@link ElementType}: F32 inputs need an F32 output). Accumulation and the
+     * scaling are fp32; a BF16 C is read widened and written rounded once.
      *
      * <p>Checked before anything is queued ({@link IllegalArgumentException} saying what is wrong):
+     * the types are a combination cuBLASLt takes;
      * {@code stream} belongs to this handle's runtime; m, n, k are not negative; each leading
      * dimension is at least the rows of its matrix as stored; each segment holds
      * the bytes its matrix spans, {@code ((cols - 1) * ld + rows) * type size}; each address is a
@@ -150,9 +157,9 @@ public final class CublasLt implements AutoCloseable {
      */
     public void gemm(CudaStream stream, boolean transA, boolean transB, int m, int n, int k, float alpha,
             MemorySegment a, int lda, MemorySegment b, int ldb, float beta, MemorySegment c, int ldc,
-            ElementType type) {
+            ElementType inputs, ElementType output) {
         requireOpen();
-        Objects.requireNonNull(type, "type");
+        requireSupported(inputs, output);
         MemorySegment streamHandle = stream.handle();
         if (stream.abi() != cuda.abi()) {
             throw new IllegalArgumentException("the stream belongs to another CUDA runtime than this handle's ("
@@ -167,16 +174,16 @@ public final class CublasLt implements AutoCloseable {
         if (k == 0) {
             throw new IllegalArgumentException("k = 0 with beta = " + beta + " scales C, it is no product");
         }
-        Operand aStored = Operand.of("a", "lda", "transA", transA, m, k, a, lda);
-        Operand bStored = Operand.of("b", "ldb", "transB", transB, k, n, b, ldb);
-        Operand cStored = Operand.of("c", "ldc", null, false, m, n, c, ldc);
+        Operand aStored = Operand.of("a", "lda", "transA", transA, m, k, a, lda, inputs);
+        Operand bStored = Operand.of("b", "ldb", "transB", transB, k, n, b, ldb, inputs);
+        Operand cStored = Operand.of("c", "ldc", null, false, m, n, c, ldc, output);
         for (Operand operand : List.of(aStored, bStored, cStored)) {
-            operand.check(type);
+            operand.check();
         }
         // The heuristic must not assume more alignment than the addresses have.
         int alignment = (int) Math.min(FULL_ALIGNMENT, Long.lowestOneBit(a.address() | b.address() | c.address()));
         Plan plan = plans.computeIfAbsent(
-                new PlanKey(transA, transB, m, n, k, lda, ldb, ldc, type, beta == 0, alignment),
+                new PlanKey(transA, transB, m, n, k, lda, ldb, ldc, inputs, output, beta == 0, alignment),
                 key -> makePlan(key, aStored, bStored, cStored));
         try (Arena scalars = Arena.ofConfined()) {
             abi.matmul(handle, plan.desc, scalars.allocateFrom(JAVA_FLOAT, alpha), a, plan.aLayout, b, plan.bLayout,
@@ -187,7 +194,8 @@ public final class CublasLt implements AutoCloseable {
 
     /**
      * out[N,O] = in[N,I] · weight[O,I]^T (overwritten): a linear layer's forward, all row-major and
-     * contiguous, N = {@code rows}, I = {@code inFeatures}, O = {@code outFeatures}.
+     * contiguous, N = {@code rows}, I = {@code inFeatures}, O = {@code outFeatures}; in and weight
+     * hold {@code inputs}, out holds {@code output} (as {@link #gemm}).
      *
      * <p>A row-major [R,C] matrix is the column-major C x R matrix of its transpose (ld C), so this
      * is the column-major out^T[O,N] = weight · in^T, with weight read as the transpose of the
@@ -195,46 +203,49 @@ public final class CublasLt implements AutoCloseable {
      * a = weight, lda = I, b = in, ldb = I, beta = 0, c = out, ldc = O)}.
      */
     public void linearForward(CudaStream stream, MemorySegment out, MemorySegment in, MemorySegment weight, int rows,
-            int inFeatures, int outFeatures, ElementType type) {
-        requireRowMajor("out", out, rows, outFeatures, type);
-        requireRowMajor("in", in, rows, inFeatures, type);
-        requireRowMajor("weight", weight, outFeatures, inFeatures, type);
+            int inFeatures, int outFeatures, ElementType inputs, ElementType output) {
+        requireRowMajor("out", out, rows, outFeatures, output);
+        requireRowMajor("in", in, rows, inFeatures, inputs);
+        requireRowMajor("weight", weight, outFeatures, inFeatures, inputs);
         gemm(stream, true, false, outFeatures, rows, inFeatures, 1, weight, inFeatures, in, inFeatures, 0, out,
-                outFeatures, type);
+                outFeatures, inputs, output);
     }
 
     /**
      * dIn[N,I] = dOut[N,O] · weight[O,I] (overwritten), row-major and contiguous: the input
-     * gradient of {@link #linearForward}. Column-major this is dIn^T[I,N] = weight^T[I,O] ·
-     * dOut^T[O,N], both stored as such: {@code gemm(transA = false, transB = false, m = I, n = N,
-     * k = O, a = weight, lda = I, b = dOut, ldb = O, beta = 0, c = dIn, ldc = I)}.
+     * gradient of {@link #linearForward}; dOut and weight hold {@code inputs}, dIn holds
+     * {@code output}. Column-major this is dIn^T[I,N] = weight^T[I,O] · dOut^T[O,N], both stored
+     * as such: {@code gemm(transA = false, transB = false, m = I, n = N, k = O, a = weight,
+     * lda = I, b = dOut, ldb = O, beta = 0, c = dIn, ldc = I)}.
      */
     public void linearBackwardInput(CudaStream stream, MemorySegment dIn, MemorySegment dOut, MemorySegment weight,
-            int rows, int inFeatures, int outFeatures, ElementType type) {
-        requireRowMajor("dIn", dIn, rows, inFeatures, type);
-        requireRowMajor("dOut", dOut, rows, outFeatures, type);
-        requireRowMajor("weight", weight, outFeatures, inFeatures, type);
+            int rows, int inFeatures, int outFeatures, ElementType inputs, ElementType output) {
+        requireRowMajor("dIn", dIn, rows, inFeatures, output);
+        requireRowMajor("dOut", dOut, rows, outFeatures, inputs);
+        requireRowMajor("weight", weight, outFeatures, inFeatures, inputs);
         gemm(stream, false, false, inFeatures, rows, outFeatures, 1, weight, inFeatures, dOut, outFeatures, 0, dIn,
-                inFeatures, type);
+                inFeatures, inputs, output);
     }
 
     /**
      * dWeight[O,I] += dOut[N,O]^T · in[N,I] (accumulated), row-major and contiguous: the weight
-     * gradient of {@link #linearForward}. Column-major this is dWeight^T[I,O] += in^T[I,N] ·
-     * dOut[N,O], with dOut read as the transpose of the stored dOut^T[O,N]: {@code gemm(transA =
-     * false, transB = true, m = I, n = O, k = N, a = in, lda = I, b = dOut, ldb = O, beta = 1,
-     * c = dWeight, ldc = I)}. N = 0 leaves dWeight as it is.
+     * gradient of {@link #linearForward}; dOut and in hold {@code inputs}, dWeight holds
+     * {@code output} (F32 for a model's parameter gradient whatever its compute dtype).
+     * Column-major this is dWeight^T[I,O] += in^T[I,N] · dOut[N,O], with dOut read as the
+     * transpose of the stored dOut^T[O,N]: {@code gemm(transA = false, transB = true, m = I, n = O,
+     * k = N, a = in, lda = I, b = dOut, ldb = O, beta = 1, c = dWeight, ldc = I)}. N = 0 leaves
+     * dWeight as it is.
      */
     public void linearBackwardWeight(CudaStream stream, MemorySegment dWeight, MemorySegment dOut, MemorySegment in,
-            int rows, int inFeatures, int outFeatures, ElementType type) {
-        requireRowMajor("dWeight", dWeight, outFeatures, inFeatures, type);
-        requireRowMajor("dOut", dOut, rows, outFeatures, type);
-        requireRowMajor("in", in, rows, inFeatures, type);
+            int rows, int inFeatures, int outFeatures, ElementType inputs, ElementType output) {
+        requireRowMajor("dWeight", dWeight, outFeatures, inFeatures, output);
+        requireRowMajor("dOut", dOut, rows, outFeatures, inputs);
+        requireRowMajor("in", in, rows, inFeatures, inputs);
         gemm(stream, false, true, inFeatures, outFeatures, rows, 1, in, inFeatures, dOut, outFeatures, 1, dWeight,
-                inFeatures, type);
+                inFeatures, inputs, output);
     }
 
-    /** How many plans this handle has made: one per distinct shape (and alignment) seen. */
+    /** How many plans this handle has made: one per distinct shape (and types, alignment) seen. */
     int plansMade() {
         return plansMade;
     }
@@ -273,6 +284,19 @@ public final class CublasLt implements AutoCloseable {
         return CublasLtAbi.of(library.loadedName(), library.symbols());
     }
 
+    /**
+     * The type combinations cuBLASLt's CUBLAS_COMPUTE_32F products take (its cublasLtMatmul table):
+     * any but F32 inputs with a BF16 output, which it would refuse as not supported.
+     */
+    private static void requireSupported(ElementType inputs, ElementType output) {
+        Objects.requireNonNull(inputs, "inputs");
+        Objects.requireNonNull(output, "output");
+        if (inputs == ElementType.F32 && output == ElementType.BF16) {
+            throw new IllegalArgumentException("F32 inputs with a BF16 output is no cuBLASLt fp32-compute product; "
+                    + "it takes F32 x F32 -> F32 and BF16 x BF16 -> BF16 or F32");
+        }
+    }
+
     /** The linear layer's own names in the messages, rather than gemm's a, b, c. */
     private static void requireRowMajor(String name, MemorySegment tensor, int rows, int columns, ElementType type) {
         Objects.requireNonNull(type, "type");
@@ -297,11 +321,12 @@ public final class CublasLt implements AutoCloseable {
     }
 
     /**
-     * Everything a plan depends on. beta == 0 lets cuBLASLt pick algorithms that never read C;
+     * Everything a plan depends on, the element types of A and B ({@code inputs}) and of C
+     * ({@code output}) included. beta == 0 lets cuBLASLt pick algorithms that never read C;
      * {@code alignment} is the largest power of two, at most 256, that divides every matrix address.
      */
     private record PlanKey(boolean transA, boolean transB, int m, int n, int k, int lda, int ldb, int ldc,
-            ElementType type, boolean betaIsZero, int alignment) {}
+            ElementType inputs, ElementType output, boolean betaIsZero, int alignment) {}
 
     /** The cuBLASLt objects of one shape; null fields are not made (yet). */
     private final class Plan {
@@ -329,9 +354,9 @@ public final class CublasLt implements AutoCloseable {
             plan.desc = abi.matmulDescCreate(CublasLtAbi.COMPUTE_32F, CublasLtAbi.R_32F);
             abi.matmulDescSetInt(plan.desc, CublasLtAbi.MATMUL_DESC_TRANSA, operation(key.transA));
             abi.matmulDescSetInt(plan.desc, CublasLtAbi.MATMUL_DESC_TRANSB, operation(key.transB));
-            plan.aLayout = aStored.layout(abi, key.type);
-            plan.bLayout = bStored.layout(abi, key.type);
-            plan.cLayout = cStored.layout(abi, key.type);
+            plan.aLayout = aStored.layout(abi);
+            plan.bLayout = bStored.layout(abi);
+            plan.cLayout = cStored.layout(abi);
             for (int attribute : MIN_ALIGNMENT_ATTRIBUTES) {
                 abi.preferenceSetInt(preference, attribute, key.alignment);
             }
@@ -346,23 +371,23 @@ public final class CublasLt implements AutoCloseable {
     }
 
     /**
-     * One matrix argument as stored: column-major {@code rows x cols} with leading dimension
-     * {@code ld}; {@code transposition} names the flag that made it op(X)'s transpose, if any.
+     * One matrix argument as stored: column-major {@code rows x cols} of {@code type} with leading
+     * dimension {@code ld}; {@code transposition} names the flag that made it op(X)'s transpose, if any.
      */
     private record Operand(String name, String ldName, String transposition, boolean transposed, int rows, int cols,
-            MemorySegment data, int ld) {
+            MemorySegment data, int ld, ElementType type) {
         /** The operand whose op(X) is {@code opRows x opCols}. */
         static Operand of(String name, String ldName, String transposition, boolean transposed, int opRows,
-                int opCols, MemorySegment data, int ld) {
+                int opCols, MemorySegment data, int ld, ElementType type) {
             return new Operand(name, ldName, transposition, transposed, transposed ? opCols : opRows,
-                    transposed ? opRows : opCols, data, ld);
+                    transposed ? opRows : opCols, data, ld, type);
         }
 
-        MemorySegment layout(CublasLtAbi abi, ElementType type) {
+        MemorySegment layout(CublasLtAbi abi) {
             return abi.matrixLayoutCreate(type.cudaDataType, rows, cols, ld);
         }
 
-        void check(ElementType type) {
+        void check() {
             if (data.address() == 0 || data.address() % type.bytes != 0) {
                 throw new IllegalArgumentException(name + " at address 0x" + Long.toHexString(data.address())
                         + " is not a non-NULL multiple of the " + type.bytes + "-byte " + type + " element");

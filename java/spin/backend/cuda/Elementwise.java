@@ -2,13 +2,17 @@ package spin.backend.cuda;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.invoke.MethodHandle;
 import spin.backend.Operands;
 import spin.backend.Tensor;
 
-/** add, accumulate, scale and fill on the device: kernels/elementwise.cu. */
+/**
+ * add and accumulate (on F32 or BF16 activations), scale and fill (F32: gradients) on the device:
+ * kernels/elementwise.cu.
+ */
 final class Elementwise {
     private final CudaBackend backend;
     private final CudaDevice device;
@@ -20,19 +24,19 @@ final class Elementwise {
     Elementwise(CudaBackend backend, CudaDevice device) {
         this.backend = backend;
         this.device = device;
-        add = device.bind("spin_add", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG);
+        add = device.bind("spin_add", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG);
         scale = device.bind("spin_scale", ADDRESS, ADDRESS, JAVA_FLOAT, JAVA_LONG);
         scaleByDevice = device.bind("spin_scale_by_device", ADDRESS, ADDRESS, ADDRESS, JAVA_LONG);
         fill = device.bind("spin_fill", ADDRESS, ADDRESS, JAVA_FLOAT, JAVA_LONG);
     }
 
     void add(Tensor out, Tensor a, Tensor b) {
-        Operands.requireF32(backend, out, a, b);
+        int dtype = NativeDType.of(Operands.requireActivations(backend, out, a, b));
         Operands.requireSameSize(out, a, "a");
         Operands.requireSameSize(out, b, "b");
         var stream = device.compute().handle();
         long n = out.size();
-        device.launch("spin_add", () -> (int) add.invokeExact(stream, out.memory(), a.memory(), b.memory(), n));
+        device.launch("spin_add", () -> (int) add.invokeExact(stream, dtype, out.memory(), a.memory(), b.memory(), n));
     }
 
     void scale(Tensor dst, float factor) {

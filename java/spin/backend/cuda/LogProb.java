@@ -8,7 +8,10 @@ import spin.backend.DType;
 import spin.backend.Operands;
 import spin.backend.Tensor;
 
-/** The fused log-softmax gather and its backward: kernels/logprob.cu. */
+/**
+ * The fused log-softmax gather over F32 logits and its backward into F32 or BF16 dLogits:
+ * kernels/logprob.cu.
+ */
 final class LogProb {
     private final CudaBackend backend;
     private final CudaDevice device;
@@ -19,8 +22,8 @@ final class LogProb {
         this.backend = backend;
         this.device = device;
         forward = device.bind("spin_logprob_forward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT);
-        backward = device.bind("spin_logprob_backward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT,
-                JAVA_INT);
+        backward = device.bind("spin_logprob_backward", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                JAVA_INT, JAVA_INT);
     }
 
     void forward(Tensor logp, Tensor lse, Tensor logits, Tensor labels) {
@@ -36,7 +39,8 @@ final class LogProb {
     }
 
     void backward(Tensor dLogits, Tensor dLogp, Tensor logits, Tensor labels, Tensor lse) {
-        Operands.requireF32(backend, dLogits, dLogp, logits, lse);
+        int dtype = NativeDType.of(Operands.requireActivations(backend, dLogits));
+        Operands.requireF32(backend, dLogp, logits, lse);
         Operands.requireDtype(backend, labels, DType.I32, "labels");
         int v = logits.dim(-1), n = Operands.rows(logits, v, "logits");
         Operands.requireSameSize(dLogits, logits, "logits");
@@ -44,7 +48,7 @@ final class LogProb {
         Operands.requireLength(lse, n);
         Operands.requireLength(labels, n);
         var stream = device.compute().handle();
-        device.launch("spin_logprob_backward", () -> (int) backward.invokeExact(stream, dLogits.memory(),
+        device.launch("spin_logprob_backward", () -> (int) backward.invokeExact(stream, dtype, dLogits.memory(),
                 dLogp.memory(), logits.memory(), labels.memory(), lse.memory(), n, v));
     }
 }

@@ -9,7 +9,10 @@ import spin.backend.DType;
 import spin.backend.Operands;
 import spin.backend.Tensor;
 
-/** Rotary position embedding and its backward (the rotation by the negative angle): kernels/rope.cu. */
+/**
+ * Rotary position embedding on F32 or BF16 activations and its backward (the rotation by the
+ * negative angle): kernels/rope.cu.
+ */
 final class Rope {
     private final CudaBackend backend;
     private final CudaDevice device;
@@ -19,10 +22,10 @@ final class Rope {
     Rope(CudaBackend backend, CudaDevice device) {
         this.backend = backend;
         this.device = device;
-        forward = device.bind("spin_rope_forward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT,
-                JAVA_INT, JAVA_FLOAT);
-        backward = device.bind("spin_rope_backward", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT,
-                JAVA_INT, JAVA_FLOAT);
+        forward = device.bind("spin_rope_forward", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT,
+                JAVA_INT, JAVA_INT, JAVA_FLOAT);
+        backward = device.bind("spin_rope_backward", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT,
+                JAVA_INT, JAVA_INT, JAVA_FLOAT);
     }
 
     void forward(Tensor out, Tensor in, Tensor positions, float theta) {
@@ -34,14 +37,14 @@ final class Rope {
     }
 
     private void rotate(String name, MethodHandle kernel, Tensor out, Tensor in, Tensor positions, float theta) {
-        Operands.requireF32(backend, out, in);
+        int dtype = NativeDType.of(Operands.requireActivations(backend, out, in));
         Operands.requireDtype(backend, positions, DType.I32, "positions");
         Operands.requireSameSize(out, in, "in");
         int[] shape = Operands.ropeShape(in);
         int b = shape[0], t = shape[1], h = shape[2], d = shape[3];
         Operands.requireLength(positions, (long) b * t);
         var stream = device.compute().handle();
-        device.launch(name, () -> (int) kernel.invokeExact(stream, out.memory(), in.memory(), positions.memory(), b, t, h,
-                d, theta));
+        device.launch(name, () -> (int) kernel.invokeExact(stream, dtype, out.memory(), in.memory(), positions.memory(),
+                b, t, h, d, theta));
     }
 }

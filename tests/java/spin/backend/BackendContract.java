@@ -151,6 +151,18 @@ abstract class BackendContract {
         same("fill", n, (be, out) -> be.fill(out.get(), 1.25f));
     }
 
+    @Test
+    void elementwiseOnBf16Activations() {
+        requireBf16();
+        int n = 70_001;
+        float[] a = bf16Floats(n, 2f), b = bf16Floats(n, 2f);
+        sameBf16("add", n, true, 2, (be, act, out) -> be.add(out.get(), input(be, act, a, n), input(be, act, b, n)));
+        sameBf16("accumulate", n, true, 2, (be, act, out) -> {
+            be.copy(out.get(), input(be, act, a, n));
+            be.accumulate(out.get(), input(be, act, b, n));
+        });
+    }
+
     @ParameterizedTest
     @CsvSource({"1", "255", "4099"})
     void castsRoundToNearestEvenBothWays(int n) {
@@ -186,6 +198,21 @@ abstract class BackendContract {
         assertArrayEquals(first, again, "embedding backward is deterministic");
     }
 
+    @Test
+    void embeddingOnBf16Activations() {
+        requireBf16();
+        int v = 37, c = 19, n = 45;
+        float[] table = bf16Floats(v * c, 1f), dOut = bf16Floats(n * c, 1f), dTableBefore = floats(v * c, 1f);
+        int[] ids = random.ints(n, 0, 5).toArray(); // many repeats
+        ids[3] = v - 1;
+        sameBf16("embeddingForward", n * c, true, 2, (be, act, out) -> be.embeddingForward(out.get(),
+                be.fromHost(ids, n), input(be, act, table, v, c)));
+        sameBf16("embeddingBackward dTable", v * c, false, 3, (be, act, out) -> {
+            be.write(out.get(), dTableBefore);
+            be.embeddingBackward(out.get().reshape(v, c), be.fromHost(ids, n), input(be, act, dOut, n, c));
+        });
+    }
+
     @ParameterizedTest
     @CsvSource({"1,1,1", "7,5,3", "33,17,65", "64,128,96"})
     void matmulForwardAndBackward(int n, int o, int i) {
@@ -197,6 +224,43 @@ abstract class BackendContract {
             be.write(out.get(), dWBefore);
             be.matmulBackward(null, out.get(), be.fromHost(dOut, n, o), be.fromHost(in, n, i), be.fromHost(w, o, i));
         });
+    }
+
+    /**
+     * BF16 operands; out BF16 or F32 (the lm_head's logits), dWeight F32. An F32 result is held to
+     * the fp32 tolerance against the CPU's fp32 product of the same bf16 values: both sum exact
+     * products of bf16 numbers in fp32, in different orders.
+     */
+    @ParameterizedTest
+    @CsvSource({"1,1,1", "7,5,3", "33,17,65", "64,128,96"})
+    void matmulOnBf16Activations(int n, int o, int i) {
+        requireBf16();
+        float[] in = bf16Floats(n * i, 1f), w = bf16Floats(o * i, 1f), dOut = bf16Floats(n * o, 1f);
+        float[] dWBefore = floats(o * i, 1f);
+        for (boolean bf16Out : new boolean[] {true, false}) {
+            sameBf16(bf16Out ? "matmulForward" : "matmulForward F32 out", n * o, bf16Out, 2, (be, act, out) ->
+                    be.matmulForward(out.get(), input(be, act, in, n, i), input(be, act, w, o, i)));
+        }
+        sameBf16("matmulBackward dIn", n * i, true, 3, (be, act, out) -> be.matmulBackward(out.get(),
+                be.allocate(DType.F32, o, i), input(be, act, dOut, n, o), input(be, act, in, n, i), input(be, act, w, o, i)));
+        sameBf16("matmulBackward dWeight", o * i, false, 3, (be, act, out) -> {
+            be.write(out.get(), dWBefore);
+            be.matmulBackward(null, out.get(), input(be, act, dOut, n, o), input(be, act, in, n, i), input(be, act, w, o, i));
+        });
+    }
+
+    /** Activations of one op share one dtype; parameter gradients, logits and statistics stay F32. */
+    @Test
+    void mixedComputeDtypesAreRefused() {
+        requireBf16();
+        Tensor f = track(device.allocate(DType.F32, 2, 2)), h = track(device.allocate(DType.BF16, 2, 2));
+        Tensor ids = track(device.fromHost(new int[] {0, 1}, 2)), rows = track(device.allocate(DType.F32, 2));
+        assertThrows(IllegalArgumentException.class, () -> device.add(h, f, h));
+        assertThrows(IllegalArgumentException.class, () -> device.matmulForward(h, f, f), "F32 inputs, BF16 out");
+        assertThrows(IllegalArgumentException.class, () -> device.matmulBackward(null, h, h, h, h), "BF16 dWeight");
+        assertThrows(IllegalArgumentException.class, () -> device.embeddingBackward(h, ids, h), "BF16 dTable");
+        assertThrows(IllegalArgumentException.class, () -> device.swigluForward(h, h, f));
+        assertThrows(IllegalArgumentException.class, () -> device.logprobBackward(h, rows, h, ids, rows), "BF16 logits");
     }
 
     @ParameterizedTest
@@ -255,6 +319,23 @@ abstract class BackendContract {
         same("ropeForward", b * t * h * d, (be, out) -> be.ropeForward(out.get(), be.fromHost(in, b, t, h, d),
                 be.fromHost(positions, b, t), theta));
         same("ropeBackward in place", b * t * h * d, (be, out) -> {
+            be.write(out.get(), in);
+            Tensor x = out.get().reshape(b, t, h, d);
+            be.ropeBackward(x, x, be.fromHost(positions, b, t), theta);
+        });
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,1,1,2", "2,5,3,8", "2,7,4,24"})
+    void ropeOnBf16Activations(int b, int t, int h, int d) {
+        requireBf16();
+        int size = b * t * h * d;
+        float[] in = bf16Floats(size, 1f);
+        int[] positions = random.ints(b * t, 0, 5000).toArray();
+        float theta = 10000f;
+        sameBf16("ropeForward", size, true, 2, (be, act, out) -> be.ropeForward(out.get(), input(be, act, in, b, t, h, d),
+                be.fromHost(positions, b, t), theta));
+        sameBf16("ropeBackward in place", size, true, 3, (be, act, out) -> {
             be.write(out.get(), in);
             Tensor x = out.get().reshape(b, t, h, d);
             be.ropeBackward(x, x, be.fromHost(positions, b, t), theta);
@@ -411,6 +492,22 @@ abstract class BackendContract {
         }
     }
 
+    @Test
+    void swigluOnBf16Activations() {
+        requireBf16();
+        int n = 3001;
+        float[] gate = bf16Floats(n, 4f), up = bf16Floats(n, 2f), dOut = bf16Floats(n, 1f);
+        sameBf16("swigluForward", n, true, 2, (be, act, out) -> be.swigluForward(out.get(), input(be, act, gate, n),
+                input(be, act, up, n)));
+        for (boolean dGate : new boolean[] {true, false}) {
+            sameBf16(dGate ? "swigluBackward dGate" : "swigluBackward dUp", n, true, 3, (be, act, out) -> {
+                Tensor other = be.allocate(act, n);
+                be.swigluBackward(dGate ? out.get() : other, dGate ? other : out.get(), input(be, act, dOut, n),
+                        input(be, act, gate, n), input(be, act, up, n));
+            });
+        }
+    }
+
     @ParameterizedTest
     @CsvSource({"1,5", "9,300", "3,32000"})
     void logprobForwardAndBackwardInPlace(int n, int v) {
@@ -430,6 +527,25 @@ abstract class BackendContract {
             be.write(x, logits);
             be.logprobForward(be.allocate(DType.F32, n), lse, x, ids);
             be.logprobBackward(x, be.fromHost(dLogp, n), x, ids, lse);
+        });
+    }
+
+    /** F32 logits (the lm_head's F32 output), BF16 dLogits in a buffer of their own. */
+    @ParameterizedTest
+    @CsvSource({"1,5", "9,300", "3,32000"})
+    void logprobBackwardIntoBf16DLogits(int n, int v) {
+        requireBf16();
+        float[] logits = floats(n * v, 8f), dLogp = floats(n, 1f);
+        int[] labels = random.ints(n, 0, v).toArray();
+        labels[n - 1] = Backend.IGNORE_INDEX;
+        logits[0] = Float.NEGATIVE_INFINITY;
+        if (v > 1) {
+            labels[0] = 1;
+        }
+        sameBf16("logprobBackward dLogits", n * v, true, 3, (be, act, out) -> {
+            Tensor x = be.fromHost(logits, n, v), lse = be.allocate(DType.F32, n), ids = be.fromHost(labels, n);
+            be.logprobForward(be.allocate(DType.F32, n), lse, x, ids);
+            be.logprobBackward(out.get().reshape(n, v), be.fromHost(dLogp, n), x, ids, lse);
         });
     }
 

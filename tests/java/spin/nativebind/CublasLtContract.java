@@ -21,7 +21,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
-import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 import spin.nativebind.CublasLt.ElementType;
 
@@ -31,13 +30,26 @@ import spin.nativebind.CublasLt.ElementType;
  * cuBLASLt: {@link CublasLtGpuTest} (libcublasLt on a GPU), {@link CublasLtEmulatedTest} (the
  * CUDA emulator's stand-in).
  *
- * <p>Tolerance per element: fp32 accumulation may be off by (k + 2) fp32 ulps of the sum of the
- * magnitudes of its terms, in any order of summation; a bf16 result additionally by 2 bf16 ulps
- * of the exact value (its rounding).
+ * <p>Every type combination a product takes ({@link #TYPES}: F32 x F32 -> F32, BF16 x BF16 -> BF16,
+ * BF16 x BF16 -> F32) runs each case. Tolerance per element: fp32 accumulation may be off by
+ * (k + 2) fp32 ulps of the sum of the magnitudes of its terms, in any order of summation; a bf16
+ * result additionally by 2 bf16 ulps of the exact value (its rounding).
  */
 abstract class CublasLtContract {
     /** Fills what a product must neither read (padding of A and B) nor write (padding of C). */
     private static final float POISON = Float.NaN;
+
+    /** The input and output types of a product: A and B hold {@code inputs}, C holds {@code output}. */
+    record Types(ElementType inputs, ElementType output) {
+        @Override
+        public String toString() {
+            return inputs + " x " + inputs + " -> " + output;
+        }
+    }
+
+    /** The combinations {@link CublasLt#gemm} takes. */
+    static final List<Types> TYPES = List.of(new Types(ElementType.F32, ElementType.F32),
+            new Types(ElementType.BF16, ElementType.BF16), new Types(ElementType.BF16, ElementType.F32));
 
     private CudaRuntime cuda;
     private CudaStream stream;
@@ -72,13 +84,13 @@ abstract class CublasLtContract {
     static Stream<Arguments> products() {
         List<Arguments> cases = new ArrayList<>();
         int[][] shapes = {{1, 1, 1}, {7, 5, 3}, {33, 17, 65}};
-        for (ElementType type : ElementType.values()) {
+        for (Types types : TYPES) {
             for (boolean transA : new boolean[] {false, true}) {
                 for (boolean transB : new boolean[] {false, true}) {
                     for (int[] shape : shapes) {
                         for (int padding : new int[] {0, 3}) {
                             for (float beta : new float[] {0, 1}) {
-                                cases.add(Arguments.of(type, transA, transB, shape[0], shape[1], shape[2], padding,
+                                cases.add(Arguments.of(types, transA, transB, shape[0], shape[1], shape[2], padding,
                                         beta));
                             }
                         }
@@ -92,16 +104,17 @@ abstract class CublasLtContract {
     /** Padding makes every leading dimension exceed its rows; the padding is poisoned, so reading it shows. */
     @ParameterizedTest(name = "{0} transA={1} transB={2} m={3} n={4} k={5} ld padding={6} beta={7}")
     @MethodSource("products")
-    void gemmMatchesFp64Reference(ElementType type, boolean transA, boolean transB, int m, int n, int k, int padding,
+    void gemmMatchesFp64Reference(Types types, boolean transA, boolean transB, int m, int n, int k, int padding,
             float beta) {
         float alpha = -1.25f;
-        Matrix a = random(type, transA ? k : m, transA ? m : k, padding);
-        Matrix b = random(type, transB ? n : k, transB ? k : n, padding);
+        Matrix a = random(types.inputs, transA ? k : m, transA ? m : k, padding);
+        Matrix b = random(types.inputs, transB ? n : k, transB ? k : n, padding);
         // beta == 0: C's old values must not be read, so they are all NaN.
-        Matrix c = beta == 0 ? Matrix.filled(type, m, n, m + padding, POISON) : random(type, m, n, padding);
+        Matrix c = beta == 0 ? Matrix.filled(types.output, m, n, m + padding, POISON) : random(types.output, m, n, padding);
         MemorySegment cDevice = upload(c);
 
-        blas.gemm(stream, transA, transB, m, n, k, alpha, upload(a), a.ld, upload(b), b.ld, beta, cDevice, c.ld, type);
+        blas.gemm(stream, transA, transB, m, n, k, alpha, upload(a), a.ld, upload(b), b.ld, beta, cDevice, c.ld,
+                types.inputs, types.output);
 
         Matrix result = download(cDevice, c);
         for (int j = 0; j < n; j++) {
@@ -119,62 +132,80 @@ abstract class CublasLtContract {
                     exact += beta * c.get(i, j);
                     magnitude += Math.abs(beta * c.get(i, j));
                 }
-                assertNear(exact, magnitude, k, result.get(i, j), type, "C(" + i + "," + j + ")");
+                assertNear(exact, magnitude, k, result.get(i, j), types.output, "C(" + i + "," + j + ")");
             }
         }
         assertPaddingUntouched(result, c);
     }
 
     @ParameterizedTest
-    @EnumSource(ElementType.class)
-    void linearForwardIsInTimesWeightTransposed(ElementType type) {
+    @MethodSource("typeCombinations")
+    void linearForwardIsInTimesWeightTransposed(Types types) {
         int rows = 7;
         int inFeatures = 5;
         int outFeatures = 3;
-        Matrix in = randomRowMajor(type, rows, inFeatures);
-        Matrix weight = randomRowMajor(type, outFeatures, inFeatures);
-        Matrix out = Matrix.filled(type, outFeatures, rows, outFeatures, POISON);
+        Matrix in = randomRowMajor(types.inputs, rows, inFeatures);
+        Matrix weight = randomRowMajor(types.inputs, outFeatures, inFeatures);
+        Matrix out = Matrix.filled(types.output, outFeatures, rows, outFeatures, POISON);
         MemorySegment outDevice = upload(out);
 
-        blas.linearForward(stream, outDevice, upload(in), upload(weight), rows, inFeatures, outFeatures, type);
+        blas.linearForward(stream, outDevice, upload(in), upload(weight), rows, inFeatures, outFeatures, types.inputs,
+                types.output);
 
         assertRowMajorProduct(download(outDevice, out), rows, outFeatures, inFeatures,
-                (r, o, p) -> in.getRowMajor(r, p) * weight.getRowMajor(o, p), null, type);
+                (r, o, p) -> in.getRowMajor(r, p) * weight.getRowMajor(o, p), null, types.output);
     }
 
     @ParameterizedTest
-    @EnumSource(ElementType.class)
-    void linearBackwardInputIsDOutTimesWeight(ElementType type) {
+    @MethodSource("typeCombinations")
+    void linearBackwardInputIsDOutTimesWeight(Types types) {
         int rows = 7;
         int inFeatures = 5;
         int outFeatures = 3;
-        Matrix dOut = randomRowMajor(type, rows, outFeatures);
-        Matrix weight = randomRowMajor(type, outFeatures, inFeatures);
-        Matrix dIn = Matrix.filled(type, inFeatures, rows, inFeatures, POISON);
+        Matrix dOut = randomRowMajor(types.inputs, rows, outFeatures);
+        Matrix weight = randomRowMajor(types.inputs, outFeatures, inFeatures);
+        Matrix dIn = Matrix.filled(types.output, inFeatures, rows, inFeatures, POISON);
         MemorySegment dInDevice = upload(dIn);
 
-        blas.linearBackwardInput(stream, dInDevice, upload(dOut), upload(weight), rows, inFeatures, outFeatures, type);
+        blas.linearBackwardInput(stream, dInDevice, upload(dOut), upload(weight), rows, inFeatures, outFeatures,
+                types.inputs, types.output);
 
         assertRowMajorProduct(download(dInDevice, dIn), rows, inFeatures, outFeatures,
-                (r, i, o) -> dOut.getRowMajor(r, o) * weight.getRowMajor(o, i), null, type);
+                (r, i, o) -> dOut.getRowMajor(r, o) * weight.getRowMajor(o, i), null, types.output);
     }
 
+    /** BF16 x BF16 -> F32 is a bf16 model's parameter gradient: bf16 activations, an fp32 dWeight. */
     @ParameterizedTest
-    @EnumSource(ElementType.class)
-    void linearBackwardWeightAccumulatesDOutTransposedTimesIn(ElementType type) {
+    @MethodSource("typeCombinations")
+    void linearBackwardWeightAccumulatesDOutTransposedTimesIn(Types types) {
         int rows = 7;
         int inFeatures = 5;
         int outFeatures = 3;
-        Matrix dOut = randomRowMajor(type, rows, outFeatures);
-        Matrix in = randomRowMajor(type, rows, inFeatures);
-        Matrix dWeight = randomRowMajor(type, outFeatures, inFeatures);
+        Matrix dOut = randomRowMajor(types.inputs, rows, outFeatures);
+        Matrix in = randomRowMajor(types.inputs, rows, inFeatures);
+        Matrix dWeight = randomRowMajor(types.output, outFeatures, inFeatures);
         MemorySegment dWeightDevice = upload(dWeight);
 
         blas.linearBackwardWeight(stream, dWeightDevice, upload(dOut), upload(in), rows, inFeatures, outFeatures,
-                type);
+                types.inputs, types.output);
 
         assertRowMajorProduct(download(dWeightDevice, dWeight), outFeatures, inFeatures, rows,
-                (o, i, r) -> dOut.getRowMajor(r, o) * in.getRowMajor(r, i), dWeight, type);
+                (o, i, r) -> dOut.getRowMajor(r, o) * in.getRowMajor(r, i), dWeight, types.output);
+    }
+
+    static Stream<Types> typeCombinations() {
+        return TYPES.stream();
+    }
+
+    /** The one combination of fp32 and bf16 cuBLASLt's fp32-compute products lack is refused before anything is queued. */
+    @Test
+    void f32InputsWithABf16OutputAreRefused() {
+        MemorySegment big = allocate(64 * Float.BYTES);
+        assertRefused("F32 inputs with a BF16 output is no cuBLASLt fp32-compute product; it takes F32 x F32 -> F32 "
+                        + "and BF16 x BF16 -> BF16 or F32",
+                () -> blas.gemm(stream, false, false, 2, 2, 2, 1, big, 2, big, 2, 0, big, 2, ElementType.F32,
+                        ElementType.BF16));
+        assertEquals(0, blas.plansMade());
     }
 
     @Test
@@ -182,7 +213,8 @@ abstract class CublasLtContract {
         Matrix dWeight = randomRowMajor(ElementType.F32, 3, 5);
         MemorySegment dWeightDevice = upload(dWeight);
 
-        blas.linearBackwardWeight(stream, dWeightDevice, allocate(0), allocate(0), 0, 5, 3, ElementType.F32);
+        blas.linearBackwardWeight(stream, dWeightDevice, allocate(0), allocate(0), 0, 5, 3, ElementType.BF16,
+                ElementType.F32);
 
         assertArrayEquals(dWeight.values(), download(dWeightDevice, dWeight).values());
         assertEquals(0, blas.plansMade());
@@ -200,7 +232,8 @@ abstract class CublasLtContract {
         MemorySegment bDevice = uploadAtOffset(b, 3 * Float.BYTES);
         MemorySegment cDevice = uploadAtOffset(Matrix.filled(ElementType.F32, m, n, m, POISON), Float.BYTES);
 
-        blas.gemm(stream, false, false, m, n, k, 1, aDevice, m, bDevice, k, 0, cDevice, m, ElementType.F32);
+        blas.gemm(stream, false, false, m, n, k, 1, aDevice, m, bDevice, k, 0, cDevice, m, ElementType.F32,
+                ElementType.F32);
 
         Matrix result = download(cDevice, Matrix.filled(ElementType.F32, m, n, m, 0));
         for (int j = 0; j < n; j++) {
@@ -224,22 +257,29 @@ abstract class CublasLtContract {
         MemorySegment b = allocate(64 * Float.BYTES);
         MemorySegment c = allocate(64 * Float.BYTES);
         DeviceMemory.zero(stream, c);
-        Runnable product = () -> blas.gemm(stream, false, true, 4, 3, 2, 1, a, 4, b, 3, 0, c, 4, ElementType.F32);
+        ElementType f32 = ElementType.F32;
+        ElementType bf16 = ElementType.BF16;
+        Runnable product = () -> blas.gemm(stream, false, true, 4, 3, 2, 1, a, 4, b, 3, 0, c, 4, f32, f32);
 
         product.run();
         product.run();
         assertEquals(1, blas.plansMade(), "the same shape again");
 
-        blas.gemm(stream, false, true, 4, 3, 2, 1, a, 4, b, 3, 1, c, 4, ElementType.F32);
+        blas.gemm(stream, false, true, 4, 3, 2, 1, a, 4, b, 3, 1, c, 4, f32, f32);
         assertEquals(2, blas.plansMade(), "beta != 0 is a different plan");
-        blas.gemm(stream, false, true, 4, 3, 2, 1, a, 5, b, 3, 0, c, 4, ElementType.F32);
+        blas.gemm(stream, false, true, 4, 3, 2, 1, a, 5, b, 3, 0, c, 4, f32, f32);
         assertEquals(3, blas.plansMade(), "another lda");
-        blas.gemm(stream, false, true, 4, 3, 2, 1, a.asSlice(Float.BYTES), 4, b, 3, 0, c, 4, ElementType.F32);
+        blas.gemm(stream, false, true, 4, 3, 2, 1, a.asSlice(Float.BYTES), 4, b, 3, 0, c, 4, f32, f32);
         assertEquals(4, blas.plansMade(), "a less aligned A");
+        blas.gemm(stream, false, true, 4, 3, 2, 1, a, 4, b, 3, 0, c, 4, bf16, f32);
+        assertEquals(5, blas.plansMade(), "bf16 inputs");
+        blas.gemm(stream, false, true, 4, 3, 2, 1, a, 4, b, 3, 0, c, 4, bf16, bf16);
+        assertEquals(6, blas.plansMade(), "a bf16 output");
 
         product.run();
-        blas.gemm(stream, false, true, 4, 3, 2, 2.5f, a, 4, b, 3, 0, c, 4, ElementType.F32);
-        assertEquals(4, blas.plansMade(), "the first shape again, alpha aside");
+        blas.gemm(stream, false, true, 4, 3, 2, 2.5f, a, 4, b, 3, 0, c, 4, f32, f32);
+        blas.gemm(stream, false, true, 4, 3, 2, 1, a, 4, b, 3, 0, c, 4, bf16, f32);
+        assertEquals(6, blas.plansMade(), "the first shapes again, alpha aside");
     }
 
     // ------------------------------------------------------------------------------- argument errors
@@ -248,43 +288,54 @@ abstract class CublasLtContract {
     void badArgumentsAreRefusedBeforeAnythingIsQueued() {
         MemorySegment small = allocate(12 * Float.BYTES);
         MemorySegment big = allocate(64 * Float.BYTES);
+        ElementType f32 = ElementType.F32;
+        ElementType bf16 = ElementType.BF16;
 
         assertRefused("lda = 2 is less than the rows of a as stored (a is 3 x 4 with transA = false)",
-                () -> blas.gemm(stream, false, false, 3, 2, 4, 1, big, 2, big, 4, 0, big, 3, ElementType.F32));
+                () -> blas.gemm(stream, false, false, 3, 2, 4, 1, big, 2, big, 4, 0, big, 3, f32, f32));
         assertRefused("ldb = 1 is less than the rows of b as stored (b is 2 x 4 with transB = true)",
-                () -> blas.gemm(stream, false, true, 3, 2, 4, 1, big, 3, big, 1, 0, big, 3, ElementType.F32));
+                () -> blas.gemm(stream, false, true, 3, 2, 4, 1, big, 3, big, 1, 0, big, 3, f32, f32));
         assertRefused("ldc = 2 is less than the rows of c as stored (c is 3 x 2)",
-                () -> blas.gemm(stream, false, false, 3, 2, 4, 1, big, 3, big, 4, 0, big, 2, ElementType.F32));
+                () -> blas.gemm(stream, false, false, 3, 2, 4, 1, big, 3, big, 4, 0, big, 2, f32, f32));
         assertRefused("b holds 44 bytes, needs 48 (b is 4 x 3 with transB = false, ldb = 4, F32)",
                 () -> blas.gemm(stream, false, false, 3, 3, 4, 1, big, 3, small.asSlice(0, 44), 4, 0, big, 3,
-                        ElementType.F32));
+                        f32, f32));
         assertRefused("c holds 48 bytes, needs 60 (c is 5 x 6, ldc = 5, BF16)",
-                () -> blas.gemm(stream, false, false, 5, 6, 1, 1, big, 5, big, 1, 0, small, 5, ElementType.BF16));
+                () -> blas.gemm(stream, false, false, 5, 6, 1, 1, big, 5, big, 1, 0, small, 5, bf16, bf16));
+        // Each matrix is checked as its own type: bf16 inputs, an fp32 output.
+        assertRefused("c holds 48 bytes, needs 120 (c is 5 x 6, ldc = 5, F32)",
+                () -> blas.gemm(stream, false, false, 5, 6, 1, 1, big, 5, big, 1, 0, small, 5, bf16, f32));
         assertRefused("negative dimension: m=-1 n=2 k=3",
-                () -> blas.gemm(stream, false, false, -1, 2, 3, 1, big, 1, big, 3, 0, big, 1, ElementType.F32));
+                () -> blas.gemm(stream, false, false, -1, 2, 3, 1, big, 1, big, 3, 0, big, 1, f32, f32));
         assertRefused("k = 0 with beta = 0.0 scales C, it is no product",
-                () -> blas.gemm(stream, false, false, 2, 2, 0, 1, big, 2, big, 1, 0, big, 2, ElementType.F32));
+                () -> blas.gemm(stream, false, false, 2, 2, 0, 1, big, 2, big, 1, 0, big, 2, f32, f32));
         MemorySegment misaligned = big.asSlice(2);
         assertRefused("a at address 0x" + Long.toHexString(misaligned.address())
                         + " is not a non-NULL multiple of the 4-byte F32 element",
-                () -> blas.gemm(stream, false, false, 2, 2, 2, 1, misaligned, 2, big, 2, 0, big, 2, ElementType.F32));
+                () -> blas.gemm(stream, false, false, 2, 2, 2, 1, misaligned, 2, big, 2, 0, big, 2, f32, f32));
+        assertRefused("c at address 0x" + Long.toHexString(misaligned.address())
+                        + " is not a non-NULL multiple of the 4-byte F32 element",
+                () -> blas.gemm(stream, false, false, 2, 2, 2, 1, misaligned, 2, big, 2, 0, misaligned, 2, bf16, f32));
         assertRefused("in [7,5] F32 holds 48 bytes, needs 140",
-                () -> blas.linearForward(stream, big, small, big, 7, 5, 3, ElementType.F32));
+                () -> blas.linearForward(stream, big, small, big, 7, 5, 3, f32, f32));
+        assertRefused("in [7,5] BF16 holds 48 bytes, needs 70",
+                () -> blas.linearForward(stream, big, small, big, 7, 5, 3, bf16, f32));
         assertEquals(0, blas.plansMade());
     }
 
     @Test
     void aClosedStreamOrHandleIsRefused() {
         MemorySegment big = allocate(64 * Float.BYTES);
+        ElementType f32 = ElementType.F32;
         CudaStream closed = cuda.createStream();
         closed.close();
         IllegalStateException deadStream = assertThrows(IllegalStateException.class,
-                () -> blas.gemm(closed, false, false, 2, 2, 2, 1, big, 2, big, 2, 0, big, 2, ElementType.F32));
+                () -> blas.gemm(closed, false, false, 2, 2, 2, 1, big, 2, big, 2, 0, big, 2, f32, f32));
         assertEquals("CUDA stream was closed", deadStream.getMessage());
 
         blas.close();
         IllegalStateException deadHandle = assertThrows(IllegalStateException.class,
-                () -> blas.gemm(stream, false, false, 2, 2, 2, 1, big, 2, big, 2, 0, big, 2, ElementType.F32));
+                () -> blas.gemm(stream, false, false, 2, 2, 2, 1, big, 2, big, 2, 0, big, 2, f32, f32));
         assertEquals("cuBLASLt handle was closed", deadHandle.getMessage());
         blas.close();
     }

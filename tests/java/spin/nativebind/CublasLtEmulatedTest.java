@@ -76,6 +76,46 @@ class CublasLtEmulatedTest extends CublasLtContract {
         }
     }
 
+    /**
+     * As cuBLASLt's own heuristic and matmul: fp32 compute takes fp32 x fp32 -> fp32 and bf16 x bf16
+     * -> bf16 or fp32, and nothing else: not fp32 x fp32 -> bf16, not A unlike B, not C unlike D.
+     */
+    @Test
+    void typeCombinationsOutsideCuBlasLtsTableAreNotSupported() {
+        CublasLtAbi abi = standIn();
+        MemorySegment handle = abi.create();
+        MemorySegment desc = abi.matmulDescCreate(CublasLtAbi.COMPUTE_32F, CublasLtAbi.R_32F);
+        MemorySegment f32 = abi.matrixLayoutCreate(CublasLtAbi.R_32F, 1, 1, 1);
+        MemorySegment bf16 = abi.matrixLayoutCreate(CublasLtAbi.R_16BF, 1, 1, 1);
+        MemorySegment preference = abi.preferenceCreate();
+        try (Arena arena = Arena.ofConfined(); DeviceMemory matrix = openRuntime().allocate(256)) {
+            MemorySegment algo = arena.allocate(CublasLtAbi.MATMUL_ALGO);
+            MemorySegment[][] unsupported = {
+                {f32, f32, bf16, bf16}, {bf16, f32, f32, f32}, {f32, bf16, bf16, bf16}, {bf16, bf16, bf16, f32},
+                {bf16, bf16, f32, bf16}
+            };
+            for (MemorySegment[] l : unsupported) {
+                assertFails("cublasLtMatmulAlgoGetHeuristic failed: CUBLAS_STATUS_NOT_SUPPORTED (15)",
+                        CublasException.Status.NOT_SUPPORTED,
+                        () -> abi.algoGetHeuristic(handle, desc, l[0], l[1], l[2], l[3], preference, algo));
+            }
+            for (MemorySegment[] l : new MemorySegment[][] {{f32, f32}, {bf16, bf16}, {bf16, f32}}) {
+                abi.algoGetHeuristic(handle, desc, l[0], l[0], l[1], l[1], preference, algo);
+            }
+            MemorySegment one = arena.allocateFrom(JAVA_FLOAT, 1);
+            MemorySegment m = matrix.segment();
+            assertFails("cublasLtMatmul failed: CUBLAS_STATUS_NOT_SUPPORTED (15)", CublasException.Status.NOT_SUPPORTED,
+                    () -> abi.matmul(handle, desc, one, m, f32, m, f32, one, m, bf16, m, bf16, algo, MemorySegment.NULL,
+                            0, MemorySegment.NULL));
+        } finally {
+            abi.preferenceDestroy(preference);
+            abi.matrixLayoutDestroy(bf16);
+            abi.matrixLayoutDestroy(f32);
+            abi.matmulDescDestroy(desc);
+            abi.destroy(handle);
+        }
+    }
+
     private CublasLtAbi standIn() {
         NativeLibrary.Loaded library = openRuntime().library();
         return CublasLtAbi.of(library.path().toString(), library.symbols());
