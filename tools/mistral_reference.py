@@ -87,7 +87,9 @@ fixture.safetensors A SPIN batch, B=4 rows of T=12 tokens. Rows 0,1 are "real", 
   grad.<name>     F32         d loss / d parameter (the sigmoid `loss`), for every
                               parameter name above, same shape as the parameter
                               (float64 autograd).
-  bf16.logits, bf16.logps, bf16.loss, bf16.grad.<name>  F32
+  token_logps     F32 [4,12]  per position t: log_softmax(logits[t])[labels[t+1]], 0 where
+                              labels[t+1] == -100 and at the last position (logps' terms)
+  bf16.logits, bf16.token_logps, bf16.logps, bf16.loss, bf16.grad.<name>  F32
                               the same batch run as HF runs a bfloat16 model: the float32
                               weights rounded to bf16, activations and their gradients in
                               bf16, the logits upcast to float32 for the log-softmax (as the
@@ -542,6 +544,16 @@ def compute_all(model, input_ids, attention_mask, labels, opponent_logps, beta):
     return logits, logps, sl, loss
 
 
+def token_logps(logits, labels):
+    """[B,T]: position t's log-prob of the label at t+1 (HF's shift), 0 where ignored and at the end."""
+    shifted = labels[:, 1:]
+    scored = shifted != -100
+    per = torch.gather(logits[:, :-1].log_softmax(-1), 2, torch.where(scored, shifted, 0).unsqueeze(2)).squeeze(2)
+    out = torch.zeros(labels.shape, dtype=logits.dtype)
+    out[:, :-1] = torch.where(scored, per, torch.zeros_like(per))
+    return out
+
+
 def bf16_run(cfg, start, input_ids, attention_mask, labels, opponent_logps, beta):
     """The fixture batch through a bfloat16 copy of the model (see bf16.* in the docstring)."""
     model = fresh_model(cfg, start, torch.bfloat16)
@@ -550,7 +562,8 @@ def bf16_run(cfg, start, input_ids, attention_mask, labels, opponent_logps, beta
     logps = batch_logps(logits, labels)
     loss = spin_sigmoid_loss(spin_logits(logps, opponent_logps.to(torch.float32), input_ids.shape[0] // 2), beta)
     loss.backward()
-    out = {"bf16.logits": logits.detach(), "bf16.logps": logps.detach(), "bf16.loss": loss.detach().reshape(1)}
+    out = {"bf16.logits": logits.detach(), "bf16.token_logps": token_logps(logits.detach(), labels),
+           "bf16.logps": logps.detach(), "bf16.loss": loss.detach().reshape(1)}
     for name, p in model.named_parameters():
         out["bf16.grad." + name] = p.grad.detach().to(torch.float32)
     return out
@@ -1004,6 +1017,7 @@ def main(argv=None):
     }
     for name, p in model.named_parameters():
         fix["grad." + name] = f32(p.grad)
+    fix["token_logps"] = f32(token_logps(logits.detach(), labels))
     fix.update(bf16_run(cfg, {n: p.detach() for n, p in model.named_parameters()}, input_ids, attention_mask, labels,
                         opponent_logps, beta))
     save_safetensors(os.path.join(args.out, "fixture.safetensors"), fix, {"format": "pt"})
