@@ -82,12 +82,12 @@ abstract class DeviceTrainingContract {
      * The same steps computing in BF16 (activations, compute weights) follow the fp32 CPU run: every
      * logged metric within 3% (the fixture's bf16 log-probs and loss err by well under that; a
      * metric drifting further means a wrong or stale bf16 path) and the weights' distance at most a
-     * third of what they moved (RMSprop moves a weight by about lr times its gradient's sign, which
-     * bf16 flips for near-zero gradients more often than fp32 does).
+     * tenth of what they moved (RMSprop moves a weight by about lr times its gradient's sign, which
+     * bf16 flips for near-zero gradients more often than fp32 does; cuda-emu measures 3%).
      */
     @Test
     void threeSpinStepsInBf16FollowTheCpuBackend() throws IOException {
-        assertFollowsTheCpu(Map.of("precision", "bf16"), 3e-2, 1.0 / 3);
+        assertFollowsTheCpu(Map.of("precision", "bf16"), 3e-2, 0.1);
     }
 
     private void assertFollowsTheCpu(Map<String, Object> deviceSettings, double metricTolerance, double weightTolerance)
