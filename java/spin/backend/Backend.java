@@ -56,6 +56,17 @@ public interface Backend extends AutoCloseable {
     /** Current and peak bytes of a backend's tensors. */
     record MemoryUsage(long currentBytes, long peakBytes) {}
 
+    /**
+     * Times the host has waited for this backend's device since it opened: a stream
+     * synchronisation, a copy to the host, or an upload or allocation that had to wait for device
+     * work. This is what DESIGN.md's "a training step syncs the host at most once when it does not
+     * log" counts. Empty where ops run to completion on the calling thread (the CPU), so there is
+     * nothing to wait for.
+     */
+    default java.util.OptionalLong hostSynchronizations() {
+        return java.util.OptionalLong.empty();
+    }
+
     /** A new tensor filled with zeros. */
     Tensor allocate(DType dtype, int... shape);
 

@@ -8,6 +8,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.Optional;
+import java.util.OptionalLong;
 import spin.backend.BFloat16;
 import spin.backend.Backend;
 import spin.backend.DType;
@@ -91,6 +92,11 @@ public final class CudaBackend implements Backend {
     @Override
     public void resetPeakMemory() {
         device.resetPoolPeak();
+    }
+
+    @Override
+    public OptionalLong hostSynchronizations() {
+        return OptionalLong.of(device.synchronizations());
     }
 
     // ---------------------------------------------------------------- memory
@@ -202,14 +208,14 @@ public final class CudaBackend implements Backend {
 
     private void upload(Tensor dst, MemorySegment host) {
         if (host.byteSize() > 0) {
-            DeviceMemory.upload(device.compute(), dst.memory(), host);
+            device.upload(dst.memory(), host);
         }
     }
 
     private MemorySegment download(Tensor src, Arena arena) {
         MemorySegment host = arena.allocate(Math.max(1, src.byteSize()), 8).asSlice(0, src.byteSize());
         if (src.byteSize() > 0) {
-            DeviceMemory.download(device.compute(), host, src.memory());
+            device.download(host, src.memory());
         }
         return host;
     }

@@ -8,6 +8,7 @@ import spin.nativebind.CudaEvent;
 import spin.nativebind.CudaException;
 import spin.nativebind.CudaRuntime;
 import spin.nativebind.CudaStream;
+import spin.nativebind.DeviceMemory;
 import spin.nativebind.DeviceProperties;
 import spin.nativebind.StatusCall;
 
@@ -31,6 +32,7 @@ final class CudaDevice implements AutoCloseable {
     private final CudaStream compute;
     private final CudaStream communication;
     private final CudaEvent computeReached;
+    private long synchronizations;
     private boolean closed;
 
     CudaDevice(CudaRuntime runtime, DeviceSpec spec) {
@@ -83,6 +85,7 @@ final class CudaDevice implements AutoCloseable {
                 throw e;
             }
             compute.synchronize();
+            synchronizations++;
             runtime.trimPool();
             try {
                 return runtime.allocateOnStream(bytes, compute);
@@ -121,10 +124,34 @@ final class CudaDevice implements AutoCloseable {
         runtime.resetPoolPeak();
     }
 
+    /** Waits for the work queued on both streams. */
     void synchronize() {
         makeCurrent();
         compute.synchronize();
         communication.synchronize();
+        synchronizations++;
+    }
+
+    /** Copies host memory into device memory on the compute stream and waits, so the host memory is free to reuse. */
+    void upload(MemorySegment deviceDst, MemorySegment host) {
+        makeCurrent();
+        DeviceMemory.upload(compute, deviceDst, host);
+        synchronizations++;
+    }
+
+    /** Copies device memory to the host once the compute work queued before is done, and waits. */
+    void download(MemorySegment host, MemorySegment deviceSrc) {
+        makeCurrent();
+        DeviceMemory.download(compute, host, deviceSrc);
+        synchronizations++;
+    }
+
+    /**
+     * Times the host has waited for this device since it opened: each {@link #synchronize},
+     * {@link #download}, and each wait an upload or an allocation made for device work to finish.
+     */
+    long synchronizations() {
+        return synchronizations;
     }
 
     /** Binds a kernel entry point of this device's library (see {@link CudaRuntime#bindStatusCall}). */

@@ -111,7 +111,7 @@ final class Reductions {
     private double[] readDoubles(MemorySegment deviceDoubles) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(deviceDoubles.byteSize(), Double.BYTES);
-            DeviceMemory.download(device.compute(), host, deviceDoubles);
+            device.download(host, deviceDoubles);
             return host.toArray(JAVA_DOUBLE);
         }
     }

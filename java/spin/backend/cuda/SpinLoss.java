@@ -12,7 +12,6 @@ import spin.backend.Operands;
 import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
-import spin.nativebind.DeviceMemory;
 
 /** Per-sequence log-prob sums and the SPIN loss with its metrics: kernels/spin_loss.cu. */
 final class SpinLoss {
@@ -65,7 +64,7 @@ final class SpinLoss {
                     policyReal.memory(), policyGenerated.memory(), opponentReal.memory(), opponentGenerated.memory(), b,
                     beta, code(type)));
             MemorySegment host = arena.allocate(JAVA_DOUBLE, STATS);
-            DeviceMemory.download(stream, host, out.memory());
+            device.download(host, out.memory());
             MemorySegment.copy(host, JAVA_DOUBLE, 0, stats, 0, STATS);
         }
         return new SpinLossStats(stats[0], stats[1], stats[2], stats[3], stats[4], stats[5], stats[6]);
