@@ -23,8 +23,9 @@ import spin.nativebind.DeviceMemory;
 /**
  * The Backend on a GPU through libspin_native (or on the CUDA emulator through
  * libspin_native_emu, the same kernels run as host fibers): every op is a kernel of ours or a
- * cuBLASLt product, queued on the device's compute stream; only reads (and the few ops whose job is
- * a host value: sums, the SPIN loss statistics) wait for the device.
+ * cuBLASLt product, queued on the device's compute stream, and uploads go through pinned staging
+ * without waiting; only reads (and the default methods that return a host value by reading) wait
+ * for the device.
  *
  * <p>Each op family lives in its own class beside this one, named as its kernel file
  * ({@link Rope} ↔ kernels/rope.cu ↔ spin.backend.cpu.Rope); this class only dispatches. Tensors are
@@ -134,19 +135,16 @@ public final class CudaBackend implements Backend {
     public void write(Tensor dst, float[] values) {
         Operands.requireOn(this, dst);
         Operands.requireLength(dst, values.length);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = switch (dst.dtype()) {
-                case F32 -> arena.allocateFrom(JAVA_FLOAT, values);
-                case BF16 -> {
-                    MemorySegment bits = arena.allocate(JAVA_SHORT, values.length);
-                    for (int i = 0; i < values.length; i++) {
-                        bits.setAtIndex(JAVA_SHORT, i, BFloat16.fromFloat(values[i]));
-                    }
-                    yield bits;
+        switch (dst.dtype()) {
+            case F32 -> upload(dst, MemorySegment.ofArray(values));
+            case BF16 -> {
+                short[] bits = new short[values.length];
+                for (int i = 0; i < values.length; i++) {
+                    bits[i] = BFloat16.fromFloat(values[i]);
                 }
-                case I32 -> throw new IllegalArgumentException("write(float[]) into I32 tensor " + dst);
-            };
-            upload(dst, host);
+                upload(dst, MemorySegment.ofArray(bits));
+            }
+            case I32 -> throw new IllegalArgumentException("write(float[]) into I32 tensor " + dst);
         }
     }
 
@@ -154,9 +152,7 @@ public final class CudaBackend implements Backend {
     public void write(Tensor dst, int[] values) {
         Operands.requireDtype(this, dst, DType.I32, "dst");
         Operands.requireLength(dst, values.length);
-        try (Arena arena = Arena.ofConfined()) {
-            upload(dst, arena.allocateFrom(JAVA_INT, values));
-        }
+        upload(dst, MemorySegment.ofArray(values));
     }
 
     @Override
@@ -206,6 +202,7 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** Queues the copy of {@code host} (heap or native, free to reuse on return) into {@code dst}. */
     private void upload(Tensor dst, MemorySegment host) {
         if (host.byteSize() > 0) {
             device.upload(dst.memory(), host);

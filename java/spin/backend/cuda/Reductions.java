@@ -32,7 +32,7 @@ final class Reductions {
         this.elementwise = elementwise;
         clipScale = device.bind("spin_clip_scale", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT);
         scratchBytes = device.bind("spin_sum_scratch_bytes", JAVA_LONG, ADDRESS);
-        sum = device.bind("spin_sum", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT);
+        sum = device.bind("spin_sum", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_DOUBLE);
     }
 
     /** Sum (or sum of squares) of a F32 tensor, read back to the host. */
@@ -104,7 +104,7 @@ final class Reductions {
             var stream = device.compute().handle();
             int flag = squares ? 1 : 0;
             device.launch("spin_sum",
-                    () -> (int) sum.invokeExact(stream, out, scratch.memory(), in.memory(), n, flag));
+                    () -> (int) sum.invokeExact(stream, out, scratch.memory(), in.memory(), n, flag, 1.0));
         }
     }
 
