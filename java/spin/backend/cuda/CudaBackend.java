@@ -1,5 +1,6 @@
 package spin.backend.cuda;
 
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
@@ -14,7 +15,6 @@ import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.DeviceSpec;
 import spin.backend.Operands;
-import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
 import spin.nativebind.CudaRuntime;
@@ -144,13 +144,20 @@ public final class CudaBackend implements Backend {
                 }
                 upload(dst, MemorySegment.ofArray(bits));
             }
-            case I32 -> throw new IllegalArgumentException("write(float[]) into I32 tensor " + dst);
+            case I32, F64 -> throw new IllegalArgumentException("write(float[]) into " + dst.dtype() + " tensor " + dst);
         }
     }
 
     @Override
     public void write(Tensor dst, int[] values) {
         Operands.requireDtype(this, dst, DType.I32, "dst");
+        Operands.requireLength(dst, values.length);
+        upload(dst, MemorySegment.ofArray(values));
+    }
+
+    @Override
+    public void write(Tensor dst, double[] values) {
+        Operands.requireDtype(this, dst, DType.F64, "dst");
         Operands.requireLength(dst, values.length);
         upload(dst, MemorySegment.ofArray(values));
     }
@@ -190,6 +197,7 @@ public final class CudaBackend implements Backend {
                     yield out;
                 }
                 case I32 -> throw new IllegalArgumentException("read() of I32 tensor " + src + "; use readInts");
+                case F64 -> throw new IllegalArgumentException("read() of F64 tensor " + src + "; use readDoubles");
             };
         }
     }
@@ -199,6 +207,14 @@ public final class CudaBackend implements Backend {
         Operands.requireDtype(this, src, DType.I32, "src");
         try (Arena arena = Arena.ofConfined()) {
             return download(src, arena).toArray(JAVA_INT);
+        }
+    }
+
+    @Override
+    public double[] readDoubles(Tensor src) {
+        Operands.requireDtype(this, src, DType.F64, "src");
+        try (Arena arena = Arena.ofConfined()) {
+            return download(src, arena).toArray(JAVA_DOUBLE);
         }
     }
 
@@ -372,9 +388,9 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public SpinLossStats spinLossForward(Tensor policyReal, Tensor policyGenerated, Tensor opponentReal,
+    public void spinLossForward(Tensor stats, Tensor policyReal, Tensor policyGenerated, Tensor opponentReal,
             Tensor opponentGenerated, float beta, SpinLossType type) {
-        return spinLoss.forward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta, type);
+        spinLoss.forward(stats, policyReal, policyGenerated, opponentReal, opponentGenerated, beta, type);
     }
 
     @Override
@@ -399,13 +415,18 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public double sum(Tensor in) {
-        return reductions.sum(in, false);
+    public void sum(Tensor out, Tensor in, double divisor) {
+        reductions.sum(out, in, divisor);
     }
 
     @Override
     public double sumOfSquares(Tensor in) {
-        return reductions.sum(in, true);
+        return reductions.sumOfSquares(in);
+    }
+
+    @Override
+    public void accumulateWeighted(Tensor sums, Tensor values, double weight) {
+        reductions.accumulateWeighted(sums, values, weight);
     }
 
     @Override
@@ -414,7 +435,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public double clipGradNorm(Tensor grads, double maxNorm) {
-        return reductions.clipGradNorm(grads, maxNorm);
+    public void clipGradNorm(Tensor norm, Tensor grads, double maxNorm) {
+        reductions.clipGradNorm(norm, grads, maxNorm);
     }
 }

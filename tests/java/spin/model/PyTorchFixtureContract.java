@@ -10,6 +10,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import spin.backend.Backend;
+import spin.backend.SpinLossOnHost;
 import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
@@ -128,10 +129,10 @@ abstract class PyTorchFixtureContract {
                         Tensor opponentGenerated = backend.fromHost(java.util.Arrays.copyOfRange(opponent, pairs, b), pairs);
                         Tensor dSeq = backend.allocate(spin.backend.DType.F32, b);
                         Tensor dTokens = backend.allocate(spin.backend.DType.F32, b, t)) {
-                    SpinLossStats sigmoid = backend.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
+                    SpinLossStats sigmoid = SpinLossOnHost.forward(backend, policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
                             SpinLossType.SIGMOID);
                     assertEquals(floats("loss")[0], sigmoid.loss(), 1e-6, "sigmoid SPIN loss");
-                    SpinLossStats hinge = backend.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
+                    SpinLossStats hinge = SpinLossOnHost.forward(backend, policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
                             SpinLossType.HINGE);
                     assertEquals(floats("loss_hinge")[0], hinge.loss(), 1e-6, "hinge SPIN loss");
 

@@ -10,18 +10,36 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import spin.backend.Backend;
+import spin.backend.DeviceSpec;
+import spin.backend.Devices;
+import spin.backend.SpinLossType;
+import spin.backend.cpu.CpuBackend;
+import spin.data.SequenceLimits;
+import spin.data.SpinBatch;
+import spin.data.SpinCollator;
+import spin.data.SpinRecord;
+import spin.data.TruncationMode;
+import spin.model.MistralModel;
+import spin.model.ModelCheckpoint;
+import spin.optim.Optimizer;
+import spin.optim.OptimizerSettings;
+import spin.text.Tokenizer;
 
 /**
  * SPIN training on a device end to end (the Trainer with {@code device: <spec>}: batches, both
- * forwards, the loss, every backward, clipping, RMSprop, checkpoints) against the CPU backend, and
- * the device's own determinism: a resumed run ends bit-identical to an uninterrupted one.
+ * forwards, the loss, every backward, clipping, RMSprop, checkpoints) against the CPU backend, the
+ * device's own determinism (a resumed run ends bit-identical to an uninterrupted one), and how
+ * often a step makes the host wait for the device.
  *
  * <p>Both backends compute in fp32 and differ in summation order only. The logged metrics are sums
  * over the batch and must agree to 1e-4. Weights are held to an L2 bound, not an element-wise one:
@@ -127,6 +145,82 @@ abstract class DeviceTrainingContract {
         List<JsonNode> a = TinyTrainingData.metrics(straight), b = TinyTrainingData.metrics(resumed);
         assertEquals(TinyTrainingData.withoutWallClock(a.get(a.size() - 1)),
                 TinyTrainingData.withoutWallClock(b.get(b.size() - 1)));
+    }
+
+    /**
+     * DESIGN section 3: a SPIN step that does not log waits for the device once (its loss, norm and
+     * weight checks in one read) and a logging step once more (the interval's means), for either
+     * opponent and with accumulation; the uploads, the loss statistics, the logit means, clipping
+     * and the metric sums queue without waiting. Counted by the device itself
+     * ({@link Backend#hostSynchronizations}), over the pieces the Trainer's loop runs per step
+     * (the rest of its loop is host work), with logging every second step. The metrics read at
+     * the logging steps are those of the CPU backend run the same way.
+     */
+    @ParameterizedTest(name = "accumulation {0}, precomputed opponent {1}")
+    @CsvSource({"1, true", "2, true", "2, false"})
+    void aStepThatDoesNotLogWaitsForTheDeviceOnce(int accumulation, boolean precomputed) throws IOException {
+        String device = deviceSpec();
+        List<Map<String, Double>> onCpu = loggedEverySecondStep(new CpuBackend(2), accumulation, precomputed, null);
+        List<long[]> waits = new ArrayList<>();
+        List<Map<String, Double>> onDevice = loggedEverySecondStep(Devices.open(DeviceSpec.parse(device), 0), accumulation, precomputed, waits);
+        for (int s = 0; s < waits.size(); s++) {
+            long[] w = waits.get(s);
+            assertEquals(1, w[0], device + " step " + (s + 1) + " waited " + w[0] + " times");
+            assertEquals(s % 2 == 1 ? 1 : 0, w[1], device + " logging after step " + (s + 1) + " waited " + w[1] + " times");
+        }
+        assertEquals(onCpu.size(), onDevice.size());
+        for (int i = 0; i < onCpu.size(); i++) {
+            assertEquals(onCpu.get(i).keySet(), onDevice.get(i).keySet());
+            for (String name : onCpu.get(i).keySet()) {
+                double want = onCpu.get(i).get(name), got = onDevice.get(i).get(name);
+                assertEquals(want, got, 1e-4 * (1 + Math.abs(want)), "log " + i + " " + name + " on " + device);
+            }
+        }
+    }
+
+    /**
+     * Four SPIN steps on {@code backend} (closed at the end), the interval's means read after every
+     * second step; when {@code waits} is given, each step's and each log's count of host waits.
+     */
+    private static List<Map<String, Double>> loggedEverySecondStep(Backend backend, int accumulation, boolean precomputed,
+            List<long[]> waits) throws IOException {
+        List<SpinRecord> train = TinyTrainingData.reversalRecords().subList(0, 16);
+        List<Map<String, Double>> logs = new ArrayList<>();
+        try (backend; Tokenizer tokenizer = Tokenizer.load(model); MistralModel policy = ModelCheckpoint.load(model, backend)) {
+            SpinCollator collator = new SpinCollator(tokenizer, tokenizer.chatTemplate(), tokenizer.padId(),
+                    new SequenceLimits(32, 16, TruncationMode.KEEP_END));
+            try (Opponent opponent = precomputed ? PrecomputedOpponent.score(policy, collator, train, List.of(), 2)
+                            : new FrozenOpponent(ModelCheckpoint.load(model, backend));
+                    Optimizer optimizer = new OptimizerSettings("rmsprop", 0, 0.9f, 0.999f, 1e-8f).create(policy)) {
+                SpinObjective objective = new SpinObjective(policy, collator, opponent, 0.1f, SpinLossType.SIGMOID);
+                TrainingStep step = new TrainingStep(policy, optimizer, objective, 1.0);
+                try (MetricMeans interval = new MetricMeans(backend, objective.metricNames())) {
+                    for (int s = 0; s < 4; s++) {
+                        List<SpinBatch> batches = new ArrayList<>();
+                        for (int m = 0; m < accumulation; m++) {
+                            int first = (s * accumulation + m) * 2 % train.size();
+                            batches.add(collator.collate(List.of(collator.features(first, train.get(first)),
+                                    collator.features(first + 1, train.get(first + 1)))));
+                        }
+                        long before = waitsSoFar(backend);
+                        step.run(batches, (float) LR, s + 1, interval);
+                        long stepped = waitsSoFar(backend);
+                        if (s % 2 == 1) {
+                            logs.add(interval.means(""));
+                            interval.clear();
+                        }
+                        if (waits != null) {
+                            waits.add(new long[] {stepped - before, waitsSoFar(backend) - stepped});
+                        }
+                    }
+                }
+            }
+        }
+        return logs;
+    }
+
+    private static long waitsSoFar(Backend backend) {
+        return backend.hostSynchronizations().orElse(0);
     }
 
     /** Opens and closes {@code spec} through the test tier's check, so a missing device skips the test. */
