@@ -2,6 +2,8 @@ package spin.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -145,6 +147,37 @@ abstract class DeviceTrainingContract {
         List<JsonNode> a = TinyTrainingData.metrics(straight), b = TinyTrainingData.metrics(resumed);
         assertEquals(TinyTrainingData.withoutWallClock(a.get(a.size() - 1)),
                 TinyTrainingData.withoutWallClock(b.get(b.size() - 1)));
+    }
+
+    /**
+     * A non-finite step stops the run naming the step and its first cause, with the steps before
+     * it saved and nothing of it (the checks are read once, at the step's end, before any save):
+     * AdamW at lr 1e30 blows up a later step's forward (the loss, or the gradient norm), RMSprop
+     * at 1e38 overflows the weights of step 1 with a finite loss and norm. On the CPU and the
+     * device.
+     */
+    @ParameterizedTest(name = "{0} at lr {1}")
+    @CsvSource({"adamw, 1e30, 'step \\d+: the (SPIN loss|gradient norm) is (NaN|-?Infinity)'",
+            "rmsprop, 1e38, 'step 1: the optimizer update at learning rate 1.0E38 made the weights NaN or Inf; .*'"})
+    void aDivergedStepStopsTrainingBeforeAnythingOfItIsSaved(String optim, double lr, String message) throws IOException {
+        for (String device : new String[] {"cpu", deviceSpec()}) {
+            Path out = dir.resolve(optim + "-" + device);
+            Map<String, Object> s = settings(out, device);
+            s.put("max_steps", 6);
+            s.put("learning_rate", lr);
+            s.put("warmup_ratio", 0.0);
+            s.put("max_grad_norm", 0.0);
+            s.put("optim", optim);
+            s.put("save_strategy", "steps");
+            s.put("save_steps", 1);
+            TrainingDivergedException e = assertThrows(TrainingDivergedException.class, () -> train(s, false));
+            assertTrue(e.getMessage().matches(message), device + ": " + e.getMessage());
+            long failedStep = Long.parseLong(e.getMessage().replaceAll("step (\\d+):.*", "$1"));
+            assertTrue(failedStep < 6, "the run diverged within its steps");
+            assertEquals(failedStep - 1, new TrainingCheckpoints(out).list().size(),
+                    device + ": every step before the failure was saved, and nothing after");
+            assertFalse(Files.exists(out.resolve(Trainer.RESULTS_FILE)));
+        }
     }
 
     /**
