@@ -119,7 +119,7 @@ void check_sum_arguments() {
     cudaFree(d);
 }
 
-// TrainingStep: coefficient = maxNorm / (norm + 1e-6), applied only below 1.
+// Backend.clipGradNorm: coefficient = maxNorm / (norm + 1e-6), applied only below 1.
 void check_clip_scale(double sum_of_squares, float max_norm, bool with_norm) {
     const double norm_ref = std::sqrt(sum_of_squares);
     const double coefficient = static_cast<double>(max_norm) / (norm_ref + 1e-6);
