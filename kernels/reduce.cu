@@ -1,9 +1,13 @@
-// Whole-tensor reductions in fp64 and the gradient-clipping factor.
-//   sum:        *out = sum_i in[i] (squares = 0) or sum_i in[i]^2 (squares = 1), in double
+// Whole-tensor reductions in fp64, the gradient-clipping factor, and weighted running sums.
+//   sum:        *out = (sum_i in[i]) / divisor (squares = 0) or (sum_i in[i]^2) / divisor
+//               (squares = 1), in double, the division rounded once (divisor 1 leaves the sum)
 //   clip scale: norm = sqrt(*sumOfSquares); *scale = min(1, maxNorm / (norm + 1e-6)) as torch's
-//               clip_grad_norm_ and java/spin/train/TrainingStep.java (the factor in double,
-//               rounded once to float; 1 exactly when no clipping is needed)
-// Shapes: in fp32 [count]; out, norm, sumOfSquares fp64 [1] and scale fp32 [1], all on the device.
+//               clip_grad_norm_ (the factor in double, rounded once to float; 1 exactly when no
+//               clipping is needed), as java/spin/backend/Backend.java's default clipGradNorm
+//   accumulate weighted: sums[i] = sums[i] + values[i] * weight, the product and the sum each
+//               rounded once (Java's double arithmetic; spin.train.MetricMeans)
+// Shapes: in fp32 [count]; out, norm, sumOfSquares fp64 [1] and scale fp32 [1]; sums, values fp64
+// [count]; all on the device.
 #include <cstdint>
 
 #include "block_reduce.cuh"
@@ -52,24 +56,38 @@ sum_partial_kernel(double* partial, const float* in, size_t count, size_t chunk,
     if (threadIdx.x == 0) partial[blockIdx.x] = sum;
 }
 
-// *out = the sum of partial[0, blocks): thread t adds partials t, t + BLOCK, ... in order.
-__global__ void __launch_bounds__(SUM_BLOCK) sum_final_kernel(double* out, const double* partial, unsigned int blocks) {
+// *out = the sum of partial[0, blocks) / divisor: thread t adds partials t, t + BLOCK, ... in
+// order. No blocks (an empty input) gives 0 / divisor.
+__global__ void __launch_bounds__(SUM_BLOCK)
+sum_final_kernel(double* out, const double* partial, unsigned int blocks, double divisor) {
     __shared__ double warp_sums[SUM_BLOCK / WARP_SIZE];
     double sum = 0;
     for (unsigned int b = threadIdx.x; b < blocks; b += SUM_BLOCK) sum += partial[b];
     sum = block_sum<SUM_BLOCK>(sum, warp_sums);
-    if (threadIdx.x == 0) *out = sum;
+    if (threadIdx.x == 0) *out = sum / divisor;
 }
 
-// One thread. As TrainingStep: coefficient = maxNorm / (norm + 1e-6) in double, applied (rounded
-// to float) only when below 1. A NaN norm gives a NaN scale, so a diverged step stays visible
-// rather than passing unclipped.
+// One thread. As Backend.clipGradNorm: coefficient = maxNorm / (norm + 1e-6) in double, applied
+// (rounded to float) only when below 1. A NaN norm gives a NaN scale, so a diverged step stays
+// visible rather than passing unclipped. Without a scale, only the norm.
 __global__ void clip_scale_kernel(float* scale, double* norm, const double* sumOfSquares, float maxNorm) {
     if (threadIdx.x != 0 || blockIdx.x != 0) return;
     const double total_norm = sqrt(*sumOfSquares);
-    const double coefficient = static_cast<double>(maxNorm) / (total_norm + 1e-6);
-    *scale = coefficient < 1 || coefficient != coefficient ? static_cast<float>(coefficient) : 1.0f;
+    if (scale) {
+        const double coefficient = static_cast<double>(maxNorm) / (total_norm + 1e-6);
+        *scale = coefficient < 1 || coefficient != coefficient ? static_cast<float>(coefficient) : 1.0f;
+    }
     if (norm) *norm = total_norm;
+}
+
+constexpr int ACCUMULATE_BLOCK = 256;
+
+// __dmul_rn: nvcc would otherwise fuse the product into the add, which rounds once where Java
+// rounds twice.
+__global__ void __launch_bounds__(ACCUMULATE_BLOCK)
+accumulate_weighted_kernel(double* sums, const double* values, double weight, size_t count) {
+    const size_t i = static_cast<size_t>(blockIdx.x) * ACCUMULATE_BLOCK + threadIdx.x;
+    if (i < count) sums[i] = sums[i] + __dmul_rn(values[i], weight);
 }
 
 }  // namespace
@@ -82,32 +100,51 @@ int spin_sum_scratch_bytes(size_t count, size_t* out) {
     return SPIN_OK;
 }
 
-int spin_sum(spin_stream_t stream, double* out, void* scratch, const float* in, size_t count, int squares) {
+int spin_sum(spin_stream_t stream, double* out, void* scratch, const float* in, size_t count, int squares,
+             double divisor) {
     if (squares != 0 && squares != 1) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "spin_sum: squares must be 0 or 1, got %d", squares);
     }
-    if (count == 0) return SPIN_OK;
-    if (!out || !scratch || !in) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_sum: NULL tensor pointer");
-    const SumPlan plan = sum_plan(count);
-    double* partial = static_cast<double*>(scratch);
+    if (!out || (count > 0 && (!scratch || !in))) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_sum: NULL tensor pointer");
+    }
     const cudaStream_t cuda_stream = spin::to_cuda(stream);
-    SPIN_LAUNCH(sum_partial_kernel, plan.blocks, SUM_BLOCK, 0, cuda_stream, partial, in, count, plan.chunk, squares);
-    SPIN_LAUNCH_CHECK(sum_partial_kernel);
-    SPIN_LAUNCH(sum_final_kernel, 1, SUM_BLOCK, 0, cuda_stream, out, partial, plan.blocks);
+    unsigned int blocks = 0;
+    double* partial = static_cast<double*>(scratch);
+    if (count > 0) {
+        const SumPlan plan = sum_plan(count);
+        blocks = plan.blocks;
+        SPIN_LAUNCH(sum_partial_kernel, blocks, SUM_BLOCK, 0, cuda_stream, partial, in, count, plan.chunk, squares);
+        SPIN_LAUNCH_CHECK(sum_partial_kernel);
+    }
+    SPIN_LAUNCH(sum_final_kernel, 1, SUM_BLOCK, 0, cuda_stream, out, partial, blocks, divisor);
     SPIN_LAUNCH_CHECK(sum_final_kernel);
     return SPIN_OK;
 }
 
 int spin_clip_scale(spin_stream_t stream, float* scale, double* norm, const double* sumOfSquares, float maxNorm) {
-    if (!scale || !sumOfSquares) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_clip_scale: NULL tensor pointer");
-    // TrainingStep clips only for maxGradNorm > 0; a factor from 0 or less would zero or flip the
-    // gradients, so such a call is a caller's bug.
-    if (!(maxNorm > 0)) {
+    if ((!scale && !norm) || !sumOfSquares) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_clip_scale: NULL tensor pointer");
+    // Clipping happens only for maxNorm > 0; a factor from 0 or less would zero or flip the
+    // gradients, so asking for one is a caller's bug.
+    if (scale && !(maxNorm > 0)) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "spin_clip_scale: maxNorm must be > 0 (clipping off: do not call), got %g",
                           static_cast<double>(maxNorm));
     }
     SPIN_LAUNCH(clip_scale_kernel, 1, 1, 0, spin::to_cuda(stream), scale, norm, sumOfSquares, maxNorm);
     SPIN_LAUNCH_CHECK(clip_scale_kernel);
+    return SPIN_OK;
+}
+
+int spin_accumulate_weighted(spin_stream_t stream, double* sums, const double* values, double weight, size_t count) {
+    if (count == 0) return SPIN_OK;
+    if (!sums || !values) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_accumulate_weighted: NULL tensor pointer");
+    const size_t blocks = (count + ACCUMULATE_BLOCK - 1) / ACCUMULATE_BLOCK;
+    if (blocks > 0x7fffffffu) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_accumulate_weighted: %zu elements is too many", count);
+    }
+    SPIN_LAUNCH(accumulate_weighted_kernel, static_cast<unsigned int>(blocks), ACCUMULATE_BLOCK, 0,
+                spin::to_cuda(stream), sums, values, weight, count);
+    SPIN_LAUNCH_CHECK(accumulate_weighted_kernel);
     return SPIN_OK;
 }
 

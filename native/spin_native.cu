@@ -181,6 +181,20 @@ int spin_memset_zero(void* dst, size_t bytes, spin_stream_t stream) {
     return SPIN_OK;
 }
 
+int spin_host_alloc(void** out, size_t bytes) {
+    if (int status = require_out(out, "spin_host_alloc")) return status;
+    *out = nullptr;
+    if (bytes == 0) return SPIN_OK;
+    char call[64];
+    std::snprintf(call, sizeof call, "cudaMallocHost(%zu bytes)", bytes);
+    return spin::cuda_status(cudaMallocHost(out, bytes), call);
+}
+
+int spin_host_free(void* pointer) {
+    SPIN_CUDA_TRY(cudaFreeHost(pointer));
+    return SPIN_OK;
+}
+
 int spin_malloc_async(void** out, size_t bytes, spin_stream_t stream) {
     if (int status = require_out(out, "spin_malloc_async")) return status;
     *out = nullptr;
@@ -242,6 +256,28 @@ int spin_event_destroy(spin_event_t event) {
 int spin_event_record(spin_event_t event, spin_stream_t stream) {
     if (event == nullptr) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_event_record: NULL event");
     SPIN_CUDA_TRY(cudaEventRecord(reinterpret_cast<cudaEvent_t>(event), spin::to_cuda(stream)));
+    return SPIN_OK;
+}
+
+int spin_event_query(spin_event_t event, int* complete) {
+    if (event == nullptr) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_event_query: NULL event");
+    if (int status = require_out(complete, "spin_event_query")) return status;
+    const cudaError_t state = cudaEventQuery(reinterpret_cast<cudaEvent_t>(event));
+    if (state == cudaErrorNotReady) {
+        // "Not yet" is an answer, not a failure; it must not linger as the thread's last error,
+        // which the next launch check reads.
+        cudaGetLastError();
+        *complete = 0;
+        return SPIN_OK;
+    }
+    SPIN_CUDA_TRY(state);
+    *complete = 1;
+    return SPIN_OK;
+}
+
+int spin_event_synchronize(spin_event_t event) {
+    if (event == nullptr) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_event_synchronize: NULL event");
+    SPIN_CUDA_TRY(cudaEventSynchronize(reinterpret_cast<cudaEvent_t>(event)));
     return SPIN_OK;
 }
 

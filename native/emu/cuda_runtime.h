@@ -147,6 +147,11 @@ SPIN_EMU_API cudaError_t cudaEventElapsedTime(float* millis, cudaEvent_t start, 
 
 SPIN_EMU_API cudaError_t cudaMalloc(void** pointer, size_t bytes);
 SPIN_EMU_API cudaError_t cudaFree(void* pointer);
+// Page-locked host memory: ordinary host memory here (copies from it run when queued, as every
+// copy does), but tracked as its own kind, so freeing it with cudaFree, or device memory with
+// cudaFreeHost, fails as on a GPU.
+SPIN_EMU_API cudaError_t cudaMallocHost(void** pointer, size_t bytes);
+SPIN_EMU_API cudaError_t cudaFreeHost(void* pointer);
 // Stream-ordered allocation from the device's one pool; its used/reserved current and high-water
 // byte counts are what cudaMemPoolGetAttribute reports (the emulator reserves exactly what is used).
 SPIN_EMU_API cudaError_t cudaMallocAsync(void** pointer, size_t bytes, cudaStream_t stream);

@@ -171,6 +171,14 @@ cudaError_t release(void* pointer, const char* call) {
     return cudaSuccess;
 }
 
+// Page-locked host memory is host memory here too, but a pointer of its own kind: cudaFreeHost
+// refuses device memory and cudaFree refuses this, as CUDA does.
+struct HostAllocations {
+    std::mutex mutex;
+    std::unordered_set<void*> live;
+};
+HostAllocations host_allocations;
+
 // ---- streams and events --------------------------------------------------------------------------
 
 std::mutex handles_mutex;
@@ -1004,6 +1012,32 @@ cudaError_t cudaEventElapsedTime(float* millis, cudaEvent_t start, cudaEvent_t e
 cudaError_t cudaMalloc(void** pointer, size_t bytes) { return allocate(pointer, bytes, false, "cudaMalloc"); }
 
 cudaError_t cudaFree(void* pointer) { return release(pointer, "cudaFree"); }
+
+cudaError_t cudaMallocHost(void** pointer, size_t bytes) {
+    if (pointer == nullptr) return raise(cudaErrorInvalidValue, "cudaMallocHost: NULL result pointer");
+    *pointer = nullptr;
+    if (bytes == 0) return cudaSuccess;
+    void* memory = nullptr;
+    // Page-aligned, as pinned pages are.
+    if (posix_memalign(&memory, 4096, bytes) != 0) {
+        return raise(cudaErrorMemoryAllocation, "cudaMallocHost of %zu bytes: host allocation failed", bytes);
+    }
+    std::lock_guard<std::mutex> lock(host_allocations.mutex);
+    host_allocations.live.insert(memory);
+    *pointer = memory;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void* pointer) {
+    if (pointer == nullptr) return cudaSuccess;
+    std::lock_guard<std::mutex> lock(host_allocations.mutex);
+    if (host_allocations.live.erase(pointer) == 0) {
+        return raise(cudaErrorInvalidValue, "cudaFreeHost(%p): not page-locked memory from cudaMallocHost, or freed already",
+                     pointer);
+    }
+    std::free(pointer);
+    return cudaSuccess;
+}
 
 cudaError_t cudaMallocAsync(void** pointer, size_t bytes, cudaStream_t stream) {
     if (!valid_stream(stream)) return bad_stream("cudaMallocAsync", stream);

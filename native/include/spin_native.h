@@ -99,10 +99,20 @@ SPIN_EXPORT int spin_stream_synchronize(spin_stream_t stream);
 SPIN_EXPORT int spin_malloc(void** out, size_t bytes);
 /* NULL is accepted and ignored. */
 SPIN_EXPORT int spin_free(void* pointer);
-/* Queued on the stream. With pageable host memory CUDA may copy synchronously; callers that
-   free or reuse host memory must synchronise the stream first. */
+/* Queued on the stream. A host-to-device copy from page-locked memory (spin_host_alloc) returns
+   at once and reads the host memory when the stream reaches it: keep that memory unchanged until
+   an event recorded after the copy completes. From pageable memory CUDA has staged the source
+   when it returns, which may mean waiting for the stream's earlier work. A device-to-host copy
+   into pageable memory returns once the data has landed. */
 SPIN_EXPORT int spin_memcpy(void* dst, const void* src, size_t bytes, int kind, spin_stream_t stream);
 SPIN_EXPORT int spin_memset_zero(void* dst, size_t bytes, spin_stream_t stream);
+
+/* Page-locked (pinned) host memory, which host-to-device copies read asynchronously (see
+   spin_memcpy); bytes == 0 gives NULL. Allocating and freeing it may wait for the device: do it
+   once, not per copy. */
+SPIN_EXPORT int spin_host_alloc(void** out, size_t bytes);
+/* NULL is accepted and ignored. */
+SPIN_EXPORT int spin_host_free(void* pointer);
 
 /* ---- stream-ordered memory pool and events (native/spin_native.cu) ------------------------ */
 
@@ -124,6 +134,11 @@ SPIN_EXPORT int spin_event_create(spin_event_t* out);
 SPIN_EXPORT int spin_event_destroy(spin_event_t event);
 SPIN_EXPORT int spin_event_record(spin_event_t event, spin_stream_t stream);
 SPIN_EXPORT int spin_stream_wait_event(spin_stream_t stream, spin_event_t event);
+/* *complete = 1 when the work recorded by the event has finished (or it was never recorded),
+   0 when it is still running; never waits. */
+SPIN_EXPORT int spin_event_query(spin_event_t event, int* complete);
+/* Waits on the host until the work recorded by the event has finished. */
+SPIN_EXPORT int spin_event_synchronize(spin_event_t event);
 
 /*
  * Kernel conventions (every spin_* below that takes a stream):
@@ -224,13 +239,22 @@ SPIN_EXPORT int spin_spin_loss_backward(spin_stream_t stream, float* dPolicyReal
 
 /* Bytes of device scratch spin_sum needs for `count` elements. */
 SPIN_EXPORT int spin_sum_scratch_bytes(size_t count, size_t* out);
-/* *out (fp64, device) = sum of in[i] (squares = 0) or of in[i]^2 (squares = 1), accumulated in
-   double in an order that depends on count only. A NaN or infinity makes the sum non-finite. */
-SPIN_EXPORT int spin_sum(spin_stream_t stream, double* out, void* scratch, const float* in, size_t count, int squares);
+/* *out (fp64, device) = (sum of in[i]) / divisor (squares = 0) or (sum of in[i]^2) / divisor
+   (squares = 1), accumulated in double in an order that depends on count only, the division
+   rounded once (divisor 1: the plain sum). A NaN or infinity makes the sum non-finite. count 0
+   gives 0 / divisor and needs neither scratch nor in. */
+SPIN_EXPORT int spin_sum(spin_stream_t stream, double* out, void* scratch, const float* in, size_t count, int squares,
+                         double divisor);
 /* *scale (fp32, device) = min(1, maxNorm / (sqrt(*sumOfSquares) + 1e-6)), torch's
-   clip_grad_norm_ factor; *norm (fp64, device, may be NULL) = sqrt(*sumOfSquares). */
+   clip_grad_norm_ factor (maxNorm > 0); *norm (fp64, device) = sqrt(*sumOfSquares). Either
+   output may be NULL, not both: NULL scale computes the norm only, and maxNorm is then ignored. */
 SPIN_EXPORT int spin_clip_scale(spin_stream_t stream, float* scale, double* norm, const double* sumOfSquares,
                                 float maxNorm);
+/* sums[i] = sums[i] + values[i] * weight for fp64 [count] on the device, the product and the sum
+   each rounded once (no fused multiply-add), as Java's double arithmetic: running weighted sums
+   of metrics that stay on the device. */
+SPIN_EXPORT int spin_accumulate_weighted(spin_stream_t stream, double* sums, const double* values, double weight,
+                                         size_t count);
 
 /* ---- kernels: optimizers (kernels/optimizer.cu) -------------------------------------------- */
 

@@ -363,6 +363,7 @@ int main(int argc, char** argv) {
     float* d_policy_real = alloc<float>(lossB);
     float* d_policy_generated = alloc<float>(lossB);
     double* loss_stats = alloc<double>(SPIN_LOSS_STATS);
+    double* metric_sums = alloc<double>(SPIN_LOSS_STATS);
     // parameter shard [P]: param, grad, two optimizer states, the bf16 copy; sums and the clip factor
     float* param = random_floats(P, seed++);
     float* grad = random_floats(P, seed++);
@@ -499,12 +500,15 @@ int main(int argc, char** argv) {
 
     // ---- reductions over the shard: P*4 read (+ the block partials); the clip factor is one thread
     bench.time("sum (squares)", fmt("P=%zu", P), Rate::Bandwidth, P * f4, runs, warm,
-               [&] { return spin_sum(stream, sum_out, sum_scratch, grad, P, 1); });
+               [&] { return spin_sum(stream, sum_out, sum_scratch, grad, P, 1, 1.0); });
     bench.time("sum", fmt("P=%zu", P), Rate::Bandwidth, P * f4, runs, warm,
-               [&] { return spin_sum(stream, sum_out, sum_scratch, grad, P, 0); });
-    check(spin_sum(stream, sum_out, sum_scratch, grad, P, 1), "spin_sum");
+               [&] { return spin_sum(stream, sum_out, sum_scratch, grad, P, 0, 1.0); });
+    check(spin_sum(stream, sum_out, sum_scratch, grad, P, 1, 1.0), "spin_sum");
     bench.time("clip_scale", "1", Rate::Latency, 0, runs, warm,
                [&] { return spin_clip_scale(stream, clip_factor, grad_norm, sum_out, 1.0f); });
+    // a SPIN micro-batch's loss statistics into the logging interval's sums
+    bench.time("accumulate_weighted", "7", Rate::Latency, 0, runs, warm,
+               [&] { return spin_accumulate_weighted(stream, metric_sums, loss_stats, 8.0, SPIN_LOSS_STATS); });
 
     // ---- optimizer steps over the shard. RMSprop: 3*P*4 read (param, grad, squareAvg) + 2*P*4
     // written; AdamW: 4*P*4 read (param, grad, expAvg, expAvgSq) + 3*P*4 written; the bf16 copy adds P*2.

@@ -229,6 +229,46 @@ bool check_staged_copy(const char* name, bool with_wait) {
     return ok;
 }
 
+// The upload path of spin.backend.cuda.StagingRing through the C ABI: page-locked staging, an
+// asynchronous copy, an event recorded after it; the event completes, the data lands, and the
+// staging memory may then be rewritten for the next copy without touching the first.
+void check_pinned_staging() {
+    constexpr size_t COUNT = 1 << 16;
+    spin_stream_t stream = nullptr;
+    spin_event_t copied = nullptr;
+    void* staging = nullptr;
+    must(spin_stream_create(&stream), "spin_stream_create");
+    must(spin_event_create(&copied), "spin_event_create");
+    must(spin_host_alloc(&staging, COUNT * sizeof(float)), "spin_host_alloc");
+    float* first_d = device_poisoned<float>(COUNT);
+    float* second_d = device_poisoned<float>(COUNT);
+    const std::vector<float> first = random_floats(COUNT), second = random_floats(COUNT);
+    int never_recorded = 0, complete = 0;
+    must(spin_event_query(copied, &never_recorded), "spin_event_query");
+    std::memcpy(staging, first.data(), COUNT * sizeof(float));
+    must(spin_memcpy(first_d, staging, COUNT * sizeof(float), SPIN_MEMCPY_HOST_TO_DEVICE, stream), "spin_memcpy");
+    must(spin_event_record(copied, stream), "spin_event_record");
+    must(spin_event_synchronize(copied), "spin_event_synchronize");
+    must(spin_event_query(copied, &complete), "spin_event_query");
+    std::memcpy(staging, second.data(), COUNT * sizeof(float));
+    must(spin_memcpy(second_d, staging, COUNT * sizeof(float), SPIN_MEMCPY_HOST_TO_DEVICE, stream), "spin_memcpy");
+    must(spin_stream_synchronize(stream), "spin_stream_synchronize");
+    const bool landed = host_copy(first_d, COUNT) == first && host_copy(second_d, COUNT) == second;
+    const bool rejected = spin_event_query(nullptr, &complete) == SPIN_ERR_INVALID_ARG &&
+                          spin_event_query(copied, nullptr) == SPIN_ERR_INVALID_ARG &&
+                          spin_event_synchronize(nullptr) == SPIN_ERR_INVALID_ARG &&
+                          spin_host_alloc(nullptr, 4) == SPIN_ERR_INVALID_ARG;
+    report(never_recorded == 1 && complete == 1 && landed && rejected,
+           "pinned staging: an unrecorded event is complete, the recorded copy completes and lands, the staging "
+           "memory reused after it leaves the first copy intact; NULL arguments are refused");
+    must(spin_host_free(staging), "spin_host_free");
+    must(spin_host_free(nullptr), "spin_host_free");
+    must(spin_event_destroy(copied), "spin_event_destroy");
+    must(spin_stream_destroy(stream), "spin_stream_destroy");
+    cudaFree(first_d);
+    cudaFree(second_d);
+}
+
 void check_tile_mma() {
     std::vector<uint16_t> a(16 * 16), b(16 * 8), bt(8 * 16);
     std::vector<float> c = random_floats(16 * 8);
@@ -345,6 +385,18 @@ void check_emulator_errors() {
     cudaFree(out_d);
 }
 
+// Page-locked memory is its own kind: freeing it as device memory, or device memory as it, fails.
+void check_pinned_kinds() {
+    void *pinned = nullptr, *device = nullptr;
+    must(cudaMallocHost(&pinned, 64), "cudaMallocHost");
+    must(cudaMalloc(&device, 64), "cudaMalloc");
+    const bool refused = cudaFree(pinned) == cudaErrorInvalidValue && cudaFreeHost(device) == cudaErrorInvalidValue;
+    cudaGetLastError();
+    const bool freed = cudaFreeHost(pinned) == cudaSuccess && cudaFree(device) == cudaSuccess &&
+                       cudaFreeHost(nullptr) == cudaSuccess;
+    report(refused && freed, "cudaFree refuses page-locked memory and cudaFreeHost device memory; each frees its own");
+}
+
 // Stream-ordered pool calls keep current and high-water byte counts.
 void check_pool_counts() {
     cudaMemPool_t pool = nullptr;
@@ -384,7 +436,9 @@ int run_all() {
     report(wait_caught, "the missing cp.async wait makes the staging check fail");
     check_emulator_errors();
     check_pool_counts();
+    check_pinned_kinds();
 #endif
+    check_pinned_staging();
     std::printf("%s: %d failure(s)\n", failures == 0 ? "PASSED" : "FAILED", failures);
     return failures == 0 ? 0 : 1;
 }

@@ -1,6 +1,7 @@
-// spin_sum and spin_clip_scale (kernels/reduce.cu): sums and sums of squares against a long-double
-// host sum, bit-identical reruns, NaN and infinity propagation, and the clipping factor bit for bit
-// against TrainingStep's double arithmetic.
+// spin_sum, spin_clip_scale and spin_accumulate_weighted (kernels/reduce.cu): sums and sums of
+// squares against a long-double host sum, bit-identical reruns, the divisor and the empty sum,
+// NaN and infinity propagation, the clipping factor bit for bit against Backend.clipGradNorm's
+// double arithmetic, and weighted running sums bit for bit against Java's.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -15,12 +16,12 @@ namespace {
 bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof(double)) == 0; }
 
 // One spin_sum call on a device copy of `in`, into a poisoned output and poisoned scratch.
-double device_sum(const float* in_d, size_t count, int squares) {
+double device_sum(const float* in_d, size_t count, int squares, double divisor = 1.0) {
     size_t scratch_bytes = 0;
     must(spin_sum_scratch_bytes(count, &scratch_bytes), "spin_sum_scratch_bytes");
     double* scratch_d = device_poisoned<double>(scratch_bytes / sizeof(double));
     double* out_d = device_poisoned<double>(1);
-    must(spin_sum(nullptr, out_d, scratch_d, in_d, count, squares), "spin_sum");
+    must(spin_sum(nullptr, out_d, scratch_d, in_d, count, squares, divisor), "spin_sum");
     const double out = host_copy(out_d, 1)[0];
     cudaFree(scratch_d);
     cudaFree(out_d);
@@ -51,6 +52,28 @@ void check_sum(size_t count, int kinds = 2) {
     cudaFree(in_d);
 }
 
+// The divisor divides the finished sum once: the same bits as the plain sum divided on the host,
+// a negative divisor the negated quotient (SFT's loss is the token log-probs' sum over -tokens).
+// An empty input gives 0 / divisor without scratch or input.
+void check_sum_divisor(size_t count) {
+    const std::vector<float> in = random_floats(count, 3.0f);
+    float* in_d = device_copy(in);
+    const double plain = device_sum(in_d, count, 0);
+    bool ok = true;
+    for (double divisor : {3.0, 1e3 * 4096, -37.0}) {
+        const double expected = plain / divisor, got = device_sum(in_d, count, 0, divisor);
+        ok = ok && same_bits(got, expected);
+    }
+    cudaFree(in_d);
+    double* out_d = device_poisoned<double>(1);
+    must(spin_sum(nullptr, out_d, nullptr, nullptr, 0, 1, -5.0), "spin_sum");
+    const double empty = host_copy(out_d, 1)[0];
+    cudaFree(out_d);
+    ok = ok && same_bits(empty, 0.0 / -5.0);
+    report(ok, "spin_sum count=%zu: divided by 3, 4096000 and -37 as the host divides the plain sum; empty sum / -5 is -0",
+           count);
+}
+
 // A NaN or an infinity anywhere makes the sum non-finite, as Backend.allFinite relies on.
 void check_sum_non_finite(size_t count, size_t at) {
     std::vector<float> in = random_floats(count);
@@ -77,27 +100,41 @@ void check_sum_arguments() {
     float* f = device_poisoned<float>(4);
     double* d = device_poisoned<double>(4);
     size_t bytes = 1;
-    const bool ok = spin_sum(nullptr, d, d, f, 4, 2) == SPIN_ERR_INVALID_ARG &&
-                    spin_sum(nullptr, d, nullptr, f, 4, 0) == SPIN_ERR_INVALID_ARG &&
-                    spin_sum(nullptr, nullptr, d, f, 4, 1) == SPIN_ERR_INVALID_ARG &&
+    const bool ok = spin_sum(nullptr, d, d, f, 4, 2, 1.0) == SPIN_ERR_INVALID_ARG &&
+                    spin_sum(nullptr, d, nullptr, f, 4, 0, 1.0) == SPIN_ERR_INVALID_ARG &&
+                    spin_sum(nullptr, nullptr, d, f, 4, 1, 1.0) == SPIN_ERR_INVALID_ARG &&
+                    spin_sum(nullptr, nullptr, nullptr, nullptr, 0, 0, 1.0) == SPIN_ERR_INVALID_ARG &&
                     spin_sum_scratch_bytes(4, nullptr) == SPIN_ERR_INVALID_ARG &&
-                    spin_sum(nullptr, nullptr, nullptr, nullptr, 0, 0) == SPIN_OK &&
                     spin_sum_scratch_bytes(0, &bytes) == SPIN_OK && bytes == 0 &&
-                    spin_clip_scale(nullptr, nullptr, d, d, 1.0f) == SPIN_ERR_INVALID_ARG &&
+                    spin_clip_scale(nullptr, nullptr, nullptr, d, 1.0f) == SPIN_ERR_INVALID_ARG &&
                     spin_clip_scale(nullptr, f, d, nullptr, 1.0f) == SPIN_ERR_INVALID_ARG &&
                     spin_clip_scale(nullptr, f, d, d, 0.0f) == SPIN_ERR_INVALID_ARG &&
-                    spin_clip_scale(nullptr, f, d, d, NAN) == SPIN_ERR_INVALID_ARG;
-    report(ok, "spin_sum / spin_clip_scale reject NULL tensors, bad flags and maxNorm <= 0, accept count 0");
+                    spin_clip_scale(nullptr, f, d, d, NAN) == SPIN_ERR_INVALID_ARG &&
+                    spin_accumulate_weighted(nullptr, nullptr, d, 1.0, 4) == SPIN_ERR_INVALID_ARG &&
+                    spin_accumulate_weighted(nullptr, d, nullptr, 1.0, 4) == SPIN_ERR_INVALID_ARG &&
+                    spin_accumulate_weighted(nullptr, nullptr, nullptr, 1.0, 0) == SPIN_OK;
+    report(ok, "spin_sum / spin_clip_scale / spin_accumulate_weighted reject NULL tensors, bad flags and maxNorm <= 0 "
+               "(with a scale), accept count 0");
     cudaFree(f);
     cudaFree(d);
 }
 
-// TrainingStep: coefficient = maxNorm / (norm + 1e-6), applied only below 1.
+// Backend.clipGradNorm: coefficient = maxNorm / (norm + 1e-6), applied only below 1.
 void check_clip_scale(double sum_of_squares, float max_norm, bool with_norm) {
     const double norm_ref = std::sqrt(sum_of_squares);
     const double coefficient = static_cast<double>(max_norm) / (norm_ref + 1e-6);
     const float scale_ref = coefficient < 1 || std::isnan(coefficient) ? static_cast<float>(coefficient) : 1.0f;
     double* sum_d = device_copy(std::vector<double>{sum_of_squares});
+    if (max_norm <= 0) {  // clipping off: the norm alone, no scale
+        double* norm_d = device_poisoned<double>(1);
+        must(spin_clip_scale(nullptr, nullptr, norm_d, sum_d, max_norm), "spin_clip_scale");
+        const double norm = host_copy(norm_d, 1)[0];
+        report(same_bits(norm, norm_ref), "spin_clip_scale sumOfSquares=%g maxNorm=%g (scale NULL): norm %.17g (expected %.17g)",
+               sum_of_squares, max_norm, norm, norm_ref);
+        cudaFree(sum_d);
+        cudaFree(norm_d);
+        return;
+    }
     float* scale_d = device_poisoned<float>(1);
     double* norm_d = with_norm ? device_poisoned<double>(1) : nullptr;
     must(spin_clip_scale(nullptr, scale_d, norm_d, sum_d, max_norm), "spin_clip_scale");
@@ -112,6 +149,30 @@ void check_clip_scale(double sum_of_squares, float max_norm, bool with_norm) {
     if (norm_d) cudaFree(norm_d);
 }
 
+// Three rounds of sums += values * weight from -0 (the identity of IEEE addition, so a first
+// product of -0 stays -0 as a first Java map entry would), against the same double arithmetic on
+// the host; values with many significant bits, so a fused multiply-add would differ.
+void check_accumulate_weighted(size_t count) {
+    std::vector<double> sums(count, -0.0), values(count);
+    double* sums_d = device_copy(sums);
+    const double weights[] = {3.0, 0.1, 7.0 / 3.0};
+    for (double weight : weights) {
+        for (size_t i = 0; i < count; ++i) values[i] = i == 0 ? -0.0 : uniform() * 1e3 / 7.0;
+        double* values_d = device_copy(values);
+        must(spin_accumulate_weighted(nullptr, sums_d, values_d, weight, count), "spin_accumulate_weighted");
+        cudaFree(values_d);
+        for (size_t i = 0; i < count; ++i) {
+            volatile double product = values[i] * weight;  // rounded on its own, as Java rounds it
+            sums[i] = sums[i] + product;
+        }
+    }
+    const std::vector<double> got = host_copy(sums_d, count);
+    cudaFree(sums_d);
+    bool ok = true;
+    for (size_t i = 0; i < count; ++i) ok = ok && same_bits(got[i], sums[i]);
+    report(ok, "spin_accumulate_weighted count=%zu: three weighted rounds bit-identical to the host's, -0 kept", count);
+}
+
 }  // namespace
 
 SPIN_KERNEL_CHECKS(reduce) {
@@ -121,6 +182,7 @@ SPIN_KERNEL_CHECKS(reduce) {
         check_sum(count);
     }
     check_sum(size_t{1024} * 4096 + 4099, 1);
+    check_sum_divisor(4099);
     check_sum_non_finite(4099, 17);
     check_sum_non_finite(70001, 69000);
     check_sum_arguments();
@@ -131,4 +193,7 @@ SPIN_KERNEL_CHECKS(reduce) {
     check_clip_scale(1e30, 0.5f, true);      // a huge norm: a tiny factor
     check_clip_scale(INFINITY, 1.0f, true);  // factor 0
     check_clip_scale(NAN, 1.0f, true);       // NaN stays visible
+    check_clip_scale(4.0, 0.0f, true);       // clipping off: the norm only
+    check_clip_scale(NAN, 0.0f, true);
+    for (size_t count : {size_t{1}, size_t{9}, size_t{257}}) check_accumulate_weighted(count);
 }

@@ -33,8 +33,12 @@ import java.util.List;
  * anywhere.
  *
  * <h2>Synchronisation</h2>
- * A device backend may run ops asynchronously; methods that return host values, and
- * {@link #read}, synchronise. {@link #synchronize()} waits for all queued work.
+ * A device backend may run ops asynchronously. Ops, writes and uploads only queue work (the host
+ * data is copied before they return); methods that return host values ({@link #read},
+ * {@link #readInts}, {@link #readDoubles} and the defaults built on them) wait for the device, and
+ * {@link #synchronize()} waits for all queued work. Statistics a step needs later (the SPIN loss's,
+ * sums, the gradient norm) go into F64 tensors on the backend, so that a training step can read
+ * them all at once. {@link #hostSynchronizations()} counts the waits.
  */
 public interface Backend extends AutoCloseable {
 
@@ -76,6 +80,17 @@ public interface Backend extends AutoCloseable {
     /** Current and peak bytes of a backend's tensors. */
     record MemoryUsage(long currentBytes, long peakBytes) {}
 
+    /**
+     * Times the host has waited for this backend's device since it opened: a stream
+     * synchronisation, a copy to the host, or an upload or allocation that had to wait for device
+     * work. This is what DESIGN.md's "a training step syncs the host at most once when it does not
+     * log" counts. Empty where ops run to completion on the calling thread (the CPU), so there is
+     * nothing to wait for.
+     */
+    default java.util.OptionalLong hostSynchronizations() {
+        return java.util.OptionalLong.empty();
+    }
+
     /** A new tensor filled with zeros. */
     Tensor allocate(DType dtype, int... shape);
 
@@ -99,11 +114,17 @@ public interface Backend extends AutoCloseable {
      */
     void upload(Tensor dst, java.lang.foreign.MemorySegment stored, DType storedType);
 
+    /** Copies {@code values} into the F64 tensor {@code dst} of the same length (statistics restored from a checkpoint). */
+    void write(Tensor dst, double[] values);
+
     /** The elements of a F32 or BF16 tensor as floats. */
     float[] read(Tensor src);
 
     /** The elements of an I32 tensor. */
     int[] readInts(Tensor src);
+
+    /** The elements of a F64 tensor: statistics the backend kept until the host asks. */
+    double[] readDoubles(Tensor src);
 
     /** {@code dst = src} element by element; same dtype and size. */
     void copy(Tensor dst, Tensor src);
@@ -299,9 +320,13 @@ public interface Backend extends AutoCloseable {
     /**
      * SPIN loss on per-sequence summed log-probs, all F32 [B]:
      * logits = (policyReal - policyGenerated) - (opponentReal - opponentGenerated),
-     * loss = mean(-logsigmoid(beta * logits)) or mean(relu(1 - beta * logits)). Returns host values.
+     * loss = mean(-logsigmoid(beta * logits)) or mean(relu(1 - beta * logits)). Writes
+     * stats F64 [{@link SpinLossStats#COUNT}]: the loss and the reference's metrics in
+     * {@link SpinLossStats}'s order, each summed in double in increasing b. They stay on the
+     * backend (a training step reads them when it logs); {@code SpinLossStats.of(readDoubles(stats))}
+     * is the host view.
      */
-    SpinLossStats spinLossForward(Tensor policyReal, Tensor policyGenerated, Tensor opponentReal,
+    void spinLossForward(Tensor stats, Tensor policyReal, Tensor policyGenerated, Tensor opponentReal,
             Tensor opponentGenerated, float beta, SpinLossType type);
 
     /**
@@ -333,11 +358,31 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- reductions
 
-    /** Sum of all elements of a F32 tensor, accumulated in double in a fixed order. */
-    double sum(Tensor in);
+    /**
+     * out F64 [1] = (sum of all elements of the F32 tensor {@code in}, accumulated in double in a
+     * fixed order) / {@code divisor}, the division rounded once: a mean over {@code divisor}
+     * elements, or with divisor 1 the sum itself. Stays on the backend. An empty {@code in} gives
+     * 0 / divisor.
+     */
+    void sum(Tensor out, Tensor in, double divisor);
+
+    /** Sum of all elements of a F32 tensor, accumulated in double in a fixed order: {@link #sum(Tensor, Tensor, double)}, read. */
+    default double sum(Tensor in) {
+        try (Tensor out = allocate(DType.F64, 1)) {
+            sum(out, in, 1);
+            return readDoubles(out)[0];
+        }
+    }
 
     /** Sum of squares of all elements of a F32 tensor, accumulated in double in a fixed order. */
     double sumOfSquares(Tensor in);
+
+    /**
+     * {@code sums[i] = sums[i] + values[i] * weight} for F64 tensors of equal size, the product and
+     * the sum each rounded once (Java's double arithmetic, never a fused multiply-add): weighted
+     * running sums, such as a logging interval's metrics, kept on the backend.
+     */
+    void accumulateWeighted(Tensor sums, Tensor values, double weight);
 
     /**
      * Whether every element of a F32 tensor is finite: one reduction, one host value. Exact through
@@ -349,21 +394,22 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * torch's {@code clip_grad_norm_} on a (flat) gradient tensor: the norm sqrt(sum of squares),
-     * and, when {@code maxNorm > 0} and the factor {@code maxNorm / (norm + 1e-6)} (in double) is
-     * below 1, {@code grads *= (float) factor}. A device computes the factor and scales on the
-     * device. Returns the pre-clip norm, the step's one host value; a non-finite norm is returned,
-     * not thrown (the gradients are then not finite either).
+     * torch's {@code clip_grad_norm_} on a (flat) F32 gradient tensor: norm F64 [1] = the pre-clip
+     * norm sqrt(sum of squares), and, when {@code maxNorm > 0} and the factor
+     * {@code maxNorm / (norm + 1e-6)} (in double) is below 1, {@code grads *= (float) factor}. The
+     * norm stays on the backend (a training step reads it with its other checks, in one read); a
+     * device computes the factor and scales on the device, so clipping makes the host wait for
+     * nothing. A non-finite norm is written, not thrown (the gradients are then not finite either).
      */
-    default double clipGradNorm(Tensor grads, double maxNorm) {
-        double norm = globalNorm(List.of(grads));
-        if (maxNorm > 0 && Double.isFinite(norm)) {
-            double coefficient = maxNorm / (norm + 1e-6);
+    default void clipGradNorm(Tensor norm, Tensor grads, double maxNorm) {
+        double value = globalNorm(List.of(grads));
+        if (maxNorm > 0 && Double.isFinite(value)) {
+            double coefficient = maxNorm / (value + 1e-6);
             if (coefficient < 1) {
                 scale(grads, (float) coefficient);
             }
         }
-        return norm;
+        write(norm, new double[] {value});
     }
 
     /** sqrt(sum of squares over every tensor): the global gradient norm used for clipping. */

@@ -113,10 +113,14 @@ public final class BenchCommand implements Runnable {
                 float[] dLogp = new float[n];
                 Arrays.fill(dLogp, -1f / n);
                 double[] seconds = new double[iterations];
+                long waitsBefore = 0;
                 try (Tensor idT = backend.fromHost(ids, batch, sequenceLength); Tensor m = backend.fromHost(mask, batch, sequenceLength);
                         Tensor tg = backend.fromHost(targets, batch, sequenceLength);
                         Tensor d = backend.fromHost(dLogp, batch, sequenceLength)) {
                     for (int i = -1; i < iterations; i++) {
+                        if (i == 0) {
+                            waitsBefore = backend.hostSynchronizations().orElse(0);
+                        }
                         long start = System.nanoTime();
                         model.backward(model.forward(idT, m, tg), d);
                         // A device queues the step; the time is the device's, not the queueing's.
@@ -137,6 +141,10 @@ public final class BenchCommand implements Runnable {
                 backend.memoryUsage().ifPresent(usage -> out.printf(
                         "device memory peak %s; predicted %s (weights, gradients and activations, as spin inspect --memory)%n",
                         MemoryPlan.human(usage.peakBytes()), MemoryPlan.human(plan.totalBytesPerGpu())));
+                long waits = backend.hostSynchronizations().orElse(0) - waitsBefore;
+                backend.hostSynchronizations().ifPresent(total -> out.printf(
+                        "host synchronisations per step: %.1f (the timing waits once; more would be the forward or backward waiting)%n",
+                        (double) waits / iterations));
             }
         }
     }

@@ -16,15 +16,29 @@ public final class LogProbScorer {
     /** Element b of each array belongs to record b of the batch. */
     public record Scores(float[] real, float[] generated) {}
 
-    public static Scores score(MistralModel model, SpinBatch batch) {
+    /**
+     * The sums as a new F32 [2B] tensor on the model's backend, real rows first, then generated
+     * (the batch's row order), queued without waiting for the device; the caller closes it.
+     */
+    public static Tensor rowSums(MistralModel model, SpinBatch batch) {
         Backend backend = model.backend();
+        Tensor perRow = backend.allocate(DType.F32, batch.rows());
+        try (SpinBatch.Tensors inputs = batch.upload(backend);
+                MistralModel.ForwardState state = model.forward(inputs.ids(), inputs.keyMask(), inputs.targets())) {
+            backend.rowSumForward(perRow, state.tokenLogps());
+            return perRow;
+        } catch (RuntimeException e) {
+            perRow.close();
+            throw e;
+        }
+    }
+
+    /** The sums on the host. */
+    public static Scores score(MistralModel model, SpinBatch batch) {
         int b = batch.records();
         float[] sums;
-        try (SpinBatch.Tensors inputs = batch.upload(backend);
-                MistralModel.ForwardState state = model.forward(inputs.ids(), inputs.keyMask(), inputs.targets());
-                Tensor perRow = backend.allocate(DType.F32, batch.rows())) {
-            backend.rowSumForward(perRow, state.tokenLogps());
-            sums = backend.read(perRow);
+        try (Tensor perRow = rowSums(model, batch)) {
+            sums = model.backend().read(perRow);
         }
         float[] real = new float[b], generated = new float[b];
         System.arraycopy(sums, 0, real, 0, b);

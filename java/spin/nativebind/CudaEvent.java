@@ -3,8 +3,9 @@ package spin.nativebind;
 import java.lang.foreign.MemorySegment;
 
 /**
- * A CUDA event that orders work between streams (no timing): {@link #record} marks the point
- * reached on one stream, {@link CudaStream#waitFor} makes another wait for it on the device.
+ * A CUDA event (no timing): {@link #record} marks the point reached on a stream;
+ * {@link CudaStream#waitFor} makes another stream wait for it on the device, {@link #isComplete}
+ * asks the host whether it has passed, and {@link #synchronize} makes the host wait for it.
  */
 public final class CudaEvent implements AutoCloseable {
     private final SpinAbi abi;
@@ -18,6 +19,16 @@ public final class CudaEvent implements AutoCloseable {
     /** Marks the work queued on {@code stream} so far. */
     public void record(CudaStream stream) {
         abi.eventRecord(handle(), stream.handle());
+    }
+
+    /** Whether the work recorded last has finished (true for an event never recorded); never waits. */
+    public boolean isComplete() {
+        return abi.eventQuery(handle());
+    }
+
+    /** Waits on the host until the work recorded last has finished. */
+    public void synchronize() {
+        abi.eventSynchronize(handle());
     }
 
     MemorySegment handle() {

@@ -148,6 +148,17 @@ public final class CudaRuntime {
         abi.check(status, call);
     }
 
+    /**
+     * {@code bytes} of uninitialised page-locked host memory, which copies to the device read
+     * asynchronously. Allocating it may wait for the device: allocate once, up front.
+     */
+    public PinnedMemory allocatePinned(long bytes) {
+        if (bytes < 0) {
+            throw new IllegalArgumentException("negative allocation size " + bytes);
+        }
+        return new PinnedMemory(abi, abi.hostAlloc(bytes).reinterpret(bytes));
+    }
+
     /** {@code bytes} of uninitialised device memory on the current device. */
     public DeviceMemory allocate(long bytes) {
         if (bytes < 0) {

@@ -43,12 +43,16 @@ public final class DeviceMemory implements AutoCloseable {
         }
     }
 
-    /** Copies {@code host} into {@code device} (same size) and waits, so the host memory is free to reuse. */
-    public static void upload(CudaStream stream, MemorySegment device, MemorySegment host) {
+    /**
+     * Queues a copy of {@code host} into {@code device} (same size). From {@link PinnedMemory} the
+     * copy reads the host memory when the stream reaches it, so that memory must stay unchanged
+     * until an event recorded after the copy completes; from pageable memory CUDA has staged it on
+     * return, which may mean waiting for the stream's earlier work.
+     */
+    public static void copyFromHost(CudaStream stream, MemorySegment device, MemorySegment host) {
         requireSameSize(device, host);
         stream.abi().memcpy(device, requireNative(host), host.byteSize(), SpinAbi.MEMCPY_HOST_TO_DEVICE,
                 stream.handle());
-        stream.synchronize();
     }
 
     /** Copies {@code device} into {@code host} (same size) once the stream's earlier work is done, and waits. */

@@ -66,6 +66,10 @@ final class SpinAbi {
     private final MethodHandle eventDestroyCall;
     private final MethodHandle eventRecordCall;
     private final MethodHandle streamWaitEventCall;
+    private final MethodHandle eventQueryCall;
+    private final MethodHandle eventSynchronizeCall;
+    private final MethodHandle hostAllocCall;
+    private final MethodHandle hostFreeCall;
 
     /** Binds every entry point of {@code library}, which must export them all. */
     SpinAbi(NativeLibrary.Loaded library) {
@@ -92,6 +96,10 @@ final class SpinAbi {
         eventDestroyCall = bind("spin_event_destroy", status(ADDRESS));
         eventRecordCall = bind("spin_event_record", status(ADDRESS, ADDRESS));
         streamWaitEventCall = bind("spin_stream_wait_event", status(ADDRESS, ADDRESS));
+        eventQueryCall = bind("spin_event_query", status(ADDRESS, ADDRESS));
+        eventSynchronizeCall = bind("spin_event_synchronize", status(ADDRESS));
+        hostAllocCall = bind("spin_host_alloc", status(ADDRESS, JAVA_LONG));
+        hostFreeCall = bind("spin_host_free", status(ADDRESS));
     }
 
     int driverVersion() {
@@ -221,6 +229,32 @@ final class SpinAbi {
 
     void streamWaitEvent(MemorySegment stream, MemorySegment event) {
         check(StatusCall.invoke(() -> (int) streamWaitEventCall.invokeExact(stream, event)), "spin_stream_wait_event");
+    }
+
+    /** Whether the work {@code event} recorded has finished; never waits. */
+    boolean eventQuery(MemorySegment event) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment complete = arena.allocate(JAVA_INT);
+            check(StatusCall.invoke(() -> (int) eventQueryCall.invokeExact(event, complete)), "spin_event_query");
+            return complete.get(JAVA_INT, 0) != 0;
+        }
+    }
+
+    void eventSynchronize(MemorySegment event) {
+        check(StatusCall.invoke(() -> (int) eventSynchronizeCall.invokeExact(event)), "spin_event_synchronize");
+    }
+
+    /** Page-locked host memory as an address-only segment. */
+    MemorySegment hostAlloc(long bytes) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            check(StatusCall.invoke(() -> (int) hostAllocCall.invokeExact(out, bytes)), "spin_host_alloc");
+            return out.get(ADDRESS, 0);
+        }
+    }
+
+    void hostFree(MemorySegment pointer) {
+        check(StatusCall.invoke(() -> (int) hostFreeCall.invokeExact(pointer)), "spin_host_free");
     }
 
     // ------------------------------------------------------------------------------------------

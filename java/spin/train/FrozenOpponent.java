@@ -1,10 +1,14 @@
 package spin.train;
 
+import spin.backend.Tensor;
 import spin.data.LogProbScorer;
 import spin.data.SpinBatch;
 import spin.model.MistralModel;
 
-/** The opponent as a second, frozen model scored batch by batch ({@code precompute_opponent: false}). */
+/**
+ * The opponent as a second, frozen model scored batch by batch ({@code precompute_opponent: false}),
+ * on the policy's backend; its scores stay there.
+ */
 final class FrozenOpponent implements Opponent {
     private final MistralModel model;
 
@@ -13,8 +17,8 @@ final class FrozenOpponent implements Opponent {
     }
 
     @Override
-    public LogProbScorer.Scores scores(SpinBatch batch, Split split) {
-        return LogProbScorer.score(model, batch);
+    public Tensor scores(SpinBatch batch, Split split) {
+        return LogProbScorer.rowSums(model, batch);
     }
 
     @Override

@@ -1,12 +1,17 @@
 package spin.train;
 
-import spin.data.LogProbScorer;
+import spin.backend.Tensor;
 import spin.data.SpinBatch;
 
 /** The frozen opponent's log-probs of a batch's real and generated answers. */
 interface Opponent extends AutoCloseable {
 
-    LogProbScorer.Scores scores(SpinBatch batch, Split split);
+    /**
+     * The opponent's summed log-probs of the batch's real answers, then its generated ones: a new
+     * F32 [2B] tensor (the layout of the policy's per-row sums) on the backend the policy trains
+     * on, queued without waiting for the device; the caller closes it.
+     */
+    Tensor scores(SpinBatch batch, Split split);
 
     @Override
     default void close() {}

@@ -2,6 +2,8 @@ package spin.train;
 
 import java.util.ArrayList;
 import java.util.List;
+import spin.backend.Backend;
+import spin.backend.Tensor;
 import spin.data.LogProbScorer;
 import spin.data.SpinBatch;
 import spin.data.SpinCollator;
@@ -12,19 +14,22 @@ import spin.model.MistralModel;
 /**
  * The reference's opponent log-probs scored once, before the first update, with the starting model
  * (which is the opponent): the same numbers a frozen copy would give at every step, for one forward
- * pass per record instead of one per record and epoch, and without a second model in memory.
+ * pass per record instead of one per record and epoch, and without a second model in memory. Kept
+ * on the host; a batch's are uploaded to the starting model's backend (the policy's).
  */
 final class PrecomputedOpponent implements Opponent {
+    private final Backend backend;
     private final float[][] trainScores, testScores;
 
-    private PrecomputedOpponent(float[][] trainScores, float[][] testScores) {
+    private PrecomputedOpponent(Backend backend, float[][] trainScores, float[][] testScores) {
+        this.backend = backend;
         this.trainScores = trainScores;
         this.testScores = testScores;
     }
 
     static PrecomputedOpponent score(MistralModel startingModel, SpinCollator collator, List<SpinRecord> train,
             List<SpinRecord> test, int batchSize) {
-        return new PrecomputedOpponent(scoreAll(startingModel, collator, train, batchSize),
+        return new PrecomputedOpponent(startingModel.backend(), scoreAll(startingModel, collator, train, batchSize),
                 scoreAll(startingModel, collator, test, batchSize));
     }
 
@@ -43,14 +48,15 @@ final class PrecomputedOpponent implements Opponent {
     }
 
     @Override
-    public LogProbScorer.Scores scores(SpinBatch batch, Split split) {
+    public Tensor scores(SpinBatch batch, Split split) {
         float[][] table = split == Split.TRAIN ? trainScores : testScores;
-        float[] real = new float[batch.records()], generated = new float[batch.records()];
-        for (int b = 0; b < batch.records(); b++) {
-            int i = Math.toIntExact(batch.recordIndex(b));
-            real[b] = table[0][i];
-            generated[b] = table[1][i];
+        int b = batch.records();
+        float[] realThenGenerated = new float[2 * b];
+        for (int r = 0; r < b; r++) {
+            int i = Math.toIntExact(batch.recordIndex(r));
+            realThenGenerated[r] = table[0][i];
+            realThenGenerated[b + r] = table[1][i];
         }
-        return new LogProbScorer.Scores(real, generated);
+        return backend.fromHost(realThenGenerated, 2 * b);
     }
 }

@@ -1,8 +1,6 @@
 package spin.train;
 
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.Tensor;
@@ -13,15 +11,28 @@ import spin.model.MistralModel;
 
 /**
  * Supervised fine-tuning: mean cross-entropy over the answer tokens (and the appended EOS) of the
- * real conversations; prompt tokens are context only, as in completion-only SFT.
+ * real conversations; prompt tokens are context only, as in completion-only SFT. Its one metric
+ * is that loss.
  */
 final class SftObjective implements TrainingObjective {
+    private static final List<String> METRICS = List.of("loss");
+
     private final MistralModel model;
     private final SpinCollator collator;
 
     SftObjective(MistralModel model, SpinCollator collator) {
         this.model = model;
         this.collator = collator;
+    }
+
+    @Override
+    public List<String> metricNames() {
+        return METRICS;
+    }
+
+    @Override
+    public String lossName() {
+        return "cross-entropy loss";
     }
 
     @Override
@@ -35,16 +46,17 @@ final class SftObjective implements TrainingObjective {
     }
 
     @Override
-    public Map<String, Double> train(SpinBatch batch, double share, long step) {
-        return run(batch, share, step);
+    public void train(SpinBatch batch, double share, Tensor metrics) {
+        run(batch, share, metrics);
     }
 
     @Override
-    public Map<String, Double> evaluate(SpinBatch batch) {
-        return run(batch, 0, -1);
+    public void evaluate(SpinBatch batch, Tensor metrics) {
+        run(batch, 0, metrics);
     }
 
-    private Map<String, Double> run(SpinBatch batch, double share, long step) {
+    /** share 0 means evaluation: no backward pass. */
+    private void run(SpinBatch batch, double share, Tensor metrics) {
         Backend backend = model.backend();
         int tokens = batch.scoredTokens();
         if (tokens == 0) {
@@ -52,10 +64,9 @@ final class SftObjective implements TrainingObjective {
         }
         try (SpinBatch.Tensors in = batch.upload(backend);
                 MistralModel.ForwardState state = model.forward(in.ids(), in.keyMask(), in.targets())) {
-            double loss = -backend.sum(state.tokenLogps()) / tokens;
-            if (!Double.isFinite(loss)) {
-                throw new TrainingDivergedException("step " + step + ": the cross-entropy loss is " + loss);
-            }
+            // The mean negative log-likelihood -sum/tokens as sum/(-tokens): IEEE division rounds
+            // symmetrically, so the bits are those of negating the mean.
+            backend.sum(metrics.reshape(1), state.tokenLogps(), -tokens);
             if (share > 0) {
                 try (Tensor dTokenLogps = backend.allocate(DType.F32, batch.rows(), batch.length())) {
                     // d(share * mean NLL)/d(logp) at every scored token; ignored positions get no gradient
@@ -63,9 +74,6 @@ final class SftObjective implements TrainingObjective {
                     model.backward(state, dTokenLogps);
                 }
             }
-            Map<String, Double> metrics = new LinkedHashMap<>();
-            metrics.put("loss", loss);
-            return metrics;
         }
     }
 }

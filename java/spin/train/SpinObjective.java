@@ -1,14 +1,12 @@
 package spin.train;
 
-import java.util.LinkedHashMap;
+import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
-import spin.data.LogProbScorer;
 import spin.data.SpinBatch;
 import spin.data.SpinCollator;
 import spin.data.SpinFeatures;
@@ -20,8 +18,20 @@ import spin.model.MistralModel;
  * logit over every position and vocabulary entry of the real, resp. generated, half of the
  * concatenated batch, prompt and padding included, as the reference's get_batch_metrics takes it;
  * {@link SpinCollator} pads as the reference does, so the padded positions see the same ids).
+ * Everything, the opponent's numbers included, stays on the backend.
  */
 final class SpinObjective implements TrainingObjective {
+    /** The loss statistics' names, then the two logit means. */
+    private static final List<String> METRICS;
+    private static final int LOGITS_REAL = SpinLossStats.COUNT, LOGITS_GENERATED = SpinLossStats.COUNT + 1;
+
+    static {
+        List<String> names = new ArrayList<>(SpinLossStats.NAMES);
+        names.add("logits/real");
+        names.add("logits/generated");
+        METRICS = List.copyOf(names);
+    }
+
     private final MistralModel model;
     private final SpinCollator collator;
     private final Opponent opponent;
@@ -37,6 +47,16 @@ final class SpinObjective implements TrainingObjective {
     }
 
     @Override
+    public List<String> metricNames() {
+        return METRICS;
+    }
+
+    @Override
+    public String lossName() {
+        return "SPIN loss";
+    }
+
+    @Override
     public SpinBatch collate(List<SpinFeatures> records) {
         return collator.collate(records);
     }
@@ -47,46 +67,34 @@ final class SpinObjective implements TrainingObjective {
     }
 
     @Override
-    public Map<String, Double> train(SpinBatch batch, double share, long step) {
-        return run(batch, Opponent.Split.TRAIN, share, step);
+    public void train(SpinBatch batch, double share, Tensor metrics) {
+        run(batch, Opponent.Split.TRAIN, share, metrics);
     }
 
     @Override
-    public Map<String, Double> evaluate(SpinBatch batch) {
-        return run(batch, Opponent.Split.TEST, 0, -1);
+    public void evaluate(SpinBatch batch, Tensor metrics) {
+        run(batch, Opponent.Split.TEST, 0, metrics);
     }
 
     /** share 0 means evaluation: no backward pass. */
-    private Map<String, Double> run(SpinBatch batch, Opponent.Split split, double share, long step) {
+    private void run(SpinBatch batch, Opponent.Split split, double share, Tensor metrics) {
         Backend backend = model.backend();
         int b = batch.records();
-        LogProbScorer.Scores opponentScores = opponent.scores(batch, split);
-        try (SpinBatch.Tensors in = batch.upload(backend);
+        try (Tensor opponentScores = opponent.scores(batch, split);
+                SpinBatch.Tensors in = batch.upload(backend);
                 Tensor perRow = backend.allocate(DType.F32, 2 * b);
-                Tensor opponentReal = backend.fromHost(opponentScores.real(), b);
-                Tensor opponentGenerated = backend.fromHost(opponentScores.generated(), b);
                 MistralModel.ForwardState state = model.forward(in.ids(), in.keyMask(), in.targets())) {
             backend.rowSumForward(perRow, state.tokenLogps());
             Tensor policyReal = perRow.view(0, b), policyGenerated = perRow.view(b, b);
-            SpinLossStats stats = backend.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
-                    lossType);
-            if (!Double.isFinite(stats.loss())) {
-                throw new TrainingDivergedException("step " + step + ": the SPIN loss is " + stats.loss());
-            }
+            Tensor opponentReal = opponentScores.view(0, b), opponentGenerated = opponentScores.view(b, b);
+            backend.spinLossForward(metrics.view(0, SpinLossStats.COUNT), policyReal, policyGenerated, opponentReal,
+                    opponentGenerated, beta, lossType);
             // Means over each half's B*T*V logits, from the per-row sums the forward keeps whether it ran fused or not.
             Tensor logitRowSums = state.logitRowSums();
             int rowsPerHalf = Math.toIntExact(logitRowSums.size() / 2);
             double logitsPerHalf = (double) rowsPerHalf * model.config().vocabSize();
-            Map<String, Double> metrics = new LinkedHashMap<>();
-            metrics.put("loss", stats.loss());
-            metrics.put("rewards/real", stats.rewardsReal());
-            metrics.put("rewards/generated", stats.rewardsGenerated());
-            metrics.put("rewards/accuracies", stats.rewardsAccuracy());
-            metrics.put("rewards/margins", stats.rewardsMargin());
-            metrics.put("logps/real", stats.logpsReal());
-            metrics.put("logps/generated", stats.logpsGenerated());
-            metrics.put("logits/real", backend.sum(logitRowSums.view(0, rowsPerHalf)) / logitsPerHalf);
-            metrics.put("logits/generated", backend.sum(logitRowSums.view(rowsPerHalf, rowsPerHalf)) / logitsPerHalf);
+            backend.sum(metrics.view(LOGITS_REAL, 1), logitRowSums.view(0, rowsPerHalf), logitsPerHalf);
+            backend.sum(metrics.view(LOGITS_GENERATED, 1), logitRowSums.view(rowsPerHalf, rowsPerHalf), logitsPerHalf);
             if (share > 0) {
                 try (Tensor dPerRow = backend.allocate(DType.F32, 2 * b);
                         Tensor dTokenLogps = backend.allocate(DType.F32, 2 * b, batch.length())) {
@@ -96,7 +104,6 @@ final class SpinObjective implements TrainingObjective {
                     model.backward(state, dTokenLogps);
                 }
             }
-            return metrics;
         }
     }
 }

@@ -15,7 +15,9 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalLong;
 import spin.backend.Backend;
+import spin.backend.DType;
 import spin.backend.Devices;
+import spin.backend.Tensor;
 import spin.data.DatasetMixer;
 import spin.data.NumpyPermutation;
 import spin.data.SpinBatch;
@@ -164,7 +166,9 @@ public final class Trainer {
                 TrainingObjective objective = mode == Mode.SPIN
                         ? new SpinObjective(model, collator, opponent, (float) config.beta(), config.spinLossType())
                         : new SftObjective(model, collator);
-                return new Loop(model, optimizer, objective, collator, data, checkpoints, from, resumedState, plan).run();
+                try (Loop loop = new Loop(model, optimizer, objective, collator, data, checkpoints, from, resumedState, plan)) {
+                    return loop.run();
+                }
             }
         }
     }
@@ -267,8 +271,12 @@ public final class Trainer {
         return a.isNumber() && b.isNumber() ? a.decimalValue().compareTo(b.decimalValue()) == 0 : a.equals(b);
     }
 
-    /** One run of the loop over its fixed plan of steps. */
-    private final class Loop {
+    /**
+     * One run of the loop over its fixed plan of steps. A step that does not log waits for the
+     * device once ({@link TrainingStep}); the interval's metrics stay on the backend until a log
+     * line, a checkpoint (whose trainer state carries their sums) or the end reads them.
+     */
+    private final class Loop implements AutoCloseable {
         private final MistralModel model;
         private final Optimizer optimizer;
         private final TrainingObjective objective;
@@ -282,7 +290,7 @@ public final class Trainer {
         private final long microPerEpoch, stepsPerEpoch, totalSteps;
         private final LearningRateSchedule schedule;
         private final TrainingStep trainingStep;
-        private final MetricMeans interval = new MetricMeans();
+        private final MetricMeans interval;
         private long intervalTokens, intervalNanos;
         private int[] order;
         private long orderEpoch = -1;
@@ -306,6 +314,12 @@ public final class Trainer {
             this.totalSteps = plan.totalSteps();
             this.schedule = config.schedule(totalSteps);
             this.trainingStep = new TrainingStep(model, optimizer, objective, config.maxGradNorm());
+            this.interval = new MetricMeans(model.backend(), objective.metricNames());
+        }
+
+        @Override
+        public void close() {
+            interval.close();
         }
 
         Result run() throws IOException {
@@ -427,18 +441,24 @@ public final class Trainer {
             return line;
         }
 
+        /** The test split's metrics, summed on the backend and read once. */
         private Map<String, Double> evaluate(long done) throws IOException {
-            MetricMeans means = new MetricMeans();
-            int evalBatch = config.evalBatchSize();
-            for (int start = 0; start < test.size(); start += evalBatch) {
-                List<SpinFeatures> features = new ArrayList<>();
-                for (int i = start; i < Math.min(test.size(), start + evalBatch); i++) {
-                    features.add(collator.features(i, test.get(i)));
+            Map<String, Double> line;
+            Backend backend = model.backend();
+            try (MetricMeans means = new MetricMeans(backend, objective.metricNames());
+                    Tensor values = backend.allocate(DType.F64, objective.metricNames().size())) {
+                int evalBatch = config.evalBatchSize();
+                for (int start = 0; start < test.size(); start += evalBatch) {
+                    List<SpinFeatures> features = new ArrayList<>();
+                    for (int i = start; i < Math.min(test.size(), start + evalBatch); i++) {
+                        features.add(collator.features(i, test.get(i)));
+                    }
+                    SpinBatch batch = objective.collate(features);
+                    objective.evaluate(batch, values);
+                    means.add(values, objective.weight(batch));
                 }
-                SpinBatch batch = objective.collate(features);
-                means.add(objective.evaluate(batch), objective.weight(batch));
+                line = means.means("eval_");
             }
-            Map<String, Double> line = means.means("eval_");
             log.append(done, epochOf(done), line);
             StringBuilder text = new StringBuilder(String.format("eval at step %d: loss %.4f", done, line.get("eval_loss")));
             if (line.containsKey("eval_rewards/margins")) {

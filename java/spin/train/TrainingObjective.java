@@ -1,12 +1,22 @@
 package spin.train;
 
 import java.util.List;
-import java.util.Map;
+import spin.backend.Tensor;
 import spin.data.SpinBatch;
 import spin.data.SpinFeatures;
 
-/** What a training step minimises: the SPIN loss ({@link SpinObjective}) or token cross-entropy ({@link SftObjective}). */
+/**
+ * What a training step minimises: the SPIN loss ({@link SpinObjective}) or token cross-entropy
+ * ({@link SftObjective}). Its metrics stay on the backend: {@link #train} and {@link #evaluate}
+ * write them into a F64 tensor and never wait for a device.
+ */
 interface TrainingObjective {
+
+    /** Names of the metrics {@link #train} and {@link #evaluate} write, in their order, "loss" first. */
+    List<String> metricNames();
+
+    /** The loss as a divergence message names it ("the SPIN loss is NaN"). */
+    String lossName();
 
     /** Batches the records of one micro-batch. */
     SpinBatch collate(List<SpinFeatures> records);
@@ -20,11 +30,13 @@ interface TrainingObjective {
 
     /**
      * Forward and backward of one micro-batch whose loss enters the step with factor {@code share};
-     * gradients accumulate into the model's gradient buffer. Returns the micro-batch's metrics
-     * (means over it, "loss" first), or throws {@link TrainingDivergedException} on a non-finite loss.
+     * gradients accumulate into the model's gradient buffer. Writes the micro-batch's metrics
+     * (means over it, in {@link #metricNames()} order) into {@code metrics}, F64
+     * [{@code metricNames().size()}] on the model's backend. A non-finite loss is written like any
+     * other: the step finds it when it reads its checks.
      */
-    Map<String, Double> train(SpinBatch batch, double share, long step);
+    void train(SpinBatch batch, double share, Tensor metrics);
 
     /** The same metrics without a backward pass, on an evaluation batch. */
-    Map<String, Double> evaluate(SpinBatch batch);
+    void evaluate(SpinBatch batch, Tensor metrics);
 }

@@ -105,7 +105,7 @@ public final class CpuBackend implements Backend {
                     Mem.bf16(m, i, BFloat16.fromFloat(values[i]));
                 }
             }
-            case I32 -> throw new IllegalArgumentException("write(float[]) into I32 tensor " + dst);
+            case I32, F64 -> throw new IllegalArgumentException("write(float[]) into " + dst.dtype() + " tensor " + dst);
         }
     }
 
@@ -114,6 +114,13 @@ public final class CpuBackend implements Backend {
         requireDtype(dst, DType.I32, "dst");
         requireLength(dst, values.length);
         MemorySegment.copy(values, 0, dst.memory(), ValueLayout.JAVA_INT, 0, values.length);
+    }
+
+    @Override
+    public void write(Tensor dst, double[] values) {
+        requireDtype(dst, DType.F64, "dst");
+        requireLength(dst, values.length);
+        MemorySegment.copy(values, 0, dst.memory(), ValueLayout.JAVA_DOUBLE, 0, values.length);
     }
 
     @Override
@@ -153,8 +160,15 @@ public final class CpuBackend implements Backend {
                 }
             }
             case I32 -> throw new IllegalArgumentException("read() of I32 tensor " + src + "; use readInts");
+            case F64 -> throw new IllegalArgumentException("read() of F64 tensor " + src + "; use readDoubles");
         }
         return out;
+    }
+
+    @Override
+    public double[] readDoubles(Tensor src) {
+        requireDtype(src, DType.F64, "src");
+        return src.memory().toArray(ValueLayout.JAVA_DOUBLE);
     }
 
     @Override
@@ -777,10 +791,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public SpinLossStats spinLossForward(Tensor policyReal, Tensor policyGenerated, Tensor opponentReal,
+    public void spinLossForward(Tensor stats, Tensor policyReal, Tensor policyGenerated, Tensor opponentReal,
             Tensor opponentGenerated, float beta, SpinLossType type) {
-        return SpinLoss.forward(read(policyReal), read(policyGenerated), read(opponentReal), read(opponentGenerated),
-                beta, type);
+        requireDtype(stats, DType.F64, "stats");
+        requireLength(stats, SpinLossStats.COUNT);
+        write(stats, SpinLoss.forward(read(policyReal), read(policyGenerated), read(opponentReal), read(opponentGenerated),
+                beta, type).toArray());
     }
 
     @Override
@@ -825,8 +841,22 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public double sum(Tensor in) {
-        return reduce(in, false);
+    public void sum(Tensor out, Tensor in, double divisor) {
+        requireDtype(out, DType.F64, "out");
+        requireLength(out, 1);
+        out.memory().set(ValueLayout.JAVA_DOUBLE, 0, reduce(in, false) / divisor);
+    }
+
+    @Override
+    public void accumulateWeighted(Tensor sums, Tensor values, double weight) {
+        requireDtype(sums, DType.F64, "sums");
+        requireDtype(values, DType.F64, "values");
+        requireSameSize(sums, values, "values");
+        MemorySegment s = sums.memory(), v = values.memory();
+        for (long i = 0; i < sums.size(); i++) {
+            s.setAtIndex(ValueLayout.JAVA_DOUBLE, i,
+                    s.getAtIndex(ValueLayout.JAVA_DOUBLE, i) + v.getAtIndex(ValueLayout.JAVA_DOUBLE, i) * weight);
+        }
     }
 
     @Override

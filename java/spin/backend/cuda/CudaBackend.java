@@ -1,5 +1,6 @@
 package spin.backend.cuda;
 
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
@@ -8,12 +9,12 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.Optional;
+import java.util.OptionalLong;
 import spin.backend.BFloat16;
 import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.DeviceSpec;
 import spin.backend.Operands;
-import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
 import spin.nativebind.CudaRuntime;
@@ -22,8 +23,9 @@ import spin.nativebind.DeviceMemory;
 /**
  * The Backend on a GPU through libspin_native (or on the CUDA emulator through
  * libspin_native_emu, the same kernels run as host fibers): every op is a kernel of ours or a
- * cuBLASLt product, queued on the device's compute stream; only reads (and the few ops whose job is
- * a host value: sums, the SPIN loss statistics) wait for the device.
+ * cuBLASLt product, queued on the device's compute stream, and uploads go through pinned staging
+ * without waiting; only reads (and the default methods that return a host value by reading) wait
+ * for the device.
  *
  * <p>Each op family lives in its own class beside this one, named as its kernel file
  * ({@link Rope} ↔ kernels/rope.cu ↔ spin.backend.cpu.Rope); this class only dispatches. Tensors are
@@ -111,6 +113,11 @@ public final class CudaBackend implements Backend {
         device.resetPoolPeak();
     }
 
+    @Override
+    public OptionalLong hostSynchronizations() {
+        return OptionalLong.of(device.synchronizations());
+    }
+
     // ---------------------------------------------------------------- memory
 
     @Override
@@ -146,19 +153,16 @@ public final class CudaBackend implements Backend {
     public void write(Tensor dst, float[] values) {
         Operands.requireOn(this, dst);
         Operands.requireLength(dst, values.length);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = switch (dst.dtype()) {
-                case F32 -> arena.allocateFrom(JAVA_FLOAT, values);
-                case BF16 -> {
-                    MemorySegment bits = arena.allocate(JAVA_SHORT, values.length);
-                    for (int i = 0; i < values.length; i++) {
-                        bits.setAtIndex(JAVA_SHORT, i, BFloat16.fromFloat(values[i]));
-                    }
-                    yield bits;
+        switch (dst.dtype()) {
+            case F32 -> upload(dst, MemorySegment.ofArray(values));
+            case BF16 -> {
+                short[] bits = new short[values.length];
+                for (int i = 0; i < values.length; i++) {
+                    bits[i] = BFloat16.fromFloat(values[i]);
                 }
-                case I32 -> throw new IllegalArgumentException("write(float[]) into I32 tensor " + dst);
-            };
-            upload(dst, host);
+                upload(dst, MemorySegment.ofArray(bits));
+            }
+            case I32, F64 -> throw new IllegalArgumentException("write(float[]) into " + dst.dtype() + " tensor " + dst);
         }
     }
 
@@ -166,9 +170,14 @@ public final class CudaBackend implements Backend {
     public void write(Tensor dst, int[] values) {
         Operands.requireDtype(this, dst, DType.I32, "dst");
         Operands.requireLength(dst, values.length);
-        try (Arena arena = Arena.ofConfined()) {
-            upload(dst, arena.allocateFrom(JAVA_INT, values));
-        }
+        upload(dst, MemorySegment.ofArray(values));
+    }
+
+    @Override
+    public void write(Tensor dst, double[] values) {
+        Operands.requireDtype(this, dst, DType.F64, "dst");
+        Operands.requireLength(dst, values.length);
+        upload(dst, MemorySegment.ofArray(values));
     }
 
     @Override
@@ -206,6 +215,7 @@ public final class CudaBackend implements Backend {
                     yield out;
                 }
                 case I32 -> throw new IllegalArgumentException("read() of I32 tensor " + src + "; use readInts");
+                case F64 -> throw new IllegalArgumentException("read() of F64 tensor " + src + "; use readDoubles");
             };
         }
     }
@@ -218,16 +228,25 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    @Override
+    public double[] readDoubles(Tensor src) {
+        Operands.requireDtype(this, src, DType.F64, "src");
+        try (Arena arena = Arena.ofConfined()) {
+            return download(src, arena).toArray(JAVA_DOUBLE);
+        }
+    }
+
+    /** Queues the copy of {@code host} (heap or native, free to reuse on return) into {@code dst}. */
     private void upload(Tensor dst, MemorySegment host) {
         if (host.byteSize() > 0) {
-            DeviceMemory.upload(device.compute(), dst.memory(), host);
+            device.upload(dst.memory(), host);
         }
     }
 
     private MemorySegment download(Tensor src, Arena arena) {
         MemorySegment host = arena.allocate(Math.max(1, src.byteSize()), 8).asSlice(0, src.byteSize());
         if (src.byteSize() > 0) {
-            DeviceMemory.download(device.compute(), host, src.memory());
+            device.download(host, src.memory());
         }
         return host;
     }
@@ -387,9 +406,9 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public SpinLossStats spinLossForward(Tensor policyReal, Tensor policyGenerated, Tensor opponentReal,
+    public void spinLossForward(Tensor stats, Tensor policyReal, Tensor policyGenerated, Tensor opponentReal,
             Tensor opponentGenerated, float beta, SpinLossType type) {
-        return spinLoss.forward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta, type);
+        spinLoss.forward(stats, policyReal, policyGenerated, opponentReal, opponentGenerated, beta, type);
     }
 
     @Override
@@ -414,13 +433,18 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public double sum(Tensor in) {
-        return reductions.sum(in, false);
+    public void sum(Tensor out, Tensor in, double divisor) {
+        reductions.sum(out, in, divisor);
     }
 
     @Override
     public double sumOfSquares(Tensor in) {
-        return reductions.sum(in, true);
+        return reductions.sumOfSquares(in);
+    }
+
+    @Override
+    public void accumulateWeighted(Tensor sums, Tensor values, double weight) {
+        reductions.accumulateWeighted(sums, values, weight);
     }
 
     @Override
@@ -429,7 +453,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public double clipGradNorm(Tensor grads, double maxNorm) {
-        return reductions.clipGradNorm(grads, maxNorm);
+    public void clipGradNorm(Tensor norm, Tensor grads, double maxNorm) {
+        reductions.clipGradNorm(norm, grads, maxNorm);
     }
 }

@@ -8,14 +8,16 @@ import spin.nativebind.CudaEvent;
 import spin.nativebind.CudaException;
 import spin.nativebind.CudaRuntime;
 import spin.nativebind.CudaStream;
+import spin.nativebind.DeviceMemory;
 import spin.nativebind.DeviceProperties;
 import spin.nativebind.StatusCall;
 
 /**
  * The resources of one GPU (or of the emulator's one device) that a {@link CudaBackend} owns: the
  * runtime whose library runs the kernels, a compute stream every op is queued on, a communication
- * stream for collectives with an event ordering it after compute, and the stream-ordered memory
- * pool tensors come from.
+ * stream for collectives with an event ordering it after compute, the stream-ordered memory pool
+ * tensors come from, and the pinned {@link StagingRing} uploads go through. It counts the times
+ * the host waits for the device ({@link #synchronizations}).
  *
  * <p>CUDA keeps a current device per host thread; every call here first makes this device
  * current on the calling thread (a thread-local comparison when it already is), so a backend
@@ -31,6 +33,8 @@ final class CudaDevice implements AutoCloseable {
     private final CudaStream compute;
     private final CudaStream communication;
     private final CudaEvent computeReached;
+    private final StagingRing staging;
+    private long synchronizations;
     private boolean closed;
 
     CudaDevice(CudaRuntime runtime, DeviceSpec spec) {
@@ -41,6 +45,7 @@ final class CudaDevice implements AutoCloseable {
         this.compute = runtime.createStream();
         this.communication = runtime.createStream();
         this.computeReached = runtime.createEvent();
+        this.staging = new StagingRing(runtime);
     }
 
     DeviceSpec spec() {
@@ -83,6 +88,7 @@ final class CudaDevice implements AutoCloseable {
                 throw e;
             }
             compute.synchronize();
+            synchronizations++;
             runtime.trimPool();
             try {
                 return runtime.allocateOnStream(bytes, compute);
@@ -121,10 +127,38 @@ final class CudaDevice implements AutoCloseable {
         runtime.resetPoolPeak();
     }
 
+    /** Waits for the work queued on both streams. */
     void synchronize() {
         makeCurrent();
         compute.synchronize();
         communication.synchronize();
+        synchronizations++;
+    }
+
+    /**
+     * Queues a copy of host memory (a heap or native segment) into device memory on the compute
+     * stream, through the staging ring: the host memory is free to reuse on return, and the host
+     * waits (counted) only when every slot of the ring holds a piece the device has not copied yet.
+     */
+    void upload(MemorySegment deviceDst, MemorySegment host) {
+        makeCurrent();
+        synchronizations += staging.upload(compute, deviceDst, host);
+    }
+
+    /** Copies device memory to the host once the compute work queued before is done, and waits. */
+    void download(MemorySegment host, MemorySegment deviceSrc) {
+        makeCurrent();
+        DeviceMemory.download(compute, host, deviceSrc);
+        synchronizations++;
+    }
+
+    /**
+     * Times the host has waited for this device since it opened: each {@link #synchronize} and
+     * {@link #download}, each wait of an {@link #upload} for a staging slot, and each allocation
+     * that had to wait before retrying.
+     */
+    long synchronizations() {
+        return synchronizations;
     }
 
     /** Binds a kernel entry point of this device's library (see {@link CudaRuntime#bindStatusCall}). */
@@ -152,6 +186,7 @@ final class CudaDevice implements AutoCloseable {
         }
         closed = true;
         synchronize();
+        staging.close();
         computeReached.close();
         communication.close();
         compute.close();

@@ -59,7 +59,7 @@ final class Gemm implements AutoCloseable {
         return switch (dtype) {
             case F32 -> CublasLt.ElementType.F32;
             case BF16 -> CublasLt.ElementType.BF16;
-            case I32 -> throw new IllegalArgumentException("I32 is not a compute dtype");
+            case I32, F64 -> throw new IllegalArgumentException(dtype + " is not a compute dtype");
         };
     }
 

@@ -13,7 +13,7 @@ final class NativeDType {
         return switch (dtype) {
             case F32 -> F32;
             case BF16 -> BF16;
-            case I32 -> throw new IllegalArgumentException("I32 is not a compute dtype");
+            case I32, F64 -> throw new IllegalArgumentException(dtype + " is not a compute dtype");
         };
     }
 }

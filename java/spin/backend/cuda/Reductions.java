@@ -10,13 +10,14 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 import java.util.List;
+import spin.backend.DType;
 import spin.backend.Operands;
 import spin.backend.Tensor;
-import spin.nativebind.DeviceMemory;
 
 /**
- * Deterministic fp64 sums, the global gradient norm and clipping: kernels/reduce.cu.
- * A global norm over many tensors sums on the device and reads one double.
+ * Deterministic fp64 sums, the global gradient norm, clipping and weighted running sums:
+ * kernels/reduce.cu. Sums, the clipped norm and running sums stay on the device; the host values
+ * (sums of squares, a global norm over many tensors) are summed on the device and read once.
  */
 final class Reductions {
     private final CudaBackend backend;
@@ -24,6 +25,7 @@ final class Reductions {
     private final MethodHandle scratchBytes;
     private final MethodHandle sum;
     private final MethodHandle clipScale;
+    private final MethodHandle accumulateWeighted;
     private final Elementwise elementwise;
 
     Reductions(CudaBackend backend, CudaDevice device, Elementwise elementwise) {
@@ -32,28 +34,36 @@ final class Reductions {
         this.elementwise = elementwise;
         clipScale = device.bind("spin_clip_scale", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT);
         scratchBytes = device.bind("spin_sum_scratch_bytes", JAVA_LONG, ADDRESS);
-        sum = device.bind("spin_sum", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT);
+        sum = device.bind("spin_sum", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_DOUBLE);
+        accumulateWeighted = device.bind("spin_accumulate_weighted", ADDRESS, ADDRESS, ADDRESS, JAVA_DOUBLE, JAVA_LONG);
     }
 
-    /** Sum (or sum of squares) of a F32 tensor, read back to the host. */
-    double sum(Tensor in, boolean squares) {
+    /** out F64 [1] = sum(in) / divisor, on the device. */
+    void sum(Tensor out, Tensor in, double divisor) {
+        Operands.requireF32(backend, in);
+        requireScalar(out, "out");
+        sumInto(out.memory(), in, false, divisor);
+    }
+
+    /** Sum of squares of a F32 tensor, read back to the host. */
+    double sumOfSquares(Tensor in) {
         Operands.requireF32(backend, in);
         try (Scratch out = new Scratch(device, Double.BYTES)) {
-            sumInto(out.memory(), in, squares);
+            sumInto(out.memory(), in, true, 1);
             return readDoubles(out.memory())[0];
         }
     }
 
     /** sqrt of the sum of squares over every tensor: one double read after all the sums. */
     double globalNorm(List<Tensor> tensors) {
+        if (tensors.isEmpty()) {
+            return 0;
+        }
         double total = 0;
-        try (Scratch partials = new Scratch(device, (long) Double.BYTES * Math.max(1, tensors.size()))) {
+        try (Scratch partials = new Scratch(device, (long) Double.BYTES * tensors.size())) {
             for (int i = 0; i < tensors.size(); i++) {
                 Operands.requireF32(backend, tensors.get(i));
-                sumInto(partials.memory().asSlice((long) i * Double.BYTES, Double.BYTES), tensors.get(i), true);
-            }
-            if (tensors.isEmpty()) {
-                return 0;
+                sumInto(partials.memory().asSlice((long) i * Double.BYTES, Double.BYTES), tensors.get(i), true, 1);
             }
             double[] values = readDoubles(partials.memory());
             for (int i = 0; i < tensors.size(); i++) {
@@ -64,36 +74,46 @@ final class Reductions {
     }
 
     /**
-     * torch's clip_grad_norm_ with the factor computed and applied on the device (spin_clip_scale,
-     * spin_scale_by_device), and one read: the pre-clip norm.
+     * torch's clip_grad_norm_ with the norm and the factor computed on the device (spin_clip_scale)
+     * and applied there (spin_scale_by_device): nothing is read.
      */
-    double clipGradNorm(Tensor grads, double maxNorm) {
+    void clipGradNorm(Tensor norm, Tensor grads, double maxNorm) {
         Operands.requireF32(backend, grads);
-        try (Scratch squares = new Scratch(device, 2 * Double.BYTES)) {
-            MemorySegment sumOfSquares = squares.memory().asSlice(0, Double.BYTES);
-            MemorySegment norm = squares.memory().asSlice(Double.BYTES, Double.BYTES);
-            sumInto(sumOfSquares, grads, true);
-            if (!(maxNorm > 0)) {
-                return Math.sqrt(readDoubles(sumOfSquares)[0]);
-            }
-            try (Tensor factor = backend.allocate(spin.backend.DType.F32, 1)) {
-                var stream = device.compute().handle();
-                float limit = (float) maxNorm;
-                device.launch("spin_clip_scale", () -> (int) clipScale.invokeExact(stream, factor.memory(), norm,
-                        sumOfSquares, limit));
+        requireScalar(norm, "norm");
+        boolean clipping = maxNorm > 0;
+        try (Scratch sumOfSquares = new Scratch(device, Double.BYTES);
+                Tensor factor = clipping ? backend.allocate(DType.F32, 1) : null) {
+            sumInto(sumOfSquares.memory(), grads, true, 1);
+            var stream = device.compute().handle();
+            MemorySegment scale = clipping ? factor.memory() : MemorySegment.NULL;
+            float limit = (float) maxNorm;
+            device.launch("spin_clip_scale", () -> (int) clipScale.invokeExact(stream, scale, norm.memory(),
+                    sumOfSquares.memory(), limit));
+            if (clipping) {
                 elementwise.scaleByDevice(grads, factor);
-                return readDoubles(norm)[0];
             }
         }
     }
 
-    private void sumInto(MemorySegment out, Tensor in, boolean squares) {
+    /** sums += values * weight, F64 on the device. */
+    void accumulateWeighted(Tensor sums, Tensor values, double weight) {
+        Operands.requireDtype(backend, sums, DType.F64, "sums");
+        Operands.requireDtype(backend, values, DType.F64, "values");
+        Operands.requireSameSize(sums, values, "values");
+        var stream = device.compute().handle();
+        long n = sums.size();
+        device.launch("spin_accumulate_weighted", () -> (int) accumulateWeighted.invokeExact(stream, sums.memory(),
+                values.memory(), weight, n));
+    }
+
+    private void requireScalar(Tensor t, String name) {
+        Operands.requireDtype(backend, t, DType.F64, name);
+        Operands.requireLength(t, 1);
+    }
+
+    /** Queues *out = sum(in) / divisor (of squares when asked); an empty {@code in} gives 0 / divisor. */
+    private void sumInto(MemorySegment out, Tensor in, boolean squares, double divisor) {
         long n = in.size();
-        if (n == 0) {
-            // spin_sum leaves its output alone for no elements, and pool memory is not zeroed.
-            DeviceMemory.zero(device.compute(), out);
-            return;
-        }
         long bytes;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment result = arena.allocate(JAVA_LONG);
@@ -103,15 +123,16 @@ final class Reductions {
         try (Scratch scratch = new Scratch(device, bytes)) {
             var stream = device.compute().handle();
             int flag = squares ? 1 : 0;
+            MemorySegment input = n == 0 ? MemorySegment.NULL : in.memory();
             device.launch("spin_sum",
-                    () -> (int) sum.invokeExact(stream, out, scratch.memory(), in.memory(), n, flag));
+                    () -> (int) sum.invokeExact(stream, out, scratch.memory(), input, n, flag, divisor));
         }
     }
 
     private double[] readDoubles(MemorySegment deviceDoubles) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(deviceDoubles.byteSize(), Double.BYTES);
-            DeviceMemory.download(device.compute(), host, deviceDoubles);
+            device.download(host, deviceDoubles);
             return host.toArray(JAVA_DOUBLE);
         }
     }

@@ -1,24 +1,21 @@
 package spin.backend.cuda;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
+import spin.backend.DType;
 import spin.backend.Operands;
 import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
-import spin.nativebind.DeviceMemory;
 
-/** Per-sequence log-prob sums and the SPIN loss with its metrics: kernels/spin_loss.cu. */
+/**
+ * Per-sequence log-prob sums and the SPIN loss with its metrics (left on the device, as
+ * SPIN_LOSS_STATS = {@link SpinLossStats#COUNT} doubles): kernels/spin_loss.cu.
+ */
 final class SpinLoss {
-    /** Doubles the forward writes (SPIN_LOSS_STATS), in the order of {@link SpinLossStats}'s components. */
-    private static final int STATS = 7;
-
     private final CudaBackend backend;
     private final CudaDevice device;
     private final MethodHandle rowSumForward;
@@ -55,20 +52,15 @@ final class SpinLoss {
                 () -> (int) rowSumBackward.invokeExact(stream, dIn.memory(), dOut.memory(), b, time));
     }
 
-    SpinLossStats forward(Tensor policyReal, Tensor policyGenerated, Tensor opponentReal, Tensor opponentGenerated,
+    void forward(Tensor stats, Tensor policyReal, Tensor policyGenerated, Tensor opponentReal, Tensor opponentGenerated,
             float beta, SpinLossType type) {
         int b = requirePairs(policyReal, policyGenerated, opponentReal, opponentGenerated);
-        double[] stats = new double[STATS];
-        try (Scratch out = new Scratch(device, STATS * Double.BYTES); Arena arena = Arena.ofConfined()) {
-            var stream = device.compute();
-            device.launch("spin_spin_loss_forward", () -> (int) lossForward.invokeExact(stream.handle(), out.memory(),
-                    policyReal.memory(), policyGenerated.memory(), opponentReal.memory(), opponentGenerated.memory(), b,
-                    beta, code(type)));
-            MemorySegment host = arena.allocate(JAVA_DOUBLE, STATS);
-            DeviceMemory.download(stream, host, out.memory());
-            MemorySegment.copy(host, JAVA_DOUBLE, 0, stats, 0, STATS);
-        }
-        return new SpinLossStats(stats[0], stats[1], stats[2], stats[3], stats[4], stats[5], stats[6]);
+        Operands.requireDtype(backend, stats, DType.F64, "stats");
+        Operands.requireLength(stats, SpinLossStats.COUNT);
+        var stream = device.compute().handle();
+        device.launch("spin_spin_loss_forward", () -> (int) lossForward.invokeExact(stream, stats.memory(),
+                policyReal.memory(), policyGenerated.memory(), opponentReal.memory(), opponentGenerated.memory(), b, beta,
+                code(type)));
     }
 
     void backward(Tensor dPolicyReal, Tensor dPolicyGenerated, Tensor policyReal, Tensor policyGenerated,

@@ -591,7 +591,7 @@ abstract class BackendContract {
         float[][] logps = {floats(b, 20f), floats(b, 20f), floats(b, 20f), floats(b, 20f)};
         for (SpinLossType type : SpinLossType.values()) {
             SpinLossStats expected = spinLoss(cpu, logps, type), actual = spinLoss(device, logps, type);
-            double[] e = components(expected), a = components(actual);
+            double[] e = expected.toArray(), a = actual.toArray();
             for (int i = 0; i < e.length; i++) {
                 assertEquals(e[i], a[i], 1e-12 * (1 + Math.abs(e[i])), type + " statistic " + i + ": " + expected + " vs " + actual);
             }
@@ -607,13 +607,8 @@ abstract class BackendContract {
 
     private SpinLossStats spinLoss(Backend be, float[][] logps, SpinLossType type) {
         int b = logps[0].length;
-        return be.spinLossForward(track(be.fromHost(logps[0], b)), track(be.fromHost(logps[1], b)),
+        return SpinLossOnHost.forward(be, track(be.fromHost(logps[0], b)), track(be.fromHost(logps[1], b)),
                 track(be.fromHost(logps[2], b)), track(be.fromHost(logps[3], b)), 0.1f, type);
-    }
-
-    private static double[] components(SpinLossStats s) {
-        return new double[] {s.loss(), s.rewardsReal(), s.rewardsGenerated(), s.rewardsAccuracy(), s.rewardsMargin(),
-                s.logpsReal(), s.logpsGenerated()};
     }
 
     // ------------------------------------------------------------------------------ optimizers, reductions
@@ -661,9 +656,98 @@ abstract class BackendContract {
         assertFalse(device.allFinite(track(device.fromHost(broken, broken.length))));
     }
 
+    /**
+     * The divisor divides the finished sum once (the backend's own plain sum divided on the host,
+     * bit for bit; a negative divisor negates), and an empty input gives 0 / divisor; on the CPU
+     * and the device.
+     */
+    @Test
+    void sumsIntoAScalarDivideOnce() {
+        float[] values = floats(70_001, 2f);
+        double cpuSum = cpu.sum(track(cpu.fromHost(values, values.length)));
+        for (Backend be : new Backend[] {cpu, device}) {
+            Tensor in = track(be.fromHost(values, values.length));
+            Tensor out = track(be.allocate(DType.F64, 1));
+            double plain = be.sum(in);
+            assertEquals(cpuSum, plain, 1e-9 * values.length, be.name());
+            for (double divisor : new double[] {1, 3, -70_001 * 32_000.0}) {
+                be.sum(out, in, divisor);
+                assertEquals(Double.doubleToRawLongBits(plain / divisor), Double.doubleToRawLongBits(be.readDoubles(out)[0]),
+                        be.name() + " divisor " + divisor);
+            }
+            be.sum(out, track(be.allocate(DType.F32, 0)), -4);
+            assertEquals(Double.doubleToRawLongBits(-0.0), Double.doubleToRawLongBits(be.readDoubles(out)[0]), be.name());
+        }
+    }
+
+    /**
+     * F64 statistics round-trip exactly, and weighted running sums follow Java's double
+     * arithmetic bit for bit (product and sum each rounded; a fused multiply-add would differ),
+     * -0 kept as the identity it is; on the CPU and the device.
+     */
+    @Test
+    void f64StatisticsRoundTripAndAccumulateAsJavaDoubles() {
+        int n = 300;
+        double[] start = new double[n];
+        for (int i = 0; i < n; i++) {
+            start[i] = i == 0 ? -0.0 : random.nextGaussian() * 1e3;
+        }
+        start[1] = Double.NaN;
+        start[2] = Double.NEGATIVE_INFINITY;
+        start[3] = Double.MIN_VALUE;
+        double[] weights = {8, 0.1, 1.0 / 3};
+        double[][] added = new double[weights.length][n];
+        double[] expected = start.clone();
+        for (int r = 0; r < weights.length; r++) {
+            for (int i = 0; i < n; i++) {
+                added[r][i] = i == 0 ? -0.0 : random.nextGaussian() * 100 / 7;
+                expected[i] = expected[i] + added[r][i] * weights[r];
+            }
+        }
+        for (Backend be : new Backend[] {cpu, device}) {
+            Tensor sums = track(be.allocate(DType.F64, n)), values = track(be.allocate(DType.F64, n));
+            be.write(sums, start);
+            assertArrayEquals(start, be.readDoubles(sums), be.name());
+            for (int r = 0; r < weights.length; r++) {
+                be.write(values, added[r]);
+                be.accumulateWeighted(sums, values, weights[r]);
+            }
+            double[] got = be.readDoubles(sums);
+            for (int i = 0; i < n; i++) {
+                assertEquals(Double.doubleToRawLongBits(expected[i]), Double.doubleToRawLongBits(got[i]), be.name() + " element " + i);
+            }
+            assertThrows(IllegalArgumentException.class, () -> be.read(sums));
+            assertThrows(IllegalArgumentException.class, () -> be.write(sums, new float[n]));
+            assertThrows(IllegalArgumentException.class, () -> be.accumulateWeighted(sums, track(be.allocate(DType.F64, 1)), 1));
+        }
+    }
+
+    /**
+     * The ops whose results a training step reads later (the SPIN loss's statistics, sums into a
+     * scalar, running sums, clipping) and uploads queue work without the host waiting for a device.
+     */
+    @Test
+    void statisticsStayOnTheBackendWithoutWaiting() {
+        int b = 4;
+        Tensor stats = track(device.allocate(DType.F64, SpinLossStats.COUNT)), sums = track(device.allocate(DType.F64, SpinLossStats.COUNT));
+        Tensor norm = track(device.allocate(DType.F64, 1)), scalar = track(device.allocate(DType.F64, 1));
+        Tensor grads = track(device.allocate(DType.F32, 5000));
+        device.synchronize();
+        java.util.OptionalLong before = device.hostSynchronizations();
+        Tensor logps = track(device.fromHost(floats(4 * b, 20f), 4 * b));
+        device.spinLossForward(stats, logps.view(0, b), logps.view(b, b), logps.view(2 * b, b), logps.view(3 * b, b), 0.1f,
+                SpinLossType.SIGMOID);
+        device.accumulateWeighted(sums, stats, 2);
+        device.sum(scalar, logps, 16);
+        device.write(grads, floats(5000, 1f));
+        device.clipGradNorm(norm, grads, 1.0);
+        device.write(scalar, new double[] {1});
+        assertEquals(before, device.hostSynchronizations(), "queued work waited for the device");
+    }
+
     @ParameterizedTest
     @CsvSource({"0", "1000", "0.5"})
-    void clippingScalesOnlyAboveTheLimitAndReturnsThePreClipNorm(double maxNorm) {
+    void clippingScalesOnlyAboveTheLimitAndLeavesThePreClipNorm(double maxNorm) {
         int n = 4099;
         float[] grads = floats(n, 0.1f);
         double[] norms = new double[2];
@@ -671,9 +755,16 @@ abstract class BackendContract {
         float[][] clipped = new float[2][];
         for (int b = 0; b < 2; b++) {
             Tensor g = track(both[b].fromHost(grads, n));
-            norms[b] = both[b].clipGradNorm(g, maxNorm);
+            Tensor norm = track(both[b].allocate(DType.F64, 1));
+            both[b].clipGradNorm(norm, g, maxNorm);
+            norms[b] = both[b].readDoubles(norm)[0];
             clipped[b] = both[b].read(g);
         }
+        double independent = 0;
+        for (float g : grads) {
+            independent += (double) g * g;
+        }
+        assertEquals(Math.sqrt(independent), norms[0], 1e-12 * norms[0]);
         assertEquals(norms[0], norms[1], 1e-12 * norms[0]);
         double scale = maxNorm > 0 && maxNorm / (norms[0] + 1e-6) < 1 ? maxNorm / (norms[0] + 1e-6) : 1;
         for (int i = 0; i < n; i++) {

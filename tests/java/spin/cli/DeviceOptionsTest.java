@@ -71,6 +71,30 @@ class DeviceOptionsTest {
         }
     }
 
+    /**
+     * bench train on the emulated GPU prints the pool's peak and the host waits per step: the
+     * forward and backward queue everything, so the timing's own wait is the only one. The CPU,
+     * which never waits for a device, prints neither.
+     */
+    @Test
+    void benchTrainOnTheEmulatedDeviceCountsOneHostWaitPerStep() {
+        spin.backend.DeviceUnderTest.openOrSkip("cuda-emu:0").close();
+        String[] shape = {"bench", "train", "--preset", "tiny", "--batch", "2", "--seq-len", "16", "--iters", "2"};
+        CliRun.Result emulated = run(concat(shape, "--device", "cuda-emu"));
+        assertEquals(0, emulated.exitCode(), emulated.err());
+        assertTrue(emulated.out().contains("device memory peak"), emulated.out());
+        assertTrue(emulated.out().contains("host synchronisations per step: 1.0 "), emulated.out());
+        CliRun.Result cpu = run(concat(shape, "--device", "cpu", "--threads", "1"));
+        assertEquals(0, cpu.exitCode(), cpu.err());
+        assertFalse(cpu.out().contains("host synchronisations"), cpu.out());
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
     @Test
     void aDeviceThatCannotBeOpenedIsOneLineSayingWhyAndNothingIsWritten() throws IOException {
         Path scores = dir.resolve("scores.jsonl");

@@ -5,15 +5,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import java.util.LinkedHashMap;
-import java.util.Map;
 import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.Precision;
+import spin.backend.SpinLossOnHost;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
 import spin.io.SafetensorsFile;
@@ -136,9 +137,9 @@ abstract class PyTorchFixtureContract {
                         Tensor opponentGenerated = be.fromHost(java.util.Arrays.copyOfRange(opponent, pairs, b), pairs);
                         Tensor dSeq = be.allocate(DType.F32, b);
                         Tensor dTokens = be.allocate(DType.F32, b, t)) {
-                    loss = be.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
+                    loss = SpinLossOnHost.forward(be, policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
                             SpinLossType.SIGMOID).loss();
-                    hinge = be.spinLossForward(policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
+                    hinge = SpinLossOnHost.forward(be, policyReal, policyGenerated, opponentReal, opponentGenerated, beta,
                             SpinLossType.HINGE).loss();
                     be.spinLossBackward(dSeq.view(0, pairs), dSeq.view(pairs, pairs), policyReal, policyGenerated, opponentReal,
                             opponentGenerated, beta, SpinLossType.SIGMOID, 1f);

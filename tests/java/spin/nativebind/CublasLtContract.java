@@ -464,7 +464,8 @@ abstract class CublasLtContract {
                 }
             }
             MemorySegment device = allocate(offset + host.byteSize()).asSlice(offset);
-            DeviceMemory.upload(stream, device, host);
+            // From pageable memory: staged by CUDA before the call returns, so the arena may close.
+            DeviceMemory.copyFromHost(stream, device, host);
             return device;
         }
     }

@@ -72,6 +72,8 @@ class CudaRuntimeTest {
         assertInvalid("spin_event_destroy: NULL event", () -> abi.eventDestroy(none));
         assertInvalid("spin_event_record: NULL event", () -> abi.eventRecord(none, none));
         assertInvalid("spin_stream_wait_event: NULL event", () -> abi.streamWaitEvent(none, none));
+        assertInvalid("spin_event_query: NULL event", () -> abi.eventQuery(none));
+        assertInvalid("spin_event_synchronize: NULL event", () -> abi.eventSynchronize(none));
     }
 
     @Test
@@ -80,6 +82,14 @@ class CudaRuntimeTest {
         answersOrHasNoDevice(() -> abi.free(abi.malloc(256)));
         answersOrHasNoDevice(() -> abi.freeAsync(abi.mallocAsync(256, MemorySegment.NULL), MemorySegment.NULL));
         answersOrHasNoDevice(() -> abi.eventDestroy(abi.eventCreate()));
+        answersOrHasNoDevice(() -> {
+            MemorySegment event = abi.eventCreate();
+            abi.eventRecord(event, MemorySegment.NULL);
+            abi.eventSynchronize(event);
+            assertTrue(abi.eventQuery(event));
+            abi.eventDestroy(event);
+        });
+        answersOrHasNoDevice(() -> abi.hostFree(abi.hostAlloc(256)));
         answersOrHasNoDevice(() -> abi.streamSynchronize(MemorySegment.NULL));
         answersOrHasNoDevice(() -> assertTrue(abi.deviceProperties(0).multiprocessorCount() > 0));
     }

@@ -2,6 +2,8 @@ package spin.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -10,6 +12,7 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -18,12 +21,29 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import spin.backend.Backend;
+import spin.backend.DeviceSpec;
+import spin.backend.Devices;
+import spin.backend.SpinLossType;
+import spin.backend.cpu.CpuBackend;
+import spin.data.SequenceLimits;
+import spin.data.SpinBatch;
+import spin.data.SpinCollator;
+import spin.data.SpinRecord;
+import spin.data.TruncationMode;
+import spin.model.MistralModel;
+import spin.model.ModelCheckpoint;
+import spin.optim.Optimizer;
+import spin.optim.OptimizerSettings;
+import spin.text.Tokenizer;
 
 /**
  * SPIN training on a device end to end (the Trainer with {@code device: <spec>}: batches, both
- * forwards, the loss, every backward, clipping, RMSprop, checkpoints) against the CPU backend, and
- * the device's own determinism: a resumed run ends bit-identical to an uninterrupted one.
+ * forwards, the loss, every backward, clipping, RMSprop, checkpoints) against the CPU backend, the
+ * device's own determinism (a resumed run ends bit-identical to an uninterrupted one), and how
+ * often a step makes the host wait for the device.
  *
  * <p>Opened for fp32, both backends differ in summation order only. The logged metrics are sums
  * over the batch and must agree to 1e-4. Weights are held to an L2 bound, not an element-wise one:
@@ -153,6 +173,113 @@ abstract class DeviceTrainingContract {
         List<JsonNode> a = TinyTrainingData.metrics(straight), b = TinyTrainingData.metrics(resumed);
         assertEquals(TinyTrainingData.withoutWallClock(a.get(a.size() - 1)),
                 TinyTrainingData.withoutWallClock(b.get(b.size() - 1)));
+    }
+
+    /**
+     * A non-finite step stops the run naming the step and its first cause, with the steps before
+     * it saved and nothing of it (the checks are read once, at the step's end, before any save):
+     * AdamW at lr 1e30 blows up a later step's forward (the loss, or the gradient norm), RMSprop
+     * at 1e38 overflows the weights of step 1 with a finite loss and norm. On the CPU and the
+     * device.
+     */
+    @ParameterizedTest(name = "{0} at lr {1}")
+    @CsvSource({"adamw, 1e30, 'step \\d+: the (SPIN loss|gradient norm) is (NaN|-?Infinity)'",
+            "rmsprop, 1e38, 'step 1: the optimizer update at learning rate 1.0E38 made the weights NaN or Inf; .*'"})
+    void aDivergedStepStopsTrainingBeforeAnythingOfItIsSaved(String optim, double lr, String message) throws IOException {
+        for (String device : new String[] {"cpu", deviceSpec()}) {
+            Path out = dir.resolve(optim + "-" + device);
+            Map<String, Object> s = settings(out, device);
+            s.put("max_steps", 6);
+            s.put("learning_rate", lr);
+            s.put("warmup_ratio", 0.0);
+            s.put("max_grad_norm", 0.0);
+            s.put("optim", optim);
+            s.put("save_strategy", "steps");
+            s.put("save_steps", 1);
+            TrainingDivergedException e = assertThrows(TrainingDivergedException.class, () -> train(s, false));
+            assertTrue(e.getMessage().matches(message), device + ": " + e.getMessage());
+            long failedStep = Long.parseLong(e.getMessage().replaceAll("step (\\d+):.*", "$1"));
+            assertTrue(failedStep < 6, "the run diverged within its steps");
+            assertEquals(failedStep - 1, new TrainingCheckpoints(out).list().size(),
+                    device + ": every step before the failure was saved, and nothing after");
+            assertFalse(Files.exists(out.resolve(Trainer.RESULTS_FILE)));
+        }
+    }
+
+    /**
+     * DESIGN section 3: a SPIN step that does not log waits for the device once (its loss, norm and
+     * weight checks in one read) and a logging step once more (the interval's means), for either
+     * opponent and with accumulation; the uploads, the loss statistics, the logit means, clipping
+     * and the metric sums queue without waiting. Counted by the device itself
+     * ({@link Backend#hostSynchronizations}), over the pieces the Trainer's loop runs per step
+     * (the rest of its loop is host work), with logging every second step. The metrics read at
+     * the logging steps are those of the CPU backend run the same way.
+     */
+    @ParameterizedTest(name = "accumulation {0}, precomputed opponent {1}")
+    @CsvSource({"1, true", "2, true", "2, false"})
+    void aStepThatDoesNotLogWaitsForTheDeviceOnce(int accumulation, boolean precomputed) throws IOException {
+        String device = deviceSpec();
+        List<Map<String, Double>> onCpu = loggedEverySecondStep(new CpuBackend(2), accumulation, precomputed, null);
+        List<long[]> waits = new ArrayList<>();
+        List<Map<String, Double>> onDevice = loggedEverySecondStep(Devices.open(DeviceSpec.parse(device), 0), accumulation, precomputed, waits);
+        for (int s = 0; s < waits.size(); s++) {
+            long[] w = waits.get(s);
+            assertEquals(1, w[0], device + " step " + (s + 1) + " waited " + w[0] + " times");
+            assertEquals(s % 2 == 1 ? 1 : 0, w[1], device + " logging after step " + (s + 1) + " waited " + w[1] + " times");
+        }
+        assertEquals(onCpu.size(), onDevice.size());
+        for (int i = 0; i < onCpu.size(); i++) {
+            assertEquals(onCpu.get(i).keySet(), onDevice.get(i).keySet());
+            for (String name : onCpu.get(i).keySet()) {
+                double want = onCpu.get(i).get(name), got = onDevice.get(i).get(name);
+                assertEquals(want, got, 1e-4 * (1 + Math.abs(want)), "log " + i + " " + name + " on " + device);
+            }
+        }
+    }
+
+    /**
+     * Four SPIN steps on {@code backend} (closed at the end), the interval's means read after every
+     * second step; when {@code waits} is given, each step's and each log's count of host waits.
+     */
+    private static List<Map<String, Double>> loggedEverySecondStep(Backend backend, int accumulation, boolean precomputed,
+            List<long[]> waits) throws IOException {
+        List<SpinRecord> train = TinyTrainingData.reversalRecords().subList(0, 16);
+        List<Map<String, Double>> logs = new ArrayList<>();
+        try (backend; Tokenizer tokenizer = Tokenizer.load(model); MistralModel policy = ModelCheckpoint.load(model, backend)) {
+            SpinCollator collator = new SpinCollator(tokenizer, tokenizer.chatTemplate(), tokenizer.padId(),
+                    new SequenceLimits(32, 16, TruncationMode.KEEP_END));
+            try (Opponent opponent = precomputed ? PrecomputedOpponent.score(policy, collator, train, List.of(), 2)
+                            : new FrozenOpponent(ModelCheckpoint.load(model, backend));
+                    Optimizer optimizer = new OptimizerSettings("rmsprop", 0, 0.9f, 0.999f, 1e-8f).create(policy)) {
+                SpinObjective objective = new SpinObjective(policy, collator, opponent, 0.1f, SpinLossType.SIGMOID);
+                TrainingStep step = new TrainingStep(policy, optimizer, objective, 1.0);
+                try (MetricMeans interval = new MetricMeans(backend, objective.metricNames())) {
+                    for (int s = 0; s < 4; s++) {
+                        List<SpinBatch> batches = new ArrayList<>();
+                        for (int m = 0; m < accumulation; m++) {
+                            int first = (s * accumulation + m) * 2 % train.size();
+                            batches.add(collator.collate(List.of(collator.features(first, train.get(first)),
+                                    collator.features(first + 1, train.get(first + 1)))));
+                        }
+                        long before = waitsSoFar(backend);
+                        step.run(batches, (float) LR, s + 1, interval);
+                        long stepped = waitsSoFar(backend);
+                        if (s % 2 == 1) {
+                            logs.add(interval.means(""));
+                            interval.clear();
+                        }
+                        if (waits != null) {
+                            waits.add(new long[] {stepped - before, waitsSoFar(backend) - stepped});
+                        }
+                    }
+                }
+            }
+        }
+        return logs;
+    }
+
+    private static long waitsSoFar(Backend backend) {
+        return backend.hostSynchronizations().orElse(0);
     }
 
     /** Opens and closes {@code spec} through the test tier's check, so a missing device skips the test. */

@@ -93,16 +93,21 @@ public final class TinyTrainingData {
      * .jsonl, since its bundle leaves out the Parquet library (tools/gpu-bundle.sh).
      */
     public static Path reversals(Path dir, String extension) throws IOException {
-        List<SpinRecord> train = new ArrayList<>(), test = new ArrayList<>();
+        List<SpinRecord> all = reversalRecords();
+        SpinDatasetWriter.write(dir.resolve("train_prefs-00000-of-00001" + extension), all.subList(0, 16));
+        SpinDatasetWriter.write(dir.resolve("test_prefs-00000-of-00001" + extension), all.subList(16, 20));
+        return dir;
+    }
+
+    /** The 20 records {@link #reversals} writes, the 16 train records first. */
+    public static List<SpinRecord> reversalRecords() {
+        List<SpinRecord> records = new ArrayList<>();
         for (int i = 0; i < 20; i++) {
             String q = "reverse " + "abcdefgh".substring(0, 2 + i % 6) + i;
-            SpinRecord r = new SpinRecord(
+            records.add(new SpinRecord(
                     List.of(ChatMessage.user(q), ChatMessage.assistant(new StringBuilder(q).reverse().toString())),
-                    List.of(ChatMessage.user(q), ChatMessage.assistant("no idea " + i)));
-            (i < 16 ? train : test).add(r);
+                    List.of(ChatMessage.user(q), ChatMessage.assistant("no idea " + i))));
         }
-        SpinDatasetWriter.write(dir.resolve("train_prefs-00000-of-00001" + extension), train);
-        SpinDatasetWriter.write(dir.resolve("test_prefs-00000-of-00001" + extension), test);
-        return dir;
+        return records;
     }
 }

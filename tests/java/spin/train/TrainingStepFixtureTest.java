@@ -13,9 +13,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Test;
+import spin.backend.DType;
 import spin.backend.SpinLossType;
+import spin.backend.Tensor;
 import spin.backend.cpu.CpuBackend;
-import spin.data.LogProbScorer;
 import spin.data.SpinBatch;
 import spin.io.SafetensorsFile;
 import spin.model.MistralModel;
@@ -85,15 +86,15 @@ class TrainingStepFixtureTest {
         final Map<Long, float[]> table = new HashMap<>();
 
         @Override
-        public LogProbScorer.Scores scores(SpinBatch batch, Split split) {
+        public Tensor scores(SpinBatch batch, Split split) {
             int b = batch.records();
-            float[] real = new float[b], generated = new float[b];
+            float[] realThenGenerated = new float[2 * b];
             for (int r = 0; r < b; r++) {
                 float[] pair = table.get(batch.recordIndex(r));
-                real[r] = pair[0];
-                generated[r] = pair[1];
+                realThenGenerated[r] = pair[0];
+                realThenGenerated[b + r] = pair[1];
             }
-            return new LogProbScorer.Scores(real, generated);
+            return cpu.fromHost(realThenGenerated, 2 * b);
         }
     }
 
@@ -128,10 +129,11 @@ class TrainingStepFixtureTest {
             for (int s = 0; s < 3; s++) {
                 assertEquals(lrs[s], schedule.at(s), 1e-9 * baseLr, "lr of step " + s);
                 SpinBatch b = batch("batch" + s, 100L * s, opponent);
-                MetricMeans metrics = new MetricMeans();
-                TrainingStep.Outcome outcome = step.run(List.of(b), (float) schedule.at(s), s + 1, metrics);
-                assertEquals(norms[s], outcome.gradNorm(), 1e-5 * norms[s], "pre-clip gradient norm of step " + s);
-                assertEquals(losses[s], metrics.means("").get("loss"), 1e-5, "loss of step " + s);
+                try (MetricMeans metrics = new MetricMeans(cpu, objective.metricNames())) {
+                    TrainingStep.Outcome outcome = step.run(List.of(b), (float) schedule.at(s), s + 1, metrics);
+                    assertEquals(norms[s], outcome.gradNorm(), 1e-5 * norms[s], "pre-clip gradient norm of step " + s);
+                    assertEquals(losses[s], metrics.means("").get("loss"), 1e-5, "loss of step " + s);
+                }
             }
             for (Slot s : model.parameters().layout().slots()) {
                 float[] expectedUpdate = minus(floats(run + "/" + s.name()), start.get(s.name()));
@@ -168,18 +170,22 @@ class TrainingStepFixtureTest {
         try (MistralModel model = ModelCheckpoint.load(DIR, cpu);
                 Optimizer optimizer = new OptimizerSettings("adamw", 0, 0.9f, 0.999f, 1e-8f).create(model)) {
             SpinObjective objective = new SpinObjective(model, null, opponent, beta, SpinLossType.SIGMOID);
-            MetricMeans metrics = new MetricMeans();
-            // lr 0: the step leaves the weights as they are, so the second comparison starts from the same model
-            TrainingStep.Outcome outcome = new TrainingStep(model, optimizer, objective, 0)
-                    .run(List.of(half0, half1), 0f, 1, metrics);
-            assertEquals(fixtureNorm, outcome.gradNorm(), 1e-5 * fixtureNorm);
-            assertEquals(floats("rmsprop/loss")[0], metrics.means("").get("loss"), 1e-6);
+            try (MetricMeans metrics = new MetricMeans(cpu, objective.metricNames());
+                    Tensor values = cpu.allocate(DType.F64, objective.metricNames().size())) {
+                // lr 0: the step leaves the weights as they are, so the second comparison starts from the same model
+                TrainingStep.Outcome outcome = new TrainingStep(model, optimizer, objective, 0)
+                        .run(List.of(half0, half1), 0f, 1, metrics);
+                assertEquals(fixtureNorm, outcome.gradNorm(), 1e-5 * fixtureNorm);
+                assertEquals(floats("rmsprop/loss")[0], metrics.means("").get("loss"), 1e-6);
 
-            objective.train(whole, 1.0, 1);
+                objective.train(whole, 1.0, values);
+            }
             float[] wholeGradient = cpu.read(model.gradients().flat());
             cpu.fill(model.gradients().flat(), 0f);
-            objective.train(half0, 0.5, 1);
-            objective.train(half1, 0.5, 1);
+            try (Tensor values = cpu.allocate(DType.F64, objective.metricNames().size())) {
+                objective.train(half0, 0.5, values);
+                objective.train(half1, 0.5, values);
+            }
             float[] accumulated = cpu.read(model.gradients().flat());
             double err = TorchFixtures.relativeError(accumulated, wholeGradient);
             assertTrue(err < 1e-6, "accumulated gradient vs whole batch: relative error " + err);

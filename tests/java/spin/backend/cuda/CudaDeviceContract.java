@@ -1,6 +1,7 @@
 package spin.backend.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Arrays;
@@ -13,8 +14,9 @@ import spin.nativebind.DeviceMemory;
 
 /**
  * The device's resources: work on the communication stream waits for the compute work queued
- * before it (the event), and the pool's counts follow allocations. {@link EmulatedCudaDeviceTest}
- * runs it in CI, {@link GpuCudaDeviceTest} on a GPU (where a missing wait would show as a race).
+ * before it (the event), the pool's counts follow allocations, and uploads through the staging
+ * ring land intact without the host waiting. {@link EmulatedCudaDeviceTest} runs it in CI,
+ * {@link GpuCudaDeviceTest} on a GPU (where a missing wait would show as a race).
  */
 abstract class CudaDeviceContract {
     /** The device spec under test. */
@@ -51,5 +53,42 @@ abstract class CudaDeviceContract {
             backend.synchronize();
             assertTrue(backend.memoryUsage().orElseThrow().currentBytes() <= before, "the tensor's memory went back to the pool");
         }
+    }
+
+    /**
+     * A ring's worth of uploads queued after a synchronisation does not wait, every one lands, and
+     * one upload of two and a half rings (reusing each slot within the call) lands intact too;
+     * reads are counted as the waits they are.
+     */
+    @Test
+    void uploadsGoThroughTheStagingRingWithoutWaiting() {
+        try (Backend backend = DeviceUnderTest.openOrSkip(spec())) {
+            int small = 1000;
+            Tensor[] tensors = new Tensor[StagingRing.SLOTS];
+            backend.synchronize();
+            long before = backend.hostSynchronizations().orElseThrow();
+            for (int i = 0; i < tensors.length; i++) {
+                tensors[i] = backend.fromHost(pattern(small, i), small);
+            }
+            assertEquals(before, backend.hostSynchronizations().orElseThrow(), "uploads made the host wait");
+            for (int i = 0; i < tensors.length; i++) {
+                assertArrayEquals(pattern(small, i), backend.read(tensors[i]), "upload " + i);
+                tensors[i].close();
+            }
+            assertEquals(before + tensors.length, backend.hostSynchronizations().orElseThrow(), "one wait per read");
+            int large = Math.toIntExact(5 * StagingRing.SLOTS * StagingRing.SLOT_BYTES / 2 / Float.BYTES + 7);
+            try (Tensor t = backend.fromHost(pattern(large, -1), large)) {
+                assertArrayEquals(pattern(large, -1), backend.read(t));
+            }
+        }
+    }
+
+    /** Values that differ between uploads and along each one, so a piece landing in the wrong place shows. */
+    private static float[] pattern(int n, int upload) {
+        float[] values = new float[n];
+        for (int i = 0; i < n; i++) {
+            values[i] = upload * 1000f + i;
+        }
+        return values;
     }
 }
