@@ -283,6 +283,19 @@ SPIN_EXPORT int spin_scatter_rows(spin_stream_t stream, int dtype, void* dst, co
 /* out[S] = the first index of the largest value of each row of logits [S,V] (torch.argmax; a row of
    -inf gives 0), or -1 where the row holds a NaN. */
 SPIN_EXPORT int spin_argmax_rows(spin_stream_t stream, int32_t* out, const float* logits, int S, int V);
+/* Bytes of device scratch spin_sample_rows needs for S rows of V logits. */
+SPIN_EXPORT int spin_sample_rows_scratch_bytes(int S, int V, size_t* out);
+/* out[S] = the token each row of logits [S,V] chooses under Backend.sampleRows'
+   (java/spin/backend/Backend.java) rule: repetition penalty (history [S,L] int32 and
+   historyLengths [S], read when repetitionPenalty != 1; ids outside [0,V) are skipped and lengths
+   clamped to [0,L]), then greedy (temperature 0) or temperature, top-k (0 = off), top-p (1 = off)
+   and a draw of u = SplitMix64 draw draws[s] of the stream streams[s] (int32 [S,2], low word first;
+   both read when temperature > 0), in double; -1 for a row holding a NaN. Deterministic, each row
+   independent of the others. */
+SPIN_EXPORT int spin_sample_rows(spin_stream_t stream, int32_t* out, void* scratch, const float* logits, int S, int V,
+                                 const int32_t* streams, const int32_t* draws, const int32_t* history,
+                                 const int32_t* historyLengths, int L, double temperature, double topP, int topK,
+                                 double repetitionPenalty);
 
 /* ---- kernels: attention (kernels/attention.cu) --------------------------------------------- */
 

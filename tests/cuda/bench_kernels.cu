@@ -397,6 +397,22 @@ int main(int argc, char** argv) {
     int32_t* query_seq = upload_ints(host_seq);
     int32_t* query_pos = upload_ints(host_pos);
     int32_t* scatter_rows = upload_ints(host_rows);
+    // token choice for the decoding rows (the first of the logits' rows): a stream and a draw per
+    // row, and a history of ctx ids for the repetition penalty
+    const int choose_rows = std::min(M, N);
+    std::vector<int32_t> host_streams(2 * static_cast<size_t>(choose_rows)), host_draws(choose_rows);
+    std::vector<int32_t> host_history(static_cast<size_t>(choose_rows) * ctx), host_lengths(choose_rows, ctx);
+    for (int32_t& word : host_streams) word = static_cast<int32_t>(next());
+    for (int32_t& draw : host_draws) draw = static_cast<int32_t>(next() % 1000);
+    for (int32_t& id : host_history) id = static_cast<int32_t>(next() % V);
+    int32_t* sample_streams = upload_ints(host_streams);
+    int32_t* sample_draws = upload_ints(host_draws);
+    int32_t* sample_history = upload_ints(host_history);
+    int32_t* sample_lengths = upload_ints(host_lengths);
+    int32_t* chosen = alloc<int32_t>(choose_rows);
+    size_t sample_scratch_bytes = 0;
+    check(spin_sample_rows_scratch_bytes(choose_rows, V, &sample_scratch_bytes), "spin_sample_rows_scratch_bytes");
+    void* sample_scratch = alloc<char>(sample_scratch_bytes);
     check(spin_stream_synchronize(nullptr), "spin_stream_synchronize");
     std::printf("buffers: %.2f GiB\n", allocated_bytes / 1073741824.0);
 
@@ -483,6 +499,26 @@ int main(int argc, char** argv) {
                [&] { return spin_logprob_forward(stream, logp, logit_lse, logits, labels, N, V); });
     bench.time("logprob_backward", fmt("N=%d V=%d", N, V), Rate::Bandwidth, NV * (f4 + fa) + 3.0 * N * f4, runs, warm,
                [&] { return spin_logprob_backward(stream, act, dlogits, dlogp, logits, labels, logit_lse, N, V); });
+
+    // ---- token choice, one block per row: argmax reads S*V*4; sampling's passes re-read a scratch
+    // row of doubles a number of times that depends on the filters, so it is timed as latency
+    bench.time("argmax_rows", fmt("S=%d V=%d", choose_rows, V), Rate::Bandwidth, static_cast<double>(choose_rows) * V * f4,
+               runs, warm, [&] { return spin_argmax_rows(stream, chosen, logits, choose_rows, V); });
+    struct SampleRule {
+        const char* name;
+        double temperature, top_p;
+        int top_k;
+        double penalty;
+    };
+    for (const SampleRule& rule : {SampleRule{"sample_rows T=1", 1, 1, 0, 1}, SampleRule{"sample_rows top-k 50", 1, 1, 50, 1},
+                                   SampleRule{"sample_rows top-p 0.9", 1, 0.9, 0, 1},
+                                   SampleRule{"sample_rows all filters", 0.7, 0.9, 50, 1.1}}) {
+        bench.time(rule.name, fmt("S=%d V=%d", choose_rows, V), Rate::Latency, 0, runs, warm, [&] {
+            return spin_sample_rows(stream, chosen, sample_scratch, logits, choose_rows, V, sample_streams, sample_draws,
+                                    sample_history, sample_lengths, ctx, rule.temperature, rule.top_p, rule.top_k,
+                                    rule.penalty);
+        });
+    }
 
     // ---- sequence sums and the SPIN loss: launch-bound at these sizes
     bench.time("row_sum_forward", fmt("B=%d T=%d", rowB, rowT), Rate::Latency, 0, runs, warm,

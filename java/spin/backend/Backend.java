@@ -291,6 +291,51 @@ public interface Backend extends AutoCloseable {
      */
     void argmaxRows(Tensor out, Tensor logits);
 
+    /**
+     * Chooses the next token of each row of logits [S,V] under {@code rule}, in double precision and
+     * HF's order, and writes its id to out I32 [S]; decoding then reads S ids back instead of S rows
+     * of logits. For row s:
+     * <ol>
+     * <li>score[v] = logits[s,v]. With a repetition penalty p (HF's RepetitionPenaltyLogitsProcessor),
+     * each distinct id t among the first {@code historyLengths[s]} entries of history row s is
+     * penalised once: score[t] = logit / p where the logit is >= 0, logit * p where it is negative.
+     * <li>A row holding a NaN logit gives -1. Greedy decoding (temperature 0), and a row whose largest
+     * score is infinite (a +inf, or every score -inf), give the first index of the largest score.
+     * <li>Top-k ({@code 0 < topK < V}) keeps the scores >= the topK-th largest (ties with it kept).
+     * A kept token weighs exp((score - max) * (1 / temperature)), the maximum itself 1 (so that a
+     * temperature whose reciprocal overflows still samples among the maxima); the others weigh 0.
+     * <li>Top-p ({@code topP < 1}, HF's TopPLogitsWarper) ranks the tokens by weight rounded to
+     * float, descending, ties by id ascending; a token survives when the tokens ranked before it
+     * weigh less than topP times the kept weight. Tokens weighing at most (1 - topP) / V of the kept
+     * weight are dropped first: together they weigh at most 1 - topP of it and are ranked last, so
+     * the rule drops them (to float rounding of the ranking).
+     * <li>The draw: u = {@link SplitMix64#uniform}(stream of row s, draws[s]) times the surviving
+     * weight; out[s] = the first id, in id order, at which the running sum of surviving weights
+     * exceeds u.
+     * </ol>
+     * Row s depends only on its own logits, history, stream and draw number: its token is the same
+     * whatever other rows share the call, and a request drawing number n of its own stream at its
+     * n-th sampled token samples as one {@code SplitMix64} generator of its own would.
+     *
+     * <p>The CPU backend sums weights in id order (the kept weight of top-p in rank order) and uses
+     * {@link Math#exp}; a device sums in another fixed order and its exp may differ by an ulp. A
+     * device therefore chooses the CPU's token except where u, or the top-p cut, lies within
+     * rounding (about 1e-15 of the row's weight) of a boundary between two tokens, which a row of
+     * random logits hits with a probability of about 1e-14.
+     *
+     * @param streams I32 [S,2]: each row's stream ({@link SplitMix64#stream}), low 32 bits then
+     *     high; may be null when greedy
+     * @param draws I32 [S]: the number of the draw each row takes from its stream (how many it took
+     *     before); may be null when greedy
+     * @param history I32 [S,L]: each row's sequence so far (prompt and generated ids, in [0, V));
+     *     may be null without a penalty
+     * @param historyLengths I32 [S], in [0, L]: how many entries of each history row count; may be
+     *     null without a penalty. Ids or lengths out of range are caller errors: the CPU backend
+     *     throws, a device skips such ids and clamps such lengths (it never reads outside the tensors)
+     */
+    void sampleRows(Tensor out, Tensor logits, SamplingRule rule, Tensor streams, Tensor draws, Tensor history,
+            Tensor historyLengths);
+
     // ---------------------------------------------------------------- log-probs and losses
 
     /** Label value whose position contributes nothing (HF's ignore_index). */

@@ -78,6 +78,41 @@ public final class Operands {
         return Math.toIntExact(t.size() / rowLength);
     }
 
+    /**
+     * Checks the operands of {@link Backend#sampleRows} and returns the length L of its history rows
+     * (0 where the rule has no repetition penalty, which reads no history).
+     */
+    public static int sampleRowsHistoryLength(Backend backend, Tensor out, Tensor logits, SamplingRule rule, Tensor streams,
+            Tensor draws, Tensor history, Tensor historyLengths) {
+        requireF32(backend, logits);
+        requireDtype(backend, out, DType.I32, "out");
+        int s = rows(logits, logits.dim(-1), "logits");
+        requireLength(out, s);
+        if (!rule.isGreedy()) {
+            requireDtype(backend, present(streams, "streams", "sampling"), DType.I32, "streams");
+            requireLength(streams, 2L * s);
+            requireDtype(backend, present(draws, "draws", "sampling"), DType.I32, "draws");
+            requireLength(draws, s);
+        }
+        if (!rule.penalizesRepetition()) {
+            return 0;
+        }
+        requireDtype(backend, present(history, "history", "a repetition penalty"), DType.I32, "history");
+        requireDtype(backend, present(historyLengths, "historyLengths", "a repetition penalty"), DType.I32, "historyLengths");
+        requireLength(historyLengths, s);
+        if (history.rank() != 2 || history.dim(0) != s) {
+            throw new IllegalArgumentException("history must be [" + s + ", L], one row per row of logits, got " + history);
+        }
+        return history.dim(1);
+    }
+
+    private static Tensor present(Tensor t, String name, String needs) {
+        if (t == null) {
+            throw new IllegalArgumentException(name + " must be given for " + needs);
+        }
+        return t;
+    }
+
     /** [B,T,H,D] of a rank-4 tensor with an even head dim, as RoPE takes it. */
     public static int[] ropeShape(Tensor in) {
         if (in.rank() != 4) {

@@ -8,6 +8,8 @@ import java.util.List;
 import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.FrozenWeights;
+import spin.backend.SamplingRule;
+import spin.backend.SplitMix64;
 import spin.backend.Tensor;
 import spin.model.KvCache;
 import spin.model.MistralConfig;
@@ -33,10 +35,15 @@ import spin.model.MistralModel;
  * <p><b>Weights.</b> A run freezes the model's weights ({@link MistralModel#freezeWeights}) from
  * its first step to its end: they must not change during a run, and may between runs.
  *
- * <p><b>Reproducibility.</b> Each request samples from its own random stream, seeded by the run's
- * seed and the request's key, so its output does not depend on the other requests in its batch
- * as long as the model's logits for a sequence do not (with the CPU backend and the weights
- * frozen, as they are during a run, they are the same bits whatever the batch holds).
+ * <p><b>Choosing tokens.</b> Every step's tokens are chosen on the backend ({@link Backend#argmaxRows}
+ * for greedy decoding without a repetition penalty, else {@link Backend#sampleRows}) and only one
+ * id per sequence is read back.
+ *
+ * <p><b>Reproducibility.</b> Each request samples from its own random stream, started from the
+ * run's seed and the request's key ({@link SplitMix64#stream}), taking draw n for its n-th answer
+ * token, so its output does not depend on the other requests in its batch as long as the model's
+ * logits for a sequence do not (with the CPU backend and the weights frozen, as they are during a
+ * run, they are the same bits whatever the batch holds).
  */
 public final class BatchGenerator {
     private final MistralModel model;
@@ -45,9 +52,8 @@ public final class BatchGenerator {
     private final int maxStepTokens;
     private final SamplingParams sampling;
     private final StopCriteria stop;
-    private final Sampler sampler;
-    /** Greedy without a repetition penalty needs only each row's argmax, which the backend computes. */
-    private final boolean onBackendArgmax;
+    /** Greedy without a repetition penalty needs only each row's argmax. */
+    private final boolean argmaxOnly;
 
     /**
      * @param maxSequences most sequences decoding together (the batch size)
@@ -69,23 +75,66 @@ public final class BatchGenerator {
         this.maxStepTokens = maxStepTokens;
         this.sampling = sampling;
         this.stop = stop;
-        this.sampler = new Sampler(sampling, model.config().vocabSize());
-        this.onBackendArgmax = sampling.isGreedy() && !sampling.penalizesRepetition();
+        this.argmaxOnly = sampling.rule().isGreedy() && !sampling.rule().penalizesRepetition();
     }
 
-    private int[] argmax(Tensor logits) {
+    /** The id each row of the step's logits chooses (-1 for a row holding a NaN), chosen on the backend. */
+    private int[] choose(Tensor logits, Step step) {
         Backend backend = model.backend();
-        try (Tensor ids = backend.allocate(DType.I32, logits.dim(0))) {
-            backend.argmaxRows(ids, logits);
+        SamplingRule rule = sampling.rule();
+        int rows = step.sequences.size();
+        try (Tensor ids = backend.allocate(DType.I32, rows)) {
+            if (argmaxOnly) {
+                backend.argmaxRows(ids, logits);
+            } else {
+                boolean penalizes = rule.penalizesRepetition();
+                int longest = penalizes ? step.sequences.stream().mapToInt(s -> s.length).max().orElse(0) : 0;
+                try (Tensor streams = rule.isGreedy() ? null : backend.fromHost(streams(step), rows, 2);
+                        Tensor draws = rule.isGreedy() ? null : backend.fromHost(draws(step), rows);
+                        Tensor history = penalizes ? backend.fromHost(history(step, longest), rows, longest) : null;
+                        Tensor lengths = penalizes ? backend.fromHost(lengths(step), rows) : null) {
+                    backend.sampleRows(ids, logits, rule, streams, draws, history, lengths);
+                }
+            }
             return backend.readInts(ids);
         }
     }
 
-    private static int greedyToken(int argmax) {
-        if (argmax < 0) {
-            throw Sampler.nanLogits("a greedy step");
+    /** Each sequence's stream as sampleRows takes it: low 32 bits, then high. */
+    private static int[] streams(Step step) {
+        int[] words = new int[2 * step.sequences.size()];
+        for (int i = 0; i < step.sequences.size(); i++) {
+            long stream = step.sequences.get(i).stream;
+            words[2 * i] = (int) stream;
+            words[2 * i + 1] = (int) (stream >>> 32);
         }
-        return argmax;
+        return words;
+    }
+
+    /** A sequence takes draw n of its stream for its answer's token n: one draw per sampled token. */
+    private static int[] draws(Step step) {
+        return step.sequences.stream().mapToInt(s -> s.length - s.promptLength).toArray();
+    }
+
+    private static int[] history(Step step, int historyLength) {
+        int[] history = new int[step.sequences.size() * historyLength];
+        for (int i = 0; i < step.sequences.size(); i++) {
+            Sequence s = step.sequences.get(i);
+            System.arraycopy(s.tokens, 0, history, i * historyLength, s.length);
+        }
+        return history;
+    }
+
+    private static int[] lengths(Step step) {
+        return step.sequences.stream().mapToInt(s -> s.length).toArray();
+    }
+
+    private static int checkedToken(int id, Sequence s) {
+        if (id < 0) {
+            throw new IllegalStateException("the model produced a NaN logit (request " + s.request.key() + ", answer token "
+                    + (s.length - s.promptLength) + "); the weights are broken");
+        }
+        return id;
     }
 
     /**
@@ -117,7 +166,6 @@ public final class BatchGenerator {
         Generation[] results = new Generation[requests.size()];
         List<Sequence> running = new ArrayList<>();
         int reserved = 0;
-        int vocab = model.config().vocabSize();
         // The weights stay fixed for the run: the backend may prepare them once (CPU: packed for its
         // GEMM) instead of in every step, and drops that copy at the end, so that a later run of a
         // changed model never sees it.
@@ -133,10 +181,7 @@ public final class BatchGenerator {
                 }
                 int live = running.size();
                 Step step = compose(running);
-                Tensor stepLogits = model.extend(cache, step.cacheIds, step.tokens);
-                // Greedy decoding chooses on the backend and reads one id per sequence back.
-                int[] greedy = onBackendArgmax ? argmax(stepLogits) : null;
-                float[] logits = greedy == null ? model.backend().read(stepLogits) : null;
+                int[] chosen = choose(model.extend(cache, step.cacheIds, step.tokens), step);
                 int sampled = 0;
                 for (int i = 0; i < step.sequences.size(); i++) {
                     Sequence s = step.sequences.get(i);
@@ -144,7 +189,7 @@ public final class BatchGenerator {
                     if (s.fed < s.length) {
                         continue; // a prompt chunk: its last token is not the prompt's last
                     }
-                    s.append(greedy != null ? greedyToken(greedy[i]) : sampler.next(logits, i * vocab, s.tokens, s.length, s.random));
+                    s.append(checkedToken(chosen[i], s));
                     sampled++;
                     FinishReason finish = stop.check(s.tokens, s.promptLength, s.length);
                     if (finish != null) {
@@ -192,7 +237,7 @@ public final class BatchGenerator {
                     + stop.maxNewTokens() + " new tokens need " + blocks + " KV-cache blocks of " + cache.blockSize()
                     + " tokens, but the cache has " + capacity + "; raise the KV-cache budget or lower max_new_tokens");
         }
-        return new Sequence(r, position, (int) blocks, new SequenceRandom(sampling.seed(), r.key()));
+        return new Sequence(r, position, (int) blocks, SplitMix64.stream(sampling.seed(), r.key()));
     }
 
     /**
@@ -234,18 +279,18 @@ public final class BatchGenerator {
         final GenerationRequest request;
         final int position;
         final int worstCaseBlocks;
-        final SequenceRandom random;
+        final long stream;
         final int promptLength;
         int[] tokens;
         int length;
         int fed;
         int cacheId;
 
-        Sequence(GenerationRequest request, int position, int worstCaseBlocks, SequenceRandom random) {
+        Sequence(GenerationRequest request, int position, int worstCaseBlocks, long stream) {
             this.request = request;
             this.position = position;
             this.worstCaseBlocks = worstCaseBlocks;
-            this.random = random;
+            this.stream = stream;
             this.promptLength = request.prompt().length;
         }
 

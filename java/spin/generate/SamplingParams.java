@@ -1,44 +1,23 @@
 package spin.generate;
 
+import spin.backend.SamplingRule;
+
 /**
- * How the next token is chosen from the logits. Temperature 0 is greedy decoding (the reference
- * default: HF generate without sampling); a positive temperature samples from
- * {@code softmax(logits / temperature)} after the optional top-k and top-p (nucleus) filters, as
- * HF's and vLLM's warpers do. The repetition penalty (HF's CTRL-style penalty, 1 = off) applies in
- * both modes.
- *
- * @param temperature 0 for greedy, else > 0
- * @param topP keep the most likely tokens whose cumulative probability first reaches this, in (0, 1]; 1 = off
- * @param topK keep the k most likely tokens; 0 = off
- * @param repetitionPenalty > 0; logits of tokens already in the sequence are divided by it (multiplied when negative)
- * @param seed with the request's key, seeds the request's own random stream
+ * How a run chooses its tokens: the rule applied to each step's logits, and the seed that with a
+ * request's key starts the request's own random stream ({@link spin.backend.SplitMix64#stream}).
  */
-public record SamplingParams(double temperature, double topP, int topK, double repetitionPenalty, long seed) {
+public record SamplingParams(SamplingRule rule, long seed) {
     public SamplingParams {
-        if (!(temperature >= 0) || Double.isInfinite(temperature)) {
-            throw new IllegalArgumentException("temperature must be >= 0 (0 = greedy), got " + temperature);
-        }
-        if (!(topP > 0 && topP <= 1)) {
-            throw new IllegalArgumentException("top_p must be in (0, 1], got " + topP);
-        }
-        if (topK < 0) {
-            throw new IllegalArgumentException("top_k must be >= 0 (0 = off), got " + topK);
-        }
-        if (!(repetitionPenalty > 0) || Double.isInfinite(repetitionPenalty)) {
-            throw new IllegalArgumentException("repetition_penalty must be > 0 (1 = off), got " + repetitionPenalty);
-        }
+        java.util.Objects.requireNonNull(rule, "rule");
+    }
+
+    /** The rule's components in {@link SamplingRule}'s order, then the seed. */
+    public SamplingParams(double temperature, double topP, int topK, double repetitionPenalty, long seed) {
+        this(new SamplingRule(temperature, topP, topK, repetitionPenalty), seed);
     }
 
     /** Greedy decoding without a repetition penalty: the reference's setting. */
     public static SamplingParams greedy() {
         return new SamplingParams(0, 1, 0, 1, 0);
-    }
-
-    public boolean isGreedy() {
-        return temperature == 0;
-    }
-
-    public boolean penalizesRepetition() {
-        return repetitionPenalty != 1;
     }
 }

@@ -20,6 +20,7 @@ import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.FrozenWeights;
 import spin.backend.Operands;
+import spin.backend.SamplingRule;
 import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
@@ -649,20 +650,35 @@ public final class CpuBackend implements Backend {
         MemorySegment x = logits.memory(), o = out.memory();
         pool.forRange(n, rowGrain(vocab), (start, end) -> {
             for (int row = start; row < end; row++) {
-                long base = (long) row * vocab;
-                int best = 0;
-                float max = Float.NEGATIVE_INFINITY;
-                boolean nan = false;
-                for (int v = 0; v < vocab; v++) {
-                    float value = f(x, base + v);
-                    if (value > max) {
-                        max = value;
-                        best = v;
-                    } else if (value != value) {
-                        nan = true;
-                    }
+                o.setAtIndex(ValueLayout.JAVA_INT, row, Sampling.argmax(x, (long) row * vocab, vocab));
+            }
+        });
+    }
+
+    @Override
+    public void sampleRows(Tensor out, Tensor logits, SamplingRule rule, Tensor streams, Tensor draws, Tensor history,
+            Tensor historyLengths) {
+        int historyLength = Operands.sampleRowsHistoryLength(this, out, logits, rule, streams, draws, history, historyLengths);
+        int vocab = logits.dim(-1);
+        int n = Math.toIntExact(out.size());
+        MemorySegment x = logits.memory(), o = out.memory();
+        MemorySegment st = rule.isGreedy() ? null : streams.memory(), dr = rule.isGreedy() ? null : draws.memory();
+        MemorySegment h = historyLength > 0 ? history.memory() : null;
+        MemorySegment lengths = rule.penalizesRepetition() ? historyLengths.memory() : null;
+        // Each row is chosen alone, so any split of the rows gives the same ids; a chunk per thread
+        // makes each thread's scratch once.
+        pool.forRange(n, (n + pool.threads() - 1) / pool.threads(), (start, end) -> {
+            Sampling sampling = new Sampling(rule, vocab);
+            for (int row = start; row < end; row++) {
+                long stream = st == null ? 0 : (i32(st, 2L * row) & 0xFFFFFFFFL) | (long) i32(st, 2L * row + 1) << 32;
+                int draw = dr == null ? 0 : i32(dr, row);
+                int length = lengths == null ? 0 : i32(lengths, row);
+                if (length < 0 || length > historyLength) {
+                    throw new IllegalArgumentException("history length " + length + " of row " + row + " is outside [0, "
+                            + historyLength + "]");
                 }
-                o.setAtIndex(ValueLayout.JAVA_INT, row, nan ? -1 : best);
+                o.setAtIndex(ValueLayout.JAVA_INT, row,
+                        sampling.sample(x, (long) row * vocab, h, (long) row * historyLength, length, stream, draw));
             }
         });
     }

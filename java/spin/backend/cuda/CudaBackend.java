@@ -15,6 +15,7 @@ import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.DeviceSpec;
 import spin.backend.Operands;
+import spin.backend.SamplingRule;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
 import spin.nativebind.CudaRuntime;
@@ -371,6 +372,12 @@ public final class CudaBackend implements Backend {
     @Override
     public void argmaxRows(Tensor out, Tensor logits) {
         sampling.argmax(out, logits);
+    }
+
+    @Override
+    public void sampleRows(Tensor out, Tensor logits, SamplingRule rule, Tensor streams, Tensor draws, Tensor history,
+            Tensor historyLengths) {
+        sampling.sample(out, logits, rule, streams, draws, history, historyLengths);
     }
 
     // ---------------------------------------------------------------- MLP, log-probs, losses

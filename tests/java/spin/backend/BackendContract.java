@@ -582,6 +582,60 @@ abstract class BackendContract {
         }
     }
 
+    /**
+     * sampleRows on the device against the CPU on fresh random rows (with ties at the maximum, a row
+     * of -inf, a NaN, a +inf, repeated history ids) under every filter. The device sums the weights in
+     * another order and its exp may differ by an ulp, so a row may differ only where the draw or the
+     * top-p cut lies within about 1e-15 of the row's weight of a boundary: a random row does so with
+     * a probability of about 1e-14, so any difference here is a fault. Each row is also sampled alone
+     * on the device and must choose the same token as in the batch.
+     */
+    @ParameterizedTest
+    @CsvSource({"1,1", "7,300", "5,4099"})
+    void sampleRowsChooseTheCpusTokensWhateverTheBatch(int s, int v) {
+        float[] logits = floats(s * v, 6f);
+        if (v > 3) {
+            logits[v - 1] = 20f; // row 0: the maximum twice
+            logits[v / 3] = 20f;
+        }
+        if (s > 1) {
+            java.util.Arrays.fill(logits, v, 2 * v, Float.NEGATIVE_INFINITY);
+        }
+        if (s > 2) {
+            logits[2 * v + v / 2] = Float.NaN;
+        }
+        if (s > 3) {
+            logits[3 * v + v / 2] = Float.POSITIVE_INFINITY;
+        }
+        int l = 40;
+        int[] streams = random.ints(2 * s).toArray(), draws = random.ints(s, 0, 1000).toArray();
+        int[] history = random.ints(s * l, 0, Math.min(v, 30)).toArray(), lengths = random.ints(s, 0, l + 1).toArray();
+        for (SamplingRule rule : new SamplingRule[] {new SamplingRule(0, 1, 0, 1.3), new SamplingRule(1, 1, 0, 1),
+                new SamplingRule(0.8, 1, 20, 1), new SamplingRule(1.2, 0.9, 0, 1), new SamplingRule(0.7, 0.6, 50, 0.8),
+                new SamplingRule(1, 0.95, v + 1, 1.2)}) {
+            int[] expected = sample(cpu, rule, logits, s, v, streams, draws, history, l, lengths);
+            int[] actual = sample(device, rule, logits, s, v, streams, draws, history, l, lengths);
+            assertArrayEquals(expected, actual, rule + " on " + device.name() + " (seed " + seed + ")");
+            for (int row = 0; row < s; row++) {
+                int[] alone = sample(device, rule, java.util.Arrays.copyOfRange(logits, row * v, (row + 1) * v), 1, v,
+                        java.util.Arrays.copyOfRange(streams, 2 * row, 2 * row + 2), new int[] {draws[row]},
+                        java.util.Arrays.copyOfRange(history, row * l, (row + 1) * l), l, new int[] {lengths[row]});
+                assertEquals(actual[row], alone[0], rule + ": row " + row + " alone on " + device.name());
+            }
+        }
+        if (s > 2) {
+            assertEquals(-1, sample(device, new SamplingRule(1, 1, 0, 1), logits, s, v, streams, draws, history, l, lengths)[2]);
+        }
+    }
+
+    private int[] sample(Backend be, SamplingRule rule, float[] logits, int s, int v, int[] streams, int[] draws, int[] history,
+            int l, int[] lengths) {
+        Tensor out = track(be.allocate(DType.I32, s));
+        be.sampleRows(out, track(be.fromHost(logits, s, v)), rule, track(be.fromHost(streams, s, 2)), track(be.fromHost(draws, s)),
+                track(be.fromHost(history, s, l)), track(be.fromHost(lengths, s)));
+        return be.readInts(out);
+    }
+
     @Test
     void rowSumsAndTheSpinLossWithItsMetrics() {
         int b = 3, t = 11;
