@@ -267,6 +267,36 @@ class InProcessCommunicatorTest {
     }
 
     @Test
+    void manyCollectivesInARowKeepEachRoundsDataApart() throws Exception {
+        // A fast rank's next contribution must not leak into a round a slow rank is still reading:
+        // round k's sum has its own closed form, and rank 3 sleeps now and then so the others run ahead.
+        int worldSize = 4;
+        int rounds = 200;
+        List<float[]> sums = results(runRanks(worldSize, GENEROUS, comm -> {
+            Backend b = comm.backend();
+            float[] perRound = new float[rounds];
+            try (Tensor inOut = b.allocate(DType.F32, 1)) {
+                for (int k = 0; k < rounds; k++) {
+                    if (comm.rank() == 3 && k % 50 == 0) {
+                        Thread.sleep(5);
+                    }
+                    b.write(inOut, new float[] {k * 8 + comm.rank()});
+                    comm.allReduce(inOut);
+                    perRound[k] = b.read(inOut)[0];
+                }
+            }
+            return perRound;
+        }));
+        float[] expected = new float[rounds];
+        for (int k = 0; k < rounds; k++) {
+            expected[k] = worldSize * k * 8 + (0 + 1 + 2 + 3);
+        }
+        for (int r = 0; r < worldSize; r++) {
+            assertArrayEquals(expected, sums.get(r), "rank " + r);
+        }
+    }
+
+    @Test
     void barrierHoldsEveryRankUntilAllArrive() throws Exception {
         int worldSize = 4;
         AtomicInteger arrived = new AtomicInteger();
@@ -361,6 +391,39 @@ class InProcessCommunicatorTest {
         });
         for (float sum : results(outcomes)) {
             assertEquals(0f + 1f + 2f, sum);
+        }
+    }
+
+    @Test
+    void reduceScatterInPlaceIntoTheRanksOwnSliceAndNoOtherOverlap() throws Exception {
+        List<Outcome<float[]>> outcomes = runRanks(2, GENEROUS, comm -> {
+            Backend b = comm.backend();
+            try (Tensor in = b.fromHost(new float[] {1f, 2f, 3f, 4f}, 4)) {
+                comm.reduceScatter(in.view(comm.rank() * 2L, 2), in);
+                float[] inPlace = b.read(in.view(comm.rank() * 2L, 2));
+                if (comm.rank() == 0) {
+                    // Rank 0 names rank 1's slice: that overlap is not the in-place form.
+                    comm.reduceScatter(in.view(2, 2), in);
+                }
+                return inPlace;
+            }
+        });
+        assertArrayEquals(new float[] {6f, 8f}, outcomes.get(1).value());
+        IllegalArgumentException refused = assertInstanceOf(IllegalArgumentException.class, outcomes.get(0).error());
+        assertTrue(refused.getMessage().contains("overlaps"), refused.getMessage());
+    }
+
+    @Test
+    void aTensorOfAnotherBackendIsIllegalArgument() throws Exception {
+        try (Backend other = new CpuBackend(1)) {
+            List<Outcome<Void>> outcomes = runRanks(1, GENEROUS, comm -> {
+                try (Tensor foreign = other.allocate(DType.F32, 2)) {
+                    comm.allReduce(foreign);
+                }
+                return null;
+            });
+            IllegalArgumentException refused = assertInstanceOf(IllegalArgumentException.class, outcomes.get(0).error());
+            assertTrue(refused.getMessage().contains("is not on rank 0's backend"), refused.getMessage());
         }
     }
 
