@@ -99,6 +99,9 @@ public final class IterateCommand implements Callable<Integer> {
         if (device.threads != null) {
             set.put("threads", device.threads);
         }
+        if (device.precision != null) {
+            set.put("precision", device.precision);
+        }
         TrainConfig file = config == null ? TrainConfig.of(set, overrides) : TrainConfig.load(config, overrides);
         if (!file.modelPath().equals(model)) {
             // the config's model_revision pins the model it names, not the one this iteration starts from

@@ -232,7 +232,8 @@ public final class TrainConfig {
     private static Object coerce(String source, String name, Kind kind, JsonNode v) {
         String where = source + ": " + name;
         if (v == null || v.isNull()) {
-            if (kind == Kind.OPTIONAL_INT || name.equals("eval_strategy") || name.equals("model_revision")) {
+            if (kind == Kind.OPTIONAL_INT || name.equals("eval_strategy") || name.equals("model_revision")
+                    || name.equals("precision")) {
                 return null;
             }
             throw new IllegalArgumentException(where + " has no value");

@@ -40,7 +40,7 @@ class ModelCommandsTest {
         CliRun.Result r = run("inspect", "--preset", "mistral-7b", "--memory", "--gpus", "8");
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("7,241,732,096"), r.out());
-        assertTrue(r.out().contains("bf16 weights:          13.49 GiB"), r.out());
+        assertTrue(r.out().contains("compute weights:       13.49 GiB (bf16 copy)"), r.out());
         assertTrue(r.out().contains("lm_head + log-prob:    fused, in chunks of 262 rows"), r.out());
         CliRun.Result unfused = run("inspect", "--preset", "mistral-7b", "--memory", "--gpus", "8", "--logprob-chunk-rows", "0");
         assertEquals(0, unfused.exitCode(), unfused.err());

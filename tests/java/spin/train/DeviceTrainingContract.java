@@ -26,6 +26,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import spin.backend.Backend;
 import spin.backend.DeviceSpec;
 import spin.backend.Devices;
+import spin.backend.Precision;
 import spin.backend.SpinLossType;
 import spin.backend.cpu.CpuBackend;
 import spin.data.SequenceLimits;
@@ -221,7 +222,7 @@ abstract class DeviceTrainingContract {
         String device = deviceSpec();
         List<Map<String, Double>> onCpu = loggedEverySecondStep(new CpuBackend(2), accumulation, precomputed, null);
         List<long[]> waits = new ArrayList<>();
-        List<Map<String, Double>> onDevice = loggedEverySecondStep(Devices.open(DeviceSpec.parse(device), 0), accumulation, precomputed, waits);
+        List<Map<String, Double>> onDevice = loggedEverySecondStep(Devices.open(DeviceSpec.parse(device), 0, Precision.FP32), accumulation, precomputed, waits);
         for (int s = 0; s < waits.size(); s++) {
             long[] w = waits.get(s);
             assertEquals(1, w[0], device + " step " + (s + 1) + " waited " + w[0] + " times");
