@@ -16,7 +16,8 @@ import spin.backend.Tensor;
  *
  * <h2>Dtypes</h2>
  * {@link #allGather} and {@link #broadcast} move F32 or BF16 (compute weights are gathered in
- * BF16), bit for bit. {@link #reduceScatter} and {@link #allReduce} sum F32 only.
+ * BF16), bit for bit. {@link #reduceScatter} sums F32; {@link #allReduce} sums F32, or F64 (the
+ * device-side statistics of a step: metric sums, sums of squares for the gradient norm).
  *
  * <h2>Determinism</h2>
  * A sum is accumulated in fp32 in rank order: {@code ((x0 + x1) + x2) + ... + x(N-1)}, starting
@@ -63,7 +64,7 @@ public interface Communicator {
      */
     void reduceScatter(Tensor out, Tensor in);
 
-    /** {@code inOut} = the rank-order sum of every rank's {@code inOut}, same size on every rank. F32. */
+    /** {@code inOut} = the rank-order sum of every rank's {@code inOut}, same size on every rank. F32 or F64. */
     void allReduce(Tensor inOut);
 
     /** {@code inOut} = rank {@code root}'s {@code inOut}, same size on every rank. F32 or BF16. */

@@ -104,10 +104,29 @@ public final class InProcessCommunicator implements Communicator {
     @Override
     public void allReduce(Tensor inOut) {
         Contribution[] all = exchange(() -> {
+            requireOwn(inOut);
+            if (inOut.dtype() == DType.F64) {
+                return new Contribution("allReduce", DType.F64, inOut.size(), -1, null, backend.readDoubles(inOut));
+            }
             requireF32("allReduce", inOut);
             return new Contribution("allReduce", DType.F32, inOut.size(), -1, backend.read(inOut));
         });
-        writeOwn(inOut, rankOrderSum(all, 0, (int) inOut.size()));
+        if (inOut.dtype() == DType.F64) {
+            double[] sum = all[0].doubles.clone();
+            for (int r = 1; r < all.length; r++) {
+                for (int i = 0; i < sum.length; i++) {
+                    sum[i] += all[r].doubles[i];
+                }
+            }
+            try {
+                backend.write(inOut, sum);
+            } catch (RuntimeException | Error e) {
+                abort(e);
+                throw e;
+            }
+        } else {
+            writeOwn(inOut, rankOrderSum(all, 0, (int) inOut.size()));
+        }
     }
 
     @Override
@@ -143,7 +162,11 @@ public final class InProcessCommunicator implements Communicator {
     }
 
     /** What one rank brought to a collective: its arguments, to check they agree, and its data. */
-    private record Contribution(String operation, DType dtype, long size, int root, float[] values) {
+    private record Contribution(String operation, DType dtype, long size, int root, float[] values, double[] doubles) {
+        Contribution(String operation, DType dtype, long size, int root, float[] values) {
+            this(operation, dtype, size, root, values, null);
+        }
+
         String arguments() {
             return operation + (dtype == null ? "" : "(" + dtype + " x " + size + (root < 0 ? "" : ", root " + root) + ")");
         }
