@@ -447,7 +447,28 @@ public interface Backend extends AutoCloseable {
      * nothing. A non-finite norm is written, not thrown (the gradients are then not finite either).
      */
     default void clipGradNorm(Tensor norm, Tensor grads, double maxNorm) {
-        double value = globalNorm(List.of(grads));
+        try (Tensor squares = allocate(DType.F64, 1)) {
+            sumOfSquares(squares, grads);
+            clipGradNorm(norm, grads, squares, maxNorm);
+        }
+    }
+
+    /**
+     * out F64 [1] = the sum of squares of all elements of the F32 tensor {@code in}, accumulated in
+     * double in {@link #sumOfSquares(Tensor)}'s order; stays on the backend (a ZeRO-3 rank's shard
+     * sum, all-reduced into the global one before {@link #clipGradNorm(Tensor, Tensor, Tensor, double)}).
+     */
+    default void sumOfSquares(Tensor out, Tensor in) {
+        write(out, new double[] {sumOfSquares(in)});
+    }
+
+    /**
+     * {@link #clipGradNorm(Tensor, Tensor, double)} given the sum of squares, F64 [1] on the
+     * backend, of the gradients it is the norm of (all of a model's, of which {@code grads} may be
+     * one rank's shard): norm = sqrt(sumOfSquares), and {@code grads} scaled as clipping says.
+     */
+    default void clipGradNorm(Tensor norm, Tensor grads, Tensor sumOfSquares, double maxNorm) {
+        double value = Math.sqrt(readDoubles(sumOfSquares)[0]);
         if (maxNorm > 0 && Double.isFinite(value)) {
             double coefficient = maxNorm / (value + 1e-6);
             if (coefficient < 1) {

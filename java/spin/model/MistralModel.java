@@ -6,6 +6,7 @@ import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.FrozenWeights;
 import spin.backend.Tensor;
+import spin.dist.Communicator;
 import spin.model.ParameterLayout.Names;
 
 /**
@@ -33,6 +34,14 @@ import spin.model.ParameterLayout.Names;
  * on the first pass after {@link #parameters()} was last handed out (whoever holds the master
  * buffer may change it: a load, an optimizer step), so a changed weight is never used stale.
  * Logits, log-probs and normalisation statistics are F32 in either case.
+ *
+ * <p>ZeRO-3 ({@link #sharded}): a rank's model holds only its {@link ZeroShards shard} of the
+ * master weights and gradients. Each pass gathers a unit's weights (the embedding, a layer, the
+ * head) before it runs, naming the next unit so its gather is issued ahead, and the backward
+ * reduce-scatters each unit's gradients into the shard right after differentiating it; the
+ * training passes are then collectives, which every rank of the group runs in step. A sharded
+ * model has no {@link #parameters()} or {@link #gradients()} (use {@link #masterWeights()} and
+ * {@link #masterGradients()}) and does not decode.
  */
 public final class MistralModel implements AutoCloseable {
     /**
@@ -45,7 +54,9 @@ public final class MistralModel implements AutoCloseable {
     private final MistralConfig config;
     private final Backend backend;
     private final ParameterLayout layout;
+    /** The F32 master weights; null for a ZeRO-3 rank, whose {@link #zero} holds its shard of them. */
     private final ParameterBuffer parameters;
+    private final ZeroShards zero;
     private final DType computeType;
     /** The BF16 weights products use, or null when they use the F32 master weights. */
     private final ParameterBuffer computeWeights;
@@ -56,13 +67,32 @@ public final class MistralModel implements AutoCloseable {
     private Workspace workspace, decodeWorkspace;
 
     public MistralModel(MistralConfig config, Backend backend) {
+        this(config, backend, null);
+    }
+
+    private MistralModel(MistralConfig config, Backend backend, Communicator communicator) {
         this.config = config;
         this.backend = backend;
         this.layout = new ParameterLayout(config);
-        this.parameters = new ParameterBuffer(backend, layout);
         this.computeType = backend.computeType();
-        this.computeWeights = computeType == DType.F32 ? null : new ParameterBuffer(backend, layout, computeType);
+        if (communicator == null) {
+            this.parameters = new ParameterBuffer(backend, layout);
+            this.computeWeights = computeType == DType.F32 ? null : new ParameterBuffer(backend, layout, computeType);
+            this.zero = null;
+        } else {
+            this.parameters = null;
+            this.computeWeights = null;
+            this.zero = new ZeroShards(layout, config, communicator, computeType);
+        }
         this.logProbChunkRows = defaultLogProbChunkRows(config);
+    }
+
+    /**
+     * A ZeRO-3 rank of {@code communicator}'s group on its backend, its master shard zero-filled:
+     * every rank of the group makes one, and they train in step.
+     */
+    public static MistralModel sharded(MistralConfig config, Communicator communicator) {
+        return new MistralModel(config, communicator.backend(), communicator);
     }
 
     /** The chunk rows a model starts with: as many rows as {@link #LOGPROB_CHUNK_LOGITS} logits make, at least one. */
@@ -91,8 +121,42 @@ public final class MistralModel implements AutoCloseable {
      * the next pass rounds it afresh, so writes through this buffer are always seen.
      */
     public ParameterBuffer parameters() {
+        requireResident("parameters()");
         computeWeightsStale = true;
         return parameters;
+    }
+
+    /** Whether this model is a ZeRO-3 rank holding a shard. */
+    public boolean isSharded() {
+        return zero != null;
+    }
+
+    /** The ZeRO-3 state of a sharded model. */
+    public ZeroShards zeroShards() {
+        if (zero == null) {
+            throw new IllegalStateException("this model is not sharded");
+        }
+        return zero;
+    }
+
+    /**
+     * The F32 weights an optimizer updates: {@link #parameters()}, or a rank's master shard (whose
+     * slots are the 1-D pieces of each weight it owns). Marks compute copies stale likewise.
+     */
+    public ParameterBuffer masterWeights() {
+        return zero == null ? parameters() : zero.master();
+    }
+
+    /** The F32 gradients laid out like {@link #masterWeights()}: {@link #gradients()}, or a rank's gradient shard. */
+    public ParameterBuffer masterGradients() {
+        return zero == null ? gradients() : zero.gradients();
+    }
+
+    private void requireResident(String what) {
+        if (zero != null) {
+            throw new IllegalStateException(what + " needs the whole model, but this is ZeRO-3 rank "
+                    + zero.communicator().rank() + " of " + zero.communicator().worldSize() + ", which holds a shard");
+        }
     }
 
     /** The dtype of activations and of the weights products use: the backend's {@link Backend#computeType()}. */
@@ -114,6 +178,7 @@ public final class MistralModel implements AutoCloseable {
 
     /** Gradient buffer, allocated zeroed on first use. */
     public ParameterBuffer gradients() {
+        requireResident("gradients()");
         if (gradients == null) {
             gradients = new ParameterBuffer(backend, layout);
         }
@@ -148,8 +213,45 @@ public final class MistralModel implements AutoCloseable {
         return logProbChunkRows;
     }
 
-    private Tensor lmHead(ParameterBuffer buffer) {
+    private Tensor lmHead(ParameterView buffer) {
         return buffer.get(config.tieWordEmbeddings() ? Names.EMBED : Names.LM_HEAD);
+    }
+
+    // ---------------------------------------------------------------- units
+
+    /**
+     * Unit {@code unit}'s weights for a pass ({@link ParameterUnits}), {@code next} being the unit
+     * the pass needs after it (-1: none): the resident weights, or a rank's gathered copy.
+     */
+    private ParameterView unitWeights(int unit, int next) {
+        return zero == null ? weights() : zero.weights(unit, next);
+    }
+
+    private void releaseUnit(int unit) {
+        if (zero != null) {
+            zero.release(unit);
+        }
+    }
+
+    /** Where a backward accumulates unit {@code unit}'s gradients: the resident buffer, or a rank's lent unit buffer. */
+    private ParameterView unitGradients(int unit) {
+        return zero == null ? gradients() : zero.unitGradients(unit);
+    }
+
+    /** After unit {@code unit}'s backward: a rank reduce-scatters its gradients into its shard. */
+    private void unitGradientsDone(int unit) {
+        if (zero != null) {
+            zero.reduceGradients(unit);
+        }
+    }
+
+    /** The unit holding the lm_head's weights: the embedding's when tied. */
+    private int lmHeadUnit() {
+        return config.tieWordEmbeddings() ? ParameterUnits.embedding() : headUnit();
+    }
+
+    private int headUnit() {
+        return config.numHiddenLayers() + 1;
     }
 
     // ---------------------------------------------------------------- forward
@@ -167,14 +269,19 @@ public final class MistralModel implements AutoCloseable {
         if (workspace == null) {
             workspace = new Workspace(backend);
         }
-        ParameterBuffer w = weights();
         ForwardState s = new ForwardState(backend, workspace.acquire(), config, computeType, b, t, ids, keyMask, targets,
                 logProbChunkRows);
-        backend.embeddingForward(s.residual.get(0), ids, w.get(Names.EMBED));
-        for (int l = 0; l < config.numHiddenLayers(); l++) {
+        int layers = config.numHiddenLayers();
+        ParameterView embedding = unitWeights(ParameterUnits.embedding(), ParameterUnits.layer(0));
+        backend.embeddingForward(s.residual.get(0), ids, embedding.get(Names.EMBED));
+        releaseUnit(ParameterUnits.embedding());
+        for (int l = 0; l < layers; l++) {
             LayerActivations acts = new LayerActivations(s.buffers, activationRecompute ? "recompute." : "layer" + l + ".",
                     config, computeType, b, t);
+            int unit = ParameterUnits.layer(l);
+            ParameterView w = unitWeights(unit, l + 1 < layers ? ParameterUnits.layer(l + 1) : headUnit());
             layerForward(l, w, s.residual.get(l), acts, s.scratchC, s.residual.get(l + 1), s.positions, batchAttention(s));
+            releaseUnit(unit);
             if (activationRecompute) {
                 acts.close();
                 s.layers.add(null);
@@ -182,14 +289,19 @@ public final class MistralModel implements AutoCloseable {
                 s.layers.add(acts);
             }
         }
-        Tensor last = s.residual.get(config.numHiddenLayers());
-        backend.rmsnormForward(s.finalNormed, s.finalRstd, last, w.get(Names.FINAL_NORM), config.rmsNormEps());
-        Tensor lmHead = lmHead(w);
+        Tensor last = s.residual.get(layers);
+        ParameterView head = unitWeights(headUnit(), lmHeadUnit() == headUnit() ? -1 : lmHeadUnit());
+        backend.rmsnormForward(s.finalNormed, s.finalRstd, last, head.get(Names.FINAL_NORM), config.rmsNormEps());
+        Tensor lmHead = lmHead(lmHeadUnit() == headUnit() ? head : unitWeights(lmHeadUnit(), -1));
         for (int start = 0; start < s.rows(); start += s.logitRows) {
             LogitChunk chunk = s.logitChunk(start);
             backend.matmulForward(chunk.logits, chunk.normed, lmHead);
             backend.logprobForward(chunk.tokenLogps, chunk.vocabLse, chunk.logits, chunk.targets);
             backend.rowSumForward(chunk.logitRowSums, chunk.logits);
+        }
+        releaseUnit(headUnit());
+        if (lmHeadUnit() != headUnit()) {
+            releaseUnit(lmHeadUnit());
         }
         return s;
     }
@@ -209,7 +321,7 @@ public final class MistralModel implements AutoCloseable {
      * One decoder layer over n = B*T rows: {@code out = middle + mlp(middle)}, {@code middle = in +
      * attention(in)}; {@code scratch} [n, C] takes the projections back to the residual width.
      */
-    private void layerForward(int l, ParameterBuffer w, Tensor in, LayerActivations a, Tensor scratch, Tensor out,
+    private void layerForward(int l, ParameterView w, Tensor in, LayerActivations a, Tensor scratch, Tensor out,
             Tensor positions, AttentionStep attention) {
         int n = Math.toIntExact(in.size() / config.hiddenSize());
         float eps = config.rmsNormEps(), theta = config.ropeTheta();
@@ -237,13 +349,18 @@ public final class MistralModel implements AutoCloseable {
      * [B,T], then closes the state.
      */
     public void backward(ForwardState s, Tensor dTokenLogps) {
-        ParameterBuffer g = gradients(), w = weights();
-        int n = s.rows();
+        int n = s.rows(), layers = config.numHiddenLayers();
+        boolean tied = lmHeadUnit() != headUnit();
         try (s; BackwardScratch d = new BackwardScratch(s.buffers, config, computeType, s.batch, s.time)) {
             // Last chunk first: the buffer still holds its logits from the forward (unfused, that
             // chunk is every row), so only the chunks before it are recomputed.
             int lastStart = (n - 1) / s.logitRows * s.logitRows, c = config.hiddenSize();
-            Tensor lmHead = lmHead(w), dLmHead = lmHead(g);
+            int afterHead = layers > 0 ? ParameterUnits.layer(layers - 1) : ParameterUnits.embedding();
+            ParameterView w = unitWeights(headUnit(), tied ? lmHeadUnit() : afterHead), g = unitGradients(headUnit());
+            // Tied, the embedding's gradients take the lm_head's here and the lookup's at the end.
+            ParameterView embeddingGradients = tied ? unitGradients(lmHeadUnit()) : null;
+            Tensor lmHead = lmHead(tied ? unitWeights(lmHeadUnit(), afterHead) : w),
+                    dLmHead = lmHead(tied ? embeddingGradients : g);
             for (int start = lastStart; start >= 0; start -= s.logitRows) {
                 LogitChunk chunk = s.logitChunk(start);
                 if (start != lastStart) {
@@ -256,28 +373,40 @@ public final class MistralModel implements AutoCloseable {
                 backend.logprobBackward(dLogits, dTokenLogps.view(start, chunk.rows), chunk.logits, chunk.targets, chunk.vocabLse);
                 backend.matmulBackward(d.normedC.view((long) start * c, chunk.rows, c), dLmHead, dLogits, chunk.normed, lmHead);
             }
-            Tensor last = s.residual.get(config.numHiddenLayers());
+            Tensor last = s.residual.get(layers);
             backend.rmsnormBackward(d.residual, g.get(Names.FINAL_NORM), d.normedC, last, w.get(Names.FINAL_NORM),
                     s.finalRstd);
-            for (int l = config.numHiddenLayers() - 1; l >= 0; l--) {
+            unitGradientsDone(headUnit());
+            releaseUnit(headUnit());
+            if (tied) {
+                releaseUnit(lmHeadUnit());
+            }
+            for (int l = layers - 1; l >= 0; l--) {
+                int unit = ParameterUnits.layer(l);
+                ParameterView lw = unitWeights(unit, l > 0 ? ParameterUnits.layer(l - 1) : -1), lg = unitGradients(unit);
                 LayerActivations acts = s.layers.get(l);
                 boolean recomputed = acts == null;
                 if (recomputed) {
                     acts = new LayerActivations(s.buffers, "recompute.", config, computeType, s.batch, s.time);
-                    layerForward(l, w, s.residual.get(l), acts, s.scratchC, d.scratchC, s.positions, batchAttention(s));
+                    layerForward(l, lw, s.residual.get(l), acts, s.scratchC, d.scratchC, s.positions, batchAttention(s));
                 }
-                layerBackward(l, w, s, s.residual.get(l), acts, d, g, n);
+                layerBackward(l, lw, s, s.residual.get(l), acts, d, lg, n);
                 if (recomputed) {
                     acts.close();
                 }
+                unitGradientsDone(unit);
+                releaseUnit(unit);
             }
-            backend.embeddingBackward(g.get(Names.EMBED), s.ids, d.residual);
+            // The lookup's gradient needs no weights.
+            ParameterView eg = tied ? embeddingGradients : unitGradients(ParameterUnits.embedding());
+            backend.embeddingBackward(eg.get(Names.EMBED), s.ids, d.residual);
+            unitGradientsDone(ParameterUnits.embedding());
         }
     }
 
     /** On entry d.residual holds d loss / d layer output; on return d loss / d layer input. */
-    private void layerBackward(int l, ParameterBuffer w, ForwardState s, Tensor in, LayerActivations a, BackwardScratch d,
-            ParameterBuffer g, int n) {
+    private void layerBackward(int l, ParameterView w, ForwardState s, Tensor in, LayerActivations a, BackwardScratch d,
+            ParameterView g, int n) {
         // MLP branch: out = middle + down(silu(gate(normed2)) * up(normed2))
         backend.matmulBackward(d.activated, g.get(Names.down(l)), d.residual, a.activated, w.get(Names.down(l)));
         backend.swigluBackward(d.gate, d.up, d.activated, a.gate, a.up);
@@ -319,6 +448,7 @@ public final class MistralModel implements AutoCloseable {
      * ({@code BatchGenerator.generate}).
      */
     public FrozenWeights freezeWeights() {
+        requireResident("decoding");
         ParameterBuffer w = weights();
         List<Tensor> weights = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
@@ -340,6 +470,7 @@ public final class MistralModel implements AutoCloseable {
      * touching the cache when its free blocks cannot hold the new tokens.
      */
     public Tensor extend(KvCache cache, int[] sequenceIds, int[][] newTokens) {
+        requireResident("decoding");
         int sequences = sequenceIds.length;
         int m = 0;
         for (int[] tokens : newTokens) {
@@ -435,7 +566,12 @@ public final class MistralModel implements AutoCloseable {
 
     @Override
     public void close() {
-        parameters.close();
+        if (parameters != null) {
+            parameters.close();
+        }
+        if (zero != null) {
+            zero.close();
+        }
         if (computeWeights != null) {
             computeWeights.close();
         }

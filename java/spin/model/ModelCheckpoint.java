@@ -18,6 +18,7 @@ import spin.backend.BFloat16;
 import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.Tensor;
+import spin.dist.Communicator;
 import spin.io.AtomicFiles;
 import spin.io.SafetensorsCheckpoint;
 import spin.io.SafetensorsDType;
@@ -71,6 +72,41 @@ public final class ModelCheckpoint {
                         case F32 -> backend.upload(weight, entry.data(), DType.F32);
                         case BF16 -> backend.upload(weight, entry.data(), DType.BF16);
                         default -> backend.write(weight, widen(entry, dir));
+                    }
+                }
+            } catch (IOException | RuntimeException e) {
+                model.close();
+                throw e;
+            }
+            return model;
+        }
+    }
+
+    /**
+     * Loads this rank's ZeRO-3 shard of an HF Mistral directory: {@link #load}'s checks, then only
+     * the pieces of each weight the rank owns leave the mapped files. Every rank of
+     * {@code communicator}'s group loads its own (no collective runs).
+     */
+    public static MistralModel loadSharded(Path dir, Communicator communicator) throws IOException {
+        MistralConfig config = MistralConfig.read(dir);
+        Backend backend = communicator.backend();
+        try (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.open(dir)) {
+            ParameterLayout layout = checkTensors(dir, checkpoint, config);
+            MistralModel model = MistralModel.sharded(config, communicator);
+            try {
+                ZeroShards zero = model.zeroShards();
+                ParameterBuffer master = zero.master();
+                for (ShardLayout.Piece piece : zero.shards().pieceList(communicator.rank())) {
+                    TensorEntry entry = checkpoint.tensor(piece.weight().name());
+                    Tensor target = master.get(piece.weight().name());
+                    switch (entry.dtype()) {
+                        case F32, BF16 -> {
+                            long bytes = entry.dtype() == SafetensorsDType.F32 ? Float.BYTES : Short.BYTES;
+                            MemorySegment part = entry.data().asSlice(piece.within() * bytes, piece.length() * bytes);
+                            backend.upload(target, part, entry.dtype() == SafetensorsDType.F32 ? DType.F32 : DType.BF16);
+                        }
+                        default -> backend.write(target, java.util.Arrays.copyOfRange(widen(entry, dir),
+                                Math.toIntExact(piece.within()), Math.toIntExact(piece.within() + piece.length())));
                     }
                 }
             } catch (IOException | RuntimeException e) {
@@ -155,8 +191,52 @@ public final class ModelCheckpoint {
 
     /** Writes config.json, generation_config.json and the weights (HF names) into {@code dir}; each file atomically. */
     public static void save(MistralModel model, Path dir, StorageType storage, long maxShardBytes) throws IOException {
+        if (model.isSharded()) {
+            saveSharded(model, dir, storage, maxShardBytes);
+            return;
+        }
         Backend backend = model.backend();
         write(model.config(), dir, storage, maxShardBytes, slot -> backend.read(model.parameters().get(slot.name())));
+    }
+
+    /**
+     * A ZeRO-3 group's {@link #save}, a collective of every rank: each unit's master weights are
+     * gathered in unit order and rank 0 writes them (the same files one device writes); the other
+     * ranks write nothing.
+     */
+    private static void saveSharded(MistralModel model, Path dir, StorageType storage, long maxShardBytes) throws IOException {
+        ZeroShards zero = model.zeroShards();
+        ParameterUnits units = zero.shards().units();
+        if (zero.communicator().rank() != 0) {
+            for (int u = 0; u < units.count(); u++) {
+                zero.gatherMaster(u, false);
+            }
+            return;
+        }
+        // Tensors are written in layout order, which is unit order: each unit is gathered once, when its first weight is due.
+        int[] gathered = {-1};
+        float[][] unitValues = {null};
+        write(model.config(), dir, storage, maxShardBytes, slot -> {
+            ParameterUnits.Unit unit = unitOf(units, slot);
+            while (gathered[0] < unit.index()) {
+                gathered[0]++;
+                unitValues[0] = zero.gatherMaster(gathered[0], gathered[0] == unit.index());
+            }
+            int from = Math.toIntExact(slot.offset() - unit.start());
+            return java.util.Arrays.copyOfRange(unitValues[0], from, from + Math.toIntExact(slot.size()));
+        });
+        while (gathered[0] < units.count() - 1) {
+            zero.gatherMaster(++gathered[0], false);
+        }
+    }
+
+    private static ParameterUnits.Unit unitOf(ParameterUnits units, ParameterLayout.Slot slot) {
+        for (ParameterUnits.Unit unit : units.all()) {
+            if (slot.offset() >= unit.start() && slot.offset() < unit.start() + unit.size()) {
+                return unit;
+            }
+        }
+        throw new IllegalStateException(slot.name() + " is in no unit");
     }
 
     /**

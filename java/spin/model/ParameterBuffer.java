@@ -7,7 +7,7 @@ import spin.backend.DType;
 import spin.backend.Tensor;
 
 /** One flat tensor (F32, or BF16 for a model's compute copy) laid out by a {@link ParameterLayout}, with a view per weight. */
-public final class ParameterBuffer implements AutoCloseable {
+public final class ParameterBuffer implements ParameterView, AutoCloseable {
     private final ParameterLayout layout;
     private final Tensor flat;
     private final Map<String, Tensor> views = new LinkedHashMap<>();
@@ -38,6 +38,7 @@ public final class ParameterBuffer implements AutoCloseable {
         return flat;
     }
 
+    @Override
     public Tensor get(String name) {
         Tensor t = views.get(name);
         if (t == null) {

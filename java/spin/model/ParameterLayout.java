@@ -58,6 +58,39 @@ public final class ParameterLayout {
         this.totalSize = offset[0];
     }
 
+    private ParameterLayout(Map<String, Slot> slots, long totalSize) {
+        this.slots = Collections.unmodifiableMap(slots);
+        this.totalSize = totalSize;
+    }
+
+    /**
+     * A layout of explicit slots over a buffer of {@code totalSize} elements: a ZeRO-3 rank's shard,
+     * whose slots are the pieces of each weight it owns (1-D, under the weight's HF name).
+     *
+     * @throws IllegalArgumentException when two slots share a name or a slot leaves the buffer
+     */
+    public static ParameterLayout of(List<Slot> slots, long totalSize) {
+        Map<String, Slot> map = new LinkedHashMap<>();
+        for (Slot s : slots) {
+            if (s.offset() < 0 || s.offset() + s.size() > totalSize) {
+                throw new IllegalArgumentException("slot " + s.name() + " at " + s.offset() + " of " + s.size()
+                        + " elements leaves a buffer of " + totalSize);
+            }
+            if (map.put(s.name(), s) != null) {
+                throw new IllegalArgumentException("two slots are named " + s.name());
+            }
+        }
+        return new ParameterLayout(map, totalSize);
+    }
+
+    /**
+     * Whether HF's Mistral weight {@code name} is a matrix (projections, embeddings, lm_head) rather
+     * than a norm's vector: by name, so that it holds for a ZeRO-3 shard's 1-D pieces too.
+     */
+    public static boolean isMatrix(String name) {
+        return !name.endsWith("layernorm.weight") && !name.equals(Names.FINAL_NORM);
+    }
+
     public Slot slot(String name) {
         Slot s = slots.get(name);
         if (s == null) {

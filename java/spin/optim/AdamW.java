@@ -17,8 +17,8 @@ public final class AdamW implements Optimizer {
 
     AdamW(MistralModel model, float beta1, float beta2, float eps, float weightDecay) {
         this.model = model;
-        this.expAvg = new ParameterBuffer(model.backend(), model.parameters().layout());
-        this.expAvgSq = new ParameterBuffer(model.backend(), model.parameters().layout());
+        this.expAvg = new ParameterBuffer(model.backend(), model.masterWeights().layout());
+        this.expAvgSq = new ParameterBuffer(model.backend(), model.masterWeights().layout());
         this.beta1 = beta1;
         this.beta2 = beta2;
         this.eps = eps;
@@ -33,7 +33,7 @@ public final class AdamW implements Optimizer {
     @Override
     public void step(float lr) {
         Backend backend = model.backend();
-        ParameterBuffer params = model.parameters(), grads = model.gradients();
+        ParameterBuffer params = model.masterWeights(), grads = model.masterGradients();
         steps++;
         for (Slot slot : params.layout().slots()) {
             String n = slot.name();

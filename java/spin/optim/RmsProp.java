@@ -17,7 +17,7 @@ public final class RmsProp implements Optimizer {
 
     RmsProp(MistralModel model, float alpha, float eps, float weightDecay) {
         this.model = model;
-        this.squareAvg = new ParameterBuffer(model.backend(), model.parameters().layout());
+        this.squareAvg = new ParameterBuffer(model.backend(), model.masterWeights().layout());
         this.alpha = alpha;
         this.eps = eps;
         this.weightDecay = weightDecay;
@@ -31,7 +31,7 @@ public final class RmsProp implements Optimizer {
     @Override
     public void step(float lr) {
         Backend backend = model.backend();
-        ParameterBuffer params = model.parameters(), grads = model.gradients();
+        ParameterBuffer params = model.masterWeights(), grads = model.masterGradients();
         for (Slot slot : params.layout().slots()) {
             String n = slot.name();
             backend.rmspropStep(params.get(n), grads.get(n), squareAvg.get(n), lr, alpha, eps,

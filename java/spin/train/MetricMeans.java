@@ -13,6 +13,7 @@ import java.util.Set;
 import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.Tensor;
+import spin.dist.Communicator;
 
 /**
  * Weighted means of an objective's named metrics over micro-batches, their sums kept on the
@@ -20,18 +21,31 @@ import spin.backend.Tensor;
  * {@link #means} and {@link #toJson} read the sums, in one read each. The sums travel in
  * checkpoints so a resume logs the same means. The arithmetic is that of a sum per name in double,
  * value times weight added in order, so the means do not depend on where the sums live.
+ *
+ * <p>Over a ZeRO-3 group each rank adds its own micro-batches, and every read is a collective:
+ * the sums and weights are summed over the ranks (rank order), so every rank reads the group's
+ * means; with one micro-batch per rank those are the bits one device adding the same
+ * micro-batches in rank order gets.
  */
 final class MetricMeans implements AutoCloseable {
     private final Backend backend;
     private final List<String> names;
     /** F64 [names]: the weighted sums since the last clear. */
     private final Tensor sums;
+    /** The ZeRO-3 group whose ranks' sums a read adds up, or null. */
+    private final Communicator group;
     /** Every add carries all names, so one weight serves them all. */
     private double weight;
     private boolean added;
 
     MetricMeans(Backend backend, List<String> names) {
+        this(backend, names, null);
+    }
+
+    /** Means over {@code group}'s ranks (null: this backend's alone). */
+    MetricMeans(Backend backend, List<String> names, Communicator group) {
         this.backend = backend;
+        this.group = group;
         this.names = List.copyOf(names);
         this.sums = backend.allocate(DType.F64, names.size());
         clear();
@@ -50,10 +64,11 @@ final class MetricMeans implements AutoCloseable {
     /** Each name's mean, prefixed; empty when nothing was added since the last clear. Reads the sums. */
     Map<String, Double> means(String prefix) {
         Map<String, Double> out = new LinkedHashMap<>();
-        if (added) {
-            double[] values = backend.readDoubles(sums);
+        double[] values = read();
+        if (values != null) {
+            double total = values[names.size()];
             for (int i = 0; i < names.size(); i++) {
-                out.put(prefix + names.get(i), values[i] / weight);
+                out.put(prefix + names.get(i), values[i] / total);
             }
         }
         return out;
@@ -74,19 +89,47 @@ final class MetricMeans implements AutoCloseable {
     /** {@code {name: [sum, weight], ...}}, empty when nothing was added. Reads the sums. */
     ObjectNode toJson(ObjectMapper json) {
         ObjectNode node = json.createObjectNode();
-        if (added) {
-            double[] values = backend.readDoubles(sums);
+        double[] values = read();
+        if (values != null) {
             for (int i = 0; i < names.size(); i++) {
-                node.putArray(names.get(i)).add(values[i]).add(weight);
+                node.putArray(names.get(i)).add(values[i]).add(values[names.size()]);
             }
         }
         return node;
     }
 
-    /** The state {@link #toJson} wrote, which must name exactly this objective's metrics (or none). */
+    /**
+     * The sums then the weight, over the group where there is one; null when nothing was added
+     * (on any rank).
+     */
+    private double[] read() {
+        if (group == null) {
+            if (!added) {
+                return null;
+            }
+            double[] values = Arrays.copyOf(backend.readDoubles(sums), names.size() + 1);
+            values[names.size()] = weight;
+            return values;
+        }
+        int n = names.size();
+        try (Tensor all = backend.allocate(DType.F64, n + 2)) {
+            backend.copy(all.view(0, n), sums);
+            double[] tail = {weight, added ? 1 : 0};
+            backend.write(all.view(n, 2), tail);
+            group.allReduce(all);
+            double[] values = backend.readDoubles(all);
+            return values[n + 1] > 0 ? Arrays.copyOf(values, n + 1) : null;
+        }
+    }
+
+    /**
+     * The state {@link #toJson} wrote, which must name exactly this objective's metrics (or none).
+     * Over a group, rank 0 takes the saved sums and the others start empty, so the group's sums
+     * are the saved ones.
+     */
     void restore(JsonNode node) {
         clear();
-        if (node.isEmpty()) {
+        if (node.isEmpty() || (group != null && group.rank() != 0)) {
             return;
         }
         Set<String> saved = new LinkedHashSet<>();

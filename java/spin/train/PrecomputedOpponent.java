@@ -1,6 +1,7 @@
 package spin.train;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import spin.backend.Backend;
 import spin.backend.Tensor;
@@ -9,6 +10,7 @@ import spin.data.SpinBatch;
 import spin.data.SpinCollator;
 import spin.data.SpinFeatures;
 import spin.data.SpinRecord;
+import spin.dist.Communicator;
 import spin.model.MistralModel;
 
 /**
@@ -27,24 +29,47 @@ final class PrecomputedOpponent implements Opponent {
         this.testScores = testScores;
     }
 
+    /**
+     * Scores every record with {@code startingModel}, in batches of {@code batchSize}. Over a
+     * ZeRO-3 group ({@code group} not null; the model a rank's shard) rank r scores batches r,
+     * r + ranks, ... (a filler batch where it has none left in a round, so that every rank runs
+     * as many passes) and the scores are summed over the group, each record's coming from the one
+     * rank that scored it: the same bits one device gets, since a batch's scores do not depend on
+     * which rank computes them.
+     */
     static PrecomputedOpponent score(MistralModel startingModel, SpinCollator collator, List<SpinRecord> train,
-            List<SpinRecord> test, int batchSize) {
-        return new PrecomputedOpponent(startingModel.backend(), scoreAll(startingModel, collator, train, batchSize),
-                scoreAll(startingModel, collator, test, batchSize));
+            List<SpinRecord> test, int batchSize, Communicator group) {
+        return new PrecomputedOpponent(startingModel.backend(), scoreAll(startingModel, collator, train, batchSize, group),
+                scoreAll(startingModel, collator, test, batchSize, group));
     }
 
-    private static float[][] scoreAll(MistralModel model, SpinCollator collator, List<SpinRecord> records, int batchSize) {
-        float[] real = new float[records.size()], generated = new float[records.size()];
-        for (int start = 0; start < records.size(); start += batchSize) {
+    private static float[][] scoreAll(MistralModel model, SpinCollator collator, List<SpinRecord> records, int batchSize,
+            Communicator group) {
+        int rank = group == null ? 0 : group.rank(), ranks = group == null ? 1 : group.worldSize();
+        int n = records.size(), batches = (n + batchSize - 1) / batchSize;
+        // Real scores then generated ones; zero where another rank scores the record.
+        float[] scores = new float[2 * n];
+        for (int j = 0; j * ranks < batches; j++) {
+            int index = j * ranks + rank;
+            boolean filler = index >= batches;
+            int start = (filler ? 0 : index) * batchSize;
             List<SpinFeatures> features = new ArrayList<>();
-            for (int i = start; i < Math.min(records.size(), start + batchSize); i++) {
+            for (int i = start; i < Math.min(n, start + batchSize); i++) {
                 features.add(collator.features(i, records.get(i)));
             }
             LogProbScorer.Scores s = LogProbScorer.score(model, collator.collate(features));
-            System.arraycopy(s.real(), 0, real, start, features.size());
-            System.arraycopy(s.generated(), 0, generated, start, features.size());
+            if (!filler) {
+                System.arraycopy(s.real(), 0, scores, start, features.size());
+                System.arraycopy(s.generated(), 0, scores, n + start, features.size());
+            }
         }
-        return new float[][] {real, generated};
+        if (group != null && n > 0) {
+            try (Tensor all = model.backend().fromHost(scores, 2 * n)) {
+                group.allReduce(all);
+                scores = model.backend().read(all);
+            }
+        }
+        return new float[][] {Arrays.copyOfRange(scores, 0, n), Arrays.copyOfRange(scores, n, 2 * n)};
     }
 
     @Override

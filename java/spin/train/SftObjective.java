@@ -47,16 +47,16 @@ final class SftObjective implements TrainingObjective {
 
     @Override
     public void train(SpinBatch batch, double share, Tensor metrics) {
-        run(batch, share, metrics);
+        run(batch, share, true, metrics);
     }
 
     @Override
     public void evaluate(SpinBatch batch, Tensor metrics) {
-        run(batch, 0, metrics);
+        run(batch, 0, false, metrics);
     }
 
-    /** share 0 means evaluation: no backward pass. */
-    private void run(SpinBatch batch, double share, Tensor metrics) {
+    /** With {@code backward} the gradients of share x the loss are accumulated (zero ones at share 0: a ZeRO-3 filler). */
+    private void run(SpinBatch batch, double share, boolean backward, Tensor metrics) {
         Backend backend = model.backend();
         int tokens = batch.scoredTokens();
         if (tokens == 0) {
@@ -67,7 +67,7 @@ final class SftObjective implements TrainingObjective {
             // The mean negative log-likelihood -sum/tokens as sum/(-tokens): IEEE division rounds
             // symmetrically, so the bits are those of negating the mean.
             backend.sum(metrics.reshape(1), state.tokenLogps(), -tokens);
-            if (share > 0) {
+            if (backward) {
                 try (Tensor dTokenLogps = backend.allocate(DType.F32, batch.rows(), batch.length())) {
                     // d(share * mean NLL)/d(logp) at every scored token; ignored positions get no gradient
                     backend.fill(dTokenLogps, (float) (-share / tokens));

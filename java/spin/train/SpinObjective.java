@@ -68,16 +68,16 @@ final class SpinObjective implements TrainingObjective {
 
     @Override
     public void train(SpinBatch batch, double share, Tensor metrics) {
-        run(batch, Opponent.Split.TRAIN, share, metrics);
+        run(batch, Opponent.Split.TRAIN, share, true, metrics);
     }
 
     @Override
     public void evaluate(SpinBatch batch, Tensor metrics) {
-        run(batch, Opponent.Split.TEST, 0, metrics);
+        run(batch, Opponent.Split.TEST, 0, false, metrics);
     }
 
-    /** share 0 means evaluation: no backward pass. */
-    private void run(SpinBatch batch, Opponent.Split split, double share, Tensor metrics) {
+    /** With {@code backward} the gradients of share x the loss are accumulated (zero ones at share 0: a ZeRO-3 filler). */
+    private void run(SpinBatch batch, Opponent.Split split, double share, boolean backward, Tensor metrics) {
         Backend backend = model.backend();
         int b = batch.records();
         try (Tensor opponentScores = opponent.scores(batch, split);
@@ -95,7 +95,7 @@ final class SpinObjective implements TrainingObjective {
             double logitsPerHalf = (double) rowsPerHalf * model.config().vocabSize();
             backend.sum(metrics.view(LOGITS_REAL, 1), logitRowSums.view(0, rowsPerHalf), logitsPerHalf);
             backend.sum(metrics.view(LOGITS_GENERATED, 1), logitRowSums.view(rowsPerHalf, rowsPerHalf), logitsPerHalf);
-            if (share > 0) {
+            if (backward) {
                 try (Tensor dPerRow = backend.allocate(DType.F32, 2 * b);
                         Tensor dTokenLogps = backend.allocate(DType.F32, 2 * b, batch.length())) {
                     backend.spinLossBackward(dPerRow.view(0, b), dPerRow.view(b, b), policyReal, policyGenerated,

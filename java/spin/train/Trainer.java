@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.Writer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -24,6 +25,8 @@ import spin.data.SpinBatch;
 import spin.data.SpinCollator;
 import spin.data.SpinFeatures;
 import spin.data.SpinRecord;
+import spin.dist.Communicator;
+import spin.dist.CommunicatorException;
 import spin.io.AtomicFiles;
 import spin.io.OutputLock;
 import spin.model.HubRevision;
@@ -60,8 +63,6 @@ public final class Trainer {
     private static final String RECORDS_PER_STEP = "records_per_step";
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int BAR_WIDTH = 20;
-    /** Devices that train side by side, each on its own micro-batches: one until ZeRO-3 lands. */
-    private static final int DATA_PARALLEL_RANKS = 1;
 
     /** The run's final metrics: the last training log line and the last evaluation, if any. */
     public record Result(long steps, Path outputDir, Map<String, Double> lastLog, Map<String, Double> lastEval) {}
@@ -69,11 +70,14 @@ public final class Trainer {
     private final TrainConfig config;
     private final Mode mode;
     private final PrintWriter console;
+    /** Data-parallel ranks in the whole group (every process): 1 unless sharded. */
+    private final int worldSize;
 
-    private Trainer(TrainConfig config, Mode mode, PrintWriter console) {
+    private Trainer(TrainConfig config, Mode mode, PrintWriter console, int worldSize) {
         this.config = config;
         this.mode = mode;
         this.console = console;
+        this.worldSize = worldSize;
     }
 
     /**
@@ -82,24 +86,42 @@ public final class Trainer {
      * finished); without it, refuses an output_dir that already holds a run.
      */
     public static Result run(TrainConfig config, Mode mode, boolean resume, PrintWriter console) throws IOException {
-        return new Trainer(config, mode, console).run(resume);
+        return new Trainer(config, mode, console, 1).run(resume, null);
+    }
+
+    /**
+     * Trains data-parallel with ZeRO-3 over {@code ranks}' group: this process's ranks, one
+     * thread each (each communicator on its own backend, which the caller owns), the group's
+     * other ranks in other processes doing the same. Every rank reads its slice of each global
+     * batch ({@link #stepBatches}); rank 0's process prints, logs and writes the model, every rank
+     * writes its shard of the checkpoints. A rank that fails stops the group: the first failure is
+     * thrown here, on every process.
+     *
+     * @return rank 0's result where this process holds rank 0, else this process's first rank's
+     */
+    public static Result run(TrainConfig config, Mode mode, boolean resume, List<? extends Communicator> ranks,
+            PrintWriter console) throws IOException {
+        if (ranks.isEmpty()) {
+            throw new IllegalArgumentException("no ranks to train on");
+        }
+        return new Trainer(config, mode, console, ranks.getFirst().worldSize()).run(resume, ranks);
     }
 
     /**
      * Checks model_revision, then locks output_dir (which also proves it writable), so a second run
      * on the same directory and an unwritable one are refused before anything is loaded.
      */
-    private Result run(boolean resume) throws IOException {
+    private Result run(boolean resume, List<? extends Communicator> ranks) throws IOException {
         Path out = config.outputDir();
         if (config.modelRevision().isPresent()) {
             console.println(HubRevision.check(config.modelPath(), config.modelRevision().get()));
         }
         try (OutputLock lock = OutputLock.acquire(out, "output_dir", mode == Mode.SPIN ? "spin train" : "spin sft")) {
-            return runLocked(resume);
+            return runLocked(resume, ranks);
         }
     }
 
-    private Result runLocked(boolean resume) throws IOException {
+    private Result runLocked(boolean resume, List<? extends Communicator> ranks) throws IOException {
         Path out = config.outputDir();
         TrainingCheckpoints checkpoints = new TrainingCheckpoints(out);
         if (Files.exists(out.resolve(RESULTS_FILE))) {
@@ -148,11 +170,101 @@ public final class Trainer {
             throw new IllegalArgumentException("evaluation is on (evaluation_strategy " + config.evaluationStrategy()
                     + ") but dataset_splits " + config.datasetSplits() + " gives no test records; add a test split or set do_eval: false");
         }
-        StepPlan plan = StepPlan.of(config, data.train().size(), DATA_PARALLEL_RANKS);
+        StepPlan plan = StepPlan.of(config, data.train().size(), worldSize);
+        RunInputs inputs = new RunInputs(data, checkpoints, from, resumedState, plan);
+        if (ranks == null) {
+            try (Backend backend = Devices.open(config.device(), config.threads(), config.precision())) {
+                return trainRank(backend, null, console, inputs);
+            }
+        }
+        return trainRanks(ranks, inputs);
+    }
+
+    /** What every rank of a run shares, read once per process before the ranks start. */
+    private record RunInputs(DatasetMixer.Mixed data, TrainingCheckpoints checkpoints, Optional<Path> from,
+            JsonNode resumedState, StepPlan plan) {}
+
+    /**
+     * Runs each local rank on a thread of its own and waits for all: a rank that fails aborts the
+     * group (so the others' collectives throw rather than wait), and the failure thrown is the
+     * first rank's own error rather than a peer's report of it.
+     */
+    private Result trainRanks(List<? extends Communicator> ranks, RunInputs inputs) throws IOException {
+        List<Thread> threads = new ArrayList<>();
+        Result[] results = new Result[ranks.size()];
+        Throwable[] failures = new Throwable[ranks.size()];
+        for (int i = 0; i < ranks.size(); i++) {
+            int local = i;
+            Communicator comm = ranks.get(i);
+            PrintWriter rankConsole = comm.rank() == 0 ? console : new PrintWriter(Writer.nullWriter());
+            threads.add(Thread.ofPlatform().name("spin-rank-" + comm.rank()).start(() -> {
+                try {
+                    results[local] = trainRank(comm.backend(), comm, rankConsole, inputs);
+                } catch (Throwable t) {
+                    failures[local] = t;
+                    comm.abort(t);
+                }
+            }));
+        }
+        try {
+            for (Thread t : threads) {
+                t.join();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            ranks.getFirst().abort(e);
+            throw new IllegalStateException("interrupted while the ranks trained", e);
+        } finally {
+            console.flush();
+        }
+        Throwable first = rootFailure(failures);
+        if (first instanceof IOException io) {
+            throw io;
+        }
+        if (first instanceof RuntimeException r) {
+            throw r;
+        }
+        if (first instanceof Error e) {
+            throw e;
+        }
+        if (first != null) {
+            throw new IllegalStateException(first);
+        }
+        for (int i = 0; i < ranks.size(); i++) {
+            if (ranks.get(i).rank() == 0) {
+                return results[i];
+            }
+        }
+        return results[0];
+    }
+
+    /**
+     * The failure to report: a rank's own error before a peer's report that the group stopped
+     * (whose cause is the failed rank's error, possibly from another process).
+     */
+    private static Throwable rootFailure(Throwable[] failures) {
+        for (Throwable t : failures) {
+            if (t != null && !(t instanceof CommunicatorException)) {
+                return t;
+            }
+        }
+        for (Throwable t : failures) {
+            if (t != null) {
+                return t.getCause() != null && !(t.getCause() instanceof CommunicatorException) ? t.getCause() : t;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * One rank's whole run (or the only device's, when {@code comm} is null): the model, the
+     * opponent, the optimizer and the loop, on {@code backend}.
+     */
+    private Result trainRank(Backend backend, Communicator comm, PrintWriter console, RunInputs inputs) throws IOException {
+        DatasetMixer.Mixed data = inputs.data();
+        Optional<Path> from = inputs.from();
         try (Tokenizer tokenizer = Tokenizer.load(config.modelPath());
-                Backend backend = Devices.open(config.device(), config.threads(), config.precision());
-                MistralModel model = from.isPresent() ? TrainingCheckpoints.loadModel(from.get(), backend)
-                        : ModelCheckpoint.load(config.modelPath(), backend)) {
+                MistralModel model = loadPolicy(from, backend, comm)) {
             if (tokenizer.vocabSize() > model.config().vocabSize()) {
                 throw new IllegalArgumentException(config.modelPath() + ": the tokenizer has " + tokenizer.vocabSize()
                         + " tokens but config.json's vocab_size is " + model.config().vocabSize());
@@ -161,16 +273,33 @@ public final class Trainer {
             withLogProbChunking(model);
             requireMemoryForTraining(model, backend, mode, data.train().size());
             SpinCollator collator = new SpinCollator(tokenizer, tokenizer.chatTemplate(), tokenizer.padId(), config.limits());
-            try (Opponent opponent = mode == Mode.SPIN ? opponent(model, from.isPresent(), collator, data, backend) : null;
+            try (Opponent opponent = mode == Mode.SPIN ? opponent(model, from.isPresent(), collator, data, backend, comm, console)
+                    : null;
                     Optimizer optimizer = config.optimizer().create(model)) {
                 TrainingObjective objective = mode == Mode.SPIN
                         ? new SpinObjective(model, collator, opponent, (float) config.beta(), config.spinLossType())
                         : new SftObjective(model, collator);
-                try (Loop loop = new Loop(model, optimizer, objective, collator, data, checkpoints, from, resumedState, plan)) {
+                try (Loop loop = new Loop(model, optimizer, objective, collator, data, inputs.checkpoints(), from,
+                        inputs.resumedState(), inputs.plan(), comm, console)) {
                     return loop.run();
                 }
             }
         }
+    }
+
+    /** The model to train: the checkpoint's (resuming) or model_name_or_path's, whole or this rank's shard. */
+    private MistralModel loadPolicy(Optional<Path> from, Backend backend, Communicator comm) throws IOException {
+        if (comm == null) {
+            return from.isPresent() ? TrainingCheckpoints.loadModel(from.get(), backend) : ModelCheckpoint.load(config.modelPath(), backend);
+        }
+        return from.isPresent() ? TrainingCheckpoints.loadShardedModel(from.get(), comm)
+                : ModelCheckpoint.loadSharded(config.modelPath(), comm);
+    }
+
+    /** The opponent's starting weights again (a resume, or a frozen opponent): whole, or this rank's shard. */
+    private MistralModel loadStartingModel(Backend backend, Communicator comm) throws IOException {
+        return withLogProbChunking(comm == null ? ModelCheckpoint.load(config.modelPath(), backend)
+                : ModelCheckpoint.loadSharded(config.modelPath(), comm));
     }
 
     /**
@@ -182,7 +311,7 @@ public final class Trainer {
         // A micro-batch holds at most the records there are; SPIN's holds each record's real and
         // generated sequence.
         int sequences = Math.min(config.trainBatchSize(), trainRecords) * (mode == Mode.SPIN ? 2 : 1);
-        MemoryPlan plan = new MemoryPlan(model.config(), sequences, config.limits().maxLength(), 1,
+        MemoryPlan plan = new MemoryPlan(model.config(), sequences, config.limits().maxLength(), worldSize,
                 config.gradientCheckpointing(), config.optimizer().stateTensors(), model.logProbChunkRows(), model.computeType());
         // A frozen opponent (precompute_ref_log_probs: false) is a second copy of the weights.
         long opponent = mode == Mode.SPIN && !config.precomputeOpponent()
@@ -199,9 +328,9 @@ public final class Trainer {
     }
 
     private Opponent opponent(MistralModel model, boolean resumed, SpinCollator collator, DatasetMixer.Mixed data,
-            Backend backend) throws IOException {
+            Backend backend, Communicator comm, PrintWriter console) throws IOException {
         if (!config.precomputeOpponent()) {
-            return new FrozenOpponent(withLogProbChunking(ModelCheckpoint.load(config.modelPath(), backend)));
+            return new FrozenOpponent(loadStartingModel(backend, comm));
         }
         int records = data.train().size() + data.test().size();
         console.printf("scoring %,d records with the opponent (%s)...%n", records, config.modelPath());
@@ -209,12 +338,12 @@ public final class Trainer {
         int batch = config.trainBatchSize();
         PrecomputedOpponent scores;
         if (resumed) {
-            try (MistralModel starting = withLogProbChunking(ModelCheckpoint.load(config.modelPath(), backend))) {
+            try (MistralModel starting = loadStartingModel(backend, comm)) {
                 starting.setActivationRecompute(true);
-                scores = PrecomputedOpponent.score(starting, collator, data.train(), data.test(), batch);
+                scores = PrecomputedOpponent.score(starting, collator, data.train(), data.test(), batch, comm);
             }
         } else {
-            scores = PrecomputedOpponent.score(model, collator, data.train(), data.test(), batch);
+            scores = PrecomputedOpponent.score(model, collator, data.train(), data.test(), batch, comm);
         }
         console.printf("opponent log-probs ready in %.1f s%n", (System.nanoTime() - start) / 1e9);
         return scores;
@@ -250,7 +379,7 @@ public final class Trainer {
         for (String key : TRAJECTORY_KEYS) {
             node.set(key, JSON.valueToTree(all.get(key)));
         }
-        node.put(RECORDS_PER_STEP, StepPlan.recordsPerStep(config, DATA_PARALLEL_RANKS));
+        node.put(RECORDS_PER_STEP, StepPlan.recordsPerStep(config, worldSize));
         return node;
     }
 
@@ -287,16 +416,23 @@ public final class Trainer {
         private final JsonNode resumedState;
         private final TrainingLog log;
         private final int batchSize, accumulation;
-        private final long microPerEpoch, stepsPerEpoch, totalSteps;
+        private final long stepsPerEpoch, totalSteps;
         private final LearningRateSchedule schedule;
         private final TrainingStep trainingStep;
         private final MetricMeans interval;
+        /** The ZeRO-3 group (null on one device), this rank and the group's size. */
+        private final Communicator group;
+        private final int rank, ranks;
+        /** Whether this rank writes what the run writes once: the log, the model, the results (rank 0). */
+        private final boolean leader;
+        private final PrintWriter console;
         private long intervalTokens, intervalNanos;
         private int[] order;
         private long orderEpoch = -1;
 
         Loop(MistralModel model, Optimizer optimizer, TrainingObjective objective, SpinCollator collator,
-                DatasetMixer.Mixed data, TrainingCheckpoints checkpoints, Optional<Path> from, JsonNode resumedState, StepPlan plan) {
+                DatasetMixer.Mixed data, TrainingCheckpoints checkpoints, Optional<Path> from, JsonNode resumedState, StepPlan plan,
+                Communicator group, PrintWriter console) {
             this.model = model;
             this.optimizer = optimizer;
             this.objective = objective;
@@ -309,12 +445,16 @@ public final class Trainer {
             this.log = new TrainingLog(config.outputDir());
             this.batchSize = plan.perDeviceBatch();
             this.accumulation = plan.accumulation();
-            this.microPerEpoch = plan.microBatchesPerEpoch();
             this.stepsPerEpoch = plan.stepsPerEpoch();
             this.totalSteps = plan.totalSteps();
             this.schedule = config.schedule(totalSteps);
             this.trainingStep = new TrainingStep(model, optimizer, objective, config.maxGradNorm());
-            this.interval = new MetricMeans(model.backend(), objective.metricNames());
+            this.group = group;
+            this.rank = group == null ? 0 : group.rank();
+            this.ranks = group == null ? 1 : group.worldSize();
+            this.leader = rank == 0;
+            this.console = console;
+            this.interval = new MetricMeans(model.backend(), objective.metricNames(), group);
         }
 
         @Override
@@ -327,26 +467,30 @@ public final class Trainer {
             long start = 0;
             if (from.isPresent()) {
                 start = TrainingCheckpoints.step(from.get());
-                TrainingCheckpoints.loadOptimizer(from.get(), optimizer, backend);
+                TrainingCheckpoints.loadOptimizer(from.get(), optimizer, model);
                 interval.restore(resumedState.path("interval"));
                 intervalTokens = resumedState.path("interval_tokens").asLong();
                 intervalNanos = resumedState.path("interval_nanos").asLong();
-                log.truncateAfter(start);
+                if (leader) {
+                    log.truncateAfter(start);
+                }
                 console.printf("resuming from %s (step %d of %d)%n", from.get(), start, totalSteps);
-            } else {
+            } else if (leader) {
                 log.delete();
             }
-            console.printf("%s training: %,d records, %d step%s (%d per epoch; %d x %d records per step), %s, lr %.3g (%s, %d warmup)%n",
+            console.printf("%s training: %,d records, %d step%s (%d per epoch; %s%d x %d records per step), %s, lr %.3g (%s, %d warmup)%n",
                     mode == Mode.SPIN ? "SPIN" : "SFT", train.size(), totalSteps, totalSteps == 1 ? "" : "s", stepsPerEpoch,
-                    accumulation, batchSize, optimizer.name(), config.learningRate(), schedule.type(), schedule.warmupSteps());
+                    ranks == 1 ? "" : ranks + " ranks (ZeRO-3) x ", accumulation, batchSize, optimizer.name(), config.learningRate(),
+                    schedule.type(), schedule.warmupSteps());
             Map<String, Double> lastLog = Map.of(), lastEval = Map.of();
             long sessionStart = System.nanoTime();
             for (long step = start; step < totalSteps; step++) {
                 long t0 = System.nanoTime();
                 double lr = schedule.at(step);
-                TrainingStep.Outcome outcome = trainingStep.run(stepBatches(step), (float) lr, step + 1, interval);
+                StepBatches batches = stepBatches(step);
+                TrainingStep.Outcome outcome = trainingStep.run(batches.mine(), (float) lr, step + 1, interval);
                 double gradNorm = outcome.gradNorm();
-                intervalTokens += outcome.tokens();
+                intervalTokens += batches.tokens();
                 intervalNanos += System.nanoTime() - t0;
                 long done = step + 1;
                 boolean epochEnd = done % stepsPerEpoch == 0 || done == totalSteps;
@@ -360,8 +504,11 @@ public final class Trainer {
                     }
                     String save = config.saveStrategy();
                     if ((save.equals("steps") && done % config.saveSteps() == 0) || (save.equals("epoch") && epochEnd)) {
-                        Path saved = checkpoints.save(done, model, optimizer, state(done), config.modelPath(), storage(),
-                                config.saveTotalLimit());
+                        ObjectNode state = state(done);
+                        Path saved = group == null
+                                ? checkpoints.save(done, model, optimizer, state, config.modelPath(), storage(), config.saveTotalLimit())
+                                : checkpoints.saveSharded(done, model, optimizer, state, config.modelPath(), storage(),
+                                        config.saveTotalLimit());
                         console.printf("saved %s%n", saved);
                     }
                 } catch (IOException e) {
@@ -371,6 +518,9 @@ public final class Trainer {
             Path out = config.outputDir();
             try {
                 TrainingCheckpoints.writeModel(model, out, config.modelPath(), storage());
+                if (!leader) {
+                    return new Result(totalSteps, out, lastLog, lastEval);
+                }
                 ObjectNode results = JSON.createObjectNode().put("global_step", totalSteps).put("epoch", epochOf(totalSteps))
                         .put("mode", mode.name().toLowerCase(Locale.ROOT));
                 lastLog.forEach(results::put);
@@ -398,23 +548,47 @@ public final class Trainer {
             return new IOException(when + ": " + e.getMessage() + "; " + resumeFrom, e);
         }
 
-        /** Micro-batches of a step: a function of seed, epoch and step alone, so a resume replays the same order. */
-        private List<SpinBatch> stepBatches(long step) {
+        /** This rank's micro-batches of a step and the tokens the whole step (every rank) reads. */
+        private record StepBatches(List<TrainingStep.MicroBatch> mine, long tokens) {}
+
+        /**
+         * Micro-batches of a step: a function of seed, epoch and step alone, so a resume replays the
+         * same order. The epoch's shuffled records make global micro-batches of
+         * per_device_train_batch_size records; a step takes the next {@code accumulation x ranks}
+         * of them, and rank r takes those at r, r + ranks, r + 2 ranks, ...: with one micro-batch
+         * per rank, exactly the micro-batches one device with accumulation {@code ranks} takes, in
+         * rank order. Each is weighted by its share of the whole step. Where the epoch's last step
+         * has fewer micro-batches than ranks times rounds, the ranks left without one run a filler.
+         */
+        private StepBatches stepBatches(long step) {
             long epoch = step / stepsPerEpoch;
             if (epoch != orderEpoch) {
                 order = NumpyPermutation.permutation(train.size(), config.seed() + epoch);
                 orderEpoch = epoch;
             }
-            long first = step % stepsPerEpoch * accumulation;
-            List<SpinBatch> batches = new ArrayList<>();
-            for (long m = first; m < Math.min(first + accumulation, microPerEpoch); m++) {
+            long globalPerEpoch = (train.size() + batchSize - 1) / batchSize;
+            long first = step % stepsPerEpoch * accumulation * ranks;
+            long end = Math.min(first + (long) accumulation * ranks, globalPerEpoch);
+            List<SpinBatch> all = new ArrayList<>();
+            long tokens = 0;
+            for (long m = first; m < end; m++) {
                 List<SpinFeatures> features = new ArrayList<>();
                 for (int i = (int) (m * batchSize); i < Math.min(train.size(), (m + 1) * batchSize); i++) {
                     features.add(collator.features(order[i], train.get(order[i])));
                 }
-                batches.add(objective.collate(features));
+                SpinBatch batch = objective.collate(features);
+                all.add(batch);
+                tokens += batch.attendedTokens();
             }
-            return batches;
+            List<TrainingStep.MicroBatch> shares = TrainingStep.shares(objective, all);
+            List<TrainingStep.MicroBatch> mine = new ArrayList<>();
+            long rounds = (all.size() + ranks - 1) / ranks;
+            for (long j = 0; j < rounds; j++) {
+                long index = j * ranks + rank;
+                mine.add(index < all.size() ? shares.get((int) index)
+                        : new TrainingStep.MicroBatch(all.getFirst(), 0, 0, true));
+            }
+            return new StepBatches(mine, tokens);
         }
 
         private Map<String, Double> logLine(long done, double gradNorm, double lr, long sessionStart, long firstStep)
@@ -423,7 +597,9 @@ public final class Trainer {
             line.put("grad_norm", gradNorm);
             line.put("learning_rate", lr);
             line.put("tokens_per_second", intervalNanos > 0 ? intervalTokens / (intervalNanos / 1e9) : 0.0);
-            log.append(done, epochOf(done), line);
+            if (leader) {
+                log.append(done, epochOf(done), line);
+            }
             double perStep = (System.nanoTime() - sessionStart) / 1e9 / Math.max(1, done - firstStep);
             int filled = (int) (BAR_WIDTH * done / totalSteps);
             StringBuilder text = new StringBuilder(String.format("[%s%s] step %d/%d  epoch %.2f  loss %.4f", "#".repeat(filled),
@@ -441,25 +617,37 @@ public final class Trainer {
             return line;
         }
 
-        /** The test split's metrics, summed on the backend and read once. */
+        /**
+         * The test split's metrics, summed on the backend and read once. Over a group, rank r
+         * evaluates batches r, r + ranks, ... (a filler where it has none left in a round) and the
+         * sums are the group's.
+         */
         private Map<String, Double> evaluate(long done) throws IOException {
             Map<String, Double> line;
             Backend backend = model.backend();
-            try (MetricMeans means = new MetricMeans(backend, objective.metricNames());
+            try (MetricMeans means = new MetricMeans(backend, objective.metricNames(), group);
                     Tensor values = backend.allocate(DType.F64, objective.metricNames().size())) {
                 int evalBatch = config.evalBatchSize();
-                for (int start = 0; start < test.size(); start += evalBatch) {
+                int batches = (test.size() + evalBatch - 1) / evalBatch;
+                for (int j = 0; j * ranks < batches; j++) {
+                    int index = j * ranks + rank;
+                    boolean filler = index >= batches;
+                    int start = (filler ? 0 : index) * evalBatch;
                     List<SpinFeatures> features = new ArrayList<>();
                     for (int i = start; i < Math.min(test.size(), start + evalBatch); i++) {
                         features.add(collator.features(i, test.get(i)));
                     }
                     SpinBatch batch = objective.collate(features);
                     objective.evaluate(batch, values);
-                    means.add(values, objective.weight(batch));
+                    if (!filler) {
+                        means.add(values, objective.weight(batch));
+                    }
                 }
                 line = means.means("eval_");
             }
-            log.append(done, epochOf(done), line);
+            if (leader) {
+                log.append(done, epochOf(done), line);
+            }
             StringBuilder text = new StringBuilder(String.format("eval at step %d: loss %.4f", done, line.get("eval_loss")));
             if (line.containsKey("eval_rewards/margins")) {
                 text.append(String.format("  margins %.4f  accuracy %.2f", line.get("eval_rewards/margins"),

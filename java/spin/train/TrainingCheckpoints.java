@@ -23,6 +23,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import spin.backend.Backend;
+import spin.dist.Communicator;
 import spin.io.AtomicFiles;
 import spin.io.SafetensorsDType;
 import spin.io.SafetensorsFile;
@@ -32,7 +33,10 @@ import spin.model.MistralConfig;
 import spin.model.MistralModel;
 import spin.model.ModelCheckpoint;
 import spin.model.ParameterBuffer;
+import spin.model.ParameterLayout;
 import spin.model.ParameterLayout.Slot;
+import spin.model.ShardLayout;
+import spin.model.ZeroShards;
 import spin.optim.Optimizer;
 
 /**
@@ -61,6 +65,7 @@ final class TrainingCheckpoints {
             + "|model\\.safetensors\\.index\\.json|config\\.json|optimizer\\.safetensors|trainer_state\\.json"
             + "|metrics\\.jsonl|train_results\\.json");
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
 
     /** Test seam: runs at each stage of a save ({@code staged}, {@code renamed}, {@code set-aside}) with its directory. */
     @FunctionalInterface
@@ -145,6 +150,101 @@ final class TrainingCheckpoints {
     }
 
     /**
+     * {@link #save} by every rank of a ZeRO-3 group (a collective): rank 0 stages the directory and
+     * writes the gathered HF model, every rank writes its shard of the fp32 master weights and of
+     * each optimizer state ({@link CheckpointState}), rank 0 the manifest and, once every rank has
+     * written, trainer_state.json (the marker a complete checkpoint has) before the rename.
+     * A rank that fails stops the group (its caller aborts it), and rank 0 removes what was staged.
+     *
+     * @return the checkpoint directory
+     */
+    Path saveSharded(long step, MistralModel model, Optimizer optimizer, ObjectNode trainerState, Path tokenizerSource,
+            ModelCheckpoint.StorageType storage, Integer keep) throws IOException {
+        Backend backend = model.backend();
+        ZeroShards zero = model.zeroShards();
+        Communicator group = zero.communicator();
+        boolean leader = group.rank() == 0;
+        for (Map.Entry<String, ParameterBuffer> state : optimizer.state().entrySet()) {
+            if (!backend.allFinite(state.getValue().flat())) {
+                throw new TrainingDivergedException("step " + step + ": the optimizer state " + state.getKey()
+                        + " holds NaN or Inf values on rank " + group.rank() + "; not saved, the last good checkpoint is kept");
+            }
+        }
+        Path target = outputDir.resolve("checkpoint-" + step);
+        Path staging = outputDir.resolve(".checkpoint-" + step + ".partial");
+        if (leader) {
+            deleteTree(staging);
+            Files.createDirectories(staging.resolve(CheckpointState.ZERO_DIR));
+            hook.at("staged", staging);
+        }
+        group.barrier();
+        try {
+            writeModel(model, staging, tokenizerSource, storage);
+            writeShard(staging.resolve(CheckpointState.ZERO_DIR), model, optimizer);
+            if (leader) {
+                ObjectNode manifest = CheckpointState.manifest(zero.shards(), optimizer.name(), optimizer.steps(), step);
+                AtomicFiles.writeString(staging.resolve(CheckpointState.ZERO_DIR).resolve(CheckpointState.MANIFEST),
+                        JSON.writerWithDefaultPrettyPrinter().writeValueAsString(manifest));
+            }
+            group.barrier();
+            if (leader) {
+                AtomicFiles.writeString(staging.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(trainerState));
+            }
+        } catch (IOException | RuntimeException e) {
+            if (leader) {
+                try {
+                    deleteTree(staging);
+                } catch (IOException cleanup) {
+                    e.addSuppressed(cleanup);
+                }
+            }
+            throw e;
+        }
+        if (leader) {
+            if (Files.exists(target)) {
+                remove(target);
+            }
+            Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
+            hook.at("renamed", target);
+            if (keep != null) {
+                rotate(keep, step);
+            }
+        }
+        // The others return once the checkpoint is in place, so that what they do next (a resume
+        // test reading it, the end of the run) never sees it half renamed.
+        group.barrier();
+        return target;
+    }
+
+    /** This rank's flat shards of the master weights and each optimizer state, in one file. */
+    private static void writeShard(Path dir, MistralModel model, Optimizer optimizer) throws IOException {
+        ZeroShards zero = model.zeroShards();
+        Communicator group = zero.communicator();
+        List<String> names = new ArrayList<>();
+        List<ParameterBuffer> buffers = new ArrayList<>();
+        names.add(CheckpointState.MASTER);
+        buffers.add(model.masterWeights());
+        for (Map.Entry<String, ParameterBuffer> state : optimizer.state().entrySet()) {
+            names.add(state.getKey());
+            buffers.add(state.getValue());
+        }
+        long elements = zero.shards().shardTotal();
+        List<SafetensorsWriter.TensorHeader> headers = names.stream()
+                .map(n -> new SafetensorsWriter.TensorHeader(n, SafetensorsDType.F32, new long[] {elements})).toList();
+        Map<String, String> metadata = new LinkedHashMap<>();
+        metadata.put("optimizer", optimizer.name());
+        metadata.put("steps", Long.toString(optimizer.steps()));
+        metadata.put("rank", Integer.toString(group.rank()));
+        metadata.put("world_size", Integer.toString(group.worldSize()));
+        Backend backend = model.backend();
+        SafetensorsWriter.write(dir.resolve(CheckpointState.rankFileName(group.rank(), group.worldSize())), headers,
+                (i, target) -> {
+                    float[] values = backend.read(buffers.get(i).flat().view(0, Math.toIntExact(elements)));
+                    MemorySegment.copy(values, 0, target, LE_FLOAT, 0, values.length);
+                }, metadata);
+    }
+
+    /**
      * Keeps the newest {@code keep} complete checkpoints: every other checkpoint-STEP directory
      * older than {@code current} (complete, or an incomplete leftover of an older version) is
      * removed. A resume calls it too, finishing a rotation its killed predecessor began.
@@ -212,7 +312,11 @@ final class TrainingCheckpoints {
      */
     static void writeModel(MistralModel model, Path dir, Path tokenizerSource, ModelCheckpoint.StorageType storage)
             throws IOException {
+        // A group's model is gathered by every rank and written by rank 0 alone.
         ModelCheckpoint.save(model, dir, storage, ModelCheckpoint.DEFAULT_SHARD_BYTES);
+        if (model.isSharded() && model.zeroShards().communicator().rank() != 0) {
+            return;
+        }
         for (String name : SOURCE_FILES) {
             Path source = tokenizerSource.resolve(name);
             if (Files.isRegularFile(source)) {
@@ -255,13 +359,22 @@ final class TrainingCheckpoints {
         }, metadata);
     }
 
-    /** Loads the checkpoint's model (fp32 master weights where saved) on {@code backend}. */
+    /**
+     * Loads the checkpoint's model (fp32 master weights where saved) on {@code backend}, whole,
+     * whatever world size wrote it.
+     */
     static MistralModel loadModel(Path checkpoint, Backend backend) throws IOException {
         MistralModel model = ModelCheckpoint.load(checkpoint, backend);
-        try (SafetensorsFile file = SafetensorsFile.open(checkpoint.resolve(OPTIMIZER_FILE))) {
-            for (Slot slot : model.parameters().layout().slots()) {
-                if (file.contains(MASTER_PREFIX + slot.name())) {
-                    backend.write(model.parameters().get(slot.name()), floats(file.tensor(MASTER_PREFIX + slot.name())));
+        try {
+            if (CheckpointState.isSharded(checkpoint)) {
+                fillMaster(checkpoint, model);
+                return model;
+            }
+            try (SafetensorsFile file = SafetensorsFile.open(checkpoint.resolve(OPTIMIZER_FILE))) {
+                for (Slot slot : model.parameters().layout().slots()) {
+                    if (file.contains(MASTER_PREFIX + slot.name())) {
+                        backend.write(model.parameters().get(slot.name()), floats(file.tensor(MASTER_PREFIX + slot.name())));
+                    }
                 }
             }
         } catch (IOException | RuntimeException e) {
@@ -271,8 +384,67 @@ final class TrainingCheckpoints {
         return model;
     }
 
-    /** Fills the optimizer's state buffers and step count from the checkpoint. */
-    static void loadOptimizer(Path checkpoint, Optimizer optimizer, Backend backend) throws IOException {
+    /**
+     * This rank's shard of the checkpoint's fp32 master weights, whatever world size wrote it
+     * (resharding: each piece is read from wherever it was written).
+     */
+    static MistralModel loadShardedModel(Path checkpoint, Communicator group) throws IOException {
+        MistralModel model = MistralModel.sharded(MistralConfig.read(checkpoint), group);
+        try {
+            fillMaster(checkpoint, model);
+        } catch (IOException | RuntimeException e) {
+            model.close();
+            throw e;
+        }
+        return model;
+    }
+
+    /** Fills {@link MistralModel#masterWeights()} (whole or a shard) from the checkpoint's fp32 state. */
+    private static void fillMaster(Path checkpoint, MistralModel model) throws IOException {
+        try (CheckpointState state = CheckpointState.open(checkpoint, model.config())) {
+            fill(state, CheckpointState.MASTER, model.masterWeights(), model);
+        }
+    }
+
+    /** Fills every slot of {@code target} (whole weights, or a shard's pieces) with {@code kind} from {@code state}. */
+    private static void fill(CheckpointState state, String kind, ParameterBuffer target, MistralModel model) throws IOException {
+        Backend backend = model.backend();
+        ParameterLayout full = new ParameterLayout(model.config());
+        if (!model.isSharded()) {
+            for (Slot slot : full.slots()) {
+                backend.write(target.get(slot.name()), state.read(kind, slot.offset(), Math.toIntExact(slot.size())));
+            }
+            return;
+        }
+        ZeroShards zero = model.zeroShards();
+        for (ShardLayout.Piece piece : zero.shards().pieceList(zero.communicator().rank())) {
+            backend.write(target.get(piece.weight().name()), state.read(kind, piece.globalStart(), piece.length()));
+        }
+    }
+
+    /**
+     * Fills the optimizer's state buffers (whole or a rank's shard) and step count from the
+     * checkpoint, whatever world size wrote it.
+     */
+    static void loadOptimizer(Path checkpoint, Optimizer optimizer, MistralModel model) throws IOException {
+        if (!model.isSharded() && !CheckpointState.isSharded(checkpoint)) {
+            loadWholeOptimizer(checkpoint, optimizer, model.backend());
+            return;
+        }
+        try (CheckpointState state = CheckpointState.open(checkpoint, model.config())) {
+            if (!optimizer.name().equals(state.optimizer())) {
+                throw new IllegalArgumentException(checkpoint + " holds " + state.optimizer() + " state but the config asks for optim "
+                        + optimizer.name() + "; resume with the optimizer the run started with");
+            }
+            for (Map.Entry<String, ParameterBuffer> entry : optimizer.state().entrySet()) {
+                fill(state, entry.getKey(), entry.getValue(), model);
+            }
+            optimizer.restoreSteps(state.steps());
+        }
+    }
+
+    /** One device's optimizer.safetensors into a whole model's optimizer. */
+    private static void loadWholeOptimizer(Path checkpoint, Optimizer optimizer, Backend backend) throws IOException {
         Path path = checkpoint.resolve(OPTIMIZER_FILE);
         try (SafetensorsFile file = SafetensorsFile.open(path)) {
             String saved = file.metadata().get("optimizer");

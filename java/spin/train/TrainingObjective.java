@@ -33,7 +33,8 @@ interface TrainingObjective {
      * gradients accumulate into the model's gradient buffer. Writes the micro-batch's metrics
      * (means over it, in {@link #metricNames()} order) into {@code metrics}, F64
      * [{@code metricNames().size()}] on the model's backend. A non-finite loss is written like any
-     * other: the step finds it when it reads its checks.
+     * other: the step finds it when it reads its checks. The backward runs at share 0 too (adding
+     * zero gradients): a ZeRO-3 rank's filler micro-batch still takes part in the group's gathers.
      */
     void train(SpinBatch batch, double share, Tensor metrics);
 

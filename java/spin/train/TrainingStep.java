@@ -1,10 +1,12 @@
 package spin.train;
 
+import java.util.ArrayList;
 import java.util.List;
 import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.Tensor;
 import spin.data.SpinBatch;
+import spin.dist.Communicator;
 import spin.model.MistralModel;
 import spin.optim.Optimizer;
 
@@ -21,53 +23,85 @@ import spin.optim.Optimizer;
  * the caller's {@link MetricMeans}, on the backend, unread.
  */
 final class TrainingStep {
-    /** Elements of the step's check tensor. */
-    private static final int LOSS = 0, NORM = 1, WEIGHT_SUM = 2, CHECKS = 3;
+    /** Elements of the step's check tensor: the first two are summed over a ZeRO-3 group. */
+    private static final int LOSS = 0, WEIGHT_SUM = 1, NORM = 2, SQUARES = 3, CHECKS = 4;
 
     private final MistralModel model;
     private final Optimizer optimizer;
     private final TrainingObjective objective;
     private final double maxGradNorm;
+    /** The ZeRO-3 group of a sharded model, else null. */
+    private final Communicator group;
 
-    /** The pre-clip gradient norm of a step and the tokens its forward passes read. */
-    record Outcome(double gradNorm, long tokens) {}
+    /** The pre-clip gradient norm of a step. */
+    record Outcome(double gradNorm) {}
+
+    /**
+     * One micro-batch of a step on this rank, weighted by {@code share} of the whole step (its
+     * weight over the weights of every micro-batch of the step, on every rank). A filler is run
+     * with share 0 and counted nowhere: it keeps a rank that has no micro-batch left in the
+     * epoch's last step taking part in its group's collectives.
+     */
+    record MicroBatch(SpinBatch batch, double weight, double share, boolean filler) {}
 
     TrainingStep(MistralModel model, Optimizer optimizer, TrainingObjective objective, double maxGradNorm) {
         this.model = model;
         this.optimizer = optimizer;
         this.objective = objective;
         this.maxGradNorm = maxGradNorm;
+        this.group = model.isSharded() ? model.zeroShards().communicator() : null;
     }
 
-    /**
-     * Runs step {@code stepNumber} (1-based, for messages) at learning rate {@code lr}, adding each
-     * micro-batch's metrics to {@code metrics} with its weight. Waits for the device once.
-     */
-    Outcome run(List<SpinBatch> batches, float lr, long stepNumber, MetricMeans metrics) {
-        double total = 0;
+    /** The micro-batches of a step on one device: each weighted by its share of them all. */
+    static List<MicroBatch> shares(TrainingObjective objective, List<SpinBatch> batches) {
         double[] weights = new double[batches.size()];
+        double total = 0;
         for (int i = 0; i < batches.size(); i++) {
             weights[i] = objective.weight(batches.get(i));
             total += weights[i];
         }
+        List<MicroBatch> out = new ArrayList<>();
+        for (int i = 0; i < batches.size(); i++) {
+            out.add(new MicroBatch(batches.get(i), weights[i], weights[i] / total, false));
+        }
+        return out;
+    }
+
+    /**
+     * Runs step {@code stepNumber} (1-based, for messages) at learning rate {@code lr} over this
+     * rank's micro-batches, adding each one's metrics to {@code metrics} with its weight. Waits for
+     * the device once. On a ZeRO-3 rank the gradient norm is the group's (an all-reduce of shard
+     * sums of squares) and the loss and weight checks are summed over the group, so every rank
+     * gets the same outcome, or the same exception.
+     */
+    Outcome run(List<MicroBatch> micro, float lr, long stepNumber, MetricMeans metrics) {
         Backend backend = model.backend();
-        long tokens = 0;
         double[] checks;
         try (Tensor values = backend.allocate(DType.F64, objective.metricNames().size());
                 Tensor step = backend.allocate(DType.F64, CHECKS)) {
-            for (int i = 0; i < batches.size(); i++) {
-                double share = weights[i] / total;
+            for (MicroBatch m : micro) {
                 // The stream orders each micro-batch's writes to values after the previous one's adds.
-                objective.train(batches.get(i), share, values);
-                metrics.add(values, weights[i]);
-                backend.accumulateWeighted(step.view(LOSS, 1), values.view(0, 1), share);
-                tokens += batches.get(i).attendedTokens();
+                objective.train(m.batch(), m.share(), values);
+                if (!m.filler()) {
+                    metrics.add(values, m.weight());
+                    backend.accumulateWeighted(step.view(LOSS, 1), values.view(0, 1), m.share());
+                }
             }
-            backend.clipGradNorm(step.view(NORM, 1), model.gradients().flat(), maxGradNorm);
+            Tensor grads = model.masterGradients().flat();
+            if (group == null) {
+                backend.clipGradNorm(step.view(NORM, 1), grads, maxGradNorm);
+            } else {
+                backend.sumOfSquares(step.view(SQUARES, 1), grads);
+                group.allReduce(step.view(SQUARES, 1));
+                backend.clipGradNorm(step.view(NORM, 1), grads, step.view(SQUARES, 1), maxGradNorm);
+            }
             optimizer.step(lr);
             // One pass over the weights: a NaN or Inf makes the double sum non-finite (Backend.allFinite).
-            backend.sum(step.view(WEIGHT_SUM, 1), model.parameters().flat(), 1);
-            backend.fill(model.gradients().flat(), 0f);
+            backend.sum(step.view(WEIGHT_SUM, 1), model.masterWeights().flat(), 1);
+            if (group != null) {
+                group.allReduce(step.view(LOSS, 2));
+            }
+            backend.fill(grads, 0f);
             checks = backend.readDoubles(step);
         }
         if (!Double.isFinite(checks[LOSS])) {
@@ -80,6 +114,6 @@ final class TrainingStep {
             throw new TrainingDivergedException("step " + stepNumber + ": the optimizer update at learning rate " + lr
                     + " made the weights NaN or Inf; nothing of this step is saved, the last good checkpoint is kept");
         }
-        return new Outcome(checks[NORM], tokens);
+        return new Outcome(checks[NORM]);
     }
 }

@@ -463,4 +463,14 @@ public final class CudaBackend implements Backend {
     public void clipGradNorm(Tensor norm, Tensor grads, double maxNorm) {
         reductions.clipGradNorm(norm, grads, maxNorm);
     }
+
+    @Override
+    public void sumOfSquares(Tensor out, Tensor in) {
+        reductions.sumOfSquares(out, in);
+    }
+
+    @Override
+    public void clipGradNorm(Tensor norm, Tensor grads, Tensor sumOfSquares, double maxNorm) {
+        reductions.clipGradNorm(norm, grads, sumOfSquares, maxNorm);
+    }
 }

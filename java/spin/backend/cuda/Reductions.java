@@ -79,16 +79,34 @@ final class Reductions {
      */
     void clipGradNorm(Tensor norm, Tensor grads, double maxNorm) {
         Operands.requireF32(backend, grads);
+        try (Scratch sumOfSquares = new Scratch(device, Double.BYTES)) {
+            sumInto(sumOfSquares.memory(), grads, true, 1);
+            clipBySumOfSquares(norm, grads, sumOfSquares.memory(), maxNorm);
+        }
+    }
+
+    /** out F64 [1] = sum of squares of a F32 tensor, on the device. */
+    void sumOfSquares(Tensor out, Tensor in) {
+        Operands.requireF32(backend, in);
+        requireScalar(out, "out");
+        sumInto(out.memory(), in, true, 1);
+    }
+
+    /** clip_grad_norm_ from a sum of squares already on the device (a ZeRO-3 group's, all-reduced). */
+    void clipGradNorm(Tensor norm, Tensor grads, Tensor sumOfSquares, double maxNorm) {
+        Operands.requireF32(backend, grads);
+        requireScalar(sumOfSquares, "sumOfSquares");
+        clipBySumOfSquares(norm, grads, sumOfSquares.memory(), maxNorm);
+    }
+
+    private void clipBySumOfSquares(Tensor norm, Tensor grads, MemorySegment sumOfSquares, double maxNorm) {
         requireScalar(norm, "norm");
         boolean clipping = maxNorm > 0;
-        try (Scratch sumOfSquares = new Scratch(device, Double.BYTES);
-                Tensor factor = clipping ? backend.allocate(DType.F32, 1) : null) {
-            sumInto(sumOfSquares.memory(), grads, true, 1);
+        try (Tensor factor = clipping ? backend.allocate(DType.F32, 1) : null) {
             var stream = device.compute().handle();
             MemorySegment scale = clipping ? factor.memory() : MemorySegment.NULL;
             float limit = (float) maxNorm;
-            device.launch("spin_clip_scale", () -> (int) clipScale.invokeExact(stream, scale, norm.memory(),
-                    sumOfSquares.memory(), limit));
+            device.launch("spin_clip_scale", () -> (int) clipScale.invokeExact(stream, scale, norm.memory(), sumOfSquares, limit));
             if (clipping) {
                 elementwise.scaleByDevice(grads, factor);
             }

@@ -249,7 +249,7 @@ abstract class DeviceTrainingContract {
         try (backend; Tokenizer tokenizer = Tokenizer.load(model); MistralModel policy = ModelCheckpoint.load(model, backend)) {
             SpinCollator collator = new SpinCollator(tokenizer, tokenizer.chatTemplate(), tokenizer.padId(),
                     new SequenceLimits(32, 16, TruncationMode.KEEP_END));
-            try (Opponent opponent = precomputed ? PrecomputedOpponent.score(policy, collator, train, List.of(), 2)
+            try (Opponent opponent = precomputed ? PrecomputedOpponent.score(policy, collator, train, List.of(), 2, null)
                             : new FrozenOpponent(ModelCheckpoint.load(model, backend));
                     Optimizer optimizer = new OptimizerSettings("rmsprop", 0, 0.9f, 0.999f, 1e-8f).create(policy)) {
                 SpinObjective objective = new SpinObjective(policy, collator, opponent, 0.1f, SpinLossType.SIGMOID);
@@ -263,7 +263,7 @@ abstract class DeviceTrainingContract {
                                     collator.features(first + 1, train.get(first + 1)))));
                         }
                         long before = waitsSoFar(backend);
-                        step.run(batches, (float) LR, s + 1, interval);
+                        step.run(TrainingStep.shares(objective, batches), (float) LR, s + 1, interval);
                         long stepped = waitsSoFar(backend);
                         if (s % 2 == 1) {
                             logs.add(interval.means(""));

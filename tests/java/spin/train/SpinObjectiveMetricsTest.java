@@ -53,7 +53,7 @@ class SpinObjectiveMetricsTest {
             }
             SpinBatch batch = collator.collate(features);
             model.setLogProbChunkRows(3); // fused, in several chunks with a short last one
-            try (PrecomputedOpponent opponent = PrecomputedOpponent.score(model, collator, List.of(), records, 2)) {
+            try (PrecomputedOpponent opponent = PrecomputedOpponent.score(model, collator, List.of(), records, 2, null)) {
                 SpinObjective objective = new SpinObjective(model, collator, opponent, 0.1f, SpinLossType.SIGMOID);
                 double[] metrics;
                 try (Tensor values = cpu.allocate(DType.F64, objective.metricNames().size())) {

@@ -130,7 +130,7 @@ class TrainingStepFixtureTest {
                 assertEquals(lrs[s], schedule.at(s), 1e-9 * baseLr, "lr of step " + s);
                 SpinBatch b = batch("batch" + s, 100L * s, opponent);
                 try (MetricMeans metrics = new MetricMeans(cpu, objective.metricNames())) {
-                    TrainingStep.Outcome outcome = step.run(List.of(b), (float) schedule.at(s), s + 1, metrics);
+                    TrainingStep.Outcome outcome = step.run(TrainingStep.shares(objective, List.of(b)), (float) schedule.at(s), s + 1, metrics);
                     assertEquals(norms[s], outcome.gradNorm(), 1e-5 * norms[s], "pre-clip gradient norm of step " + s);
                     assertEquals(losses[s], metrics.means("").get("loss"), 1e-5, "loss of step " + s);
                 }
@@ -174,7 +174,7 @@ class TrainingStepFixtureTest {
                     Tensor values = cpu.allocate(DType.F64, objective.metricNames().size())) {
                 // lr 0: the step leaves the weights as they are, so the second comparison starts from the same model
                 TrainingStep.Outcome outcome = new TrainingStep(model, optimizer, objective, 0)
-                        .run(List.of(half0, half1), 0f, 1, metrics);
+                        .run(TrainingStep.shares(objective, List.of(half0, half1)), 0f, 1, metrics);
                 assertEquals(fixtureNorm, outcome.gradNorm(), 1e-5 * fixtureNorm);
                 assertEquals(floats("rmsprop/loss")[0], metrics.means("").get("loss"), 1e-6);
 
