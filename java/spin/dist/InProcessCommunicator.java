@@ -108,7 +108,9 @@ public final class InProcessCommunicator implements Communicator {
             if (inOut.dtype() == DType.F64) {
                 return new Contribution("allReduce", DType.F64, inOut.size(), -1, null, backend.readDoubles(inOut));
             }
-            requireF32("allReduce", inOut);
+            if (inOut.dtype() != DType.F32) {
+                throw new IllegalArgumentException("allReduce sums F32 or F64, not " + inOut);
+            }
             return new Contribution("allReduce", DType.F32, inOut.size(), -1, backend.read(inOut));
         });
         if (inOut.dtype() == DType.F64) {
