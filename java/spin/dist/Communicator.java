@@ -23,7 +23,7 @@ import spin.backend.Tensor;
  * device-side statistics of a step: metric sums, sums of squares for the gradient norm).
  *
  * <h2>Determinism</h2>
- * A sum is accumulated in fp32 in rank order: {@code ((x0 + x1) + x2) + ... + x(N-1)}, starting
+ * A sum is accumulated in fp32 (F64: in double) in rank order: {@code ((x0 + x1) + x2) + ... + x(N-1)}, starting
  * from rank 0's value (not from zero, so a sum of one rank is that rank's value, signed zeros
  * included). Every rank gets the same bits, and the same inputs give the same bits run to run.
  * (NCCL's ring sums in another order; {@link NcclCommunicator} documents its own.)
@@ -35,12 +35,14 @@ import spin.backend.Tensor;
  * <h2>Errors</h2>
  * A rank that fails, inside a collective or outside one (then its code calls {@link #abort}),
  * stops the group: every rank's pending and later collectives throw a
- * {@link CommunicatorException} naming the failed rank, with its error as the cause. A collective
- * that waits longer than the communicator's timeout throws one naming the ranks that never
- * arrived, and stops the group likewise (where the implementation has a timeout of its own;
- * {@link NcclCommunicator} leaves it to the caller's watchdog, which calls {@link #abort}). Arguments wrong on this rank alone (wrong dtype, sizes
- * that do not fit, a tensor of another backend) throw {@link IllegalArgumentException} here and
- * stop the group, since the other ranks would otherwise wait for a call that never comes.
+ * {@link CommunicatorException} naming the failed rank (-1 where the implementation cannot tell:
+ * NCCL ranks of another process), with its error as the cause. A collective that waits longer
+ * than the communicator's timeout throws one naming the ranks that never arrived, and stops the
+ * group likewise (where the implementation has a timeout of its own; {@link NcclCommunicator}
+ * leaves it to the caller's watchdog, which calls {@link #abort}). Arguments wrong on this rank
+ * alone (wrong dtype, sizes that do not fit, a tensor of another backend) throw
+ * {@link IllegalArgumentException} here and stop the group, since the other ranks would otherwise
+ * wait for a call that never comes.
  */
 public interface Communicator extends AutoCloseable {
 

@@ -52,6 +52,7 @@ public final class NcclCommunicator implements Communicator {
     /** One F32 element that {@link #barrier()} all-reduces. */
     private final Tensor barrierScratch;
     private boolean released;
+    private boolean closed;
 
     private NcclCommunicator(NcclAbi nccl, MemorySegment comm, int rank, int worldSize, CudaBackend backend,
             LocalRanks local) {
@@ -213,6 +214,7 @@ public final class NcclCommunicator implements Communicator {
         }
     }
 
+    /** May be called from any thread, also while this rank's thread waits in a collective. */
     @Override
     public void abort(Throwable cause) {
         local.fail(new CommunicatorException("rank " + rank + " failed: " + cause, rank, List.of(), cause));
@@ -227,6 +229,13 @@ public final class NcclCommunicator implements Communicator {
     public void close() {
         // After a failure the peers may never reach their last collective: destroying would wait.
         release(local.failure() != null);
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+        }
+        barrierScratch.close();
     }
 
     @Override
@@ -239,7 +248,8 @@ public final class NcclCommunicator implements Communicator {
             return;
         }
         released = true;
-        barrierScratch.close();
+        // The backend is not touched here (only NCCL), so that a watchdog thread may abort while
+        // the rank's own thread is inside a collective; close() frees the scratch.
         if (abort) {
             abortQuietly(nccl, comm, null);
         } else {
