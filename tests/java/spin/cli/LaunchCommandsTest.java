@@ -135,7 +135,11 @@ class LaunchCommandsTest {
         }
         records.set(4, record("word ".repeat(3000), "Gold"));
         SpinDatasetWriter.write(tooLong.resolve("train_prefs-00000-of-00001.parquet"), records);
-        List<Indexed<SpinRecord>> shuffled = DataSelection.shuffled(records, DataSelection.REFERENCE_SEED);
+        List<Indexed<SpinRecord>> indexed = new ArrayList<>();
+        for (int i = 0; i < records.size(); i++) {
+            indexed.add(new Indexed<>(i, records.get(i)));
+        }
+        List<Indexed<SpinRecord>> shuffled = DataSelection.shuffled(indexed, DataSelection.REFERENCE_SEED);
         int position = 0;
         while (shuffled.get(position).index() != 4) {
             position++;
