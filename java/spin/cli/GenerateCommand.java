@@ -142,11 +142,8 @@ public final class GenerateCommand implements Callable<Integer> {
             return 0;
         }
         List<DeviceSpec> devices = world.localDevices();
-        int cpuThreads = device.threadCount();
+        int cpuThreads = world.cpuThreadsPerDevice(device.threadCount());
         if (devices.size() > 1) {
-            // --threads is the whole process's CPU budget: CPU devices share the cores instead of each taking all of them
-            int total = cpuThreads == 0 ? Runtime.getRuntime().availableProcessors() : cpuThreads;
-            cpuThreads = Math.max(1, total / devices.size());
             out.printf("generating on %d devices: %s%s%n", devices.size(), devices.stream().map(DeviceSpec::toString)
                     .collect(java.util.stream.Collectors.joining(", ")), devices.stream().anyMatch(d -> d.kind() == DeviceSpec.Kind.CPU)
                     ? " (" + cpuThreads + " CPU thread" + (cpuThreads == 1 ? "" : "s") + " each)" : "");

@@ -33,8 +33,8 @@ import spin.backend.DeviceSpec;
  * @param firstRank the global rank of this process's first local device; its devices hold
  *     {@code firstRank .. firstRank + localDevices.size() - 1}
  * @param localDevices the devices this process drives, local rank i on {@code localDevices.get(i)};
- *     CPU ranks are each {@code cpu} and emulated ranks each {@code cuda-emu:0} (the emulator has one
- *     device, which several ranks may share)
+ *     CPU ranks are each {@code cpu} and emulated ranks {@code cuda-emu:0 .. N-1} (the emulator has 8
+ *     devices)
  * @param nodeRank this process's node, 0 .. nnodes - 1
  * @param nnodes nodes in the run
  * @param masterAddr the host of the rendezvous (the process holding rank 0); unused by a
@@ -339,6 +339,18 @@ public record World(int worldSize, int firstRank, List<DeviceSpec> localDevices,
         return new DeviceSpec(DeviceSpec.Kind.CUDA, l.localRank());
     }
 
+    /**
+     * CPU threads each local device gets from the process's budget {@code threads} (0: every
+     * core): CPU devices share the cores instead of each taking all of them.
+     */
+    public int cpuThreadsPerDevice(int threads) {
+        if (localDevices.size() == 1) {
+            return threads;
+        }
+        int total = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
+        return Math.max(1, total / localDevices.size());
+    }
+
     /** {@code count} devices of the kind of {@code device}, for one process that drives them all. */
     private static List<DeviceSpec> devices(DeviceSpec device, int count, Flags flags, Map<String, String> env) {
         if (count == 1) {
@@ -353,9 +365,9 @@ public record World(int worldSize, int firstRank, List<DeviceSpec> localDevices,
                 }
             }
             case CUDA_EMU -> {
-                // the emulator has one device; its ranks share it, as InProcessCommunicator allows
+                // a device of its own per rank, as NCCL needs (Devices refuses more than the emulator has)
                 for (int i = 0; i < count; i++) {
-                    out.add(new DeviceSpec(DeviceSpec.Kind.CUDA_EMU, 0));
+                    out.add(new DeviceSpec(DeviceSpec.Kind.CUDA_EMU, i));
                 }
             }
             case CUDA -> {

@@ -27,6 +27,7 @@ import spin.data.SpinFeatures;
 import spin.data.SpinRecord;
 import spin.dist.Communicator;
 import spin.dist.CommunicatorException;
+import spin.dist.RankGroup;
 import spin.dist.World;
 import spin.io.AtomicFiles;
 import spin.io.OutputLock;
@@ -110,19 +111,20 @@ public final class Trainer {
 
     /**
      * Trains as {@code config} says on the devices of {@code world}, this process's ranks of it.
-     * The launch commands (train, sft, iterate) come through here. Until data-parallel training
-     * (ZeRO-3) lands, only a world of one rank trains, by {@link #run(TrainConfig, Mode, boolean, PrintWriter)};
-     * a larger one is refused before anything is loaded.
-     *
-     * @throws IllegalArgumentException for a world of more than one rank
+     * The launch commands (train, sft, iterate) come through here. A world of one rank trains one
+     * device without ZeRO ({@link #run(TrainConfig, Mode, boolean, PrintWriter)}, on config's
+     * device); a larger one opens this process's devices and trains ZeRO-3 over them
+     * ({@link RankGroup}, then {@link #run(TrainConfig, Mode, boolean, List, PrintWriter)}).
      */
     public static Result run(TrainConfig config, Mode mode, boolean resume, World world, PrintWriter console)
             throws IOException {
         if (world.worldSize() == 1) {
             return run(config, mode, resume, console);
         }
-        throw new IllegalArgumentException("world size " + world.worldSize() + ": data-parallel training is not wired yet "
-                + "(ZeRO-3 is in progress); train on one device for now (the launch gave " + world.describe() + ")");
+        console.printf("ZeRO-3 over %s%n", world.describe());
+        try (RankGroup group = RankGroup.open(world, config.threads(), config.precision())) {
+            return run(config, mode, resume, group.communicators(), console);
+        }
     }
 
     /**

@@ -71,9 +71,10 @@ class WorldTest {
         World gpus = World.resolve(gpus(8), CUDA, Map.of());
         assertEquals(gpusFrom(0, 8), gpus.localDevices());
         assertEquals(World.Source.LOCAL, gpus.source());
-        // the emulator has one device: emulated ranks share it
+        // emulated ranks get a device each, as NCCL needs
         DeviceSpec emu = DeviceSpec.parse("cuda-emu");
-        assertEquals(List.of(emu, emu), World.resolve(devices(2), emu, Map.of()).localDevices());
+        assertEquals(List.of(DeviceSpec.parse("cuda-emu:0"), DeviceSpec.parse("cuda-emu:1")),
+                World.resolve(devices(2), emu, Map.of()).localDevices());
         // one device may be any GPU
         assertEquals(List.of(DeviceSpec.parse("cuda:3")), World.resolve(devices(1), DeviceSpec.parse("cuda:3"), Map.of()).localDevices());
     }
