@@ -76,6 +76,38 @@ public interface Communicator extends AutoCloseable {
     /** {@code inOut} = rank {@code root}'s {@code inOut}, same size on every rank. F32 or BF16. */
     void broadcast(Tensor inOut, int root);
 
+    /**
+     * A collective queued by an {@code ...Async} call whose outputs later work does not see yet:
+     * {@link #await} orders this rank's later work (on its backend) after it. Until then its input
+     * must not be overwritten, its output not read, and neither tensor closed.
+     */
+    interface Pending {
+        /** Already complete: what a communicator without asynchronous collectives returns. */
+        Pending DONE = () -> {};
+
+        /** Orders the work queued on this rank's backend from now on after the collective; once. */
+        void await();
+    }
+
+    /**
+     * {@link #allGather} without ordering later work after it, so that a prefetch overlaps the
+     * compute queued next; {@link Pending#await} before the output is used. By default the
+     * collective is complete on return.
+     */
+    default Pending allGatherAsync(Tensor out, Tensor in) {
+        allGather(out, in);
+        return Pending.DONE;
+    }
+
+    /**
+     * {@link #reduceScatter} without ordering later work after it, so that it overlaps the
+     * compute queued next; {@link Pending#await} before the output is used or the input reused.
+     */
+    default Pending reduceScatterAsync(Tensor out, Tensor in) {
+        reduceScatter(out, in);
+        return Pending.DONE;
+    }
+
     /** Returns once every rank has called it. */
     void barrier();
 

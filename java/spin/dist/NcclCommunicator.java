@@ -8,6 +8,7 @@ import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.Tensor;
 import spin.backend.cuda.CudaBackend;
+import spin.nativebind.CudaEvent;
 import spin.nativebind.NcclAbi;
 import spin.nativebind.NcclException;
 
@@ -19,8 +20,10 @@ import spin.nativebind.NcclException;
  * <h2>Streams</h2>
  * Each collective is queued on the rank's communication stream ({@link CudaBackend#beginCommunication()}
  * makes it wait for the compute work queued so far, by an event), and the compute stream is then
- * made to wait for it ({@link CudaBackend#endCommunication()}), so the interface's ordering holds
- * and the host does not wait: on a GPU the call returns once the collective is queued. Only
+ * made to wait for it ({@link CudaBackend#computeAfter}, at once, or at {@link Pending#await} for
+ * {@link #allGatherAsync} and {@link #reduceScatterAsync}, so that a prefetch overlaps compute),
+ * so the interface's ordering holds and the host does not wait: on a GPU the call returns once the
+ * collective is queued. Only
  * {@link #barrier()} waits for the device.
  *
  * <h2>Sums</h2>
@@ -159,7 +162,13 @@ public final class NcclCommunicator implements Communicator {
 
     @Override
     public void allGather(Tensor out, Tensor in) {
-        collective("allGather", () -> {
+        allGatherAsync(out, in).await();
+    }
+
+    /** Queued on the communication stream; the compute stream waits for it only at {@link Pending#await}. */
+    @Override
+    public Pending allGatherAsync(Tensor out, Tensor in) {
+        return collective("allGather", () -> {
             requireMovable("allGather", in);
             requireOwn(out);
             if (out.dtype() != in.dtype()) {
@@ -172,7 +181,13 @@ public final class NcclCommunicator implements Communicator {
 
     @Override
     public void reduceScatter(Tensor out, Tensor in) {
-        collective("reduceScatter", () -> {
+        reduceScatterAsync(out, in).await();
+    }
+
+    /** Queued on the communication stream; the compute stream waits for it only at {@link Pending#await}. */
+    @Override
+    public Pending reduceScatterAsync(Tensor out, Tensor in) {
+        return collective("reduceScatter", () -> {
             requireF32("reduceScatter", out);
             requireF32("reduceScatter", in);
             requireSize("reduceScatter in", in, (long) worldSize * out.size());
@@ -182,7 +197,7 @@ public final class NcclCommunicator implements Communicator {
 
     @Override
     public void allReduce(Tensor inOut) {
-        collective("allReduce", () -> {
+        awaitNow("allReduce", () -> {
             requireOwn(inOut);
             if (inOut.dtype() != DType.F32 && inOut.dtype() != DType.F64) {
                 throw new IllegalArgumentException("allReduce sums F32 or F64, not " + inOut);
@@ -192,7 +207,7 @@ public final class NcclCommunicator implements Communicator {
 
     @Override
     public void broadcast(Tensor inOut, int root) {
-        collective("broadcast", () -> {
+        awaitNow("broadcast", () -> {
             requireMovable("broadcast", inOut);
             if (root < 0 || root >= worldSize) {
                 throw new IllegalArgumentException("broadcast root " + root + " is not a rank of " + worldSize);
@@ -203,7 +218,7 @@ public final class NcclCommunicator implements Communicator {
     /** An all-reduce of one element, then a wait for this device: every rank has called it on return. */
     @Override
     public void barrier() {
-        collective("barrier", () -> {},
+        awaitNow("barrier", () -> {},
                 stream -> nccl.allReduce(barrierScratch.memory(), barrierScratch.memory(), 1, NcclAbi.FLOAT32,
                         NcclAbi.SUM, comm, stream));
         try {
@@ -280,7 +295,12 @@ public final class NcclCommunicator implements Communicator {
      * the two events. Any failure stops the group before it is thrown, so that no rank waits for
      * this one; a peer's failure is rethrown as the group's.
      */
-    private void collective(String operation, LocalChecks checks, Call call) {
+    /** {@link #collective}, with later compute ordered after it at once. */
+    private void awaitNow(String operation, LocalChecks checks, Call call) {
+        collective(operation, checks, call).await();
+    }
+
+    private Pending collective(String operation, LocalChecks checks, Call call) {
         local.throwIfStopped();
         synchronized (this) {
             if (released) {
@@ -295,11 +315,19 @@ public final class NcclCommunicator implements Communicator {
         }
         try {
             MemorySegment stream = backend.beginCommunication();
+            CudaEvent mark;
             try {
                 call.queue(stream);
             } finally {
-                backend.endCommunication();
+                mark = backend.endCommunication();
             }
+            boolean[] awaited = {false};
+            return () -> {
+                if (!awaited[0]) {
+                    awaited[0] = true;
+                    backend.computeAfter(mark);
+                }
+            };
         } catch (NcclException e) {
             CommunicatorException stopped = local.failure();
             if (stopped != null) {

@@ -28,7 +28,10 @@ import spin.model.ParameterLayout.Slot;
  * <h2>Gradients</h2>
  * {@link #unitGradients} lends a zeroed fp32 buffer of the whole unit for a backward to accumulate
  * into; {@link #reduceGradients} reduce-scatters it (the rank-order sum over ranks) and adds this
- * rank's part to its gradient shard. With one micro-batch per rank, that makes the shard hold
+ * rank's part to its gradient shard. The reduce-scatter is left in flight while the next unit's
+ * backward runs (on a GPU they overlap) and finished (waited for, added, its buffer freed) when
+ * the next one is issued or the gradient shard is asked for, so additions to the shard keep their
+ * order. With one micro-batch per rank, that makes the shard hold
  * exactly the sum a single device accumulating the ranks' micro-batches in rank order holds.
  *
  * <p>Every rank must make the same calls in the same order (they are collectives).
@@ -47,6 +50,9 @@ public final class ZeroShards implements AutoCloseable {
     private final ArrayDeque<Tensor> freeGradientBuffers = new ArrayDeque<>();
     private final Map<Integer, Tensor> lentGradients = new HashMap<>();
     private final List<Tensor> gradientBuffers = new ArrayList<>();
+    /** The last reduce-scatter issued and not yet finished, or null. */
+    private InFlight inFlight;
+    private record InFlight(int unit, Tensor buffer, Communicator.Pending pending) {}
     private long useCounter;
 
     /** A gather buffer and the unit it holds (-1: none). */
@@ -56,6 +62,8 @@ public final class ZeroShards implements AutoCloseable {
         int pins;
         long lastUse;
         ParameterView views;
+        /** The all-gather that fills this buffer, until a pass first uses it. */
+        Communicator.Pending pending;
 
         Gathered(Tensor buffer) {
             this.buffer = buffer;
@@ -87,6 +95,7 @@ public final class ZeroShards implements AutoCloseable {
             if (g.pins > 0) {
                 throw new IllegalStateException("the master shard was asked for while unit " + g.unit + " is in use by a pass");
             }
+            settle(g);
             g.unit = -1;
         }
         return master;
@@ -94,6 +103,11 @@ public final class ZeroShards implements AutoCloseable {
 
     /** This rank's fp32 gradient shard, laid out like {@link #master()}; allocated zeroed on first use. */
     public ParameterBuffer gradients() {
+        finishReduction();
+        return gradientShard();
+    }
+
+    private ParameterBuffer gradientShard() {
         if (gradients == null) {
             gradients = new ParameterBuffer(backend, master.layout());
         }
@@ -107,6 +121,7 @@ public final class ZeroShards implements AutoCloseable {
      */
     ParameterView weights(int unit, int next) {
         Gathered g = gather(unit);
+        settle(g);
         g.pins++;
         if (next >= 0 && holding(next) == null) {
             Gathered spare = freeBuffer();
@@ -146,12 +161,25 @@ public final class ZeroShards implements AutoCloseable {
         if (buffer == null) {
             throw new IllegalStateException("unit " + unit + " has no gradients lent");
         }
+        finishReduction();
         int part = Math.toIntExact(shards.shardSize(unit));
         Tensor whole = buffer.view(0, Math.toIntExact(shards.paddedSize(unit)));
         Tensor mine = buffer.view((long) communicator.rank() * part, part);
-        communicator.reduceScatter(mine, whole);
-        backend.accumulate(gradients().flat().view(shards.shardOffset(unit), part), mine);
-        freeGradientBuffers.push(buffer);
+        inFlight = new InFlight(unit, buffer, communicator.reduceScatterAsync(mine, whole));
+    }
+
+    /** Finishes the reduce-scatter in flight, if any: waits for it, adds this rank's part to the shard, frees its buffer. */
+    private void finishReduction() {
+        if (inFlight == null) {
+            return;
+        }
+        InFlight done = inFlight;
+        inFlight = null;
+        done.pending().await();
+        int part = Math.toIntExact(shards.shardSize(done.unit()));
+        Tensor mine = done.buffer().view((long) communicator.rank() * part, part);
+        backend.accumulate(gradientShard().flat().view(shards.shardOffset(done.unit()), part), mine);
+        freeGradientBuffers.push(done.buffer());
     }
 
     /**
@@ -212,8 +240,21 @@ public final class ZeroShards implements AutoCloseable {
         return best;
     }
 
-    /** Gathers unit {@code unit} into {@code g}: this rank's part into its slice, then the in-place all-gather. */
+    /** Orders later work after the all-gather that filled {@code g}, if it is still pending. */
+    private static void settle(Gathered g) {
+        if (g.pending != null) {
+            g.pending.await();
+            g.pending = null;
+        }
+    }
+
+    /**
+     * Issues the gather of unit {@code unit} into {@code g}: this rank's part into its slice, then
+     * the in-place all-gather, left pending until a pass uses the unit (a prefetch overlaps compute).
+     */
     private void fill(Gathered g, int unit) {
+        // The buffer's previous gather must be done before this one's part is written into it.
+        settle(g);
         int part = Math.toIntExact(shards.shardSize(unit));
         Tensor mine = g.buffer.view((long) communicator.rank() * part, part);
         Tensor own = master.flat().view(shards.shardOffset(unit), part);
@@ -222,7 +263,7 @@ public final class ZeroShards implements AutoCloseable {
         } else {
             backend.cast(mine, own);
         }
-        communicator.allGather(g.buffer.view(0, Math.toIntExact(shards.paddedSize(unit))), mine);
+        g.pending = communicator.allGatherAsync(g.buffer.view(0, Math.toIntExact(shards.paddedSize(unit))), mine);
         g.unit = unit;
         g.lastUse = ++useCounter;
         g.views = views(shards.units().get(unit), g.buffer);
@@ -245,6 +286,9 @@ public final class ZeroShards implements AutoCloseable {
 
     @Override
     public void close() {
+        // Nothing in flight may still read or write a buffer handed back to the pool.
+        finishReduction();
+        gathered.forEach(ZeroShards::settle);
         master.close();
         if (gradients != null) {
             gradients.close();

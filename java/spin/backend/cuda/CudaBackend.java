@@ -18,6 +18,7 @@ import spin.backend.Operands;
 import spin.backend.SamplingRule;
 import spin.backend.SpinLossType;
 import spin.backend.Tensor;
+import spin.nativebind.CudaEvent;
 import spin.nativebind.CudaRuntime;
 import spin.nativebind.DeviceMemory;
 
@@ -133,12 +134,21 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Makes the compute stream wait for the collectives queued on the communication stream since
-     * {@link #beginCommunication()}: ops queued from now on see their outputs, and a tensor closed
-     * from now on goes back to the pool only after they have run.
+     * Ends what {@link #beginCommunication()} began, leaving the compute stream free to run on:
+     * returns an event marking the collectives queued since, which {@link #computeAfter} makes
+     * compute wait for when their outputs are needed (at once, or later for a prefetch: the compute
+     * stream keeps working while the collective runs). Until then the collective's tensors must
+     * stay open and its outputs unread.
      */
-    public void endCommunication() {
-        device.computeAfterCommunication();
+    public CudaEvent endCommunication() {
+        return device.communicationMark();
+    }
+
+    /** Makes the compute stream wait for a mark of {@link #endCommunication()}, and closes the mark. */
+    public void computeAfter(CudaEvent mark) {
+        try (mark) {
+            device.computeAfter(mark);
+        }
     }
 
     /** Bytes the device's stream-ordered pool has allocated (tensors and op scratch) now and at most. */

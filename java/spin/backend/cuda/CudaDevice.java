@@ -33,7 +33,6 @@ final class CudaDevice implements AutoCloseable {
     private final CudaStream compute;
     private final CudaStream communication;
     private final CudaEvent computeReached;
-    private final CudaEvent communicationReached;
     private final StagingRing staging;
     private long synchronizations;
     private boolean closed;
@@ -46,7 +45,6 @@ final class CudaDevice implements AutoCloseable {
         this.compute = runtime.createStream();
         this.communication = runtime.createStream();
         this.computeReached = runtime.createEvent();
-        this.communicationReached = runtime.createEvent();
         this.staging = new StagingRing(runtime);
     }
 
@@ -76,15 +74,22 @@ final class CudaDevice implements AutoCloseable {
         return communication;
     }
 
+
     /**
-     * Makes the compute stream wait for the work queued on the communication stream so far (a
-     * collective's outputs), so that the ops queued after it see them, and memory freed on the
-     * compute stream afterwards is not reused while the collective still reads it.
+     * Marks where the communication stream's work has reached (the collectives queued so far) with
+     * a fresh event, for {@link #computeAfter}: the caller closes it once waited for.
      */
-    void computeAfterCommunication() {
+    CudaEvent communicationMark() {
         makeCurrent();
-        communicationReached.record(communication);
-        compute.waitFor(communicationReached);
+        CudaEvent mark = runtime.createEvent();
+        mark.record(communication);
+        return mark;
+    }
+
+    /** Makes the compute stream wait for {@code mark} (of {@link #communicationMark}) before its later work. */
+    void computeAfter(CudaEvent mark) {
+        makeCurrent();
+        compute.waitFor(mark);
     }
 
     /** Makes this device current on the calling thread (NCCL binds a communicator to the current device). */
@@ -205,7 +210,6 @@ final class CudaDevice implements AutoCloseable {
         closed = true;
         synchronize();
         staging.close();
-        communicationReached.close();
         computeReached.close();
         communication.close();
         compute.close();
