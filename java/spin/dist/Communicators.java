@@ -27,8 +27,8 @@ public final class Communicators {
      * One communicator per backend, rank r on {@code backends.get(r)}, all in one group of
      * {@code backends.size()} ranks: {@link NcclCommunicator}s under a fresh unique id when every
      * backend is a CUDA device (real or emulated, not mixed; each rank on a device of its own, as
-     * NCCL needs), else {@link InProcessCommunicator}s whose collectives give up after
-     * {@code timeout} (NCCL has no timeout of its own; see {@link NcclCommunicator}). Each rank's
+     * NCCL needs), else {@link InProcessCommunicator}s; either stops the group when a collective
+     * waits longer than {@code timeout} (NCCL through its watchdog). Each rank's
      * communicator is then used from that rank's own thread; close them after the last collective.
      */
     public static List<Communicator> inProcess(List<? extends Backend> backends, Duration timeout) {
@@ -37,7 +37,7 @@ public final class Communicators {
         }
         if (backends.stream().allMatch(b -> b instanceof CudaBackend)) {
             byte[] id = NcclCommunicator.newUniqueId(backends.getFirst());
-            return List.copyOf(NcclCommunicator.create(id, backends.size(), 0, backends));
+            return List.copyOf(NcclCommunicator.create(id, backends.size(), 0, backends, timeout));
         }
         return List.copyOf(InProcessCommunicator.create(backends, timeout));
     }

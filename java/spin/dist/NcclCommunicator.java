@@ -9,6 +9,12 @@ import spin.backend.DType;
 import spin.backend.Tensor;
 import spin.backend.cuda.CudaBackend;
 import spin.nativebind.CudaEvent;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 import spin.nativebind.NcclAbi;
 import spin.nativebind.NcclException;
 
@@ -42,8 +48,15 @@ import spin.nativebind.NcclException;
  * process, else as one whose {@link CommunicatorException#failedRank()} is -1 (NCCL does not say
  * which). Unlike {@link InProcessCommunicator}: ranks whose calls disagree are not detected by
  * NCCL (it hangs or corrupts memory; the emulator reports ncclInvalidUsage, an
- * {@link IllegalStateException} here), and there is no timeout of its own: a rank that never
- * arrives is found by the caller's watchdog, which then calls {@link #abort}.
+ * {@link IllegalStateException} here), and NCCL has no timeout of its own.
+ *
+ * <h2>Watchdog</h2>
+ * A collective that has not finished {@code timeout} after it was issued (a rank that stopped,
+ * hangs, or never reaches it) stops the group: a watchdog thread polls each rank's oldest
+ * unfinished collective (its event on the communication stream, or the call itself while NCCL
+ * blocks in it) and aborts the rank with a {@link CommunicatorException} naming the collective and
+ * the timeout. The abort makes NCCL's kernels give up (here and, through their own failing
+ * calls, in the other processes), so the ranks waiting on the device return and throw.
  */
 public final class NcclCommunicator implements Communicator {
     private final NcclAbi nccl;
@@ -56,16 +69,67 @@ public final class NcclCommunicator implements Communicator {
     private final Tensor barrierScratch;
     private boolean released;
     private boolean closed;
+    private final Duration timeout;
+    /** Collectives issued and not yet seen finished, oldest first; guarded by itself. */
+    private final ArrayDeque<Outstanding> outstanding = new ArrayDeque<>();
+    private final ScheduledFuture<?> watch;
+
+    /** The watchdog's one thread for every communicator of the process. */
+    private static final ScheduledExecutorService WATCHDOG = Executors.newSingleThreadScheduledExecutor(
+            Thread.ofPlatform().daemon().name("spin-nccl-watchdog").factory());
+
+    /** A collective in flight: its event once queued (null while NCCL is still in the call). */
+    private static final class Outstanding {
+        final String operation;
+        final long issuedNanos = System.nanoTime();
+        CudaEvent mark;
+        boolean done;
+
+        Outstanding(String operation) {
+            this.operation = operation;
+        }
+    }
 
     private NcclCommunicator(NcclAbi nccl, MemorySegment comm, int rank, int worldSize, CudaBackend backend,
-            LocalRanks local) {
+            LocalRanks local, Duration timeout) {
         this.nccl = nccl;
         this.comm = comm;
         this.rank = rank;
         this.worldSize = worldSize;
         this.backend = backend;
         this.local = local;
+        this.timeout = timeout;
         this.barrierScratch = backend.allocate(DType.F32, 1);
+        long period = Math.max(10, Math.min(1000, timeout.toMillis() / 4));
+        this.watch = WATCHDOG.scheduleWithFixedDelay(this::watch, period, period, TimeUnit.MILLISECONDS);
+    }
+
+    /**
+     * The watchdog's look at this rank: forgets the collectives that have finished, and stops the
+     * group when the oldest unfinished one is older than the timeout.
+     */
+    private void watch() {
+        String late = null;
+        synchronized (outstanding) {
+            while (!outstanding.isEmpty()) {
+                Outstanding o = outstanding.peekFirst();
+                if (o.mark == null || !o.mark.isComplete()) {
+                    if (System.nanoTime() - o.issuedNanos > timeout.toNanos()) {
+                        late = o.operation;
+                    }
+                    break;
+                }
+                o.done = true;
+                o.mark.close();
+                outstanding.pollFirst();
+            }
+        }
+        if (late != null && local.failure() == null) {
+            String limit = timeout.toMillis() % 1000 == 0 ? timeout.toSeconds() + " s" : timeout.toMillis() + " ms";
+            local.fail(new CommunicatorException("rank " + rank + "'s " + late + " did not finish within " + limit
+                    + ": a rank of the group stopped, hangs or never reached it; every rank stops", -1, List.of(), null));
+            release(true);
+        }
     }
 
     /**
@@ -83,13 +147,17 @@ public final class NcclCommunicator implements Communicator {
      * CUDA backend of one runtime (all real GPUs or all emulated devices). Returns once every rank
      * of the group, in every process, has joined. One thread makes all of this process's
      * communicators (inside ncclGroupStart/End when there are several, as NCCL requires); each is
-     * then used by its own rank's thread.
+     * then used by its own rank's thread. A collective unfinished after {@code timeout} stops the
+     * group (see the watchdog above).
      *
      * @throws IllegalArgumentException for a bad id, ranks outside the world, or a non-CUDA backend
      * @throws IllegalStateException with NCCL's text when NCCL is unavailable or refuses
      */
     public static List<NcclCommunicator> create(byte[] uniqueId, int worldSize, int firstRank,
-            List<? extends Backend> localBackends) {
+            List<? extends Backend> localBackends, Duration timeout) {
+        if (timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("timeout must be positive, not " + timeout);
+        }
         if (uniqueId.length != NcclAbi.UNIQUE_ID_BYTES) {
             throw new IllegalArgumentException("an NCCL unique id has " + NcclAbi.UNIQUE_ID_BYTES + " bytes, not "
                     + uniqueId.length);
@@ -140,7 +208,7 @@ public final class NcclCommunicator implements Communicator {
         LocalRanks local = new LocalRanks();
         List<NcclCommunicator> made = new ArrayList<>();
         for (int i = 0; i < cuda.size(); i++) {
-            made.add(new NcclCommunicator(nccl, comms.get(i), firstRank + i, worldSize, cuda.get(i), local));
+            made.add(new NcclCommunicator(nccl, comms.get(i), firstRank + i, worldSize, cuda.get(i), local, timeout));
         }
         return List.copyOf(made);
     }
@@ -250,6 +318,16 @@ public final class NcclCommunicator implements Communicator {
             }
             closed = true;
         }
+        watch.cancel(false);
+        synchronized (outstanding) {
+            for (Outstanding o : outstanding) {
+                o.done = true;
+                if (o.mark != null) {
+                    o.mark.close();
+                }
+            }
+            outstanding.clear();
+        }
         barrierScratch.close();
     }
 
@@ -290,16 +368,17 @@ public final class NcclCommunicator implements Communicator {
         void queue(MemorySegment stream);
     }
 
-    /**
-     * Checks this rank's arguments, then queues {@code call} on the communication stream between
-     * the two events. Any failure stops the group before it is thrown, so that no rank waits for
-     * this one; a peer's failure is rethrown as the group's.
-     */
     /** {@link #collective}, with later compute ordered after it at once. */
     private void awaitNow(String operation, LocalChecks checks, Call call) {
         collective(operation, checks, call).await();
     }
 
+    /**
+     * Checks this rank's arguments, then queues {@code call} on the communication stream after the
+     * compute stream's event, under the watchdog's eye; the returned pending makes compute wait for
+     * it. Any failure stops the group before it is thrown, so that no rank waits for this one; a
+     * peer's failure is rethrown as the group's.
+     */
     private Pending collective(String operation, LocalChecks checks, Call call) {
         local.throwIfStopped();
         synchronized (this) {
@@ -313,19 +392,30 @@ public final class NcclCommunicator implements Communicator {
             abort(e);
             throw e;
         }
+        Outstanding o = new Outstanding(operation);
+        synchronized (outstanding) {
+            outstanding.addLast(o);
+        }
         try {
             MemorySegment stream = backend.beginCommunication();
-            CudaEvent mark;
             try {
                 call.queue(stream);
             } finally {
-                mark = backend.endCommunication();
+                CudaEvent mark = backend.endCommunication();
+                synchronized (outstanding) {
+                    o.mark = mark;
+                }
             }
             boolean[] awaited = {false};
             return () -> {
                 if (!awaited[0]) {
                     awaited[0] = true;
-                    backend.computeAfter(mark);
+                    synchronized (outstanding) {
+                        // A mark the watchdog saw finished (and closed) needs no wait.
+                        if (!o.done) {
+                            backend.computeAfter(o.mark);
+                        }
+                    }
                 }
             };
         } catch (NcclException e) {

@@ -45,7 +45,8 @@ public final class RankGroup implements AutoCloseable {
                 communicators = Communicators.inProcess(backends);
             } else {
                 byte[] id = Rendezvous.exchange(world, () -> NcclCommunicator.newUniqueId(backends.getFirst()));
-                communicators = List.copyOf(NcclCommunicator.create(id, world.worldSize(), world.firstRank(), backends));
+                communicators = List.copyOf(NcclCommunicator.create(id, world.worldSize(), world.firstRank(), backends,
+                        Communicators.DEFAULT_TIMEOUT));
             }
             return new RankGroup(List.copyOf(backends), communicators);
         } catch (RendezvousException | RuntimeException e) {

@@ -135,7 +135,7 @@ public final class CudaBackend implements Backend {
 
     /**
      * Ends what {@link #beginCommunication()} began, leaving the compute stream free to run on:
-     * returns an event marking the collectives queued since, which {@link #computeAfter} makes
+     * returns a new event (the caller closes it) marking the collectives queued since, which {@link #computeAfter} makes
      * compute wait for when their outputs are needed (at once, or later for a prefetch: the compute
      * stream keeps working while the collective runs). Until then the collective's tensors must
      * stay open and its outputs unread.
@@ -144,11 +144,9 @@ public final class CudaBackend implements Backend {
         return device.communicationMark();
     }
 
-    /** Makes the compute stream wait for a mark of {@link #endCommunication()}, and closes the mark. */
+    /** Makes the compute stream wait for a mark of {@link #endCommunication()} (which its caller closes). */
     public void computeAfter(CudaEvent mark) {
-        try (mark) {
-            device.computeAfter(mark);
-        }
+        device.computeAfter(mark);
     }
 
     /** Bytes the device's stream-ordered pool has allocated (tensors and op scratch) now and at most. */

@@ -48,7 +48,7 @@ abstract class CommunicatorContract {
     /** Whether ranks whose calls disagree all get an IllegalArgumentException and may go on. */
     abstract boolean detectsDisagreement();
 
-    /** Whether the communicator stops the group by itself when a rank never arrives. */
+    /** Whether the communicator stops the group when a rank never arrives naming that rank. */
     abstract boolean hasTimeout();
 
     /** What one rank does with its communicator; its return value is that rank's result. */
@@ -513,7 +513,7 @@ abstract class CommunicatorContract {
 
     @Test
     void aRankThatNeverArrivesTimesOutNamingIt() {
-        assumeTrue(hasTimeout(), "this communicator has no timeout of its own (NCCL leaves it to a watchdog)");
+        assumeTrue(hasTimeout(), "this communicator cannot name the missing ranks (NCCL's watchdog: EmulatedNcclCommunicatorTest)");
         List<Outcome<Void>> outcomes = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> runRanks(3, Duration.ofMillis(300), comm -> {
             if (comm.rank() != 2) {
                 comm.barrier();

@@ -3,6 +3,7 @@ package spin.dist;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -50,6 +51,28 @@ class EmulatedNcclCommunicatorTest extends CommunicatorContract {
         return false;
     }
 
+    /**
+     * NCCL's watchdog: ranks 0 and 1 all-reduce, rank 2 never comes; past the 300 ms timeout the
+     * watchdog aborts the group and the waiting ranks throw (NCCL cannot say which rank is missing).
+     */
+    @Test
+    void aCollectiveUnfinishedPastTheTimeoutStopsTheGroup() {
+        List<Outcome<Void>> outcomes = assertTimeoutPreemptively(Duration.ofSeconds(20), () -> runRanks(3, Duration.ofMillis(300), comm -> {
+            if (comm.rank() != 2) {
+                try (Tensor t = comm.backend().fromHost(new float[] {1f}, 1)) {
+                    comm.allReduce(t);
+                }
+            }
+            return null;
+        }));
+        assertNull(outcomes.get(2).error());
+        for (int r : List.of(0, 1)) {
+            CommunicatorException late = assertInstanceOf(CommunicatorException.class, outcomes.get(r).error(), "rank " + r);
+            assertTrue(late.getMessage().contains("allReduce did not finish within 300 ms: a rank of the group stopped, hangs or "
+                    + "never reached it"), late.getMessage());
+        }
+    }
+
     @Test
     void theFactoryGivesInProcessCommunicatorsToCpuRanks() {
         List<Backend> cpus = List.of(new CpuBackend(1), new CpuBackend(1));
@@ -78,8 +101,8 @@ class EmulatedNcclCommunicatorTest extends CommunicatorContract {
         try {
             byte[] id = NcclCommunicator.newUniqueId(backends.getFirst());
             assertEquals(NcclAbi.UNIQUE_ID_BYTES, id.length);
-            Future<List<NcclCommunicator>> firstTwo = threads.submit(() -> NcclCommunicator.create(id, 3, 0, backends.subList(0, 2)));
-            Future<List<NcclCommunicator>> last = threads.submit(() -> NcclCommunicator.create(id, 3, 2, backends.subList(2, 3)));
+            Future<List<NcclCommunicator>> firstTwo = threads.submit(() -> NcclCommunicator.create(id, 3, 0, backends.subList(0, 2), Communicators.DEFAULT_TIMEOUT));
+            Future<List<NcclCommunicator>> last = threads.submit(() -> NcclCommunicator.create(id, 3, 2, backends.subList(2, 3), Communicators.DEFAULT_TIMEOUT));
             List<NcclCommunicator> comms = new ArrayList<>();
             assertTimeoutPreemptively(Duration.ofSeconds(30), () -> {
                 comms.addAll(firstTwo.get());
@@ -111,14 +134,14 @@ class EmulatedNcclCommunicatorTest extends CommunicatorContract {
         List<Backend> backends = openBackends(1);
         try (Backend cpu = new CpuBackend(1)) {
             IllegalArgumentException shortId = assertThrows(IllegalArgumentException.class,
-                    () -> NcclCommunicator.create(new byte[16], 1, 0, backends));
+                    () -> NcclCommunicator.create(new byte[16], 1, 0, backends, Communicators.DEFAULT_TIMEOUT));
             assertTrue(shortId.getMessage().contains("128 bytes"), shortId.getMessage());
             byte[] id = NcclCommunicator.newUniqueId(backends.getFirst());
             IllegalArgumentException outside = assertThrows(IllegalArgumentException.class,
-                    () -> NcclCommunicator.create(id, 1, 1, backends));
+                    () -> NcclCommunicator.create(id, 1, 1, backends, Communicators.DEFAULT_TIMEOUT));
             assertTrue(outside.getMessage().contains("world of 1"), outside.getMessage());
             IllegalArgumentException notCuda = assertThrows(IllegalArgumentException.class,
-                    () -> NcclCommunicator.create(id, 1, 0, List.of(cpu)));
+                    () -> NcclCommunicator.create(id, 1, 0, List.of(cpu), Communicators.DEFAULT_TIMEOUT));
             assertTrue(notCuda.getMessage().contains("needs a CUDA device"), notCuda.getMessage());
         } finally {
             backends.forEach(Backend::close);
