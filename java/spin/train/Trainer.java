@@ -174,7 +174,9 @@ public final class Trainer {
         RunInputs inputs = new RunInputs(data, checkpoints, from, resumedState, plan);
         if (ranks == null) {
             try (Backend backend = Devices.open(config.device(), config.threads(), config.precision())) {
-                return trainRank(backend, null, console, inputs);
+                Result result = trainRank(backend, null, console, inputs);
+                logPeakMemory(backend, 0);
+                return result;
             }
         }
         return trainRanks(ranks, inputs);
@@ -230,12 +232,23 @@ public final class Trainer {
         if (first != null) {
             throw new IllegalStateException(first);
         }
+        ranks.forEach(comm -> logPeakMemory(comm.backend(), comm.rank()));
         for (int i = 0; i < ranks.size(); i++) {
             if (ranks.get(i).rank() == 0) {
                 return results[i];
             }
         }
         return results[0];
+    }
+
+    /**
+     * Prints a rank's device pool peak (since its backend opened or last reset its peak; ranks of
+     * the CUDA emulator share its one device's pool), where the backend counts one: what
+     * {@link MemoryPlan#poolBytesPerGpu()} predicts.
+     */
+    private void logPeakMemory(Backend backend, int rank) {
+        backend.memoryUsage().ifPresent(usage -> console.printf("peak device memory: %s (rank %d)%n",
+                MemoryPlan.human(usage.peakBytes()), rank));
     }
 
     /**
