@@ -1,7 +1,7 @@
 // Prints MemoryPlan's Mistral-7B plan per rank at 1, 2, 4 and 8 GPUs as the Markdown table of
 // docs/ARCHITECTURE.md ("Memory per rank"): bf16 compute, AdamW, a micro-batch of 2 x 1024 tokens,
 // gradient checkpointing on, the default fused log-prob chunk.
-// Run after a build: java -cp target/classes tools/MemoryPerRank.java
+// Run after a build: java -cp target/spin.jar tools/MemoryPerRank.java
 import spin.backend.DType;
 import spin.model.MemoryPlan;
 import spin.model.MistralConfig;

@@ -4,11 +4,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -114,16 +119,83 @@ class EmulatedMemoryPlanTest {
             long before = backend.memoryUsage().orElseThrow().currentBytes();
             Communicator comm = sharded ? InProcessCommunicator.create(List.of(backend), TIMEOUT).getFirst() : null;
             long measured = trainAndMeasurePeak(c, backend, comm, 0) - before;
-            assertWithinTolerance(c, c.plan(1).poolBytesPerGpu(), measured, "world size 1");
+            assertWithinTolerance(c, c.plan(1), 1, measured, "world size 1");
         }
     }
 
-    private static void assertWithinTolerance(Case c, long planned, long measured, String what) {
+    /**
+     * World size 2: two emulated devices trained from two threads, each a ZeRO-3 rank. The emulator
+     * has one device whose pool both ranks allocate from, so the measurement is the two ranks'
+     * bytes together: twice the per-rank plan, the ranks running in step through their
+     * collectives (each rank's buffers are the same size).
+     */
+    @ParameterizedTest(name = "{0} {1}, 2 ranks")
+    @CsvSource({"tiny, FP32", "wider, BF16"})
+    void twoRanksTogetherPeakAtTwiceTheRankPlan(String model, Precision precision) throws Exception {
+        Case c = new Case(model, precision, true);
+        try (Backend first = DeviceUnderTest.openOrSkip(DEVICE, precision);
+                Backend second = DeviceUnderTest.openOrSkip(DEVICE, precision)) {
+            long before = first.memoryUsage().orElseThrow().currentBytes();
+            List<InProcessCommunicator> group = InProcessCommunicator.create(List.of(first, second), TIMEOUT);
+            Throwable[] failures = new Throwable[2];
+            List<Thread> threads = new ArrayList<>();
+            for (InProcessCommunicator comm : group) {
+                threads.add(Thread.ofPlatform().start(() -> {
+                    try {
+                        trainAndMeasurePeak(c, comm.backend(), comm, comm.rank());
+                    } catch (Throwable t) {
+                        failures[comm.rank()] = t;
+                        comm.abort(t);
+                    }
+                }));
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+            for (Throwable t : failures) {
+                if (t != null) {
+                    throw new AssertionError("a rank failed", t);
+                }
+            }
+            long measured = first.memoryUsage().orElseThrow().peakBytes() - before;
+            assertWithinTolerance(c, c.plan(2), 2, measured, "world size 2, both ranks");
+        }
+    }
+
+    /**
+     * The trainer prints each local rank's pool peak at the end of a run, read from the rank's
+     * backend: here a ZeRO-3 rank of one on the emulator, whose backend the test holds.
+     */
+    @Test
+    void theTrainerLogsEachRanksPoolPeak() throws IOException {
+        Path data = TinyTrainingData.reversals(shared.resolve("reversals"), ".jsonl");
+        Map<String, Object> s = new HashMap<>();
+        s.put("model_name_or_path", tinyModel.toString());
+        s.put("dataset_mixer", Map.of(data.toString(), 1.0));
+        s.put("output_dir", shared.resolve("run").toString());
+        s.put("per_device_train_batch_size", 2);
+        s.put("max_steps", 1);
+        s.put("save_strategy", "no");
+        s.put("max_length", 32);
+        s.put("max_prompt_length", 16);
+        s.put("bf16", false);
+        StringWriter console = new StringWriter();
+        try (Backend backend = DeviceUnderTest.openOrSkip(DEVICE, Precision.FP32)) {
+            Trainer.run(TrainConfig.of(s), Trainer.Mode.SPIN, false, InProcessCommunicator.create(List.of(backend), TIMEOUT),
+                    new PrintWriter(console));
+            String line = "peak device memory: " + MemoryPlan.human(backend.memoryUsage().orElseThrow().peakBytes()) + " (rank 0)";
+            assertTrue(console.toString().contains(line), console.toString());
+        }
+    }
+
+    /** The plan of {@code ranks} ranks sharing the measured pool against its peak: within {@link #TOLERANCE} of the peak. */
+    private static void assertWithinTolerance(Case c, MemoryPlan plan, int ranks, long measured, String what) {
+        long planned = ranks * plan.poolBytesPerGpu();
         double error = (double) (planned - measured) / measured;
-        System.err.printf("[memory plan] %s %s %s %s: plan %,d B, measured pool peak %,d B, error %+.1f%%%n", c.model(),
+        System.err.printf("[memory plan] %s %s %s %s: plan %,d B, measured pool peak %,d B, error %+.3f%%%n", c.model(),
                 c.precision(), c.sharded() ? "ZeRO-3" : "resident", what, planned, measured, 100 * error);
         assertTrue(Math.abs(error) <= TOLERANCE, c + " " + what + ": plan " + MemoryPlan.human(planned) + " vs measured peak "
-                + MemoryPlan.human(measured) + " (" + String.format("%+.1f%%", 100 * error) + ")\n" + c.plan(1).report());
+                + MemoryPlan.human(measured) + " (" + String.format("%+.1f%%", 100 * error) + ")\n" + plan.report());
     }
 
     /**
