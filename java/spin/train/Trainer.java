@@ -325,7 +325,8 @@ public final class Trainer {
         // generated sequence.
         int sequences = Math.min(config.trainBatchSize(), trainRecords) * (mode == Mode.SPIN ? 2 : 1);
         MemoryPlan plan = new MemoryPlan(model.config(), sequences, config.limits().maxLength(), worldSize,
-                config.gradientCheckpointing(), config.optimizer().stateTensors(), model.logProbChunkRows(), model.computeType());
+                config.gradientCheckpointing(), config.optimizer().stateTensors(), model.logProbChunkRows(), model.computeType(),
+                model.isSharded());
         // A frozen opponent (precompute_ref_log_probs: false) is a second copy of the weights.
         long opponent = mode == Mode.SPIN && !config.precomputeOpponent()
                 ? plan.parameterCount() * Float.BYTES + plan.computeWeightBytes() : 0;
