@@ -189,6 +189,11 @@ SPIN_EMU_API void run_grid(const char* kernel_name, const void* kernel_id, dim3 
 
 SPIN_EMU_API cudaError_t set_max_dynamic_shared(const void* kernel_id, int bytes);
 
+// The device `stream` belongs to (NULL: the calling thread's current device), for the NCCL
+// stand-in, which checks that a collective is queued on its communicator's device as NCCL does.
+// cudaErrorInvalidResourceHandle when the stream is not live.
+SPIN_EMU_API cudaError_t stream_device(cudaStream_t stream, int* device);
+
 // The launch SPIN_LAUNCH expands to: the arguments are converted to the kernel's parameter types
 // once, as a <<<>>> launch copies them into the kernel's parameter space, and every CUDA thread
 // calls the kernel on that same copy.

@@ -31,13 +31,14 @@ endforeach()
 set(SPIN_EMU_INCLUDES "${CMAKE_SOURCE_DIR}/native/emu" "${CMAKE_SOURCE_DIR}/native"
     "${CMAKE_SOURCE_DIR}/native/include" "${CMAKE_SOURCE_DIR}/kernels"
     "${CMAKE_SOURCE_DIR}/tests/cuda")
-# -fvisibility=hidden: only the spin_* entry points and the cuBLASLt stand-in's cublasLt* (both
+# -fvisibility=hidden: only the spin_* entry points and the stand-ins' cublasLt* and nccl* (all
 # SPIN_EXPORT) leave the library.
 set(SPIN_EMU_FLAGS -fvisibility=hidden -Wall -Wextra)
 
-# cublaslt_emu.cpp: the stand-in for libcublasLt that Java binds from this library (spin.nativebind.CublasLt).
+# cublaslt_emu.cpp and nccl_emu.cpp: the stand-ins for libcublasLt and libnccl that Java binds from
+# this library (spin.nativebind.CublasLt, spin.nativebind.NcclAbi).
 add_library(spin_native_emu SHARED ${SPIN_EMU_WRAPPERS} "${CMAKE_SOURCE_DIR}/native/emu/emu_runtime.cpp"
-            "${CMAKE_SOURCE_DIR}/native/emu/cublaslt_emu.cpp")
+            "${CMAKE_SOURCE_DIR}/native/emu/cublaslt_emu.cpp" "${CMAKE_SOURCE_DIR}/native/emu/nccl_emu.cpp")
 target_include_directories(spin_native_emu PRIVATE ${SPIN_EMU_INCLUDES})
 target_compile_features(spin_native_emu PRIVATE cxx_std_17)
 target_compile_options(spin_native_emu PRIVATE ${SPIN_EMU_FLAGS} -O2)

@@ -121,16 +121,39 @@ size_t device_total_bytes() {
     return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : size_t{1} << 34;
 }
 
+// ---- devices -------------------------------------------------------------------------------------
+// Several emulated devices, so that one JVM can run one rank per device and per thread as on a
+// multi-GPU node (docs/ARCHITECTURE.md, "Distribution"). They share the host's memory and its one
+// launch lock (blocks run one at a time, whichever device launched them); what is per device is
+// what CUDA keeps per device: the current device of each host thread, the default memory pool and
+// its accounting, and which device a stream or event belongs to.
+constexpr int DEVICE_COUNT = 8;
+// CUDA's current device is per host thread, and 0 until the thread sets another.
+thread_local int current_device = 0;
+
+bool valid_device(int device) { return device >= 0 && device < DEVICE_COUNT; }
+
+cudaError_t bad_device(const char* call, int device) {
+    return raise(cudaErrorInvalidDevice, "%s: the emulator has devices 0 to %d, not %d", call, DEVICE_COUNT - 1,
+                 device);
+}
+
+struct Allocation {
+    size_t bytes;
+    bool pooled;  // from cudaMallocAsync (the device's default pool) rather than cudaMalloc
+    int device;
+};
+
 struct Allocations {
     std::mutex mutex;
-    std::unordered_map<void*, std::pair<size_t, bool>> live;  // pointer -> (bytes, from the pool)
-    size_t used = 0;
-    size_t pool_used = 0;
-    size_t pool_high = 0;
+    std::unordered_map<void*, Allocation> live;
+    size_t used = 0;  // all devices: they share the host's memory
+    size_t pool_used[DEVICE_COUNT] = {};
+    size_t pool_high[DEVICE_COUNT] = {};
 };
 Allocations allocations;
 
-cudaError_t allocate(void** pointer, size_t bytes, bool pooled, const char* call) {
+cudaError_t allocate(void** pointer, size_t bytes, bool pooled, int device, const char* call) {
     if (pointer == nullptr) return raise(cudaErrorInvalidValue, "%s: NULL result pointer", call);
     *pointer = nullptr;
     if (bytes == 0) return cudaSuccess;
@@ -146,11 +169,12 @@ cudaError_t allocate(void** pointer, size_t bytes, bool pooled, const char* call
     if (posix_memalign(&memory, 256, bytes) != 0) {
         return raise(cudaErrorMemoryAllocation, "%s of %zu bytes: host allocation failed", call, bytes);
     }
-    allocations.live.emplace(memory, std::make_pair(bytes, pooled));
+    allocations.live.emplace(memory, Allocation{bytes, pooled, device});
     allocations.used += bytes;
     if (pooled) {
-        allocations.pool_used += bytes;
-        if (allocations.pool_used > allocations.pool_high) allocations.pool_high = allocations.pool_used;
+        size_t& used = allocations.pool_used[device];
+        used += bytes;
+        if (used > allocations.pool_high[device]) allocations.pool_high[device] = used;
     }
     *pointer = memory;
     return cudaSuccess;
@@ -164,8 +188,8 @@ cudaError_t release(void* pointer, const char* call) {
         return raise(cudaErrorInvalidValue, "%s(%p): not an allocation of this device, or freed already", call,
                      pointer);
     }
-    allocations.used -= found->second.first;
-    if (found->second.second) allocations.pool_used -= found->second.first;
+    allocations.used -= found->second.bytes;
+    if (found->second.pooled) allocations.pool_used[found->second.device] -= found->second.bytes;
     allocations.live.erase(found);
     std::free(pointer);
     return cudaSuccess;
@@ -189,18 +213,26 @@ std::unordered_set<cudaEvent_t> live_events;
 
 struct spin_emu_stream {
     unsigned int flags;
+    int device;  // current when the stream was created, as in CUDA
 };
 
 struct spin_emu_event {
+    int device;
     bool recorded = false;
     std::chrono::steady_clock::time_point time;
 };
 
-struct spin_emu_mem_pool {};
+struct spin_emu_mem_pool {
+    int device;
+};
 
 namespace {
 
-spin_emu_mem_pool default_pool;
+spin_emu_mem_pool default_pools[DEVICE_COUNT] = {{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}};
+static_assert(DEVICE_COUNT == 8, "one default pool per device");
+
+// The device a stream's work runs on: NULL (the legacy default stream) is the current device's.
+int device_of(cudaStream_t stream) { return stream == nullptr ? current_device : stream->device; }
 
 // NULL is the legacy default stream, which always exists.
 bool valid_stream(cudaStream_t stream) {
@@ -743,6 +775,13 @@ void run_grid(const char* kernel_name, const void* kernel_id, dim3 grid, dim3 bl
         bad_stream(kernel_name, stream);
         return;
     }
+    // CUDA refuses a launch into another device's stream; here it would run anyway, so a caller
+    // that forgot to make its device current on this thread would pass unnoticed.
+    if (device_of(stream) != current_device) {
+        raise(cudaErrorInvalidResourceHandle, "%s: the stream belongs to device %d but device %d is current on this thread",
+              kernel_name, device_of(stream), current_device);
+        return;
+    }
     const unsigned long long threads = static_cast<unsigned long long>(block.x) * block.y * block.z;
     if (threads == 0 || threads > MAX_BLOCK_THREADS || block.z > 64) {
         raise(cudaErrorInvalidConfiguration, "%s: block (%u,%u,%u) has %llu threads; 1 to 1024 allowed, z at most 64",
@@ -804,6 +843,13 @@ void run_grid(const char* kernel_name, const void* kernel_id, dim3 grid, dim3 bl
     }
     current_block = outer;
     current_builtins = nullptr;
+}
+
+cudaError_t stream_device(cudaStream_t stream, int* device) {
+    if (device == nullptr) return raise(cudaErrorInvalidValue, "stream_device: NULL");
+    if (!valid_stream(stream)) return bad_stream("stream_device", stream);
+    *device = device_of(stream);
+    return cudaSuccess;
 }
 
 }  // namespace spin_emu
@@ -878,14 +924,14 @@ cudaError_t cudaRuntimeGetVersion(int* version) {
 
 cudaError_t cudaGetDeviceCount(int* count) {
     if (count == nullptr) return raise(cudaErrorInvalidValue, "cudaGetDeviceCount: NULL");
-    *count = 1;
+    *count = DEVICE_COUNT;
     return cudaSuccess;
 }
 
 // An sm_80 device: the architecture whose instructions (mma.sync, ldmatrix, cp.async) are emulated.
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* props, int device) {
     if (props == nullptr) return raise(cudaErrorInvalidValue, "cudaGetDeviceProperties: NULL");
-    if (device != 0) return raise(cudaErrorInvalidDevice, "the emulator has device 0 only, not %d", device);
+    if (!valid_device(device)) return bad_device("cudaGetDeviceProperties", device);
     std::memset(props, 0, sizeof *props);
     std::snprintf(props->name, sizeof props->name, "spin CUDA emulator (sm_80 on the host CPU)");
     props->totalGlobalMem = device_total_bytes();
@@ -907,12 +953,14 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* props, int device) {
 
 cudaError_t cudaGetDevice(int* device) {
     if (device == nullptr) return raise(cudaErrorInvalidValue, "cudaGetDevice: NULL");
-    *device = 0;
+    *device = current_device;
     return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
-    return device == 0 ? cudaSuccess : raise(cudaErrorInvalidDevice, "the emulator has device 0 only, not %d", device);
+    if (!valid_device(device)) return bad_device("cudaSetDevice", device);
+    current_device = device;
+    return cudaSuccess;
 }
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
@@ -930,7 +978,7 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWith
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
     if (stream == nullptr) return raise(cudaErrorInvalidValue, "cudaStreamCreateWithFlags: NULL");
-    *stream = new spin_emu_stream{flags};
+    *stream = new spin_emu_stream{flags, current_device};
     std::lock_guard<std::mutex> lock(handles_mutex);
     live_streams.insert(*stream);
     return cudaSuccess;
@@ -963,6 +1011,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
     if (event == nullptr) return raise(cudaErrorInvalidValue, "cudaEventCreate: NULL");
     *event = new spin_emu_event();
+    (*event)->device = current_device;
     std::lock_guard<std::mutex> lock(handles_mutex);
     live_events.insert(*event);
     return cudaSuccess;
@@ -983,6 +1032,10 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     if (!valid_stream(stream)) return bad_stream("cudaEventRecord", stream);
     if (!valid_event(event)) return raise(cudaErrorInvalidResourceHandle, "cudaEventRecord: not a live event");
+    if (event->device != device_of(stream)) {
+        return raise(cudaErrorInvalidResourceHandle, "cudaEventRecord: the event belongs to device %d, the stream to %d",
+                     event->device, device_of(stream));
+    }
     event->recorded = true;
     event->time = std::chrono::steady_clock::now();
     return cudaSuccess;
@@ -1009,7 +1062,9 @@ cudaError_t cudaEventElapsedTime(float* millis, cudaEvent_t start, cudaEvent_t e
     return cudaSuccess;
 }
 
-cudaError_t cudaMalloc(void** pointer, size_t bytes) { return allocate(pointer, bytes, false, "cudaMalloc"); }
+cudaError_t cudaMalloc(void** pointer, size_t bytes) {
+    return allocate(pointer, bytes, false, current_device, "cudaMalloc");
+}
 
 cudaError_t cudaFree(void* pointer) { return release(pointer, "cudaFree"); }
 
@@ -1041,7 +1096,8 @@ cudaError_t cudaFreeHost(void* pointer) {
 
 cudaError_t cudaMallocAsync(void** pointer, size_t bytes, cudaStream_t stream) {
     if (!valid_stream(stream)) return bad_stream("cudaMallocAsync", stream);
-    return allocate(pointer, bytes, true, "cudaMallocAsync");
+    // From the default pool of the stream's device, as cudaMallocAsync does.
+    return allocate(pointer, bytes, true, device_of(stream), "cudaMallocAsync");
 }
 
 cudaError_t cudaFreeAsync(void* pointer, cudaStream_t stream) {
@@ -1049,39 +1105,43 @@ cudaError_t cudaFreeAsync(void* pointer, cudaStream_t stream) {
     return release(pointer, "cudaFreeAsync");
 }
 
+namespace {
+bool valid_pool(cudaMemPool_t pool) { return pool >= default_pools && pool < default_pools + DEVICE_COUNT; }
+}  // namespace
+
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
     if (pool == nullptr) return raise(cudaErrorInvalidValue, "cudaDeviceGetDefaultMemPool: NULL");
-    if (device != 0) return raise(cudaErrorInvalidDevice, "the emulator has device 0 only, not %d", device);
-    *pool = &default_pool;
+    if (!valid_device(device)) return bad_device("cudaDeviceGetDefaultMemPool", device);
+    *pool = &default_pools[device];
     return cudaSuccess;
 }
 
 cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value) {
-    if (pool != &default_pool || value == nullptr) return raise(cudaErrorInvalidValue, "cudaMemPoolGetAttribute: bad pool or NULL");
+    if (!valid_pool(pool) || value == nullptr) return raise(cudaErrorInvalidValue, "cudaMemPoolGetAttribute: bad pool or NULL");
     std::lock_guard<std::mutex> lock(allocations.mutex);
     uint64_t* out = static_cast<uint64_t*>(value);
     switch (attr) {
         case cudaMemPoolAttrReservedMemCurrent:
-        case cudaMemPoolAttrUsedMemCurrent: *out = allocations.pool_used; return cudaSuccess;
+        case cudaMemPoolAttrUsedMemCurrent: *out = allocations.pool_used[pool->device]; return cudaSuccess;
         case cudaMemPoolAttrReservedMemHigh:
-        case cudaMemPoolAttrUsedMemHigh: *out = allocations.pool_high; return cudaSuccess;
+        case cudaMemPoolAttrUsedMemHigh: *out = allocations.pool_high[pool->device]; return cudaSuccess;
     }
     return raise(cudaErrorInvalidValue, "cudaMemPoolGetAttribute: attribute %d is not emulated", static_cast<int>(attr));
 }
 
 cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value) {
-    if (pool != &default_pool || value == nullptr) return raise(cudaErrorInvalidValue, "cudaMemPoolSetAttribute: bad pool or NULL");
+    if (!valid_pool(pool) || value == nullptr) return raise(cudaErrorInvalidValue, "cudaMemPoolSetAttribute: bad pool or NULL");
     if ((attr != cudaMemPoolAttrUsedMemHigh && attr != cudaMemPoolAttrReservedMemHigh) ||
         *static_cast<uint64_t*>(value) != 0) {
         return raise(cudaErrorInvalidValue, "cudaMemPoolSetAttribute: only resetting a high-water mark to 0");
     }
     std::lock_guard<std::mutex> lock(allocations.mutex);
-    allocations.pool_high = allocations.pool_used;
+    allocations.pool_high[pool->device] = allocations.pool_used[pool->device];
     return cudaSuccess;
 }
 
 cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t) {
-    if (pool != &default_pool) return raise(cudaErrorInvalidValue, "cudaMemPoolTrimTo: bad pool");
+    if (!valid_pool(pool)) return raise(cudaErrorInvalidValue, "cudaMemPoolTrimTo: bad pool");
     return cudaSuccess;
 }
 

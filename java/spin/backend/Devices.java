@@ -76,7 +76,11 @@ public final class Devices {
             if (NativeLibrary.emulatedStatus() instanceof NativeLibrary.Absent absent) {
                 return Optional.of("the CUDA emulator library is unavailable (" + absent.reason() + ")");
             }
-            return spec.index() > 0 ? Optional.of("the emulator has one device, cuda-emu:0") : Optional.empty();
+            // Several emulated devices, so that ranks of one JVM each own one (threads, as on a node).
+            int count = CudaRuntime.loadEmulated().deviceCount();
+            return spec.index() >= count
+                    ? Optional.of("the emulator has " + count + " devices (cuda-emu:0 .. cuda-emu:" + (count - 1) + ")")
+                    : Optional.empty();
         }
         if (NativeLibrary.status() instanceof NativeLibrary.Absent absent) {
             return Optional.of("the native library is unavailable (" + absent.reason() + ")");

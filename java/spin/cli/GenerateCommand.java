@@ -12,7 +12,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
-import spin.backend.Backend;
+import spin.backend.DeviceSpec;
 import spin.data.DataSelection;
 import spin.data.DatasetReader;
 import spin.data.DatasetReader.Indexed;
@@ -22,16 +22,13 @@ import spin.data.PromptFormat;
 import spin.data.SpinDatasets;
 import spin.data.SpinRecord;
 import spin.data.SpinRows;
-import spin.generate.BatchGenerator;
+import spin.dist.World;
 import spin.generate.Generation;
 import spin.generate.GenerationRequest;
 import spin.generate.StopCriteria;
 import spin.io.AtomicFiles;
 import spin.io.OutputLock;
-import spin.model.KvCache;
 import spin.model.MistralConfig;
-import spin.model.MistralModel;
-import spin.model.ModelCheckpoint;
 import spin.text.ChatTemplate;
 import spin.text.Tokenizer;
 
@@ -79,8 +76,19 @@ public final class GenerateCommand implements Callable<Integer> {
     @Mixin
     private DeviceOptions device;
 
+    @Mixin
+    private LaunchOptions launch;
+
     @Override
     public Integer call() throws Exception {
+        String deviceText = launch.device(device.device);
+        World world = launch.resolve(deviceText == null ? DeviceSpec.CPU : DeviceSpec.parse(deviceText));
+        if (!world.isSingleProcess()) {
+            // the shards of one --output-dir are written by one process; splitting a fraction across processes would need them to merge
+            throw new IllegalArgumentException("spin generate drives the devices of one process, but the launch gives "
+                    + world.describe() + "; start it once per node with --devices N (or --gpus N) and its own --output-dir "
+                    + "and --data-frac, or outside torchrun/srun");
+        }
         options.validate();
         options.validate(MistralConfig.read(model), model);
         if (!split.equals("train") && !split.equals("test")) {
@@ -100,11 +108,11 @@ public final class GenerateCommand implements Callable<Integer> {
                 out.printf("removed %d leftover temporary file%s of an interrupted run from %s%n", swept.size(),
                         swept.size() == 1 ? "" : "s", outputDir);
             }
-            return generateFractions(out, err);
+            return generateFractions(world, out, err);
         }
     }
 
-    private int generateFractions(PrintWriter out, PrintWriter err) throws IOException {
+    private int generateFractions(World world, PrintWriter out, PrintWriter err) throws IOException {
         // an empty test split is carried through (iterate generates it as it is); prompts to answer are not optional
         DatasetReader.Result<SpinRecord> records = split.equals("test") ? SpinDatasets.load(inputDir, split, false)
                 : SpinDatasets.loadNonEmpty(inputDir, split, false);
@@ -133,12 +141,21 @@ public final class GenerateCommand implements Callable<Integer> {
         if (todo.isEmpty()) {
             return 0;
         }
+        List<DeviceSpec> devices = world.localDevices();
+        int cpuThreads = device.threadCount();
+        if (devices.size() > 1) {
+            // --threads is the whole process's CPU budget: CPU devices share the cores instead of each taking all of them
+            int total = cpuThreads == 0 ? Runtime.getRuntime().availableProcessors() : cpuThreads;
+            cpuThreads = Math.max(1, total / devices.size());
+            out.printf("generating on %d devices: %s%s%n", devices.size(), devices.stream().map(DeviceSpec::toString)
+                    .collect(java.util.stream.Collectors.joining(", ")), devices.stream().anyMatch(d -> d.kind() == DeviceSpec.Kind.CPU)
+                    ? " (" + cpuThreads + " CPU thread" + (cpuThreads == 1 ? "" : "s") + " each)" : "");
+        }
         try (Tokenizer tokenizer = Tokenizer.load(model);
-                Backend backend = device.open();
-                MistralModel m = ModelCheckpoint.load(model, backend)) {
-            GenerationOptions.requireCompatible(tokenizer, m.config(), model);
+                GenerationDevices group = GenerationDevices.open(devices, cpuThreads, device.precision(), model)) {
+            GenerationOptions.requireCompatible(tokenizer, group.config(), model);
             for (int k : todo) {
-                generate(k, DataSelection.fraction(shuffled, fracLen, k), tokenizer, m, backend, out, err);
+                generate(k, DataSelection.fraction(shuffled, fracLen, k), tokenizer, group, out, err);
             }
         }
         return 0;
@@ -177,7 +194,7 @@ public final class GenerateCommand implements Callable<Integer> {
         return null;
     }
 
-    private void generate(int fraction, List<Indexed<SpinRecord>> rows, Tokenizer tokenizer, MistralModel m, Backend backend,
+    private void generate(int fraction, List<Indexed<SpinRecord>> rows, Tokenizer tokenizer, GenerationDevices group,
             PrintWriter out, PrintWriter err) throws IOException {
         PromptFormat format = options.format();
         ChatTemplate template = tokenizer.chatTemplate();
@@ -188,13 +205,9 @@ public final class GenerateCommand implements Callable<Integer> {
         Path file = shard(fraction);
         GenerationProgress progress = new GenerationProgress(err, file.getFileName().toString(), requests.size(),
                 System.console() != null);
-        List<Generation> answers;
-        long wanted = BatchGenerator.blocksForFullBatch(requests, options.batchSize, options.maxNewTokens, GenerationOptions.BLOCK_SIZE);
-        try (KvCache cache = options.cache(m.config(), backend, wanted)) {
-            answers = options.generator(m, cache, tokenizer).generate(requests, progress);
-        }
+        List<Generation> answers = group.generate(requests, options, progress);
         progress.finish();
-        StopCriteria stop = options.stop(m.config(), tokenizer);
+        StopCriteria stop = options.stop(group.config(), tokenizer);
         List<SpinRecord> records = new ArrayList<>(rows.size());
         long[] sourceRows = new long[rows.size()];
         for (int i = 0; i < rows.size(); i++) {

@@ -45,8 +45,8 @@ public final class InspectCommand implements Callable<Integer> {
     @Option(names = "--seq-len", defaultValue = "1024", description = "sequence length for --memory (default ${DEFAULT-VALUE})")
     private int sequenceLength;
 
-    @Option(names = "--gpus", defaultValue = "8", description = "GPUs of the run for --memory: 1 plans the model resident on "
-            + "one GPU, more one ZeRO-3 rank of that many (default ${DEFAULT-VALUE})")
+    @Option(names = {"--gpus", "--devices"}, defaultValue = "8", description = "GPUs of the run for --memory (as train's "
+            + "--gpus / --devices): 1 plans the model resident on one GPU, more one ZeRO-3 rank of that many (default ${DEFAULT-VALUE})")
     private int gpus;
 
     @Option(names = "--zero", description = "plan a ZeRO-3 rank even on one GPU (as spin train runs when given ranks)")

@@ -60,6 +60,9 @@ public final class IterateCommand implements Callable<Integer> {
     @Mixin
     private DeviceOptions device;
 
+    @Mixin
+    private LaunchOptions launch;
+
     @Unmatched
     private List<String> overrides = new ArrayList<>();
 
@@ -79,6 +82,7 @@ public final class IterateCommand implements Callable<Integer> {
                     Integer.toString(maxNewTokens), "--prompt-format", promptFormat, "--batch-size",
                     Integer.toString(generateBatchSize)));
             args.addAll(device.arguments());
+            args.addAll(launch.arguments());
             stages.run(args.toArray(String[]::new));
         }
         err.printf("== iteration %d: converting the answers to SPIN records%n", iteration);
@@ -93,8 +97,9 @@ public final class IterateCommand implements Callable<Integer> {
         mixer.put(records.toString(), 1.0);
         set.put("dataset_mixer", mixer);
         set.put("output_dir", train.toString());
-        if (device.device != null) {
-            set.put("device", device.device);
+        String deviceText = launch.device(device.device); // --gpus N means cuda, over a config's device key too
+        if (deviceText != null) {
+            set.put("device", deviceText);
         }
         if (device.threads != null) {
             set.put("threads", device.threads);
@@ -109,7 +114,7 @@ public final class IterateCommand implements Callable<Integer> {
         }
         TrainConfig settings = file.with(set);
         err.printf("== iteration %d: training on %s%n", iteration, String.join(" + ", mixer.keySet()));
-        Trainer.run(settings, Trainer.Mode.SPIN, true, err);
+        Trainer.run(settings, Trainer.Mode.SPIN, true, launch.resolve(settings.device()), err);
         err.printf("== iteration %d done: the next model is %s%n", iteration, train);
         return 0;
     }

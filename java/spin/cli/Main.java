@@ -1,5 +1,6 @@
 package spin.cli;
 
+import java.util.Map;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -17,14 +18,35 @@ public final class Main implements Runnable {
     @CommandLine.Spec
     private CommandLine.Model.CommandSpec spec;
 
+    /** The environment the launch is read from (torchrun's and Slurm's variables); a test injects its own. */
+    private final Map<String, String> environment;
+
+    private Main(Map<String, String> environment) {
+        this.environment = Map.copyOf(environment);
+    }
+
     public static void main(String[] args) {
         System.exit(commandLine().execute(args));
     }
 
     static CommandLine commandLine() {
-        CommandLine cli = new CommandLine(new Main());
+        return commandLine(System.getenv());
+    }
+
+    /** The command line reading the launch environment from {@code environment} instead of the process's. */
+    static CommandLine commandLine(Map<String, String> environment) {
+        CommandLine cli = new CommandLine(new Main(environment));
         cli.setExecutionExceptionHandler(Main::report);
         return cli;
+    }
+
+    /** The environment of the {@code spin} command line that {@code cli} (a subcommand's) belongs to. */
+    static Map<String, String> environment(CommandLine cli) {
+        CommandLine root = cli;
+        while (root.getParent() != null) {
+            root = root.getParent();
+        }
+        return root.getCommand() instanceof Main main ? main.environment : System.getenv();
     }
 
     /**

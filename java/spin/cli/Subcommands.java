@@ -2,6 +2,7 @@ package spin.cli;
 
 import java.io.PrintWriter;
 import java.util.Arrays;
+import java.util.Map;
 import picocli.CommandLine;
 
 /**
@@ -11,14 +12,16 @@ import picocli.CommandLine;
  */
 final class Subcommands {
     private final PrintWriter out, err;
+    private final Map<String, String> environment;
 
     Subcommands(CommandLine parent) {
         this.out = parent.getOut();
         this.err = parent.getErr();
+        this.environment = Main.environment(parent); // the stages see the launch environment the chain was started in
     }
 
     void run(String... args) {
-        CommandLine cli = Main.commandLine();
+        CommandLine cli = Main.commandLine(environment);
         cli.setOut(out);
         cli.setErr(err);
         int code = cli.execute(args);

@@ -10,6 +10,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Unmatched;
+import spin.dist.World;
 import spin.train.TrainConfig;
 import spin.train.Trainer;
 
@@ -27,6 +28,9 @@ abstract class TrainingCommand implements Callable<Integer> {
     @Mixin
     private DeviceOptions device;
 
+    @Mixin
+    private LaunchOptions launch;
+
     @Unmatched
     private List<String> overrides = new ArrayList<>();
 
@@ -36,8 +40,9 @@ abstract class TrainingCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         // --device, --threads and --precision are the config's keys of those names, given the way every command takes them
         List<String> all = new ArrayList<>(overrides);
-        if (device.device != null) {
-            all.add("--device=" + device.device);
+        String deviceText = launch.device(device.device); // --gpus N means cuda, over a config's device key too
+        if (deviceText != null) {
+            all.add("--device=" + deviceText);
         }
         if (device.threads != null) {
             all.add("--threads=" + device.threads);
@@ -46,7 +51,8 @@ abstract class TrainingCommand implements Callable<Integer> {
             all.add("--precision=" + device.precision);
         }
         TrainConfig settings = TrainConfig.load(config, all);
-        Trainer.run(settings, mode(), resume, spec.commandLine().getErr());
+        World world = launch.resolve(settings.device());
+        Trainer.run(settings, mode(), resume, world, spec.commandLine().getErr());
         return 0;
     }
 }

@@ -19,7 +19,7 @@ import spin.backend.Tensor;
  * writes its own output with {@link Backend#write}. That is correct for any backend (a device
  * rank's read waits for the device work producing the input, and its write is queued before the
  * work that uses the output), but slow for real devices; NCCL is the device path. Several ranks
- * may share one backend (the CUDA emulator has one device) as long as that backend may be called
+ * may share one backend as long as that backend may be called
  * from several threads.
  *
  * <p>BF16 values are read as their exact fp32 widening and written back, which rounds nothing, so
@@ -108,7 +108,9 @@ public final class InProcessCommunicator implements Communicator {
             if (inOut.dtype() == DType.F64) {
                 return new Contribution("allReduce", DType.F64, inOut.size(), -1, null, backend.readDoubles(inOut));
             }
-            requireF32("allReduce", inOut);
+            if (inOut.dtype() != DType.F32) {
+                throw new IllegalArgumentException("allReduce sums F32 or F64, not " + inOut);
+            }
             return new Contribution("allReduce", DType.F32, inOut.size(), -1, backend.read(inOut));
         });
         if (inOut.dtype() == DType.F64) {

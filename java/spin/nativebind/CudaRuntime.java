@@ -11,7 +11,7 @@ import java.util.Optional;
  * question that {@link #deviceCount()} answers.
  *
  * <p>Two runtimes exist: {@link #load()} (libspin_native.so, real GPUs) and {@link #loadEmulated()}
- * (libspin_native_emu.so, the CUDA emulator, whose one device runs the same kernels on the host
+ * (libspin_native_emu.so, the CUDA emulator, whose devices run the same kernels on the host
  * CPU). Streams and memory belong to the runtime that made them and must not be mixed.
  */
 public final class CudaRuntime {
@@ -41,7 +41,7 @@ public final class CudaRuntime {
     }
 
     /**
-     * The CUDA emulator's runtime (device 0 is the host CPU running the kernels as fibers), or an
+     * The CUDA emulator's runtime (its 8 devices are the host CPU running the kernels as fibers), or an
      * {@link IllegalStateException} saying why libspin_native_emu.so is unavailable.
      */
     public static CudaRuntime loadEmulated() {

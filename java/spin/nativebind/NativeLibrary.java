@@ -15,7 +15,7 @@ import java.util.Properties;
 /**
  * Finds and loads {@code libspin_native.so}, the CUDA library built from kernels/ and native/, and
  * on request its CUDA-emulator twin {@code libspin_native_emu.so} (the same sources and C ABI
- * built by the host C++ compiler; its one device is the host CPU, see docs/ARCHITECTURE.md).
+ * built by the host C++ compiler; its devices are the host CPU, see docs/ARCHITECTURE.md).
  *
  * <p>Where to look: the system property {@code spin.native.dir} (a folder; the spin launcher and
  * the Maven test run set it to target/native), else the environment variable

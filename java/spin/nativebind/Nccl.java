@@ -10,11 +10,11 @@ import java.lang.invoke.MethodHandle;
 import java.util.List;
 import java.util.Optional;
 
-/** NCCL, looked up by name at run time. */
+/** NCCL, looked up by name at run time: whether it is installed, and its version ({@link NcclAbi} binds its calls). */
 public final class Nccl {
     static final List<String> NAMES = List.of("libnccl.so.2", "libnccl.so");
 
-    private static final Optional<OptionalLibrary> LIBRARY = OptionalLibrary.open(NAMES);
+    static final Optional<OptionalLibrary> LIBRARY = OptionalLibrary.open(NAMES);
     /** ncclResult_t ncclGetVersion(int* version) */
     private static final MethodHandle GET_VERSION = LIBRARY
             .flatMap(library -> library.downcall("ncclGetVersion", FunctionDescriptor.of(JAVA_INT, ADDRESS)))

@@ -27,6 +27,7 @@ import spin.data.SpinFeatures;
 import spin.data.SpinRecord;
 import spin.dist.Communicator;
 import spin.dist.CommunicatorException;
+import spin.dist.World;
 import spin.io.AtomicFiles;
 import spin.io.OutputLock;
 import spin.model.HubRevision;
@@ -105,6 +106,23 @@ public final class Trainer {
             throw new IllegalArgumentException("no ranks to train on");
         }
         return new Trainer(config, mode, console, ranks.getFirst().worldSize()).run(resume, ranks);
+    }
+
+    /**
+     * Trains as {@code config} says on the devices of {@code world}, this process's ranks of it.
+     * The launch commands (train, sft, iterate) come through here. Until data-parallel training
+     * (ZeRO-3) lands, only a world of one rank trains, by {@link #run(TrainConfig, Mode, boolean, PrintWriter)};
+     * a larger one is refused before anything is loaded.
+     *
+     * @throws IllegalArgumentException for a world of more than one rank
+     */
+    public static Result run(TrainConfig config, Mode mode, boolean resume, World world, PrintWriter console)
+            throws IOException {
+        if (world.worldSize() == 1) {
+            return run(config, mode, resume, console);
+        }
+        throw new IllegalArgumentException("world size " + world.worldSize() + ": data-parallel training is not wired yet "
+                + "(ZeRO-3 is in progress); train on one device for now (the launch gave " + world.describe() + ")");
     }
 
     /**
@@ -242,8 +260,8 @@ public final class Trainer {
     }
 
     /**
-     * Prints a rank's device pool peak (since its backend opened or last reset its peak; ranks of
-     * the CUDA emulator share its one device's pool), where the backend counts one: what
+     * Prints a rank's device pool peak (since its backend opened or last reset its peak; ranks
+     * placed on one device share its pool), where the backend counts one: what
      * {@link MemoryPlan#poolBytesPerGpu()} predicts.
      */
     private void logPeakMemory(Backend backend, int rank) {

@@ -102,6 +102,45 @@ public final class CudaBackend implements Backend {
         return device;
     }
 
+    // ---------------------------------------------------------------- collectives (spin.dist)
+
+    /** The runtime whose library runs this device: the real one or the emulator's (which carries its own NCCL). */
+    public CudaRuntime runtime() {
+        return device.runtime();
+    }
+
+    /** The CUDA device ordinal of this backend ({@code N} of {@code cuda:N} or {@code cuda-emu:N}). */
+    public int deviceIndex() {
+        return device.spec().index();
+    }
+
+    /**
+     * Makes this backend's device current on the calling thread, as a communicator's creation
+     * needs (NCCL binds a communicator to the device current when it is made).
+     */
+    public void makeCurrent() {
+        device.makeCurrentForCollectives();
+    }
+
+    /**
+     * The communication stream's handle, for a collective to be queued on, after making it wait
+     * for the work queued on the compute stream so far (the collective's inputs). The device is
+     * current on the calling thread on return. Call {@link #endCommunication()} once the
+     * collective is queued.
+     */
+    public MemorySegment beginCommunication() {
+        return device.communicationAfterCompute().handle();
+    }
+
+    /**
+     * Makes the compute stream wait for the collectives queued on the communication stream since
+     * {@link #beginCommunication()}: ops queued from now on see their outputs, and a tensor closed
+     * from now on goes back to the pool only after they have run.
+     */
+    public void endCommunication() {
+        device.computeAfterCommunication();
+    }
+
     /** Bytes the device's stream-ordered pool has allocated (tensors and op scratch) now and at most. */
     @Override
     public Optional<MemoryUsage> memoryUsage() {

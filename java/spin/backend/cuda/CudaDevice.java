@@ -13,7 +13,7 @@ import spin.nativebind.DeviceProperties;
 import spin.nativebind.StatusCall;
 
 /**
- * The resources of one GPU (or of the emulator's one device) that a {@link CudaBackend} owns: the
+ * The resources of one GPU (or of one of the emulator's devices) that a {@link CudaBackend} owns: the
  * runtime whose library runs the kernels, a compute stream every op is queued on, a communication
  * stream for collectives with an event ordering it after compute, the stream-ordered memory pool
  * tensors come from, and the pinned {@link StagingRing} uploads go through. It counts the times
@@ -33,6 +33,7 @@ final class CudaDevice implements AutoCloseable {
     private final CudaStream compute;
     private final CudaStream communication;
     private final CudaEvent computeReached;
+    private final CudaEvent communicationReached;
     private final StagingRing staging;
     private long synchronizations;
     private boolean closed;
@@ -45,6 +46,7 @@ final class CudaDevice implements AutoCloseable {
         this.compute = runtime.createStream();
         this.communication = runtime.createStream();
         this.computeReached = runtime.createEvent();
+        this.communicationReached = runtime.createEvent();
         this.staging = new StagingRing(runtime);
     }
 
@@ -72,6 +74,22 @@ final class CudaDevice implements AutoCloseable {
         computeReached.record(compute);
         communication.waitFor(computeReached);
         return communication;
+    }
+
+    /**
+     * Makes the compute stream wait for the work queued on the communication stream so far (a
+     * collective's outputs), so that the ops queued after it see them, and memory freed on the
+     * compute stream afterwards is not reused while the collective still reads it.
+     */
+    void computeAfterCommunication() {
+        makeCurrent();
+        communicationReached.record(communication);
+        compute.waitFor(communicationReached);
+    }
+
+    /** Makes this device current on the calling thread (NCCL binds a communicator to the current device). */
+    void makeCurrentForCollectives() {
+        makeCurrent();
     }
 
     /**
@@ -187,6 +205,7 @@ final class CudaDevice implements AutoCloseable {
         closed = true;
         synchronize();
         staging.close();
+        communicationReached.close();
         computeReached.close();
         communication.close();
         compute.close();

@@ -125,9 +125,9 @@ class DeviceOptionsTest {
         Path yaml = dir.resolve("config.yaml");
         Files.writeString(yaml, "model_name_or_path: " + model + "\ndataset_mixer:\n  " + data + ": 1.0\noutput_dir: "
                 + dir.resolve("out") + "\n");
-        CliRun.Result train = run("train", yaml.toString(), "--device", "cuda-emu:1");
+        CliRun.Result train = run("train", yaml.toString(), "--device", "cuda-emu:8");
         assertEquals(1, train.exitCode());
-        assertTrue(train.err().startsWith("spin train: cannot open device cuda-emu:1: "), train.err());
+        assertTrue(train.err().startsWith("spin train: cannot open device cuda-emu:8: "), train.err());
         assertFalse(Files.exists(dir.resolve("out").resolve("metrics.jsonl")));
     }
 }

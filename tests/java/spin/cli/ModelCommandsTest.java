@@ -46,7 +46,7 @@ class ModelCommandsTest {
         assertEquals(0, eight.exitCode(), eight.err());
         assertTrue(eight.out().contains("ZeRO-3, one rank of 8 (shards of 905,216,512 elements)"), eight.out());
         assertTrue(eight.out().contains("compute weights:       gathered per unit"), eight.out());
-        CliRun.Result one = run("inspect", "--preset", "mistral-7b", "--memory", "--gpus", "1", "--zero");
+        CliRun.Result one = run("inspect", "--preset", "mistral-7b", "--memory", "--devices", "1", "--zero");
         assertEquals(0, one.exitCode(), one.err());
         assertTrue(one.out().contains("ZeRO-3, one rank of 1"), one.out());
         CliRun.Result unfused = run("inspect", "--preset", "mistral-7b", "--memory", "--gpus", "8", "--logprob-chunk-rows", "0");

@@ -21,11 +21,12 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The C ABI values that spin hard-codes, checked against NVIDIA's own headers: a C++ program
  * compiled against the headers that tools/vendor-headers.sh unpacks into target/vendor-headers
- * prints each value as the header defines it, and for cuBLASLt also as the emulator's stand-in
- * defines it (native/emu/cublaslt_abi.h, in a translation unit of its own so that a name the
- * stand-in lacks fails to compile rather than falling back to NVIDIA's). Every header value must
- * equal the Java constant ({@link CublasLtAbi}, {@link CublasException.Status}, {@link NcclAbi})
- * and the stand-in's.
+ * prints each value as the header defines it, and also as the emulator's stand-in defines it
+ * (native/emu/cublaslt_abi.h, native/emu/nccl_abi.h, each in a translation unit of its own so
+ * that a name the stand-in lacks fails to compile rather than falling back to NVIDIA's). Every
+ * header value must equal the Java constant ({@link CublasLtAbi}, {@link CublasException.Status},
+ * {@link NcclAbi}) and the stand-in's; for NCCL the header must also declare every function
+ * {@link NcclAbi} binds with the signature its downcall assumes.
  *
  * <p>Skipped with the reason when the headers were not fetched (no pip, offline) or no C++
  * compiler is installed.
@@ -75,7 +76,8 @@ class VendorHeadersTest {
             values.add(new Value(status.cName(), (long) status.code));
         }
 
-        List<long[]> evaluated = evaluate(requireHeader("cublaslt", "cublasLt.h"), "cublasLt.h", values, true);
+        List<long[]> evaluated = evaluate(requireHeader("cublaslt", "cublasLt.h"), "cublasLt.h", values, "cublaslt_abi.h",
+                "spin_cublaslt");
 
         List<String> mismatches = new ArrayList<>();
         for (int i = 0; i < values.size(); i++) {
@@ -94,21 +96,74 @@ class VendorHeadersTest {
     }
 
     @Test
-    void ncclValuesOfTheBindingAreTheHeaders() {
-        List<Value> values = List.of(
+    void ncclValuesOfTheBindingAndTheStandInAreTheHeaders() {
+        List<Value> values = new ArrayList<>(List.of(
                 new Value("ncclSuccess", (long) NcclAbi.SUCCESS),
+                new Value("ncclUnhandledCudaError", (long) NcclAbi.UNHANDLED_CUDA_ERROR),
+                new Value("ncclSystemError", (long) NcclAbi.SYSTEM_ERROR),
+                new Value("ncclInternalError", (long) NcclAbi.INTERNAL_ERROR),
+                new Value("ncclInvalidArgument", (long) NcclAbi.INVALID_ARGUMENT),
+                new Value("ncclInvalidUsage", (long) NcclAbi.INVALID_USAGE),
+                new Value("ncclRemoteError", (long) NcclAbi.REMOTE_ERROR),
+                new Value("ncclInProgress", (long) NcclAbi.IN_PROGRESS),
                 new Value("ncclFloat32", (long) NcclAbi.FLOAT32),
+                new Value("ncclFloat64", (long) NcclAbi.FLOAT64),
                 new Value("ncclBfloat16", (long) NcclAbi.BFLOAT16),
                 new Value("ncclSum", (long) NcclAbi.SUM),
                 new Value("sizeof(ncclUniqueId)", (long) NcclAbi.UNIQUE_ID_BYTES),
-                new Value("NCCL_UNIQUE_ID_BYTES", (long) NcclAbi.UNIQUE_ID_BYTES));
-
-        List<long[]> evaluated = evaluate(requireHeader("nccl", "nccl.h"), "nccl.h", values, false);
-
-        for (int i = 0; i < values.size(); i++) {
-            assertEquals(values.get(i).java(), evaluated.get(i)[0], values.get(i).expression());
+                new Value("NCCL_UNIQUE_ID_BYTES", (long) NcclAbi.UNIQUE_ID_BYTES)));
+        // Java passes and receives these enums as int.
+        for (String cEnum : List.of("ncclResult_t", "ncclDataType_t", "ncclRedOp_t")) {
+            values.add(new Value("sizeof(" + cEnum + ")", C_ENUM_BYTES));
         }
-        report(values.size(), "nccl.h");
+
+        Path include = requireHeader("nccl", "nccl.h");
+        List<long[]> evaluated = evaluate(include, "nccl.h", values, "nccl_abi.h", "spin_nccl");
+        List<String> mismatches = new ArrayList<>();
+        for (int i = 0; i < values.size(); i++) {
+            long header = evaluated.get(i)[0];
+            if (values.get(i).java() != header) {
+                mismatches.add(values.get(i).expression() + ": the header says " + header + ", Java " + values.get(i).java());
+            }
+            if (evaluated.get(i)[1] != header) {
+                mismatches.add(values.get(i).expression() + ": the header says " + header + ", the stand-in "
+                        + evaluated.get(i)[1]);
+            }
+        }
+
+        // The signatures NcclAbi's downcalls assume (ints for the enums, a 128-byte id by value):
+        // each expression is 1 when the header declares the function so.
+        List<Value> signatures = new ArrayList<>();
+        for (String signature : List.of(
+                "ncclGetVersion, ncclResult_t (*)(int*)",
+                "ncclGetUniqueId, ncclResult_t (*)(ncclUniqueId*)",
+                "ncclCommInitRank, ncclResult_t (*)(ncclComm_t*, int, ncclUniqueId, int)",
+                "ncclGroupStart, ncclResult_t (*)()",
+                "ncclGroupEnd, ncclResult_t (*)()",
+                "ncclAllGather, ncclResult_t (*)(const void*, void*, size_t, ncclDataType_t, ncclComm_t, cudaStream_t)",
+                "ncclReduceScatter, ncclResult_t (*)(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t,"
+                        + " cudaStream_t)",
+                "ncclAllReduce, ncclResult_t (*)(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t,"
+                        + " cudaStream_t)",
+                "ncclBroadcast, ncclResult_t (*)(const void*, void*, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t)",
+                "ncclCommAbort, ncclResult_t (*)(ncclComm_t)",
+                "ncclCommDestroy, ncclResult_t (*)(ncclComm_t)",
+                "ncclCommGetAsyncError, ncclResult_t (*)(ncclComm_t, ncclResult_t*)",
+                "ncclCommCount, ncclResult_t (*)(const ncclComm_t, int*)",
+                "ncclCommUserRank, ncclResult_t (*)(const ncclComm_t, int*)",
+                "ncclGetErrorString, const char* (*)(ncclResult_t)",
+                "ncclGetLastError, const char* (*)(ncclComm_t)")) {
+            String[] parts = signature.split(", ", 2);
+            signatures.add(new Value("std::is_same<decltype(&" + parts[0] + "), " + parts[1] + ">::value", 1L));
+        }
+        List<long[]> declared = evaluate(include, "nccl.h", signatures, null, null);
+        for (int i = 0; i < signatures.size(); i++) {
+            if (declared.get(i)[0] != 1) {
+                mismatches.add("nccl.h declares another signature than " + signatures.get(i).expression());
+            }
+        }
+        assertTrue(mismatches.isEmpty(), String.join("\n", mismatches));
+        report(values.size() + signatures.size(), "nccl.h");
     }
 
     /** Surefire's console lists skipped tests without the reason, so it is printed here. */
@@ -142,19 +197,22 @@ class VendorHeadersTest {
     }
 
     /**
-     * Each expression's value per line: [header, stand-in] when {@code withStandIn}, else [header]. The
-     * header's and the stand-in's values come from separate translation units, linked into one program.
+     * Each expression's value per line: [header, stand-in] when there is a {@code standInHeader}
+     * (native/emu, its names in {@code standInNamespace}), else [header]. The header's and the
+     * stand-in's values come from separate translation units, linked into one program.
      */
-    private List<long[]> evaluate(Path include, String header, List<Value> values, boolean withStandIn) {
+    private List<long[]> evaluate(Path include, String header, List<Value> values, String standInHeader,
+            String standInNamespace) {
+        boolean withStandIn = standInHeader != null;
         String initializers = values.stream()
                 .map(value -> "    (long long)(" + value.expression() + "),")
                 .collect(Collectors.joining("\n"));
         List<Path> sources = new ArrayList<>();
-        sources.add(write("header_values.cpp", "#include <cstddef>\n#include <" + header + ">\n"
+        sources.add(write("header_values.cpp", "#include <cstddef>\n#include <type_traits>\n#include <" + header + ">\n"
                 + "extern const long long header_values[] = {\n" + initializers + "\n};\n"));
         if (withStandIn) {
-            sources.add(write("stand_in_values.cpp", "#include <cstddef>\n#include \"cublaslt_abi.h\"\n"
-                    + "using namespace spin_cublaslt;\n"
+            sources.add(write("stand_in_values.cpp", "#include <cstddef>\n#include \"" + standInHeader + "\"\n"
+                    + "using namespace " + standInNamespace + ";\n"
                     + "extern const long long stand_in_values[] = {\n" + initializers + "\n};\n"));
         }
         sources.add(write("main.cpp", "#include <cstdio>\nextern const long long header_values[];\n"

@@ -82,13 +82,18 @@ class ZeroTrainingTest {
 
     /** Trains on {@code ranks} CPU ranks (each one thread) with ZeRO-3. */
     private static void trainSharded(Map<String, Object> settings, int ranks, boolean resume) throws IOException {
+        trainSharded(settings, ranks, resume, Trainer.Mode.SPIN);
+    }
+
+    private static void trainSharded(Map<String, Object> settings, int ranks, boolean resume, Trainer.Mode mode)
+            throws IOException {
         List<CpuBackend> backends = new ArrayList<>();
         for (int r = 0; r < ranks; r++) {
             backends.add(new CpuBackend(1));
         }
         try {
             List<InProcessCommunicator> group = InProcessCommunicator.create(backends, TIMEOUT);
-            Trainer.run(TrainConfig.of(settings), Trainer.Mode.SPIN, resume, group, new PrintWriter(new StringWriter()));
+            Trainer.run(TrainConfig.of(settings), mode, resume, group, new PrintWriter(new StringWriter()));
         } finally {
             backends.forEach(Backend::close);
         }
@@ -114,6 +119,30 @@ class ZeroTrainingTest {
         trainSharded(with(settings(one), "gradient_accumulation_steps", ranks), 1, false);
         assertSameMetrics(one, many, 0, 1e-6);
         assertSameWeights(one, many, 0);
+    }
+
+    /**
+     * The other paths through a step on 2 ranks, each bit for bit as one rank with accumulation 2:
+     * supervised fine-tuning, a frozen opponent scored at every step (a second sharded model), and
+     * evaluation every 2 steps (4 test records in 2 batches: one per rank, or a filler).
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"sft", "frozen opponent", "evaluation"})
+    void otherPathsTrainBitForBitAsOneRank(String variant) throws IOException {
+        Trainer.Mode mode = variant.equals("sft") ? Trainer.Mode.SFT : Trainer.Mode.SPIN;
+        Object[] extra = switch (variant) {
+            case "frozen opponent" -> new Object[] {"precompute_opponent", false};
+            case "evaluation" -> new Object[] {"evaluation_strategy", "steps", "eval_steps", 2, "per_device_eval_batch_size", 2};
+            default -> new Object[0];
+        };
+        Path many = dir.resolve("ranks"), one = dir.resolve("one");
+        trainSharded(with(settings(many), extra), 2, false, mode);
+        trainSharded(with(with(settings(one), extra), "gradient_accumulation_steps", 2), 1, false, mode);
+        assertSameMetrics(one, many, 0, 1e-6);
+        assertSameWeights(one, many, 0);
+        if (variant.equals("evaluation")) {
+            assertEquals(2, TinyTrainingData.metrics(many).stream().filter(n -> n.has("eval_loss")).count());
+        }
     }
 
     /**
