@@ -139,8 +139,8 @@ public final class BenchCommand implements Runnable {
                         seconds[iterations - 1], iterations, n / median);
                 MemoryPlan plan = plan(config, backend.computeType());
                 backend.memoryUsage().ifPresent(usage -> out.printf(
-                        "device memory peak %s; predicted %s (weights, gradients and activations, as spin inspect --memory)%n",
-                        MemoryPlan.human(usage.peakBytes()), MemoryPlan.human(plan.totalBytesPerGpu())));
+                        "device memory peak %s; predicted %s (the pool's peak as spin inspect --memory plans it)%n",
+                        MemoryPlan.human(usage.peakBytes()), MemoryPlan.human(plan.poolBytesPerGpu())));
                 long waits = backend.hostSynchronizations().orElse(0) - waitsBefore;
                 backend.hostSynchronizations().ifPresent(total -> out.printf(
                         "host synchronisations per step: %.1f (the timing waits once; more would be the forward or backward waiting)%n",

@@ -45,8 +45,12 @@ public final class InspectCommand implements Callable<Integer> {
     @Option(names = "--seq-len", defaultValue = "1024", description = "sequence length for --memory (default ${DEFAULT-VALUE})")
     private int sequenceLength;
 
-    @Option(names = "--gpus", defaultValue = "8", description = "GPUs the ZeRO-3 state is sharded over (default ${DEFAULT-VALUE})")
+    @Option(names = {"--gpus", "--devices"}, defaultValue = "8", description = "GPUs of the run for --memory (as train's "
+            + "--gpus / --devices): 1 plans the model resident on one GPU, more one ZeRO-3 rank of that many (default ${DEFAULT-VALUE})")
     private int gpus;
+
+    @Option(names = "--zero", description = "plan a ZeRO-3 rank even on one GPU (as spin train runs when given ranks)")
+    private boolean zero;
 
     @Option(names = "--precision", defaultValue = "bf16",
             description = "compute dtype the plan assumes: bf16 (a GPU's own) or fp32 (default ${DEFAULT-VALUE})")
@@ -78,7 +82,7 @@ public final class InspectCommand implements Callable<Integer> {
             }
             out.println();
             out.print(new MemoryPlan(config, batch, sequenceLength, gpus, !noRecompute, optimizerStates, logProbChunk.rows(config),
-                    Precision.parse(precision).computeType(DType.BF16)).report());
+                    Precision.parse(precision).computeType(DType.BF16), zero || gpus > 1).report());
         }
         out.flush();
         return 0;

@@ -587,6 +587,36 @@ public final class MistralModel implements AutoCloseable {
 
     // ---------------------------------------------------------------- saved state
 
+    /**
+     * One buffer a training pass takes from the model's {@link Workspace}: its key, dtype and
+     * shape. The passes allocate from these lists and {@link MemoryPlan} counts them, so the plan
+     * sees every buffer the code takes.
+     */
+    record PassBuffer(String key, DType dtype, int... shape) {
+        /** Bytes of the buffer as asked for (the workspace adds its spare: {@link Workspace#reservedElements}). */
+        long bytes() {
+            return Tensor.elementCount(shape) * dtype.byteSize();
+        }
+    }
+
+    private static Tensor[] take(Workspace.Buffers buffers, List<PassBuffer> specs) {
+        Tensor[] taken = new Tensor[specs.size()];
+        for (int i = 0; i < taken.length; i++) {
+            PassBuffer p = specs.get(i);
+            taken[i] = buffers.take(p.key(), p.dtype(), p.shape());
+        }
+        return taken;
+    }
+
+    /**
+     * The unit-gradient buffers a ZeRO-3 backward holds at once: the head's alone, or beside it
+     * the embedding's when the lm_head is the embedding (tied), which takes the lm_head's gradient
+     * before the lookup's; every other unit's backward holds one.
+     */
+    static int unitGradientBuffersAtOnce(MistralConfig config) {
+        return config.tieWordEmbeddings() ? 2 : 1;
+    }
+
     /** Everything the forward saves for the backward; closing frees it. */
     public static final class ForwardState implements AutoCloseable {
         private boolean closed;
@@ -614,19 +644,43 @@ public final class MistralModel implements AutoCloseable {
             for (int i = 0; i < pos.length; i++) {
                 pos[i] = i % t;
             }
-            this.positions = buffers.take("positions", DType.I32, b, t);
+            Tensor[] taken = take(buffers, buffers(c, act, b, t, logitRows));
+            int at = 0;
+            this.positions = taken[at++];
             backend.write(positions, pos);
-            int n = b * t;
             for (int l = 0; l <= c.numHiddenLayers(); l++) {
-                residual.add(buffers.take("residual." + l, act, n, c.hiddenSize()));
+                residual.add(taken[at++]);
             }
-            finalNormed = buffers.take("finalNormed", act, n, c.hiddenSize());
-            finalRstd = buffers.take("finalRstd", DType.F32, n);
-            logits = buffers.take("logits", DType.F32, logitRows, c.vocabSize());
-            tokenLogps = buffers.take("tokenLogps", DType.F32, b, t);
-            vocabLse = buffers.take("vocabLse", DType.F32, n);
-            logitRowSums = buffers.take("logitRowSums", DType.F32, n);
-            scratchC = buffers.take("scratchC", act, n, c.hiddenSize());
+            finalNormed = taken[at++];
+            finalRstd = taken[at++];
+            logits = taken[at++];
+            tokenLogps = taken[at++];
+            vocabLse = taken[at++];
+            logitRowSums = taken[at++];
+            scratchC = taken[at];
+        }
+
+        /**
+         * The buffers a forward state takes, in the order its constructor assigns them: positions,
+         * the residual stream at every layer boundary, the final norm's output and statistics, the
+         * logits buffer of {@code logitRows} rows, the per-row log-prob outputs and the projection
+         * scratch.
+         */
+        static List<PassBuffer> buffers(MistralConfig c, DType act, int b, int t, int logitRows) {
+            int n = b * t;
+            List<PassBuffer> all = new ArrayList<>();
+            all.add(new PassBuffer("positions", DType.I32, b, t));
+            for (int l = 0; l <= c.numHiddenLayers(); l++) {
+                all.add(new PassBuffer("residual." + l, act, n, c.hiddenSize()));
+            }
+            all.add(new PassBuffer("finalNormed", act, n, c.hiddenSize()));
+            all.add(new PassBuffer("finalRstd", DType.F32, n));
+            all.add(new PassBuffer("logits", DType.F32, logitRows, c.vocabSize()));
+            all.add(new PassBuffer("tokenLogps", DType.F32, b, t));
+            all.add(new PassBuffer("vocabLse", DType.F32, n));
+            all.add(new PassBuffer("logitRowSums", DType.F32, n));
+            all.add(new PassBuffer("scratchC", act, n, c.hiddenSize()));
+            return all;
         }
 
         int rows() {
@@ -698,20 +752,38 @@ public final class MistralModel implements AutoCloseable {
         final Tensor normed1, rstd1, q, k, v, attention, attentionLse, middle, normed2, rstd2, gate, up, activated;
 
         LayerActivations(Workspace.Buffers buffers, String key, MistralConfig c, DType act, int b, int t) {
+            Tensor[] x = take(buffers, buffers(key, c, act, b, t));
+            normed1 = x[0];
+            rstd1 = x[1];
+            q = x[2];
+            k = x[3];
+            v = x[4];
+            attention = x[5];
+            attentionLse = x[6];
+            middle = x[7];
+            normed2 = x[8];
+            rstd2 = x[9];
+            gate = x[10];
+            up = x[11];
+            activated = x[12];
+        }
+
+        /** The buffers one layer's activations take under {@code key}, in the order the constructor assigns them. */
+        static List<PassBuffer> buffers(String key, MistralConfig c, DType act, int b, int t) {
             int n = b * t;
-            normed1 = buffers.take(key + "normed1", act, n, c.hiddenSize());
-            rstd1 = buffers.take(key + "rstd1", DType.F32, n);
-            q = buffers.take(key + "q", act, b, t, c.numAttentionHeads(), c.headDim());
-            k = buffers.take(key + "k", act, b, t, c.numKeyValueHeads(), c.headDim());
-            v = buffers.take(key + "v", act, b, t, c.numKeyValueHeads(), c.headDim());
-            attention = buffers.take(key + "attention", act, b, t, c.numAttentionHeads(), c.headDim());
-            attentionLse = buffers.take(key + "attentionLse", DType.F32, b, c.numAttentionHeads(), t);
-            middle = buffers.take(key + "middle", act, n, c.hiddenSize());
-            normed2 = buffers.take(key + "normed2", act, n, c.hiddenSize());
-            rstd2 = buffers.take(key + "rstd2", DType.F32, n);
-            gate = buffers.take(key + "gate", act, n, c.intermediateSize());
-            up = buffers.take(key + "up", act, n, c.intermediateSize());
-            activated = buffers.take(key + "activated", act, n, c.intermediateSize());
+            return List.of(new PassBuffer(key + "normed1", act, n, c.hiddenSize()),
+                    new PassBuffer(key + "rstd1", DType.F32, n),
+                    new PassBuffer(key + "q", act, b, t, c.numAttentionHeads(), c.headDim()),
+                    new PassBuffer(key + "k", act, b, t, c.numKeyValueHeads(), c.headDim()),
+                    new PassBuffer(key + "v", act, b, t, c.numKeyValueHeads(), c.headDim()),
+                    new PassBuffer(key + "attention", act, b, t, c.numAttentionHeads(), c.headDim()),
+                    new PassBuffer(key + "attentionLse", DType.F32, b, c.numAttentionHeads(), t),
+                    new PassBuffer(key + "middle", act, n, c.hiddenSize()),
+                    new PassBuffer(key + "normed2", act, n, c.hiddenSize()),
+                    new PassBuffer(key + "rstd2", DType.F32, n),
+                    new PassBuffer(key + "gate", act, n, c.intermediateSize()),
+                    new PassBuffer(key + "up", act, n, c.intermediateSize()),
+                    new PassBuffer(key + "activated", act, n, c.intermediateSize()));
         }
 
         @Override
@@ -729,23 +801,47 @@ public final class MistralModel implements AutoCloseable {
         private Tensor dLogits;
 
         BackwardScratch(Workspace.Buffers buffers, MistralConfig c, DType act, int b, int t) {
+            Tensor[] x = take(buffers, buffers(c, act, b, t));
+            residual = x[0];
+            normedC = x[1];
+            scratchC = x[2];
+            attention = x[3];
+            q = x[4];
+            k = x[5];
+            v = x[6];
+            gate = x[7];
+            up = x[8];
+            activated = x[9];
+        }
+
+        /** The buffers a backward takes for every layer, in the order the constructor assigns them. */
+        static List<PassBuffer> buffers(MistralConfig c, DType act, int b, int t) {
             int n = b * t;
-            residual = buffers.take("d.residual", act, n, c.hiddenSize());
-            normedC = buffers.take("d.normedC", act, n, c.hiddenSize());
-            scratchC = buffers.take("d.scratchC", act, n, c.hiddenSize());
-            attention = buffers.take("d.attention", act, b, t, c.numAttentionHeads(), c.headDim());
-            q = buffers.take("d.q", act, b, t, c.numAttentionHeads(), c.headDim());
-            k = buffers.take("d.k", act, b, t, c.numKeyValueHeads(), c.headDim());
-            v = buffers.take("d.v", act, b, t, c.numKeyValueHeads(), c.headDim());
-            gate = buffers.take("d.gate", act, n, c.intermediateSize());
-            up = buffers.take("d.up", act, n, c.intermediateSize());
-            activated = buffers.take("d.activated", act, n, c.intermediateSize());
+            return List.of(new PassBuffer("d.residual", act, n, c.hiddenSize()),
+                    new PassBuffer("d.normedC", act, n, c.hiddenSize()),
+                    new PassBuffer("d.scratchC", act, n, c.hiddenSize()),
+                    new PassBuffer("d.attention", act, b, t, c.numAttentionHeads(), c.headDim()),
+                    new PassBuffer("d.q", act, b, t, c.numAttentionHeads(), c.headDim()),
+                    new PassBuffer("d.k", act, b, t, c.numKeyValueHeads(), c.headDim()),
+                    new PassBuffer("d.v", act, b, t, c.numKeyValueHeads(), c.headDim()),
+                    new PassBuffer("d.gate", act, n, c.intermediateSize()),
+                    new PassBuffer("d.up", act, n, c.intermediateSize()),
+                    new PassBuffer("d.activated", act, n, c.intermediateSize()));
+        }
+
+        /**
+         * The gradient buffer of one chunk of logits where the compute dtype is not F32 (in F32 the
+         * logits buffer takes its gradient in place): [rows, V] of {@code act}.
+         */
+        static PassBuffer dLogitsBuffer(DType act, int rows, int vocab) {
+            return new PassBuffer("d.logits", act, rows, vocab);
         }
 
         /** The gradient of one chunk of logits in the compute dtype, [rows, V], taken on first use. */
         Tensor dLogits(Workspace.Buffers buffers, DType act, int rows, int vocab) {
             if (dLogits == null) {
-                dLogits = buffers.take("d.logits", act, rows, vocab);
+                PassBuffer spec = dLogitsBuffer(act, rows, vocab);
+                dLogits = buffers.take(spec.key(), spec.dtype(), spec.shape());
             }
             return dLogits;
         }

@@ -23,10 +23,15 @@ public final class ParameterBuffer implements ParameterView, AutoCloseable {
     /** A zero-filled buffer of {@code dtype}. */
     public ParameterBuffer(Backend backend, ParameterLayout layout, DType dtype) {
         this.layout = layout;
-        this.flat = backend.allocate(dtype, Math.toIntExact((layout.totalSize() + ROW - 1) / ROW), ROW);
+        this.flat = backend.allocate(dtype, Math.toIntExact(allocatedElements(layout.totalSize()) / ROW), ROW);
         for (ParameterLayout.Slot s : layout.slots()) {
             views.put(s.name(), flat.view(s.offset(), s.shape()));
         }
+    }
+
+    /** Elements the flat buffer of a layout of {@code size} elements holds: whole rows of {@link #ROW} (what {@link MemoryPlan} counts). */
+    static long allocatedElements(long size) {
+        return (size + ROW - 1) / ROW * ROW;
     }
 
     public ParameterLayout layout() {

@@ -42,11 +42,18 @@ final class Workspace implements AutoCloseable {
             if (buffer != null) {
                 buffer.close();
             }
-            // a quarter to spare, so that batches growing a little at a time do not reallocate each step
-            buffer = backend.allocate(dtype, Math.toIntExact(n + n / 4));
+            buffer = backend.allocate(dtype, Math.toIntExact(reservedElements(n)));
             buffers.put(key, buffer);
         }
         return buffer.view(0, shape);
+    }
+
+    /**
+     * Elements a buffer first asked for with {@code n} elements holds: a quarter to spare, so that
+     * batches growing a little at a time do not reallocate each step ({@link MemoryPlan} counts it).
+     */
+    static long reservedElements(long n) {
+        return n + n / 4;
     }
 
     @Override

@@ -38,7 +38,7 @@ import spin.model.ParameterLayout.Slot;
  */
 public final class ZeroShards implements AutoCloseable {
     /** Gathered units kept at once: the unit computing, the one prefetched, and the tied embedding beside the head. */
-    private static final int GATHER_BUFFERS = 3;
+    static final int GATHER_BUFFERS = 3;
 
     private final Communicator communicator;
     private final Backend backend;

@@ -194,7 +194,9 @@ public final class Trainer {
         RunInputs inputs = new RunInputs(data, checkpoints, from, resumedState, plan);
         if (ranks == null) {
             try (Backend backend = Devices.open(config.device(), config.threads(), config.precision())) {
-                return trainRank(backend, null, console, inputs);
+                Result result = trainRank(backend, null, console, inputs);
+                logPeakMemory(backend, 0);
+                return result;
             }
         }
         return trainRanks(ranks, inputs);
@@ -250,12 +252,23 @@ public final class Trainer {
         if (first != null) {
             throw new IllegalStateException(first);
         }
+        ranks.forEach(comm -> logPeakMemory(comm.backend(), comm.rank()));
         for (int i = 0; i < ranks.size(); i++) {
             if (ranks.get(i).rank() == 0) {
                 return results[i];
             }
         }
         return results[0];
+    }
+
+    /**
+     * Prints a rank's device pool peak (since its backend opened or last reset its peak; ranks
+     * placed on one device share its pool), where the backend counts one: what
+     * {@link MemoryPlan#poolBytesPerGpu()} predicts.
+     */
+    private void logPeakMemory(Backend backend, int rank) {
+        backend.memoryUsage().ifPresent(usage -> console.printf("peak device memory: %s (rank %d)%n",
+                MemoryPlan.human(usage.peakBytes()), rank));
     }
 
     /**
@@ -332,7 +345,8 @@ public final class Trainer {
         // generated sequence.
         int sequences = Math.min(config.trainBatchSize(), trainRecords) * (mode == Mode.SPIN ? 2 : 1);
         MemoryPlan plan = new MemoryPlan(model.config(), sequences, config.limits().maxLength(), worldSize,
-                config.gradientCheckpointing(), config.optimizer().stateTensors(), model.logProbChunkRows(), model.computeType());
+                config.gradientCheckpointing(), config.optimizer().stateTensors(), model.logProbChunkRows(), model.computeType(),
+                model.isSharded());
         // A frozen opponent (precompute_ref_log_probs: false) is a second copy of the weights.
         long opponent = mode == Mode.SPIN && !config.precomputeOpponent()
                 ? plan.parameterCount() * Float.BYTES + plan.computeWeightBytes() : 0;

@@ -37,11 +37,18 @@ class ModelCommandsTest {
 
     @Test
     void inspectReportsTheMistral7bMemoryPlan() {
-        CliRun.Result r = run("inspect", "--preset", "mistral-7b", "--memory", "--gpus", "8");
+        CliRun.Result r = run("inspect", "--preset", "mistral-7b", "--memory", "--gpus", "1");
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("7,241,732,096"), r.out());
         assertTrue(r.out().contains("compute weights:       13.49 GiB (bf16 copy)"), r.out());
         assertTrue(r.out().contains("lm_head + log-prob:    fused, in chunks of 262 rows"), r.out());
+        CliRun.Result eight = run("inspect", "--preset", "mistral-7b", "--memory", "--gpus", "8");
+        assertEquals(0, eight.exitCode(), eight.err());
+        assertTrue(eight.out().contains("ZeRO-3, one rank of 8 (shards of 905,216,512 elements)"), eight.out());
+        assertTrue(eight.out().contains("compute weights:       gathered per unit"), eight.out());
+        CliRun.Result one = run("inspect", "--preset", "mistral-7b", "--memory", "--devices", "1", "--zero");
+        assertEquals(0, one.exitCode(), one.err());
+        assertTrue(one.out().contains("ZeRO-3, one rank of 1"), one.out());
         CliRun.Result unfused = run("inspect", "--preset", "mistral-7b", "--memory", "--gpus", "8", "--logprob-chunk-rows", "0");
         assertEquals(0, unfused.exitCode(), unfused.err());
         assertTrue(unfused.out().contains("unfused (the whole [N, V] logits at once)"), unfused.out());

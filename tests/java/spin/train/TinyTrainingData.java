@@ -32,9 +32,18 @@ public final class TinyTrainingData {
 
     /** Hidden size 32, two layers, the tiny preset's vocabulary; float32 weights and the demo tokenizer. */
     public static Path model(Path dir) throws IOException {
+        return model(dir, config());
+    }
+
+    /** The config {@link #model(Path)} writes. */
+    public static MistralConfig config() {
         MistralConfig tiny = MistralConfig.tiny();
-        MistralConfig config = new MistralConfig(tiny.vocabSize(), 32, 64, 2, 4, 2, 8, tiny.maxPositionEmbeddings(),
+        return new MistralConfig(tiny.vocabSize(), 32, 64, 2, 4, 2, 8, tiny.maxPositionEmbeddings(),
                 tiny.rmsNormEps(), tiny.ropeTheta(), tiny.slidingWindow(), false, 0.1f, tiny.bosTokenId(), tiny.eosTokenId());
+    }
+
+    /** A random model of {@code config} (its vocabulary at least the demo tokenizer's) with the demo tokenizer. */
+    public static Path model(Path dir, MistralConfig config) throws IOException {
         ModelCheckpoint.writeInitialized(config, dir, ModelCheckpoint.StorageType.F32, 3, ModelCheckpoint.DEFAULT_SHARD_BYTES);
         for (String file : new String[] {Tokenizer.FILE_NAME, TokenizerConfig.FILE_NAME}) {
             Files.copy(TestTokenizer.directory().resolve(file), dir.resolve(file), StandardCopyOption.REPLACE_EXISTING);
