@@ -609,12 +609,13 @@ public final class MistralModel implements AutoCloseable {
     }
 
     /**
-     * The unit-gradient buffers a ZeRO-3 backward holds at once: the head's alone, or beside it
+     * The unit-gradient buffers a ZeRO-3 backward holds at once: the unit being differentiated and
+     * the previous one, whose reduce-scatter is still in flight ({@link ZeroShards}), and beside them
      * the embedding's when the lm_head is the embedding (tied), which takes the lm_head's gradient
-     * before the lookup's; every other unit's backward holds one.
+     * before the lookup's.
      */
     static int unitGradientBuffersAtOnce(MistralConfig config) {
-        return config.tieWordEmbeddings() ? 2 : 1;
+        return config.tieWordEmbeddings() ? 3 : 2;
     }
 
     /** Everything the forward saves for the backward; closing frees it. */
