@@ -83,7 +83,8 @@ class MemoryPlanTest {
         assertEquals(wholeRows * 4 * (2 + 2), rank.trainingStateBytes(), "master, gradients and AdamW's two states, sharded");
         assertEquals(0, rank.computeWeightBytes(), "a rank gathers its weights instead");
         assertEquals(3 * LAYER * 2, rank.gatherBufferBytes(), "three bf16 buffers of the largest unit");
-        assertEquals(LAYER * 4, rank.unitGradientBytes(), "untied: one fp32 unit-gradient buffer at a time");
+        assertEquals(2 * LAYER * 4, rank.unitGradientBytes(),
+                "untied: two fp32 unit-gradient buffers, the unit differentiated and the one still reduce-scattering");
         assertEquals(resident.activationBytesPerGpu(), rank.activationBytesPerGpu());
         assertEquals(rank.trainingStateBytes() + rank.gatherBufferBytes() + rank.unitGradientBytes() + rank.activationBytesPerGpu(),
                 rank.poolBytesPerGpu());
@@ -93,7 +94,7 @@ class MemoryPlanTest {
         MemoryPlan tiedRank = new MemoryPlan(tied, 2, 16, 1, true, 1, 0, DType.F32, true);
         long largest = 2 * 64 + 64L * (2 * 64 + 2 * 32) + 3 * 64L * 192;
         assertTrue(largest > 512L * 64, "a layer is the largest unit");
-        assertEquals(2 * largest * 4, tiedRank.unitGradientBytes(), "tied: the head's and the embedding's at once");
+        assertEquals(3 * largest * 4, tiedRank.unitGradientBytes(), "tied: the embedding's beside those two");
         assertEquals(3 * largest * 4, tiedRank.gatherBufferBytes(), "fp32 gathers copy the master shard's values");
 
         assertThrows(IllegalArgumentException.class, () -> new MemoryPlan(c, 2, 1024, 2, true, 1, 262, DType.BF16, false),
