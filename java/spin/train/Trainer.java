@@ -129,19 +129,25 @@ public final class Trainer {
 
     /**
      * Checks model_revision, then locks output_dir (which also proves it writable), so a second run
-     * on the same directory and an unwritable one are refused before anything is loaded.
+     * on the same directory and an unwritable one are refused before anything is loaded. Of a
+     * group's processes only the one holding rank 0 locks and tidies output_dir (the others share
+     * it on a shared filesystem, or write their shards into their own copy of it).
      */
     private Result run(boolean resume, List<? extends Communicator> ranks) throws IOException {
         Path out = config.outputDir();
         if (config.modelRevision().isPresent()) {
             console.println(HubRevision.check(config.modelPath(), config.modelRevision().get()));
         }
+        boolean leaderProcess = ranks == null || ranks.stream().anyMatch(c -> c.rank() == 0);
+        if (!leaderProcess) {
+            return runLocked(resume, ranks, false);
+        }
         try (OutputLock lock = OutputLock.acquire(out, "output_dir", mode == Mode.SPIN ? "spin train" : "spin sft")) {
-            return runLocked(resume, ranks);
+            return runLocked(resume, ranks, true);
         }
     }
 
-    private Result runLocked(boolean resume, List<? extends Communicator> ranks) throws IOException {
+    private Result runLocked(boolean resume, List<? extends Communicator> ranks, boolean leaderProcess) throws IOException {
         Path out = config.outputDir();
         TrainingCheckpoints checkpoints = new TrainingCheckpoints(out);
         if (Files.exists(out.resolve(RESULTS_FILE))) {
@@ -168,12 +174,12 @@ public final class Trainer {
         if (evaluating) {
             requireSeparateTestSplit();
         }
-        List<Path> swept = checkpoints.sweep();
+        List<Path> swept = leaderProcess ? checkpoints.sweep() : List.of();
         if (!swept.isEmpty()) {
             console.printf("removed %d leftover%s of an interrupted run from %s: %s%n", swept.size(), swept.size() == 1 ? "" : "s",
                     out, String.join(", ", swept.stream().map(p -> p.getFileName().toString()).toList()));
         }
-        if (from.isPresent() && config.saveTotalLimit() != null) {
+        if (leaderProcess && from.isPresent() && config.saveTotalLimit() != null) {
             checkpoints.rotate(config.saveTotalLimit(), TrainingCheckpoints.step(from.get()));
         }
         if (!config.ignoredKeys().isEmpty()) {

@@ -237,6 +237,8 @@ final class TrainingCheckpoints {
         metadata.put("rank", Integer.toString(group.rank()));
         metadata.put("world_size", Integer.toString(group.worldSize()));
         Backend backend = model.backend();
+        // Rank 0 made it; a process that sees output_dir only once rank 0 made it (a slow shared filesystem) makes it too.
+        Files.createDirectories(dir);
         SafetensorsWriter.write(dir.resolve(CheckpointState.rankFileName(group.rank(), group.worldSize())), headers,
                 (i, target) -> {
                     float[] values = backend.read(buffers.get(i).flat().view(0, Math.toIntExact(elements)));

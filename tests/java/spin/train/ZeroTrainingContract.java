@@ -235,6 +235,41 @@ abstract class ZeroTrainingContract {
         }
     }
 
+    /**
+     * A group whose ranks are in two "processes" (two Trainer.run calls, each with one rank of the
+     * group, sharing output_dir as nodes share a filesystem): only rank 0's process locks and
+     * tidies output_dir, each writes its shards, and the run ends as one process with both ranks
+     * does, bit for bit, checkpoints included.
+     */
+    @Test
+    void ranksSplitOverProcessesTrainAsInOne() throws Exception {
+        requireEveryCase();
+        Path together = dir.resolve("together"), apart = dir.resolve("apart");
+        Map<String, Object> base = with(settings(together), "save_strategy", "steps", "save_steps", 1);
+        trainSharded(base, 2, false);
+        List<Backend> backends = List.of(openRank(0, Precision.FP32), openRank(1, Precision.FP32));
+        List<Communicator> group = group(backends);
+        try (var threads = java.util.concurrent.Executors.newFixedThreadPool(2)) {
+            List<java.util.concurrent.Future<Trainer.Result>> runs = new ArrayList<>();
+            for (Communicator rank : group) {
+                runs.add(threads.submit(() -> Trainer.run(TrainConfig.of(with(base, "output_dir", apart.toString())),
+                        Trainer.Mode.SPIN, false, List.of(rank), new PrintWriter(new StringWriter()))));
+            }
+            for (var run : runs) {
+                assertEquals(2, assertTimeoutPreemptively(Duration.ofSeconds(60), () -> run.get()).steps());
+            }
+        } finally {
+            group.forEach(Communicator::close);
+            backends.forEach(Backend::close);
+        }
+        assertSameMetrics(together, apart, 0, 0);
+        assertSameWeights(together, apart, 0);
+        for (String file : List.of("checkpoint-1/zero/" + CheckpointState.rankFileName(0, 2),
+                "checkpoint-1/zero/" + CheckpointState.rankFileName(1, 2), "checkpoint-2/zero/manifest.json")) {
+            assertArrayEquals(Files.readAllBytes(together.resolve(file)), Files.readAllBytes(apart.resolve(file)), file);
+        }
+    }
+
     @Test
     void aRankThatFailsMidStepStopsEveryRankWithItsError() {
         List<Backend> backends = List.of(openRank(0, Precision.FP32), openRank(1, Precision.FP32), openRank(2, Precision.FP32));
