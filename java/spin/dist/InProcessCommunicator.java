@@ -29,11 +29,13 @@ public final class InProcessCommunicator implements Communicator {
     private final Group group;
     private final int rank;
     private final Backend backend;
+    private final CollectiveArguments arguments;
 
     private InProcessCommunicator(Group group, int rank, Backend backend) {
         this.group = group;
         this.rank = rank;
         this.backend = backend;
+        this.arguments = new CollectiveArguments(backend, rank, group.worldSize);
     }
 
     /**
@@ -74,10 +76,7 @@ public final class InProcessCommunicator implements Communicator {
     @Override
     public void allGather(Tensor out, Tensor in) {
         Contribution[] all = exchange(() -> {
-            requireMovable("allGather", in);
-            requireSameDtype("allGather", out, in);
-            requireSize("allGather out", out, (long) worldSize() * in.size());
-            requireDisjointOrOwnSlice("allGather", out, in);
+            arguments.allGather(out, in);
             return new Contribution("allGather", in.dtype(), in.size(), -1, backend.read(in));
         });
         int n = (int) in.size();
@@ -91,10 +90,7 @@ public final class InProcessCommunicator implements Communicator {
     @Override
     public void reduceScatter(Tensor out, Tensor in) {
         Contribution[] all = exchange(() -> {
-            requireF32("reduceScatter", out);
-            requireF32("reduceScatter", in);
-            requireSize("reduceScatter in", in, (long) worldSize() * out.size());
-            requireDisjointOrOwnSlice("reduceScatter", in, out);
+            arguments.reduceScatter(out, in);
             return new Contribution("reduceScatter", DType.F32, out.size(), -1, backend.read(in));
         });
         int n = (int) out.size();
@@ -104,12 +100,9 @@ public final class InProcessCommunicator implements Communicator {
     @Override
     public void allReduce(Tensor inOut) {
         Contribution[] all = exchange(() -> {
-            requireOwn(inOut);
+            arguments.allReduce(inOut);
             if (inOut.dtype() == DType.F64) {
                 return new Contribution("allReduce", DType.F64, inOut.size(), -1, null, backend.readDoubles(inOut));
-            }
-            if (inOut.dtype() != DType.F32) {
-                throw new IllegalArgumentException("allReduce sums F32 or F64, not " + inOut);
             }
             return new Contribution("allReduce", DType.F32, inOut.size(), -1, backend.read(inOut));
         });
@@ -134,11 +127,7 @@ public final class InProcessCommunicator implements Communicator {
     @Override
     public void broadcast(Tensor inOut, int root) {
         Contribution[] all = exchange(() -> {
-            requireMovable("broadcast", inOut);
-            if (root < 0 || root >= worldSize()) {
-                throw new IllegalArgumentException("broadcast root " + root + " is not a rank of " + worldSize());
-            }
-            requireOwn(inOut);
+            arguments.broadcast(inOut, root);
             // Only the root's values travel; the others would be read for nothing.
             float[] values = rank == root ? backend.read(inOut) : null;
             return new Contribution("broadcast", inOut.dtype(), inOut.size(), root, values);
@@ -226,50 +215,11 @@ public final class InProcessCommunicator implements Communicator {
         return sum;
     }
 
-    private void requireOwn(Tensor t) {
-        if (t.backend() != backend) {
-            throw new IllegalArgumentException(t + " is not on rank " + rank + "'s backend " + backend.name());
-        }
-    }
 
-    private void requireF32(String operation, Tensor t) {
-        requireOwn(t);
-        if (t.dtype() != DType.F32) {
-            throw new IllegalArgumentException(operation + " sums F32 only, not " + t);
-        }
-    }
 
-    private void requireMovable(String operation, Tensor t) {
-        requireOwn(t);
-        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16) {
-            throw new IllegalArgumentException(operation + " moves F32 or BF16, not " + t);
-        }
-    }
 
-    private void requireSameDtype(String operation, Tensor a, Tensor b) {
-        requireOwn(a);
-        if (a.dtype() != b.dtype()) {
-            throw new IllegalArgumentException(operation + " needs one dtype, not " + a + " and " + b);
-        }
-    }
 
-    private static void requireSize(String what, Tensor t, long expected) {
-        if (t.size() != expected) {
-            throw new IllegalArgumentException(what + " must hold " + expected + " elements, not " + t);
-        }
-    }
 
-    /** {@code part} may be {@code whole}'s slice at this rank (NCCL's in-place form) or apart from it. */
-    private void requireDisjointOrOwnSlice(String operation, Tensor whole, Tensor part) {
-        long wholeStart = whole.memory().address();
-        long partStart = part.memory().address();
-        boolean apart = partStart + part.byteSize() <= wholeStart || wholeStart + whole.byteSize() <= partStart;
-        boolean ownSlice = partStart == wholeStart + rank * part.byteSize();
-        if (!apart && !ownSlice) {
-            throw new IllegalArgumentException(operation + ": " + part + " overlaps " + whole
-                    + " other than as rank " + rank + "'s slice");
-        }
-    }
 
     /** The first failure of a group, as every rank reports it. */
     private record Failure(String message, int failedRank, List<Integer> missingRanks, Throwable cause) {

@@ -65,6 +65,7 @@ public final class NcclCommunicator implements Communicator {
     private final int worldSize;
     private final CudaBackend backend;
     private final LocalRanks local;
+    private final CollectiveArguments arguments;
     /** One F32 element that {@link #barrier()} all-reduces. */
     private final Tensor barrierScratch;
     private boolean released;
@@ -98,6 +99,7 @@ public final class NcclCommunicator implements Communicator {
         this.worldSize = worldSize;
         this.backend = backend;
         this.local = local;
+        this.arguments = new CollectiveArguments(backend, rank, worldSize);
         this.timeout = timeout;
         this.barrierScratch = backend.allocate(DType.F32, 1);
         long period = Math.max(10, Math.min(1000, timeout.toMillis() / 4));
@@ -237,13 +239,7 @@ public final class NcclCommunicator implements Communicator {
     @Override
     public Pending allGatherAsync(Tensor out, Tensor in) {
         return collective("allGather", () -> {
-            requireMovable("allGather", in);
-            requireOwn(out);
-            if (out.dtype() != in.dtype()) {
-                throw new IllegalArgumentException("allGather needs one dtype, not " + out + " and " + in);
-            }
-            requireSize("allGather out", out, (long) worldSize * in.size());
-            requireDisjointOrOwnSlice("allGather", out, in);
+            arguments.allGather(out, in);
         }, stream -> nccl.allGather(in.memory(), out.memory(), in.size(), type(in), comm, stream));
     }
 
@@ -256,30 +252,21 @@ public final class NcclCommunicator implements Communicator {
     @Override
     public Pending reduceScatterAsync(Tensor out, Tensor in) {
         return collective("reduceScatter", () -> {
-            requireF32("reduceScatter", out);
-            requireF32("reduceScatter", in);
-            requireSize("reduceScatter in", in, (long) worldSize * out.size());
-            requireDisjointOrOwnSlice("reduceScatter", in, out);
+            arguments.reduceScatter(out, in);
         }, stream -> nccl.reduceScatter(in.memory(), out.memory(), out.size(), NcclAbi.FLOAT32, NcclAbi.SUM, comm, stream));
     }
 
     @Override
     public void allReduce(Tensor inOut) {
         awaitNow("allReduce", () -> {
-            requireOwn(inOut);
-            if (inOut.dtype() != DType.F32 && inOut.dtype() != DType.F64) {
-                throw new IllegalArgumentException("allReduce sums F32 or F64, not " + inOut);
-            }
+            arguments.allReduce(inOut);
         }, stream -> nccl.allReduce(inOut.memory(), inOut.memory(), inOut.size(), type(inOut), NcclAbi.SUM, comm, stream));
     }
 
     @Override
     public void broadcast(Tensor inOut, int root) {
         awaitNow("broadcast", () -> {
-            requireMovable("broadcast", inOut);
-            if (root < 0 || root >= worldSize) {
-                throw new IllegalArgumentException("broadcast root " + root + " is not a rank of " + worldSize);
-            }
+            arguments.broadcast(inOut, root);
         }, stream -> nccl.broadcast(inOut.memory(), inOut.memory(), inOut.size(), type(inOut), root, comm, stream));
     }
 
@@ -447,43 +434,10 @@ public final class NcclCommunicator implements Communicator {
         };
     }
 
-    private void requireOwn(Tensor t) {
-        if (t.backend() != backend) {
-            throw new IllegalArgumentException(t + " is not on rank " + rank + "'s backend " + backend.name());
-        }
-    }
 
-    private void requireF32(String operation, Tensor t) {
-        requireOwn(t);
-        if (t.dtype() != DType.F32) {
-            throw new IllegalArgumentException(operation + " sums F32 only, not " + t);
-        }
-    }
 
-    private void requireMovable(String operation, Tensor t) {
-        requireOwn(t);
-        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16) {
-            throw new IllegalArgumentException(operation + " moves F32 or BF16, not " + t);
-        }
-    }
 
-    private static void requireSize(String what, Tensor t, long expected) {
-        if (t.size() != expected) {
-            throw new IllegalArgumentException(what + " must hold " + expected + " elements, not " + t);
-        }
-    }
 
-    /** {@code part} may be {@code whole}'s slice at this rank (NCCL's in-place form) or apart from it. */
-    private void requireDisjointOrOwnSlice(String operation, Tensor whole, Tensor part) {
-        long wholeStart = whole.memory().address();
-        long partStart = part.memory().address();
-        boolean apart = partStart + part.byteSize() <= wholeStart || wholeStart + whole.byteSize() <= partStart;
-        boolean ownSlice = partStart == wholeStart + rank * part.byteSize();
-        if (!apart && !ownSlice) {
-            throw new IllegalArgumentException(operation + ": " + part + " overlaps " + whole
-                    + " other than as rank " + rank + "'s slice");
-        }
-    }
 
     private static CudaBackend requireCuda(Backend backend, int rank) {
         if (backend instanceof CudaBackend cuda) {
