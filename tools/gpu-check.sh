@@ -52,6 +52,15 @@ keep='.'
 step "machine" 30 bash -c 'nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader;
   nvcc --version | tail -n 2; python3 -c "import torch; print(\"torch\", torch.__version__, torch.cuda.get_device_name())"'
 
+# NCCL (and cuBLAS, where the toolkit lacks it) come with torch's pip wheels on that machine: their
+# lib directories go on the loader's path, so that spin's by-name lookups (libnccl.so.2) find them.
+nvidia_libs=$(python3 -c 'import glob, os, site
+print(":".join(d for p in site.getsitepackages() for d in sorted(glob.glob(os.path.join(p, "nvidia", "*", "lib")))))' 2>/dev/null || true)
+if [ -n "$nvidia_libs" ]; then
+  export LD_LIBRARY_PATH="$nvidia_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  note "pip's NVIDIA libraries on LD_LIBRARY_PATH: $(echo "$nvidia_libs" | tr ':' '\n' | grep -c .) directories"
+fi
+
 if [ ! -x bundle/jre/bin/java ] && [ -f bundle.tar.xz ]; then tar xJf bundle.tar.xz; fi
 [ -x bundle/jre/bin/java ] || note "no bundle/jre: run tools/gpu-bundle.sh here before carrying; the Java steps will fail"
 
@@ -62,7 +71,7 @@ keep='^(ok|FAIL|PASSED|FAILED)'
 step "native kernel tests on the GPU" 90 target/native/spin_kernel_tests
 
 keep='tests (successful|failed|aborted|skipped|found)|MethodSource|=>|Exception|expected'
-step "JUnit GPU tier (contract, fixture, generation, training on cuda:0)" 240 tools/gpu-tests.sh --details=tree
+step "JUnit GPU tier (contract, fixture, generation, training, a ZeRO-3 rank over NCCL on cuda:0)" 240 tools/gpu-tests.sh --details=tree
 
 keep='.'
 step "kernel bench (Mistral-7B activation shapes)" 60 target/native/spin_kernel_bench
