@@ -113,12 +113,7 @@ public final class InProcessCommunicator implements Communicator {
                     sum[i] += all[r].doubles[i];
                 }
             }
-            try {
-                backend.write(inOut, sum);
-            } catch (RuntimeException | Error e) {
-                abort(e);
-                throw e;
-            }
+            writeOwn(() -> backend.write(inOut, sum));
         } else {
             writeOwn(inOut, rankOrderSum(all, 0, (int) inOut.size()));
         }
@@ -195,8 +190,13 @@ public final class InProcessCommunicator implements Communicator {
     }
 
     private void writeOwn(Tensor out, float[] values) {
+        writeOwn(() -> backend.write(out, values));
+    }
+
+    /** Writes this rank's result; a failure stops the group before it is rethrown. */
+    private void writeOwn(Runnable write) {
         try {
-            backend.write(out, values);
+            write.run();
         } catch (RuntimeException | Error e) {
             abort(e);
             throw e;

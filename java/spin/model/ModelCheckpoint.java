@@ -217,7 +217,7 @@ public final class ModelCheckpoint {
         int[] gathered = {-1};
         float[][] unitValues = {null};
         write(model.config(), dir, storage, maxShardBytes, slot -> {
-            ParameterUnits.Unit unit = unitOf(units, slot);
+            ParameterUnits.Unit unit = units.containing(slot.offset());
             while (gathered[0] < unit.index()) {
                 gathered[0]++;
                 unitValues[0] = zero.gatherMaster(gathered[0], gathered[0] == unit.index());
@@ -228,15 +228,6 @@ public final class ModelCheckpoint {
         while (gathered[0] < units.count() - 1) {
             zero.gatherMaster(++gathered[0], false);
         }
-    }
-
-    private static ParameterUnits.Unit unitOf(ParameterUnits units, ParameterLayout.Slot slot) {
-        for (ParameterUnits.Unit unit : units.all()) {
-            if (slot.offset() >= unit.start() && slot.offset() < unit.start() + unit.size()) {
-                return unit;
-            }
-        }
-        throw new IllegalStateException(slot.name() + " is in no unit");
     }
 
     /**

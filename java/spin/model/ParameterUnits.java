@@ -72,6 +72,16 @@ public final class ParameterUnits {
         return layers + 1;
     }
 
+    /** The unit holding element {@code element} of the flat layout. */
+    public Unit containing(long element) {
+        for (Unit unit : units) {
+            if (element >= unit.start() && element < unit.start() + unit.size()) {
+                return unit;
+            }
+        }
+        throw new IndexOutOfBoundsException("element " + element + " is past the layout's last unit");
+    }
+
     /** Elements of the largest unit. */
     public long largest() {
         return units.stream().mapToLong(Unit::size).max().orElseThrow();

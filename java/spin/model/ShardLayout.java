@@ -120,15 +120,11 @@ public final class ShardLayout {
      * rank's part of the unit.
      */
     public Run locate(long element) {
-        for (ParameterUnits.Unit unit : units.all()) {
-            if (element >= unit.start() && element < unit.start() + unit.size()) {
-                int u = unit.index();
-                long within = element - unit.start(), inPart = within % shardSize[u];
-                long left = Math.min(shardSize[u] - inPart, unit.size() - within);
-                return new Run(Math.toIntExact(within / shardSize[u]), shardOffset[u] + inPart, left);
-            }
-        }
-        throw new IndexOutOfBoundsException("element " + element + " is past the layout's last unit");
+        ParameterUnits.Unit unit = units.containing(element);
+        int u = unit.index();
+        long within = element - unit.start(), inPart = within % shardSize[u];
+        long left = Math.min(shardSize[u] - inPart, unit.size() - within);
+        return new Run(Math.toIntExact(within / shardSize[u]), shardOffset[u] + inPart, left);
     }
 
     /** A run of elements in one rank's shard: see {@link #locate}. */
