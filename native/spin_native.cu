@@ -247,6 +247,21 @@ int spin_event_create(spin_event_t* out) {
     return SPIN_OK;
 }
 
+int spin_timing_event_create(spin_event_t* out) {
+    if (int status = require_out(out, "spin_timing_event_create")) return status;
+    cudaEvent_t event = nullptr;
+    SPIN_CUDA_TRY(cudaEventCreateWithFlags(&event, cudaEventDefault));
+    *out = reinterpret_cast<spin_event_t>(event);
+    return SPIN_OK;
+}
+
+int spin_event_elapsed_ms(spin_event_t start, spin_event_t end, float* millis) {
+    if (start == nullptr || end == nullptr) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_event_elapsed_ms: NULL event");
+    if (int status = require_out(millis, "spin_event_elapsed_ms")) return status;
+    SPIN_CUDA_TRY(cudaEventElapsedTime(millis, reinterpret_cast<cudaEvent_t>(start), reinterpret_cast<cudaEvent_t>(end)));
+    return SPIN_OK;
+}
+
 int spin_event_destroy(spin_event_t event) {
     if (event == nullptr) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_event_destroy: NULL event");
     SPIN_CUDA_TRY(cudaEventDestroy(reinterpret_cast<cudaEvent_t>(event)));

@@ -10,7 +10,8 @@
 #   2. the kernels built for sm_90a (libspin_native.so, the native kernel tests, the kernel bench);
 #   3. the native kernel tests on the GPU (each kernel against its host reference);
 #   4. the JUnit GPU tier: the Backend contract, the PyTorch fixture, generation and training on cuda:0;
-#   5. the kernel bench (time and GB/s per kernel) and PyTorch peers on the same GPU;
+#   5. the kernel bench (time and GB/s per kernel), spin bench kernels (the Java backend's kernel
+#      table) and its PyTorch peers on the same GPU (same rows; plus a decoder layer and HF generate);
 #   6. spin bench train on the GPU: the small preset, and the mistral-7b preset at batch 1 with
 #      recompute (the device pool's peak beside the memory plan's prediction);
 #   7. a short spin demo --device cuda.
@@ -73,10 +74,6 @@ step "native kernel tests on the GPU" 90 target/native/spin_kernel_tests
 keep='tests (successful|failed|aborted|skipped|found)|MethodSource|=>|Exception|expected'
 step "JUnit GPU tier (contract, fixture, generation, training, a ZeRO-3 rank over NCCL on cuda:0)" 240 tools/gpu-tests.sh --details=tree
 
-keep='.'
-step "kernel bench (Mistral-7B activation shapes)" 60 target/native/spin_kernel_bench
-step "PyTorch peers on the same GPU" 90 python3 tools/bench_torch_gpu.py
-
 spin() {
   local app="$root/bundle/app"
   "$root/bundle/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
@@ -84,6 +81,14 @@ spin() {
 }
 export -f spin
 export root
+
+keep='.'
+step "kernel bench (Mistral-7B activation shapes)" 60 target/native/spin_kernel_bench
+# The same table twice, spin's then PyTorch's, row names equal (docs/PERFORMANCE.md, issue 14): spin
+# through the Java backend (CUDA events on the compute stream, median of 10 after 3 warm-ups);
+# PyTorch's flash SDPA, eager ops, one decoder layer and HF generate (median of 5 runs each).
+step "spin bench kernels --device cuda (Mistral-7B shapes)" 90 bash -c 'spin bench kernels --device cuda'
+step "PyTorch peers on the same GPU (same rows, plus a decoder layer and HF generate)" 150 python3 tools/bench_torch_gpu.py
 step "spin bench train --preset small on cuda" 90 bash -c 'spin bench train --device cuda --preset small --batch 4 --seq-len 256 --iters 3'
 step "spin bench train --preset mistral-7b on cuda (batch 1, recompute)" 180 bash -c \
   'spin bench train --device cuda --preset mistral-7b --batch 1 --seq-len 512 --recompute --iters 2'

@@ -218,6 +218,9 @@ struct spin_emu_stream {
 
 struct spin_emu_event {
     int device;
+    // cudaEventDisableTiming: as on a GPU, such an event cannot be timed, so a benchmark that
+    // times with an ordering-only event fails here too instead of only on a GPU.
+    bool timing = true;
     bool recorded = false;
     std::chrono::steady_clock::time_point time;
 };
@@ -1017,7 +1020,11 @@ cudaError_t cudaEventCreate(cudaEvent_t* event) {
     return cudaSuccess;
 }
 
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) { return cudaEventCreate(event); }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
+    cudaError_t status = cudaEventCreate(event);
+    if (status == cudaSuccess) (*event)->timing = (flags & cudaEventDisableTiming) == 0;
+    return status;
+}
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
     std::lock_guard<std::mutex> lock(handles_mutex);
@@ -1057,6 +1064,9 @@ cudaError_t cudaEventElapsedTime(float* millis, cudaEvent_t start, cudaEvent_t e
     }
     if (!start->recorded || !end->recorded) {
         return raise(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime: an event was never recorded");
+    }
+    if (!start->timing || !end->timing) {
+        return raise(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime: an event was created with cudaEventDisableTiming");
     }
     *millis = std::chrono::duration<float, std::milli>(end->time - start->time).count();
     return cudaSuccess;

@@ -139,6 +139,12 @@ SPIN_EXPORT int spin_stream_wait_event(spin_stream_t stream, spin_event_t event)
 SPIN_EXPORT int spin_event_query(spin_event_t event, int* complete);
 /* Waits on the host until the work recorded by the event has finished. */
 SPIN_EXPORT int spin_event_synchronize(spin_event_t event);
+/* An event that also records when the device reached it, for timing work on a stream (the
+   benchmarks): events of spin_event_create carry no time, which keeps ordering cheap. */
+SPIN_EXPORT int spin_timing_event_create(spin_event_t* out);
+/* *millis = the device time from `start` to `end`, both timing events recorded and complete
+   (synchronize `end` first). The emulator reports host wall time between the two records. */
+SPIN_EXPORT int spin_event_elapsed_ms(spin_event_t start, spin_event_t end, float* millis);
 
 /*
  * Kernel conventions (every spin_* below that takes a stream):

@@ -269,6 +269,36 @@ void check_pinned_staging() {
     cudaFree(second_d);
 }
 
+// Timing events (the benchmarks' clock): a pair recorded around work gives a finite, non-negative
+// elapsed time; an ordering-only event cannot be timed, on a GPU and on the emulator alike.
+void check_timing_events() {
+    spin_stream_t stream = nullptr;
+    spin_event_t start = nullptr, end = nullptr, untimed = nullptr;
+    must(spin_stream_create(&stream), "spin_stream_create");
+    must(spin_timing_event_create(&start), "spin_timing_event_create");
+    must(spin_timing_event_create(&end), "spin_timing_event_create");
+    must(spin_event_create(&untimed), "spin_event_create");
+    float* data_d = device_poisoned<float>(1 << 16);
+    must(spin_event_record(start, stream), "spin_event_record");
+    must(spin_event_record(untimed, stream), "spin_event_record");
+    must(spin_fill(stream, data_d, 1.0f, 1 << 16), "spin_fill");
+    must(spin_event_record(end, stream), "spin_event_record");
+    must(spin_event_synchronize(end), "spin_event_synchronize");
+    float millis = -1.0f, ignored = 0.0f;
+    must(spin_event_elapsed_ms(start, end, &millis), "spin_event_elapsed_ms");
+    const bool untimed_refused = spin_event_elapsed_ms(untimed, end, &ignored) != SPIN_OK;
+    const bool null_refused = spin_event_elapsed_ms(start, end, nullptr) == SPIN_ERR_INVALID_ARG &&
+                              spin_event_elapsed_ms(nullptr, end, &ignored) == SPIN_ERR_INVALID_ARG &&
+                              spin_timing_event_create(nullptr) == SPIN_ERR_INVALID_ARG;
+    report(std::isfinite(millis) && millis >= 0.0f && untimed_refused && null_refused,
+           "timing events: %.4f ms around a fill; an untimed event and NULL arguments are refused", millis);
+    must(spin_event_destroy(start), "spin_event_destroy");
+    must(spin_event_destroy(end), "spin_event_destroy");
+    must(spin_event_destroy(untimed), "spin_event_destroy");
+    must(spin_stream_destroy(stream), "spin_stream_destroy");
+    cudaFree(data_d);
+}
+
 void check_tile_mma() {
     std::vector<uint16_t> a(16 * 16), b(16 * 8), bt(8 * 16);
     std::vector<float> c = random_floats(16 * 8);
@@ -439,6 +469,7 @@ int run_all() {
     check_pinned_kinds();
 #endif
     check_pinned_staging();
+    check_timing_events();
     std::printf("%s: %d failure(s)\n", failures == 0 ? "PASSED" : "FAILED", failures);
     return failures == 0 ? 0 : 1;
 }

@@ -135,6 +135,31 @@ public interface Backend extends AutoCloseable {
     /** Waits until all queued work is done. */
     void synchronize();
 
+    /**
+     * A clock for the work this backend queues, for benchmarks (spin.bench): {@link WorkTimer#millis}
+     * runs {@code work}, waits for what it queued and returns how long that took. The default is
+     * host wall time from a synchronised start to a synchronised end; a device times its compute
+     * stream with events, so queueing overhead and host jitter stay out of the figure.
+     */
+    default WorkTimer workTimer() {
+        return work -> {
+            synchronize();
+            long start = System.nanoTime();
+            work.run();
+            synchronize();
+            return (System.nanoTime() - start) / 1e6;
+        };
+    }
+
+    /** See {@link #workTimer()}; closing it frees what it holds (a device's events). */
+    interface WorkTimer extends AutoCloseable {
+        /** Milliseconds the work queued by {@code work} took; waits for it. */
+        double millis(Runnable work);
+
+        @Override
+        default void close() {}
+    }
+
     @Override
     void close();
 

@@ -4,8 +4,10 @@ import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 import java.util.Random;
 import java.util.concurrent.Callable;
+import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -13,10 +15,14 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import spin.backend.Backend;
 import spin.backend.DType;
+import spin.backend.DeviceSpec;
 import spin.backend.FrozenWeights;
 import spin.backend.Tensor;
-import spin.backend.Backend;
-import spin.backend.DType;
+import spin.bench.DevicePeaks;
+import spin.bench.KernelBench;
+import spin.bench.KernelCase;
+import spin.bench.KernelCases;
+import spin.bench.KernelShapes;
 import spin.generate.BatchGenerator;
 import spin.generate.GenerationListener;
 import spin.generate.GenerationRequest;
@@ -31,7 +37,7 @@ import spin.model.ParameterLayout;
 
 /** {@code spin bench}: throughput figures for docs/PERFORMANCE.md. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput.",
-        subcommands = {BenchCommand.Train.class, BenchCommand.Generate.class})
+        subcommands = {BenchCommand.Train.class, BenchCommand.Generate.class, BenchCommand.Kernels.class})
 public final class BenchCommand implements Runnable {
     @Spec
     private CommandSpec spec;
@@ -146,6 +152,75 @@ public final class BenchCommand implements Runnable {
                         "host synchronisations per step: %.1f (the timing waits once; more would be the forward or backward waiting)%n",
                         (double) waits / iterations));
             }
+        }
+    }
+
+    /**
+     * Every kernel case of {@link KernelCases} (the list the JMH benchmark runs too), timed on the
+     * device by its {@link Backend#workTimer()}: CUDA events on the compute stream. A quick look
+     * without JMH; on the emulator and the CPU the shapes are scaled down and the times are not speed.
+     */
+    @Command(name = "kernels", mixinStandardHelpOptions = true,
+            description = "Kernel timings (ms, TFLOP/s or GB/s, % of the device's peak) at Mistral-7B shapes.")
+    static final class Kernels implements Callable<Integer> {
+        @Spec
+        private CommandSpec spec;
+
+        @Mixin
+        private DeviceOptions device;
+
+        @Option(names = "--scale", description = "divide Mistral-7B's sizes by this power of two (default: 1 on a GPU, "
+                + KernelShapes.TINY_SCALE + " on cuda-emu and the CPU)")
+        private Integer scale;
+
+        @Option(names = "--warmups", description = "untimed runs of each case first (default: 3 on a GPU, 0 elsewhere)")
+        private Integer warmups;
+
+        @Option(names = "--runs", description = "timed runs of each case; the table gives the median (default: 10 on a GPU, 1 elsewhere)")
+        private Integer runs;
+
+        @Option(names = "--filter", description = "only the cases whose name contains a match of this regular expression")
+        private String filter;
+
+        @Override
+        public Integer call() {
+            DeviceSpec where = device.spec();
+            boolean gpu = where.kind() == DeviceSpec.Kind.CUDA;
+            KernelShapes shapes = KernelShapes.mistral7b(scale == null ? KernelShapes.defaultScale(where) : scale);
+            int w = warmups == null ? (gpu ? 3 : 0) : warmups;
+            int r = runs == null ? (gpu ? 10 : 1) : runs;
+            atLeastOne("--runs", r);
+            if (w < 0) {
+                throw new IllegalArgumentException("--warmups must be >= 0, got " + w);
+            }
+            Pattern only = filter == null ? null : Pattern.compile(filter);
+            PrintWriter out = spec.commandLine().getOut();
+            try (Backend backend = device.open()) {
+                List<KernelCase> cases = KernelCases.all(shapes, backend.computeType()).stream()
+                        .filter(c -> only == null || only.matcher(c.name()).find()).toList();
+                if (cases.isEmpty()) {
+                    throw new IllegalArgumentException("--filter " + filter + " matches none of " + KernelCases.names());
+                }
+                Optional<DevicePeaks> peaks = DevicePeaks.of(backend.name());
+                out.printf("spin bench kernels: %s, activations %s, Mistral-7B shapes%s, median of %d run(s) after %d warm-up(s), "
+                        + "%s%n", backend.name(), backend.computeType().name().toLowerCase(),
+                        shapes.scale() == 1 ? "" : " / " + shapes.scale(), r, w,
+                        where.kind() == DeviceSpec.Kind.CPU ? "host wall time" : "timed by CUDA events on the compute stream");
+                if (where.kind() != DeviceSpec.Kind.CUDA) {
+                    out.println("not a GPU: the times check that every case runs; they are not speed");
+                }
+                out.println(KernelBench.peaksLine(backend.name(), peaks));
+                out.flush();
+                for (String line : KernelBench.HEADER) {
+                    out.println(line);
+                }
+                // Row by row, so that a long GPU run shows progress and a failure keeps the rows before it.
+                for (KernelCase c : cases) {
+                    out.println(KernelBench.measure(backend, c, w, r).format(peaks));
+                    out.flush();
+                }
+            }
+            return 0;
         }
     }
 

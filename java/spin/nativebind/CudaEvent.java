@@ -3,9 +3,11 @@ package spin.nativebind;
 import java.lang.foreign.MemorySegment;
 
 /**
- * A CUDA event (no timing): {@link #record} marks the point reached on a stream;
+ * A CUDA event: {@link #record} marks the point reached on a stream;
  * {@link CudaStream#waitFor} makes another stream wait for it on the device, {@link #isComplete}
  * asks the host whether it has passed, and {@link #synchronize} makes the host wait for it.
+ * Events of {@link CudaRuntime#createEvent} only order work; those of
+ * {@link CudaRuntime#createTimingEvent} also time it ({@link #millisSince}).
  */
 public final class CudaEvent implements AutoCloseable {
     private final SpinAbi abi;
@@ -29,6 +31,14 @@ public final class CudaEvent implements AutoCloseable {
     /** Waits on the host until the work recorded last has finished. */
     public void synchronize() {
         abi.eventSynchronize(handle());
+    }
+
+    /**
+     * Device milliseconds from {@code start}'s last record to this event's, both timing events and
+     * both complete (synchronize this one first). The emulator reports host wall time.
+     */
+    public float millisSince(CudaEvent start) {
+        return abi.eventElapsedMillis(start.handle(), handle());
     }
 
     MemorySegment handle() {

@@ -134,6 +134,11 @@ public final class CudaRuntime {
         return new CudaEvent(abi, abi.eventCreate());
     }
 
+    /** An event that also records the device's time, for {@link CudaEvent#millisSince} (benchmarks). */
+    public CudaEvent createTimingEvent() {
+        return new CudaEvent(abi, abi.timingEventCreate());
+    }
+
     /**
      * Binds the entry point {@code name} of this runtime's library, which returns a spin status and
      * takes {@code arguments}; the op families of {@code spin.backend.cuda} bind their kernels so,

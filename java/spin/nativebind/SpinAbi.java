@@ -68,6 +68,8 @@ final class SpinAbi {
     private final MethodHandle streamWaitEventCall;
     private final MethodHandle eventQueryCall;
     private final MethodHandle eventSynchronizeCall;
+    private final MethodHandle timingEventCreateCall;
+    private final MethodHandle eventElapsedCall;
     private final MethodHandle hostAllocCall;
     private final MethodHandle hostFreeCall;
 
@@ -98,6 +100,8 @@ final class SpinAbi {
         streamWaitEventCall = bind("spin_stream_wait_event", status(ADDRESS, ADDRESS));
         eventQueryCall = bind("spin_event_query", status(ADDRESS, ADDRESS));
         eventSynchronizeCall = bind("spin_event_synchronize", status(ADDRESS));
+        timingEventCreateCall = bind("spin_timing_event_create", status(ADDRESS));
+        eventElapsedCall = bind("spin_event_elapsed_ms", status(ADDRESS, ADDRESS, ADDRESS));
         hostAllocCall = bind("spin_host_alloc", status(ADDRESS, JAVA_LONG));
         hostFreeCall = bind("spin_host_free", status(ADDRESS));
     }
@@ -242,6 +246,24 @@ final class SpinAbi {
 
     void eventSynchronize(MemorySegment event) {
         check(StatusCall.invoke(() -> (int) eventSynchronizeCall.invokeExact(event)), "spin_event_synchronize");
+    }
+
+    /** An event that records the device's time as well (spin_timing_event_create). */
+    MemorySegment timingEventCreate() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            check(StatusCall.invoke(() -> (int) timingEventCreateCall.invokeExact(out)), "spin_timing_event_create");
+            return out.get(ADDRESS, 0);
+        }
+    }
+
+    /** Milliseconds of device time from {@code start} to {@code end}, both recorded timing events. */
+    float eventElapsedMillis(MemorySegment start, MemorySegment end) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment millis = arena.allocate(JAVA_FLOAT);
+            check(StatusCall.invoke(() -> (int) eventElapsedCall.invokeExact(start, end, millis)), "spin_event_elapsed_ms");
+            return millis.get(JAVA_FLOAT, 0);
+        }
     }
 
     /** Page-locked host memory as an address-only segment. */

@@ -315,6 +315,16 @@ public final class CudaBackend implements Backend {
         elementwise.fill(dst, value);
     }
 
+    /**
+     * Times the work on the compute stream (every op's stream) with a pair of timing events recorded
+     * before and after it: device time, not queueing time. Each call waits for the end event once
+     * (one host synchronisation). On the emulator the events carry host wall time.
+     */
+    @Override
+    public WorkTimer workTimer() {
+        return device.workTimer();
+    }
+
     @Override
     public void synchronize() {
         device.synchronize();

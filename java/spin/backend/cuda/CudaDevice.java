@@ -175,6 +175,31 @@ final class CudaDevice implements AutoCloseable {
         synchronizations++;
     }
 
+    /** A timer of the compute stream's work (see {@link CudaBackend#workTimer}); its two events are its own. */
+    spin.backend.Backend.WorkTimer workTimer() {
+        makeCurrent();
+        CudaEvent start = runtime.createTimingEvent();
+        CudaEvent end = runtime.createTimingEvent();
+        return new spin.backend.Backend.WorkTimer() {
+            @Override
+            public double millis(Runnable work) {
+                start.record(compute());
+                work.run();
+                end.record(compute());
+                end.synchronize();
+                synchronizations++;
+                return end.millisSince(start);
+            }
+
+            @Override
+            public void close() {
+                makeCurrent();
+                start.close();
+                end.close();
+            }
+        };
+    }
+
     /**
      * Times the host has waited for this device since it opened: each {@link #synchronize} and
      * {@link #download}, each wait of an {@link #upload} for a staging slot, and each allocation
