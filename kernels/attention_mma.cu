@@ -58,6 +58,7 @@ constexpr size_t DEFAULT_SHARED = 48 * 1024;
 struct MmaShape {
     int T, H, KVH, window;
     float scale_log2;  // log2(e) / sqrt(D): scores in log2 units
+    float scale;       // 1 / sqrt(D), rounded once from double as the simple kernels do (ds)
 };
 
 template <int D>
@@ -267,6 +268,174 @@ attention_forward_mma_kernel(bf16* out, float* lse, const bf16* q, const bf16* k
     }
 }
 
+// dq of the backward on tensor cores (the dq pass of FA2's backward, without its float atomics:
+// one block owns each dq tile), for the forward's grid and key loop:
+//   p_ij = exp(s_ij - lse_i) (0 for a key i does not see, or when lse_i = -inf),
+//   dp_ij = dOut_i . v_j,  ds_ij = p_ij (dp_ij - delta_i) / sqrt(D),  dq_i = sum_j ds_ij k_j.
+// Shapes: dq, dOut, q [B,T,H,D] bf16; k, v [B,T,KVH,D] bf16; lse, delta [B,H,T] fp32.
+// Per key tile a warp computes S = Q K^T and dP = dOut V^T (both mma, V's [key][d] rows as the
+// "col" B operand, as K's are for S), forms dS in fp32 registers, rounds it to bf16 as the A
+// operand (FA2's layout trick again) and adds dS K (K's rows transposed by ldmatrix.trans, as V's
+// in the forward). Q and dOut fragments are reloaded from shared memory per tile (ldmatrix), which
+// keeps the warp's registers to the dq accumulators and two score tiles.
+// Shared: Q, dOut [64][LD] and 2 K + 2 V buffers: 6 * 64 * (D + 8) * 2 bytes = 54 KiB at D = 64,
+// 102 KiB at D = 128. Each dq element is summed by one lane in key order: deterministic.
+template <int D>
+__global__ void __launch_bounds__(MMA_THREADS)
+attention_dq_mma_kernel(bf16* dq, const bf16* dOut, const bf16* q, const bf16* k, const bf16* v,
+                        const int32_t* keyMask, const float* lse, const float* delta, MmaShape shape) {
+    constexpr int LD = mma_ld<D>();
+    constexpr int KSTEPS = D / 16, DBLOCKS = D / 8, SBLOCKS = MMA_KEY_ROWS / 8, PSTEPS = MMA_KEY_ROWS / 16;
+    SPIN_DYNAMIC_SHARED(uint16_t, shared);
+    uint16_t* const q_s = shared;                         // [64][LD]
+    uint16_t* const do_s = q_s + MMA_QUERY_ROWS * LD;     // [64][LD]
+    uint16_t* const k_s = do_s + MMA_QUERY_ROWS * LD;     // [2][64][LD]
+    uint16_t* const v_s = k_s + 2 * MMA_KEY_ROWS * LD;    // [2][64][LD]
+
+    const int T = shape.T, H = shape.H, KVH = shape.KVH, W = shape.window;
+    const int tiles = (T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS;
+    const int tile = tiles - 1 - static_cast<int>(blockIdx.x % tiles);
+    const int h = static_cast<int>(blockIdx.x / tiles) % H;
+    const int b = static_cast<int>(blockIdx.x / tiles) / H;
+    const int g = h / (H / KVH);
+    const int i0 = tile * MMA_QUERY_ROWS, rows = min(MMA_QUERY_ROWS, T - i0);
+    const size_t q_stride = static_cast<size_t>(H) * D, kv_stride = static_cast<size_t>(KVH) * D;
+    const size_t q_offset = (static_cast<size_t>(b) * T * H + h) * D;
+    const bf16* const k_head = k + (static_cast<size_t>(b) * T * KVH + g) * D;
+    const bf16* const v_head = v + (static_cast<size_t>(b) * T * KVH + g) * D;
+    const int32_t* const mask = keyMask + static_cast<size_t>(b) * T;
+    const size_t stat_offset = (static_cast<size_t>(b) * H + h) * T;
+
+    const int first_key = W > 0 ? max(0, i0 - W + 1) : 0;
+    const int key_end = i0 + rows;
+    const int key_tiles = (key_end - first_key + MMA_KEY_ROWS - 1) / MMA_KEY_ROWS;
+
+    copy_tile_async<D>(q_s, q + q_offset + static_cast<size_t>(i0) * q_stride, q_stride, rows);
+    copy_tile_async<D>(do_s, dOut + q_offset + static_cast<size_t>(i0) * q_stride, q_stride, rows);
+    copy_tile_async<D>(k_s, k_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
+                       min(MMA_KEY_ROWS, key_end - first_key));
+    copy_tile_async<D>(v_s, v_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
+                       min(MMA_KEY_ROWS, key_end - first_key));
+    cp_async_commit();
+
+    const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
+    const int group = lane / 4, tig = lane % 4;
+    const int warp_first = i0 + warp * 16;
+    const int row_of[2] = {warp_first + group, warp_first + group + 8};
+    // lse in log2 units (the scores' own); -inf marks a query with no visible key: no gradient.
+    float row_lse2[2], row_delta[2];
+    for (int r = 0; r < 2; ++r) {
+        const bool inside = row_of[r] < T;
+        row_lse2[r] = inside ? lse[stat_offset + row_of[r]] * 1.4426950408889634f : -INFINITY;
+        row_delta[r] = inside ? delta[stat_offset + row_of[r]] : 0.0f;
+    }
+    float acc[DBLOCKS][4];
+    for (int n = 0; n < DBLOCKS; ++n) {
+        for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+    }
+
+    for (int t = 0; t < key_tiles; ++t) {
+        const int j0 = first_key + t * MMA_KEY_ROWS;
+        const int buffer = t % 2;
+        if (t + 1 < key_tiles) {
+            const int next = j0 + MMA_KEY_ROWS, valid = min(MMA_KEY_ROWS, key_end - next);
+            const int other = (t + 1) % 2;
+            copy_tile_async<D>(k_s + other * MMA_KEY_ROWS * LD, k_head + static_cast<size_t>(next) * kv_stride,
+                               kv_stride, valid);
+            copy_tile_async<D>(v_s + other * MMA_KEY_ROWS * LD, v_head + static_cast<size_t>(next) * kv_stride,
+                               kv_stride, valid);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+
+        const bool skip = j0 > warp_first + 15 || (W > 0 && j0 + MMA_KEY_ROWS - 1 <= warp_first - W);
+        if (!skip) {
+            const uint16_t* const k_tile = k_s + buffer * MMA_KEY_ROWS * LD;
+            const uint16_t* const v_tile = v_s + buffer * MMA_KEY_ROWS * LD;
+            float s[SBLOCKS][4], dp[SBLOCKS][4];
+            for (int n = 0; n < SBLOCKS; ++n) {
+                for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
+            }
+            // A fragments of Q and dOut as in the forward; K and V rows as the forward's K.
+            const int a_at = (warp * 16 + lane % 16) * LD + (lane / 16) * 8;
+            const int b_at = ((lane / 16) * 8 + lane % 8) * LD + ((lane / 8) % 2) * 8;
+            for (int kk = 0; kk < KSTEPS; ++kk) {
+                uint32_t q_frag[4], do_frag[4];
+                ldmatrix<4>(q_frag, q_s + a_at + kk * 16);
+                ldmatrix<4>(do_frag, do_s + a_at + kk * 16);
+                for (int n = 0; n < SBLOCKS; n += 2) {
+                    uint32_t frag[4];
+                    ldmatrix<4>(frag, k_tile + b_at + n * 8 * LD + kk * 16);
+                    const uint32_t k0[2] = {frag[0], frag[1]}, k1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(s[n], q_frag, k0, s[n]);
+                    mma_m16n8k16_bf16(s[n + 1], q_frag, k1, s[n + 1]);
+                    ldmatrix<4>(frag, v_tile + b_at + n * 8 * LD + kk * 16);
+                    const uint32_t v0[2] = {frag[0], frag[1]}, v1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(dp[n], do_frag, v0, dp[n]);
+                    mma_m16n8k16_bf16(dp[n + 1], do_frag, v1, dp[n + 1]);
+                }
+            }
+            uint32_t ds_frag[PSTEPS][4];
+            for (int n = 0; n < SBLOCKS; ++n) {
+                float ds[4];
+                for (int e = 0; e < 4; ++e) {
+                    const int r = e / 2, i = row_of[r], j = j0 + n * 8 + tig * 2 + e % 2;
+                    const bool visible = j < key_end && j <= i && (W == 0 || j > i - W) && mask[j] != 0 &&
+                                         row_lse2[r] != -INFINITY;
+                    const float p = visible ? exp2f(s[n][e] * shape.scale_log2 - row_lse2[r]) : 0.0f;
+                    ds[e] = p * (dp[n][e] - row_delta[r]) * shape.scale;
+                }
+                ds_frag[n / 2][(n % 2) * 2 + 0] = pack_bf16(ds[0], ds[1]);
+                ds_frag[n / 2][(n % 2) * 2 + 1] = pack_bf16(ds[2], ds[3]);
+            }
+            const uint16_t* const k_row = k_tile + (((lane / 8) % 2) * 8 + lane % 8) * LD + (lane / 16) * 8;
+            for (int kk = 0; kk < PSTEPS; ++kk) {
+                for (int n = 0; n < DBLOCKS; n += 2) {
+                    uint32_t frag[4];
+                    ldmatrix<4, true>(frag, k_row + kk * 16 * LD + n * 8);
+                    const uint32_t b0[2] = {frag[0], frag[1]}, b1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(acc[n], ds_frag[kk], b0, acc[n]);
+                    mma_m16n8k16_bf16(acc[n + 1], ds_frag[kk], b1, acc[n + 1]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    cp_async_wait<0>();
+
+    for (int r = 0; r < 2; ++r) {
+        const int i = row_of[r];
+        if (i >= T) continue;
+        bf16* const dq_row = dq + q_offset + static_cast<size_t>(i) * q_stride;
+        for (int n = 0; n < DBLOCKS; ++n) {
+            const int c = n * 8 + tig * 2;
+            dq_row[c] = from_f32<bf16>(acc[n][r * 2]);
+            dq_row[c + 1] = from_f32<bf16>(acc[n][r * 2 + 1]);
+        }
+    }
+}
+
+template <int D>
+int launch_dq_mma(cudaStream_t stream, void* dq, const void* dOut, const void* q, const void* k, const void* v,
+                  const int32_t* keyMask, const float* lse, const float* delta, int B, int T, int H, int KVH,
+                  int window) {
+    const long long blocks = static_cast<long long>(B) * H * ((T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS);
+    if (blocks > 0x7fffffffLL) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_attention_backward: %lld blocks is too many", blocks);
+    }
+    const double scale = 1.0 / sqrt(static_cast<double>(D));
+    const MmaShape shape{T, H, KVH, window, static_cast<float>(1.4426950408889634 * scale), static_cast<float>(scale)};
+    constexpr size_t bytes = static_cast<size_t>(6) * MMA_QUERY_ROWS * mma_ld<D>() * sizeof(uint16_t);
+    SPIN_CUDA_TRY(cudaFuncSetAttribute(attention_dq_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(bytes)));
+    SPIN_LAUNCH(attention_dq_mma_kernel<D>, static_cast<unsigned int>(blocks), MMA_THREADS, bytes, stream,
+                static_cast<bf16*>(dq), static_cast<const bf16*>(dOut), static_cast<const bf16*>(q),
+                static_cast<const bf16*>(k), static_cast<const bf16*>(v), keyMask, lse, delta, shape);
+    SPIN_LAUNCH_CHECK(attention_dq_mma_kernel);
+    return SPIN_OK;
+}
+
 template <int D>
 int launch_forward_mma(cudaStream_t stream, void* out, float* lse, const void* q, const void* k, const void* v,
                        const int32_t* keyMask, int B, int T, int H, int KVH, int window) {
@@ -275,8 +444,8 @@ int launch_forward_mma(cudaStream_t stream, void* out, float* lse, const void* q
         return spin::fail(SPIN_ERR_INVALID_ARG, "spin_attention_forward: %lld blocks is too many", blocks);
     }
     // log2(e) / sqrt(D) in double, rounded once.
-    const MmaShape shape{T, H, KVH, window,
-                         static_cast<float>(1.4426950408889634 / sqrt(static_cast<double>(D)))};
+    const double scale = 1.0 / sqrt(static_cast<double>(D));
+    const MmaShape shape{T, H, KVH, window, static_cast<float>(1.4426950408889634 * scale), static_cast<float>(scale)};
     constexpr size_t bytes = mma_shared_bytes<D>();
     if (bytes > DEFAULT_SHARED) {
         SPIN_CUDA_TRY(cudaFuncSetAttribute(attention_forward_mma_kernel<D>,
@@ -307,6 +476,19 @@ int attention_forward_mma(cudaStream_t stream, void* out, float* lse, const void
             return launch_forward_mma<128>(stream, out, lse, q, k, v, keyMask, B, T, H, KVH, window);
         default:
             return fail(SPIN_ERR_INVALID_ARG, "spin_attention_forward: the tensor-core kernel has no head dim %d", D);
+    }
+}
+
+int attention_dq_mma(cudaStream_t stream, void* dq, const void* dOut, const void* q, const void* k, const void* v,
+                     const int32_t* keyMask, const float* lse, const float* delta, int B, int T, int H, int KVH, int D,
+                     int window) {
+    switch (D) {
+        case 64:
+            return launch_dq_mma<64>(stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window);
+        case 128:
+            return launch_dq_mma<128>(stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window);
+        default:
+            return fail(SPIN_ERR_INVALID_ARG, "spin_attention_backward: the tensor-core dq has no head dim %d", D);
     }
 }
 

@@ -19,4 +19,11 @@ bool attention_forward_mma_supports(int dtype, int D, const void* q, const void*
 int attention_forward_mma(cudaStream_t stream, void* out, float* lse, const void* q, const void* k, const void* v,
                           const int32_t* keyMask, int B, int T, int H, int KVH, int D, int window);
 
+// The dq pass of the backward on tensor cores: dq [B,T,H,D] overwritten, from dOut, q [B,T,H,D],
+// k, v [B,T,KVH,D] (bf16), lse and delta = dOut . out [B,H,T] (fp32), for the operands that
+// attention_forward_mma_supports (checked on dOut, q, k, v by the caller).
+int attention_dq_mma(cudaStream_t stream, void* dq, const void* dOut, const void* q, const void* k, const void* v,
+                     const int32_t* keyMask, const float* lse, const float* delta, int B, int T, int H, int KVH, int D,
+                     int window);
+
 }  // namespace spin

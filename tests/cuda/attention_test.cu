@@ -378,13 +378,63 @@ void check_attention_mma(int B, int T, int H, int KVH, int D, int W, int mask_ki
     for (size_t e = 0; e < q_count; ++e) simple_gap = std::fmax(simple_gap, std::fabs(out[e] - simple[e]));
     const double r_out = out_ratio(out), r_simple = out_ratio(simple), r_lse = lse_ratio(lse),
                  r_lse_simple = lse_ratio(lse_simple);
-    const bool ok = r_out <= 1 && r_simple <= 1 && r_lse <= 1 && r_lse_simple <= 1 && blind_nonzero == 0 && same_bits;
+
+    // The backward on this forward's out and lse (dq on tensor cores here, dk/dv on the simple
+    // kernel), against the fp64 formulas with delta over the given out, as check_attention does; held
+    // to DESIGN section 4's 3x rule on relative L2 error, blind rows' dq exactly zero.
+    const std::vector<float> d_out = representable(random_floats(q_count), dtype);
+    void* d_out_d = device_typed(d_out, dtype);
+    void* dq_d = device_poisoned_typed(q_count, dtype);
+    void* dk_d = device_poisoned_typed(kv_count, dtype);
+    void* dv_d = device_poisoned_typed(kv_count, dtype);
+    size_t scratch_bytes = 0;
+    must(spin_attention_backward_scratch_bytes(B, T, H, &scratch_bytes), "spin_attention_backward_scratch_bytes");
+    void* scratch_d = device_poisoned<float>(scratch_bytes / sizeof(float));
+    must(spin_attention_backward(nullptr, dtype, dq_d, dk_d, dv_d, scratch_d, d_out_d, q_d, k_d, v_d, mask_d, out_d,
+                                 lse_d, B, T, H, KVH, D, W),
+         "spin_attention_backward");
+    const std::vector<float> dq = host_typed(dq_d, q_count, dtype);
+    std::vector<double> dq_ref(q_count, 0.0);
+    std::vector<char> blind_q(q_count, 0);
+    for (int b = 0; b < B; ++b) {
+        for (int h = 0; h < H; ++h) {
+            const int g = h / group;
+            for (int i = 0; i < T; ++i) {
+                const double l = lse_ref[(static_cast<size_t>(b) * H + h) * T + i];
+                if (l == -INFINITY) {
+                    for (int c = 0; c < D; ++c) blind_q[q_at(b, i, h) + c] = 1;
+                    continue;
+                }
+                double delta = 0;
+                for (int c = 0; c < D; ++c) delta += static_cast<double>(d_out[q_at(b, i, h) + c]) * out[q_at(b, i, h) + c];
+                for (int j = 0; j < T; ++j) {
+                    if (!sees(i, j, W, mask, b, T)) continue;
+                    double dot = 0, dp = 0;
+                    for (int c = 0; c < D; ++c) {
+                        dot += static_cast<double>(q[q_at(b, i, h) + c]) * k[kv_at(b, j, g) + c];
+                        dp += static_cast<double>(d_out[q_at(b, i, h) + c]) * v[kv_at(b, j, g) + c];
+                    }
+                    const double ds = std::exp(dot * scale - l) * (dp - delta) * scale;
+                    for (int c = 0; c < D; ++c) dq_ref[q_at(b, i, h) + c] += ds * k[kv_at(b, j, g) + c];
+                }
+            }
+        }
+    }
+    size_t dq_blind_nonzero = 0;
+    for (size_t e = 0; e < q_count; ++e) dq_blind_nonzero += blind_q[e] && dq[e] != 0.0f;
+    std::string dq_text;
+    const bool dq_ok = output_ok(dtype, dq_ref, dq, 1e-4, 1e-4, 3, "dq", dq_text) && dq_blind_nonzero == 0;
+    for (void* ptr : {d_out_d, dq_d, dk_d, dv_d, scratch_d}) cudaFree(ptr);
+
+    const bool ok = r_out <= 1 && r_simple <= 1 && r_lse <= 1 && r_lse_simple <= 1 && blind_nonzero == 0 && same_bits &&
+                    dq_ok;
     report(ok,
            "spin_attention_forward tensor cores bf16 B=%d T=%d H=%d KVH=%d D=%d window=%d mask=%d pad=%d: out worst "
            "ratio %.2f (simple %.2f), lse %.2f (simple %.2f), max |mma - simple| %.2e, %zu blind rows (%zu nonzero), "
-           "%s, %.0f ms emulated",
+           "%s, %.0f ms emulated; backward%s (%zu blind nonzero)",
            B, T, H, KVH, D, W, mask_kind, pad, r_out, r_simple, r_lse, r_lse_simple, simple_gap, blind_rows,
-           blind_nonzero, same_bits ? "twice: same bits" : "twice: BITS DIFFER", mma_ms);
+           blind_nonzero, same_bits ? "twice: same bits" : "twice: BITS DIFFER", mma_ms, dq_text.c_str(),
+           dq_blind_nonzero);
     for (void* ptr : {q_d, k_d, v_d, static_cast<void*>(mask_d), out_d, out2_d, simple_d, static_cast<void*>(lse_d),
                       static_cast<void*>(lse2_d), static_cast<void*>(lse_simple_d)}) {
         cudaFree(ptr);
