@@ -38,6 +38,7 @@
 //   cached   grid M*H, shared q [D] + one chunk of 32 keys [32][D+1] (at most 34 KiB).
 #include <math.h>
 
+#include "attention_mma.cuh"
 #include "block_reduce.cuh"
 #include "dtype.cuh"
 #include "internal.h"
@@ -553,9 +554,24 @@ int allow_shared(Kernel* kernel, size_t bytes) {
 
 extern "C" {
 
+// The tensor-core kernel where it applies (attention_mma.cu: bf16, D 64 or 128), else the simple one.
 int spin_attention_forward(spin_stream_t stream, int dtype, void* out, float* lse, const void* q, const void* k,
                            const void* v, const int32_t* keyMask, int B, int T, int H, int KVH, int D, int window) {
     const char* call = "spin_attention_forward";
+    if (int status = check_shape(call, B, T, H, KVH, D, window)) return status;
+    if (B == 0 || T == 0 || H == 0) return SPIN_OK;
+    if (!out || !lse || !q || !k || !v || !keyMask) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL tensor pointer", call);
+    if (spin::attention_forward_mma_supports(dtype, D, q, k, v)) {
+        return spin::attention_forward_mma(spin::to_cuda(stream), out, lse, q, k, v, keyMask, B, T, H, KVH, D, window);
+    }
+    return spin_attention_forward_simple(stream, dtype, out, lse, q, k, v, keyMask, B, T, H, KVH, D, window);
+}
+
+// The simple kernel for every dtype and head dim: the reference the tensor-core kernel is tested against.
+int spin_attention_forward_simple(spin_stream_t stream, int dtype, void* out, float* lse, const void* q,
+                                  const void* k, const void* v, const int32_t* keyMask, int B, int T, int H, int KVH,
+                                  int D, int window) {
+    const char* call = "spin_attention_forward_simple";
     if (int status = check_shape(call, B, T, H, KVH, D, window)) return status;
     if (B == 0 || T == 0 || H == 0) return SPIN_OK;
     if (!out || !lse || !q || !k || !v || !keyMask) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL tensor pointer", call);
@@ -615,9 +631,18 @@ int spin_attention_backward(spin_stream_t stream, int dtype, void* dq, void* dk,
         SPIN_LAUNCH(attention_delta_kernel<E>, static_cast<unsigned int>(delta_blocks), ATTENTION_BLOCK, 0, cuda_stream,
                     delta, d_out, static_cast<const E*>(out), static_cast<int>(rows), T, H, D);
         SPIN_LAUNCH_CHECK(attention_delta_kernel);
-        SPIN_LAUNCH(attention_dq_kernel<E>, dq_blocks, ATTENTION_BLOCK, dq_bytes, cuda_stream, static_cast<E*>(dq),
-                    d_out, q_t, k_t, v_t, keyMask, lse, delta, shape);
-        SPIN_LAUNCH_CHECK(attention_dq_kernel);
+        // dq on tensor cores where the forward runs on them (attention_mma.cu), dk/dv on the simple kernel.
+        if (spin::attention_forward_mma_supports(dtype, D, q, k, v) &&
+            spin::attention_forward_mma_supports(dtype, D, dOut, dOut, dOut)) {
+            if (int status = spin::attention_dq_mma(cuda_stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH,
+                                                    D, window)) {
+                return status;
+            }
+        } else {
+            SPIN_LAUNCH(attention_dq_kernel<E>, dq_blocks, ATTENTION_BLOCK, dq_bytes, cuda_stream, static_cast<E*>(dq),
+                        d_out, q_t, k_t, v_t, keyMask, lse, delta, shape);
+            SPIN_LAUNCH_CHECK(attention_dq_kernel);
+        }
         SPIN_LAUNCH(attention_dkdv_kernel<E>, dkdv_blocks, ATTENTION_BLOCK, dkdv_bytes, cuda_stream,
                     static_cast<E*>(dk), static_cast<E*>(dv), d_out, q_t, k_t, v_t, keyMask, lse, delta, shape);
         SPIN_LAUNCH_CHECK(attention_dkdv_kernel);

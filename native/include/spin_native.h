@@ -313,6 +313,13 @@ SPIN_EXPORT int spin_sample_rows(spin_stream_t stream, int32_t* out, void* scrat
 SPIN_EXPORT int spin_attention_forward(spin_stream_t stream, int dtype, void* out, float* lse, const void* q,
                                        const void* k, const void* v, const int32_t* keyMask, int B, int T, int H,
                                        int KVH, int D, int window);
+/* spin_attention_forward picks the tensor-core kernel (kernels/attention_mma.cu: mma.sync, P in bf16)
+   for bf16 with D = 64 or 128 and q, k, v 16-byte aligned, and the simple kernel otherwise. The
+   _simple entry always runs the simple kernel (fp32 scores, P and P.V; any dtype and D): the
+   reference that tests hold the tensor-core kernel to. Same arguments, same outputs. */
+SPIN_EXPORT int spin_attention_forward_simple(spin_stream_t stream, int dtype, void* out, float* lse, const void* q,
+                                              const void* k, const void* v, const int32_t* keyMask, int B, int T,
+                                              int H, int KVH, int D, int window);
 SPIN_EXPORT int spin_attention_backward_scratch_bytes(int B, int T, int H, size_t* out);
 /* dq [B,T,H,D], dk, dv [B,T,KVH,D], all overwritten; deterministic (dq and dk/dv in separate
    passes, each element summed by one thread in a fixed order). The softmax gradient's row term

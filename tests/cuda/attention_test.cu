@@ -8,6 +8,7 @@
 // the kernel's), out and the gradients held to DESIGN section 4's 2x / 3x of rounding the exact
 // result once (within_dtype_tolerance), lse (fp32, from the same scores) to the fp32 bound.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -244,6 +245,219 @@ void check_attention(int dtype, const AttentionCase& shape, bool check_determini
     }
 }
 
+// ---- the tensor-core forward (kernels/attention_mma.cu) ----------------------------------------
+// spin_attention_forward on bf16 with D = 64 or 128 runs the tensor-core kernel; here it and
+// spin_attention_forward_simple (the simple kernel) are both held, element by element, to an fp64
+// reference on the same bf16-valued inputs. The bound is derived from what the tensor-core kernel
+// rounds: P to bf16 before P V (relative 2^-9 per term, so at most 2^-9 sum_j p_j |v_jc| on out) and
+// out itself to bf16 (2^-9 |out|); twice that, plus fp32 noise, is
+//   |out - ref| <= 2^-8 (|ref| + sum_j p_j |v_jc|) + 1e-6.
+// The simple kernel rounds only out and meets the same bound. lse is fp32 from the same scores:
+// the fp32 bound of check_attention. Queries that see no key must give exact zeros and -inf.
+//
+// Masks (mask_kind): 0 all keys; 1 holes at the first and last key of every 64-key tile (the
+// kernel's tile edges), at key 1 and at T-1; 2 sequence 1 padded on the left by `pad` masked keys
+// (a fully masked row prefix, a whole key tile of it when pad > 64), sequence 0 with kind 1's holes.
+std::vector<int32_t> mma_key_mask(int B, int T, int kind, int pad) {
+    std::vector<int32_t> mask(static_cast<size_t>(B) * T, 1);
+    for (int b = 0; b < B; ++b) {
+        for (int j = 0; j < T; ++j) {
+            const bool edge_hole = j % 64 == 0 || j % 64 == 63 || j == 1 || j == T - 1;
+            bool hole = false;
+            if (kind == 1) hole = edge_hole;
+            if (kind == 2) hole = b % 2 == 1 ? j < pad : edge_hole;
+            if (hole) mask[static_cast<size_t>(b) * T + j] = 0;
+        }
+    }
+    return mask;
+}
+
+void check_attention_mma(int B, int T, int H, int KVH, int D, int W, int mask_kind, int pad = 0) {
+    const int dtype = SPIN_DTYPE_BF16, group = H / KVH;
+    const size_t q_count = static_cast<size_t>(B) * T * H * D, kv_count = static_cast<size_t>(B) * T * KVH * D;
+    const size_t stat_count = static_cast<size_t>(B) * H * T;
+    const std::vector<float> q = representable(random_floats(q_count, 2.0f), dtype);
+    const std::vector<float> k = representable(random_floats(kv_count), dtype);
+    const std::vector<float> v = representable(random_floats(kv_count), dtype);
+    const std::vector<int32_t> mask = mma_key_mask(B, T, mask_kind, pad);
+    auto q_at = [&](int b, int t, int h) { return (static_cast<size_t>(b) * T + t) * H * D + static_cast<size_t>(h) * D; };
+    auto kv_at = [&](int b, int t, int g) { return (static_cast<size_t>(b) * T + t) * KVH * D + static_cast<size_t>(g) * D; };
+
+    // fp64 reference: out, lse and the bound's sum_j p_j |v_jc|.
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    std::vector<double> out_ref(q_count, 0.0), abs_ref(q_count, 0.0), lse_ref(stat_count);
+    std::vector<double> s(T);
+    size_t blind_rows = 0;
+    for (int b = 0; b < B; ++b) {
+        for (int h = 0; h < H; ++h) {
+            const int g = h / group;
+            for (int i = 0; i < T; ++i) {
+                double max = -INFINITY;
+                for (int j = 0; j < T; ++j) {
+                    s[j] = -INFINITY;
+                    if (!sees(i, j, W, mask, b, T)) continue;
+                    double dot = 0;
+                    for (int c = 0; c < D; ++c) dot += static_cast<double>(q[q_at(b, i, h) + c]) * k[kv_at(b, j, g) + c];
+                    s[j] = dot * scale;
+                    max = std::fmax(max, s[j]);
+                }
+                const size_t stat = (static_cast<size_t>(b) * H + h) * T + i;
+                if (max == -INFINITY) {
+                    lse_ref[stat] = -INFINITY;
+                    ++blind_rows;
+                    continue;
+                }
+                double sum = 0;
+                for (int j = 0; j < T; ++j) sum += s[j] == -INFINITY ? 0.0 : std::exp(s[j] - max);
+                lse_ref[stat] = max + std::log(sum);
+                for (int j = 0; j < T; ++j) {
+                    if (s[j] == -INFINITY) continue;
+                    const double p = std::exp(s[j] - max) / sum;
+                    for (int c = 0; c < D; ++c) {
+                        out_ref[q_at(b, i, h) + c] += p * v[kv_at(b, j, g) + c];
+                        abs_ref[q_at(b, i, h) + c] += p * std::fabs(v[kv_at(b, j, g) + c]);
+                    }
+                }
+            }
+        }
+    }
+
+    void* q_d = device_typed(q, dtype);
+    void* k_d = device_typed(k, dtype);
+    void* v_d = device_typed(v, dtype);
+    int32_t* mask_d = device_copy(mask);
+    void* out_d = device_poisoned_typed(q_count, dtype);
+    void* out2_d = device_poisoned_typed(q_count, dtype);
+    void* simple_d = device_poisoned_typed(q_count, dtype);
+    float* lse_d = device_poisoned<float>(stat_count);
+    float* lse2_d = device_poisoned<float>(stat_count);
+    float* lse_simple_d = device_poisoned<float>(stat_count);
+    const auto start = std::chrono::steady_clock::now();
+    must(spin_attention_forward(nullptr, dtype, out_d, lse_d, q_d, k_d, v_d, mask_d, B, T, H, KVH, D, W),
+         "spin_attention_forward");
+    const double mma_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    must(spin_attention_forward(nullptr, dtype, out2_d, lse2_d, q_d, k_d, v_d, mask_d, B, T, H, KVH, D, W),
+         "spin_attention_forward (again)");
+    must(spin_attention_forward_simple(nullptr, dtype, simple_d, lse_simple_d, q_d, k_d, v_d, mask_d, B, T, H, KVH, D,
+                                       W),
+         "spin_attention_forward_simple");
+    const std::vector<float> out = host_typed(out_d, q_count, dtype);
+    const std::vector<float> simple = host_typed(simple_d, q_count, dtype);
+    const std::vector<float> lse = host_copy(lse_d, stat_count);
+    const std::vector<float> lse_simple = host_copy(lse_simple_d, stat_count);
+    const bool same_bits = std::memcmp(host_typed(out2_d, q_count, dtype).data(), out.data(), q_count * 4) == 0 &&
+                           std::memcmp(host_copy(lse2_d, stat_count).data(), lse.data(), stat_count * 4) == 0;
+
+    // Worst |x - ref| / bound over the elements (<= 1 passes); NaN anywhere fails.
+    auto out_ratio = [&](const std::vector<float>& x) {
+        double worst = 0;
+        for (size_t e = 0; e < q_count; ++e) {
+            const double bound = 0x1p-8 * (std::fabs(out_ref[e]) + abs_ref[e]) + 1e-6;
+            const double r = std::fabs(x[e] - out_ref[e]) / bound;
+            worst = std::isnan(x[e]) ? INFINITY : std::fmax(worst, r);
+        }
+        return worst;
+    };
+    auto lse_ratio = [&](const std::vector<float>& x) {
+        double worst = 0;
+        for (size_t e = 0; e < stat_count; ++e) {
+            if (std::isinf(lse_ref[e])) {
+                if (!(std::isinf(x[e]) && x[e] < 0)) worst = INFINITY;  // a blind row: exactly -inf
+                continue;
+            }
+            const double r = std::fabs(x[e] - lse_ref[e]) / (1e-6 + 1e-5 * std::fabs(lse_ref[e]));
+            worst = std::isnan(x[e]) ? INFINITY : std::fmax(worst, r);
+        }
+        return worst;
+    };
+    // Blind rows have out_ref = 0 and abs_ref = 0: the bound of 1e-6 leaves only (near) zeros, and
+    // exact zeros are what both kernels write; checked exactly here.
+    size_t blind_nonzero = 0;
+    for (size_t e = 0; e < q_count; ++e) blind_nonzero += abs_ref[e] == 0 && out_ref[e] == 0 && out[e] != 0.0f;
+    double simple_gap = 0;
+    for (size_t e = 0; e < q_count; ++e) simple_gap = std::fmax(simple_gap, std::fabs(out[e] - simple[e]));
+    const double r_out = out_ratio(out), r_simple = out_ratio(simple), r_lse = lse_ratio(lse),
+                 r_lse_simple = lse_ratio(lse_simple);
+
+    // The backward on this forward's out and lse (dq on tensor cores here, dk/dv on the simple
+    // kernel), against the fp64 formulas with delta over the given out, as check_attention does; held
+    // to DESIGN section 4's 3x rule on relative L2 error, blind rows' dq exactly zero.
+    const std::vector<float> d_out = representable(random_floats(q_count), dtype);
+    void* d_out_d = device_typed(d_out, dtype);
+    void* dq_d = device_poisoned_typed(q_count, dtype);
+    void* dk_d = device_poisoned_typed(kv_count, dtype);
+    void* dv_d = device_poisoned_typed(kv_count, dtype);
+    size_t scratch_bytes = 0;
+    must(spin_attention_backward_scratch_bytes(B, T, H, &scratch_bytes), "spin_attention_backward_scratch_bytes");
+    void* scratch_d = device_poisoned<float>(scratch_bytes / sizeof(float));
+    must(spin_attention_backward(nullptr, dtype, dq_d, dk_d, dv_d, scratch_d, d_out_d, q_d, k_d, v_d, mask_d, out_d,
+                                 lse_d, B, T, H, KVH, D, W),
+         "spin_attention_backward");
+    const std::vector<float> dq = host_typed(dq_d, q_count, dtype);
+    std::vector<double> dq_ref(q_count, 0.0);
+    std::vector<char> blind_q(q_count, 0);
+    for (int b = 0; b < B; ++b) {
+        for (int h = 0; h < H; ++h) {
+            const int g = h / group;
+            for (int i = 0; i < T; ++i) {
+                const double l = lse_ref[(static_cast<size_t>(b) * H + h) * T + i];
+                if (l == -INFINITY) {
+                    for (int c = 0; c < D; ++c) blind_q[q_at(b, i, h) + c] = 1;
+                    continue;
+                }
+                double delta = 0;
+                for (int c = 0; c < D; ++c) delta += static_cast<double>(d_out[q_at(b, i, h) + c]) * out[q_at(b, i, h) + c];
+                for (int j = 0; j < T; ++j) {
+                    if (!sees(i, j, W, mask, b, T)) continue;
+                    double dot = 0, dp = 0;
+                    for (int c = 0; c < D; ++c) {
+                        dot += static_cast<double>(q[q_at(b, i, h) + c]) * k[kv_at(b, j, g) + c];
+                        dp += static_cast<double>(d_out[q_at(b, i, h) + c]) * v[kv_at(b, j, g) + c];
+                    }
+                    const double ds = std::exp(dot * scale - l) * (dp - delta) * scale;
+                    for (int c = 0; c < D; ++c) dq_ref[q_at(b, i, h) + c] += ds * k[kv_at(b, j, g) + c];
+                }
+            }
+        }
+    }
+    size_t dq_blind_nonzero = 0;
+    for (size_t e = 0; e < q_count; ++e) dq_blind_nonzero += blind_q[e] && dq[e] != 0.0f;
+    std::string dq_text;
+    const bool dq_ok = output_ok(dtype, dq_ref, dq, 1e-4, 1e-4, 3, "dq", dq_text) && dq_blind_nonzero == 0;
+    for (void* ptr : {d_out_d, dq_d, dk_d, dv_d, scratch_d}) cudaFree(ptr);
+
+    const bool ok = r_out <= 1 && r_simple <= 1 && r_lse <= 1 && r_lse_simple <= 1 && blind_nonzero == 0 && same_bits &&
+                    dq_ok;
+    report(ok,
+           "spin_attention_forward tensor cores bf16 B=%d T=%d H=%d KVH=%d D=%d window=%d mask=%d pad=%d: out worst "
+           "ratio %.2f (simple %.2f), lse %.2f (simple %.2f), max |mma - simple| %.2e, %zu blind rows (%zu nonzero), "
+           "%s, %.0f ms emulated; backward%s (%zu blind nonzero)",
+           B, T, H, KVH, D, W, mask_kind, pad, r_out, r_simple, r_lse, r_lse_simple, simple_gap, blind_rows,
+           blind_nonzero, same_bits ? "twice: same bits" : "twice: BITS DIFFER", mma_ms, dq_text.c_str(),
+           dq_blind_nonzero);
+    for (void* ptr : {q_d, k_d, v_d, static_cast<void*>(mask_d), out_d, out2_d, simple_d, static_cast<void*>(lse_d),
+                      static_cast<void*>(lse2_d), static_cast<void*>(lse_simple_d)}) {
+        cudaFree(ptr);
+    }
+}
+
+// Every tile boundary of the 64-row query and key tiles: T = 1, T < 64, T = 63, 64, 65, 100 (not a
+// multiple), windows below T and at the tile size +-1, edge holes and left padding (a whole masked
+// key tile at pad 70), GQA ratios 1 and 4, both head dims.
+void check_attention_mma_shapes() {
+    for (int D : {64, 128}) {
+        check_attention_mma(1, 1, 2, 2, D, 0, 0);
+        check_attention_mma(2, 5, 4, 1, D, 0, 1);
+        check_attention_mma(2, 63, 2, 2, D, 0, 1);
+        check_attention_mma(2, 64, 4, 1, D, 0, 2, 10);
+        check_attention_mma(2, 65, 2, 2, D, 64, 1);
+        check_attention_mma(2, 100, 4, 1, D, 0, 2, 70);
+        check_attention_mma(1, 100, 2, 2, D, 63, 1);
+        check_attention_mma(1, 100, 4, 1, D, 65, 2, 3);
+        check_attention_mma(1, 100, 2, 2, D, 5, 0);
+    }
+}
+
 // Two sequences of 13 and 7 cached positions in blocks of 4, their blocks out of order among 8
 // physical blocks (1 and 4 unused, holding values that must not be read); the queries include
 // several of one sequence (prefill-style), first positions, and two a caller's bug would make:
@@ -410,5 +624,6 @@ SPIN_KERNEL_CHECKS(attention) {
             for (int window : {0, 3, 6}) check_cached(dtype, D, window);
         }
     }
+    check_attention_mma_shapes();
     check_arguments();
 }

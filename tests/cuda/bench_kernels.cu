@@ -576,6 +576,12 @@ int main(int argc, char** argv) {
         bench.time(name, fmt("B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D), Rate::Flops, forward_flops, runs, warm, [&] {
             return spin_attention_forward(stream, act, att_out, att_lse, q, k, v, key_mask, B, T, H, KVH, D, window);
         });
+        // The simple kernel on the same problem: what the tensor-core one (bf16, D 64/128) gains.
+        std::snprintf(name, sizeof name, "attention_forward_simple w=%d", window);
+        bench.time(name, fmt("B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D), Rate::Flops, forward_flops, runs, warm, [&] {
+            return spin_attention_forward_simple(stream, act, att_out, att_lse, q, k, v, key_mask, B, T, H, KVH, D,
+                                                 window);
+        });
         std::snprintf(name, sizeof name, "attention_backward w=%d", window);
         bench.time(name, fmt("B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D), Rate::Flops, 2.5 * forward_flops,
                    attention_repeats, 1, [&] {

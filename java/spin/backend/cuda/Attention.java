@@ -20,6 +20,7 @@ final class Attention {
     private final CudaBackend backend;
     private final CudaDevice device;
     private final MethodHandle forward;
+    private final MethodHandle forwardSimple;
     private final MethodHandle backwardScratchBytes;
     private final MethodHandle backward;
     private final MethodHandle cachedForward;
@@ -29,6 +30,8 @@ final class Attention {
         this.device = device;
         forward = device.bind("spin_attention_forward", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
+        forwardSimple = device.bind("spin_attention_forward_simple", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
         backwardScratchBytes = device.bind("spin_attention_backward_scratch_bytes", JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS);
         backward = device.bind("spin_attention_backward", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
@@ -38,7 +41,18 @@ final class Attention {
                 JAVA_INT, JAVA_INT);
     }
 
+    /** The library picks the kernel: tensor cores for BF16 with head dim 64 or 128, else the simple one. */
     void forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
+        forward(forward, "spin_attention_forward", out, lse, q, k, v, keyMask, window);
+    }
+
+    /** Always the simple kernel (spin_attention_forward_simple): the reference the tensor-core one is tested against. */
+    void forwardSimple(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
+        forward(forwardSimple, "spin_attention_forward_simple", out, lse, q, k, v, keyMask, window);
+    }
+
+    private void forward(MethodHandle entry, String name, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v,
+            Tensor keyMask, int window) {
         Operands.requireOn(backend, keyMask);
         int dtype = NativeDType.of(Operands.requireActivations(backend, out, q, k, v));
         Operands.requireF32(backend, lse);
@@ -46,9 +60,9 @@ final class Attention {
         Operands.requireSameSize(out, q, "q");
         Operands.requireLength(lse, s.lseSize());
         var stream = device.compute().handle();
-        device.launch("spin_attention_forward", () -> (int) forward.invokeExact(stream, dtype, out.memory(),
-                lse.memory(), q.memory(), k.memory(), v.memory(), keyMask.memory(), s.batch(), s.time(), s.heads(),
-                s.kvHeads(), s.headDim(), window));
+        device.launch(name, () -> (int) entry.invokeExact(stream, dtype, out.memory(), lse.memory(), q.memory(),
+                k.memory(), v.memory(), keyMask.memory(), s.batch(), s.time(), s.heads(), s.kvHeads(), s.headDim(),
+                window));
     }
 
     void backward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor keyMask,

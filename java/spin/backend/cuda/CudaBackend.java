@@ -407,6 +407,14 @@ public final class CudaBackend implements Backend {
         attention.forward(out, lse, q, k, v, keyMask, window);
     }
 
+    /**
+     * {@link #attentionForward} always on the simple kernel, never the tensor-core one: the
+     * reference that tests compare the tensor-core kernel with (the two differ by P's rounding to bf16).
+     */
+    void attentionForwardSimple(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor keyMask, int window) {
+        attention.forwardSimple(out, lse, q, k, v, keyMask, window);
+    }
+
     @Override
     public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v,
             Tensor keyMask, Tensor out, Tensor lse, int window) {

@@ -4,12 +4,19 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import spin.backend.BFloat16;
 import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.DeviceUnderTest;
 import spin.backend.Tensor;
+import spin.backend.cpu.CpuBackend;
 import spin.nativebind.DeviceMemory;
 
 /**
@@ -21,6 +28,98 @@ import spin.nativebind.DeviceMemory;
 abstract class CudaDeviceContract {
     /** The device spec under test. */
     abstract String spec();
+
+    /**
+     * The tensor-core attention forward (attentionForward on BF16 with head dim 64 or 128) against
+     * the simple kernel (attentionForwardSimple) and the CPU op in fp32, on bf16-valued inputs with
+     * the CPU's result as the reference. The bound is what bf16 rounding allows, derived rather than
+     * measured: the tensor-core kernel rounds P to bf16 before P V (2^-9 of sum_j p_j |v_jc|, at
+     * most 2^-9 max|v|) and out (2^-9 |out|); both kernels are held to twice that,
+     * 2^-8 (|out| + max|v|), per element; lse (fp32 from the same scores) to 1e-5 relative. Masks:
+     * holes at the first and last key of each 64-key tile, and sequence 1 padded on the left by 70
+     * keys (a whole masked key tile where T = 100), whose rows must come out 0 with lse -inf.
+     */
+    @ParameterizedTest
+    @CsvSource({"2,100,4,1,64,0", "1,65,2,2,128,64", "2,37,4,2,64,5", "1,1,2,2,128,0", "2,70,2,2,128,63"})
+    void theTensorCoreAttentionForwardAgreesWithTheSimpleKernelAndTheCpu(int b, int t, int h, int kvh, int d,
+            int window) {
+        SplittableRandom random = new SplittableRandom(1234 + t * 7 + d);
+        float[] q = bf16Floats(random, b * t * h * d, 1.5f), k = bf16Floats(random, b * t * kvh * d, 1.5f);
+        float[] v = bf16Floats(random, b * t * kvh * d, 1f);
+        int[] mask = new int[b * t];
+        for (int s = 0; s < b; s++) {
+            for (int j = 0; j < t; j++) {
+                boolean hole = s == 1 ? j < Math.min(70, t - 1) : j % 64 == 0 || j % 64 == 63;
+                mask[s * t + j] = hole ? 0 : 1;
+            }
+        }
+        try (Backend backend = DeviceUnderTest.openOrSkip(spec()); CpuBackend cpu = new CpuBackend(2)) {
+            CudaBackend cuda = (CudaBackend) backend;
+            List<Tensor> tensors = new ArrayList<>();
+            try {
+                Tensor cq = bf16(cuda, tensors, q, b, t, h, d), ck = bf16(cuda, tensors, k, b, t, kvh, d);
+                Tensor cv = bf16(cuda, tensors, v, b, t, kvh, d);
+                Tensor cmask = add(tensors, cuda.fromHost(mask, b, t));
+                Tensor tcOut = add(tensors, cuda.allocate(DType.BF16, b, t, h, d));
+                Tensor tcLse = add(tensors, cuda.allocate(DType.F32, b, h, t));
+                Tensor simpleOut = add(tensors, cuda.allocate(DType.BF16, b, t, h, d));
+                Tensor simpleLse = add(tensors, cuda.allocate(DType.F32, b, h, t));
+                cuda.attentionForward(tcOut, tcLse, cq, ck, cv, cmask, window);
+                cuda.attentionForwardSimple(simpleOut, simpleLse, cq, ck, cv, cmask, window);
+                Tensor out = add(tensors, cpu.allocate(DType.F32, b, t, h, d));
+                Tensor lse = add(tensors, cpu.allocate(DType.F32, b, h, t));
+                cpu.attentionForward(out, lse, add(tensors, cpu.fromHost(q, b, t, h, d)),
+                        add(tensors, cpu.fromHost(k, b, t, kvh, d)), add(tensors, cpu.fromHost(v, b, t, kvh, d)),
+                        add(tensors, cpu.fromHost(mask, b, t)), window);
+                float[] expected = cpu.read(out), expectedLse = cpu.read(lse);
+                float maxV = 0;
+                for (float x : v) {
+                    maxV = Math.max(maxV, Math.abs(x));
+                }
+                for (var kernel : List.of(List.of("tensor cores", tcOut, tcLse), List.of("simple", simpleOut, simpleLse))) {
+                    String name = (String) kernel.get(0);
+                    float[] actual = cuda.read((Tensor) kernel.get(1)), actualLse = cuda.read((Tensor) kernel.get(2));
+                    for (int i = 0; i < expected.length; i++) {
+                        double bound = 0x1p-8 * (Math.abs(expected[i]) + maxV) + 1e-6;
+                        if (!(Math.abs(actual[i] - expected[i]) <= bound)) {
+                            throw new AssertionError(name + " out[" + i + "] = " + actual[i] + ", cpu " + expected[i]
+                                    + ", bound " + bound);
+                        }
+                    }
+                    for (int i = 0; i < expectedLse.length; i++) {
+                        if (Float.isInfinite(expectedLse[i])) {
+                            assertEquals(Float.NEGATIVE_INFINITY, actualLse[i], name + " lse[" + i + "] of a blind row");
+                        } else {
+                            assertEquals(expectedLse[i], actualLse[i], 1e-5 * Math.abs(expectedLse[i]) + 1e-5,
+                                    name + " lse[" + i + "]");
+                        }
+                    }
+                }
+            } finally {
+                tensors.forEach(Tensor::close);
+            }
+        }
+    }
+
+    private static Tensor add(List<Tensor> tensors, Tensor tensor) {
+        tensors.add(tensor);
+        return tensor;
+    }
+
+    private static Tensor bf16(Backend backend, List<Tensor> tensors, float[] values, int... shape) {
+        Tensor tensor = add(tensors, backend.allocate(DType.BF16, shape));
+        backend.write(tensor, values);
+        return tensor;
+    }
+
+    /** Random floats bf16 holds exactly, so that the CPU's fp32 run sees the kernels' inputs. */
+    private static float[] bf16Floats(SplittableRandom random, int n, float scale) {
+        float[] values = new float[n];
+        for (int i = 0; i < n; i++) {
+            values[i] = BFloat16.toFloat(BFloat16.fromFloat((float) ((random.nextDouble() * 2 - 1) * scale)));
+        }
+        return values;
+    }
 
     @Test
     void theCommunicationStreamSeesTheComputeWorkBeforeIt() {

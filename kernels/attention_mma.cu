@@ -1,0 +1,495 @@
+// attention_forward_mma: the causal GQA attention forward on tensor cores for bf16 activations and
+// head dims 64 and 128, in the manner of FlashAttention-2. Same semantics and outputs as the simple
+// forward in kernels/attention.cu (out and the log-sum-exp lse that its backward reads):
+//   s_ij = (q_i . k_j) / sqrt(D) over the keys j query i sees (j <= i, keyMask[b,j] != 0, and with
+//   window W > 0: j > i - W);  lse_i = log sum_j exp(s_ij);  out_i = sum_j exp(s_ij - lse_i) v_j;
+//   no visible key: out_i = 0, lse_i = -inf.
+//
+// Shapes: out, q [B,T,H,D] bf16; k, v [B,T,KVH,D] bf16; keyMask [B,T] int32; lse [B,H,T] fp32.
+//
+// Block: 4 warps, a tile of 64 query rows of one (b, h), warp w owning rows 16w..16w+15. The grid
+// is B*H*ceil(T/64), blockIdx.x = (b*H + h)*tiles + (tiles - 1 - tile): the longest (last, under
+// the causal mask) query tiles start first, so the short ones fill the tail of the launch.
+// Per block:
+//   - Q [64][D] is copied once into shared memory (cp.async) and each warp keeps its 16 rows as
+//     mma A fragments in registers (ldmatrix.x4), D/16 of them.
+//   - K and V stream through two shared buffers of [64][D] each (double buffering): the copies of
+//     key tile t+1 are issued before tile t is computed, so they overlap its mma work. Only the
+//     key tiles between the first key the tile's first query may see (window) and the tile's last
+//     query (causal) are ever loaded; a warp whose 16 rows see none of a loaded tile skips it.
+//   - S = Q K^T: per key tile, 16x64 scores per warp in fp32 accumulators (mma.sync m16n8k16,
+//     bf16 in, fp32 accumulate), K fragments by ldmatrix.x4 from the [key][d] rows (the "col" B
+//     operand is K's rows as they are stored).
+//   - Online softmax in fp32 over the registers, in log2 units (scores times log2(e)/sqrt(D), so
+//     one exp2f per score): m (row max) and l (this lane's part of the row sum of exp2(s - m));
+//     a new max rescales l and the accumulators by exp2(m_old - m_new).
+//   - O += P V: P's accumulators are rounded to bf16 and repacked in registers as A fragments
+//     (the C layout of S for 16 keys is the A layout of P, FA2's trick); V fragments by
+//     ldmatrix.x4.trans from V's [key][d] rows. O is 16xD fp32 per warp, D/8 accumulators of 4.
+//   - At the end l is summed over the 4 lanes of a row, out = O / l rounded once to bf16, and
+//     lse = (m + log2 l) * ln 2.
+// Numerics against the simple kernel: the same fp32 scores up to summation order (the mma adds
+// the exact bf16 products in fp32), and P rounded to bf16 before P V (the simple kernel keeps it
+// fp32); l is summed from the unrounded P, as FA2 does.
+//
+// Shared memory: rows of D + 8 bf16 (a 16-byte pad). A row is then (D + 8) * 2 bytes = 4 banks
+// past a multiple of 128 bytes, so the 8 rows of one 8x8 ldmatrix matrix (16 bytes each) fall on
+// 8 disjoint groups of 4 banks: conflict-free without a swizzle, and cp.async's 16-byte chunks stay
+// aligned. Q + 2 K + 2 V buffers: 5 * 64 * (D + 8) * 2 bytes = 45 KiB at D = 64, 85 KiB at D = 128.
+//
+// Determinism: every sum has a fixed order depending on the shapes only (the mma's k order, key
+// tiles in order, the quad reduction of l by a fixed butterfly), so equal inputs give equal bits.
+#include <math.h>
+
+#include "attention_mma.cuh"
+#include "block_reduce.cuh"
+#include "dtype.cuh"
+#include "internal.h"
+#include "ptx.cuh"
+
+namespace {
+
+constexpr int MMA_WARPS = 4;
+constexpr int MMA_THREADS = MMA_WARPS * WARP_SIZE;
+constexpr int MMA_QUERY_ROWS = MMA_WARPS * 16;  // 16 rows per warp: the mma's M
+constexpr int MMA_KEY_ROWS = 64;                // keys per K/V tile
+constexpr size_t DEFAULT_SHARED = 48 * 1024;
+
+struct MmaShape {
+    int T, H, KVH, window;
+    float scale_log2;  // log2(e) / sqrt(D): scores in log2 units
+    float scale;       // 1 / sqrt(D), rounded once from double as the simple kernels do (ds)
+};
+
+template <int D>
+__host__ __device__ constexpr int mma_ld() {
+    return D + 8;
+}
+
+template <int D>
+constexpr size_t mma_shared_bytes() {
+    return static_cast<size_t>(5) * MMA_QUERY_ROWS * mma_ld<D>() * sizeof(uint16_t);
+}
+
+// Queues the copy of `valid` rows of D bf16 (global rows `stride` elements apart) into a [64][LD]
+// tile and zeroes the other rows (cp.async with 0 source bytes), so that the P V of a partial tile
+// multiplies exact zeros (a poisoned row would turn 0 * NaN into NaN).
+template <int D>
+__device__ __forceinline__ void copy_tile_async(uint16_t* tile, const bf16* first_row, size_t stride, int valid) {
+    constexpr int CHUNKS = D / 8;  // 16-byte chunks per row
+    for (int c = threadIdx.x; c < MMA_KEY_ROWS * CHUNKS; c += MMA_THREADS) {
+        const int r = c / CHUNKS, col = (c % CHUNKS) * 8;
+        const bool inside = r < valid;
+        // An empty copy reads nothing, but the address stays a valid one (the tile's first row).
+        const bf16* src = inside ? first_row + static_cast<size_t>(r) * stride + col : first_row;
+        cp_async_16_zfill(tile + r * mma_ld<D>() + col, src, inside ? 16 : 0);
+    }
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    // The element with the lower column index sits in the lower half (PTX ISA fragment layout).
+    return static_cast<uint32_t>(f32_to_bf16_bits(lo)) | static_cast<uint32_t>(f32_to_bf16_bits(hi)) << 16;
+}
+
+template <int D>
+__global__ void __launch_bounds__(MMA_THREADS)
+attention_forward_mma_kernel(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                             const int32_t* keyMask, MmaShape shape) {
+    constexpr int LD = mma_ld<D>();
+    constexpr int KSTEPS = D / 16;                 // k steps of S = Q K^T
+    constexpr int DBLOCKS = D / 8;                 // n blocks of O
+    constexpr int SBLOCKS = MMA_KEY_ROWS / 8;      // n blocks of S
+    constexpr int PSTEPS = MMA_KEY_ROWS / 16;      // k steps of O += P V
+    SPIN_DYNAMIC_SHARED(uint16_t, shared);
+    uint16_t* const q_s = shared;                            // [64][LD]
+    uint16_t* const k_s = q_s + MMA_QUERY_ROWS * LD;         // [2][64][LD]
+    uint16_t* const v_s = k_s + 2 * MMA_KEY_ROWS * LD;       // [2][64][LD]
+
+    const int T = shape.T, H = shape.H, KVH = shape.KVH, W = shape.window;
+    const int tiles = (T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS;
+    const int tile = tiles - 1 - static_cast<int>(blockIdx.x % tiles);
+    const int h = static_cast<int>(blockIdx.x / tiles) % H;
+    const int b = static_cast<int>(blockIdx.x / tiles) / H;
+    const int g = h / (H / KVH);  // the kv head this query head reads (GQA)
+    const int i0 = tile * MMA_QUERY_ROWS, rows = min(MMA_QUERY_ROWS, T - i0);
+    const size_t q_stride = static_cast<size_t>(H) * D, kv_stride = static_cast<size_t>(KVH) * D;
+    const bf16* const q_head = q + (static_cast<size_t>(b) * T * H + h) * D;  // row t at t * q_stride
+    const bf16* const k_head = k + (static_cast<size_t>(b) * T * KVH + g) * D;
+    const bf16* const v_head = v + (static_cast<size_t>(b) * T * KVH + g) * D;
+    const int32_t* const mask = keyMask + static_cast<size_t>(b) * T;
+
+    // Keys [first_key, key_end): no query of the tile sees one outside (causal, window).
+    const int first_key = W > 0 ? max(0, i0 - W + 1) : 0;
+    const int key_end = i0 + rows;
+    const int key_tiles = (key_end - first_key + MMA_KEY_ROWS - 1) / MMA_KEY_ROWS;
+
+    copy_tile_async<D>(q_s, q_head + static_cast<size_t>(i0) * q_stride, q_stride, rows);
+    copy_tile_async<D>(k_s, k_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
+                       min(MMA_KEY_ROWS, key_end - first_key));
+    copy_tile_async<D>(v_s, v_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
+                       min(MMA_KEY_ROWS, key_end - first_key));
+    cp_async_commit();
+
+    const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
+    const int group = lane / 4, tig = lane % 4;  // accumulator row and column pair (PTX ISA names)
+    const int warp_first = i0 + warp * 16;
+    const int row_of[2] = {warp_first + group, warp_first + group + 8};  // this lane's two query rows
+
+    uint32_t q_frag[KSTEPS][4];
+    float o[DBLOCKS][4];
+    for (int n = 0; n < DBLOCKS; ++n) {
+        for (int e = 0; e < 4; ++e) o[n][e] = 0.0f;
+    }
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+    for (int t = 0; t < key_tiles; ++t) {
+        const int j0 = first_key + t * MMA_KEY_ROWS;
+        const int buffer = t % 2;
+        // Tile t+1 goes into the other buffer, which every warp left at the end of tile t-1.
+        if (t + 1 < key_tiles) {
+            const int next = j0 + MMA_KEY_ROWS, valid = min(MMA_KEY_ROWS, key_end - next);
+            const int other = (t + 1) % 2;
+            copy_tile_async<D>(k_s + other * MMA_KEY_ROWS * LD, k_head + static_cast<size_t>(next) * kv_stride,
+                               kv_stride, valid);
+            copy_tile_async<D>(v_s + other * MMA_KEY_ROWS * LD, v_head + static_cast<size_t>(next) * kv_stride,
+                               kv_stride, valid);
+        }
+        cp_async_commit();  // possibly empty, so that one wait<1> always means "tile t has landed"
+        cp_async_wait<1>();
+        __syncthreads();  // every thread's copies of tile t (and Q) are visible
+
+        if (t == 0) {
+            // Lane l addresses row l % 16 of the warp's rows, columns +8 for lanes 16..31: matrices
+            // (rows 0-7 | 8-15) x (k 0-7 | 8-15) in the order a0..a3 wants.
+            const uint16_t* row = q_s + (warp * 16 + lane % 16) * LD + (lane / 16) * 8;
+            for (int kk = 0; kk < KSTEPS; ++kk) ldmatrix<4>(q_frag[kk], row + kk * 16);
+        }
+
+        // Warp-uniform: none of the warp's rows sees a key of this tile (all later than its last
+        // row, or all at or before its first row minus the window). Its scores would all be -inf.
+        const bool skip = j0 > warp_first + 15 || (W > 0 && j0 + MMA_KEY_ROWS - 1 <= warp_first - W);
+        if (!skip) {
+            const uint16_t* const k_tile = k_s + buffer * MMA_KEY_ROWS * LD;
+            const uint16_t* const v_tile = v_s + buffer * MMA_KEY_ROWS * LD;
+            float s[SBLOCKS][4];
+            for (int n = 0; n < SBLOCKS; ++n) {
+                for (int e = 0; e < 4; ++e) s[n][e] = 0.0f;
+            }
+            // K fragments for key blocks n, n+1 at once: lane l addresses key 8*(l/16) + l%8 of the
+            // pair, d +8 for (l/8) odd, giving b0, b1 of block n and then of block n+1.
+            const uint16_t* const k_row = k_tile + ((lane / 16) * 8 + lane % 8) * LD + ((lane / 8) % 2) * 8;
+            for (int kk = 0; kk < KSTEPS; ++kk) {
+                for (int n = 0; n < SBLOCKS; n += 2) {
+                    uint32_t frag[4];
+                    ldmatrix<4>(frag, k_row + n * 8 * LD + kk * 16);
+                    const uint32_t b0[2] = {frag[0], frag[1]}, b1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(s[n], q_frag[kk], b0, s[n]);
+                    mma_m16n8k16_bf16(s[n + 1], q_frag[kk], b1, s[n + 1]);
+                }
+            }
+
+            // Scale, mask, and the online softmax; element e of block n is row row_of[e / 2], key
+            // j0 + 8n + 2*tig + e % 2.
+            float tile_max[2] = {-INFINITY, -INFINITY};
+            for (int n = 0; n < SBLOCKS; ++n) {
+                for (int e = 0; e < 4; ++e) {
+                    const int i = row_of[e / 2], j = j0 + n * 8 + tig * 2 + e % 2;
+                    const bool visible = j < key_end && j <= i && (W == 0 || j > i - W) && mask[j] != 0;
+                    s[n][e] = visible ? s[n][e] * shape.scale_log2 : -INFINITY;
+                    tile_max[e / 2] = fmaxf(tile_max[e / 2], s[n][e]);
+                }
+            }
+            float rescale[2], base[2];
+            for (int r = 0; r < 2; ++r) {
+                // A row's 64 keys of this tile are spread over the 4 lanes of its quad.
+                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+                const float new_max = fmaxf(m[r], tile_max[r]);
+                // A row that has seen no visible key keeps max -inf; exp2(s - 0) of its -inf scores
+                // is 0 and there is nothing to rescale (its l and O are 0), so base 0 avoids the
+                // NaN of -inf - -inf.
+                base[r] = new_max == -INFINITY ? 0.0f : new_max;
+                rescale[r] = exp2f(m[r] - base[r]);  // 0 on a row's first visible key
+                m[r] = new_max;
+                l[r] *= rescale[r];
+            }
+            for (int n = 0; n < DBLOCKS; ++n) {
+                for (int e = 0; e < 4; ++e) o[n][e] *= rescale[e / 2];
+            }
+            uint32_t p_frag[PSTEPS][4];
+            for (int n = 0; n < SBLOCKS; ++n) {
+                for (int e = 0; e < 4; ++e) {
+                    s[n][e] = exp2f(s[n][e] - base[e / 2]);
+                    l[e / 2] += s[n][e];
+                }
+                // Keys 16kk..16kk+7 (block 2kk) give a0 (row g) and a1 (row g+8); keys +8 (block
+                // 2kk+1) give a2 and a3.
+                p_frag[n / 2][(n % 2) * 2 + 0] = pack_bf16(s[n][0], s[n][1]);
+                p_frag[n / 2][(n % 2) * 2 + 1] = pack_bf16(s[n][2], s[n][3]);
+            }
+
+            // V fragments for d blocks n, n+1 of keys 16kk..16kk+15: lane l addresses key
+            // 8*((l/8)%2) + l%8, d +8 for l >= 16; transposed, they are b0, b1 of block n, then n+1.
+            const uint16_t* const v_row = v_tile + (((lane / 8) % 2) * 8 + lane % 8) * LD + (lane / 16) * 8;
+            for (int kk = 0; kk < PSTEPS; ++kk) {
+                for (int n = 0; n < DBLOCKS; n += 2) {
+                    uint32_t frag[4];
+                    ldmatrix<4, true>(frag, v_row + kk * 16 * LD + n * 8);
+                    const uint32_t b0[2] = {frag[0], frag[1]}, b1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(o[n], p_frag[kk], b0, o[n]);
+                    mma_m16n8k16_bf16(o[n + 1], p_frag[kk], b1, o[n + 1]);
+                }
+            }
+        }
+        __syncthreads();  // every warp is done with this buffer before tile t+2 is copied into it
+    }
+    cp_async_wait<0>();  // the last (empty) group: nothing may be left in flight at exit
+
+    for (int r = 0; r < 2; ++r) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    }
+    bf16* const out_head = out + (static_cast<size_t>(b) * T * H + h) * D;
+    for (int r = 0; r < 2; ++r) {
+        const int i = row_of[r];
+        if (i >= T) continue;
+        // l >= 1 once any key is visible (the max's own term is exp2(0)), so l = 0 means none.
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        bf16* const out_row = out_head + static_cast<size_t>(i) * q_stride;
+        for (int n = 0; n < DBLOCKS; ++n) {
+            const int c = n * 8 + tig * 2;
+            out_row[c] = from_f32<bf16>(o[n][r * 2] * inv);
+            out_row[c + 1] = from_f32<bf16>(o[n][r * 2 + 1] * inv);
+        }
+        if (tig == 0) {
+            lse[(static_cast<size_t>(b) * H + h) * T + i] =
+                l[r] > 0.0f ? (m[r] + log2f(l[r])) * 0.6931471805599453f : -INFINITY;
+        }
+    }
+}
+
+// dq of the backward on tensor cores (the dq pass of FA2's backward, without its float atomics:
+// one block owns each dq tile), for the forward's grid and key loop:
+//   p_ij = exp(s_ij - lse_i) (0 for a key i does not see, or when lse_i = -inf),
+//   dp_ij = dOut_i . v_j,  ds_ij = p_ij (dp_ij - delta_i) / sqrt(D),  dq_i = sum_j ds_ij k_j.
+// Shapes: dq, dOut, q [B,T,H,D] bf16; k, v [B,T,KVH,D] bf16; lse, delta [B,H,T] fp32.
+// Per key tile a warp computes S = Q K^T and dP = dOut V^T (both mma, V's [key][d] rows as the
+// "col" B operand, as K's are for S), forms dS in fp32 registers, rounds it to bf16 as the A
+// operand (FA2's layout trick again) and adds dS K (K's rows transposed by ldmatrix.trans, as V's
+// in the forward). Q and dOut fragments are reloaded from shared memory per tile (ldmatrix), which
+// keeps the warp's registers to the dq accumulators and two score tiles.
+// Shared: Q, dOut [64][LD] and 2 K + 2 V buffers: 6 * 64 * (D + 8) * 2 bytes = 54 KiB at D = 64,
+// 102 KiB at D = 128. Each dq element is summed by one lane in key order: deterministic.
+template <int D>
+__global__ void __launch_bounds__(MMA_THREADS)
+attention_dq_mma_kernel(bf16* dq, const bf16* dOut, const bf16* q, const bf16* k, const bf16* v,
+                        const int32_t* keyMask, const float* lse, const float* delta, MmaShape shape) {
+    constexpr int LD = mma_ld<D>();
+    constexpr int KSTEPS = D / 16, DBLOCKS = D / 8, SBLOCKS = MMA_KEY_ROWS / 8, PSTEPS = MMA_KEY_ROWS / 16;
+    SPIN_DYNAMIC_SHARED(uint16_t, shared);
+    uint16_t* const q_s = shared;                         // [64][LD]
+    uint16_t* const do_s = q_s + MMA_QUERY_ROWS * LD;     // [64][LD]
+    uint16_t* const k_s = do_s + MMA_QUERY_ROWS * LD;     // [2][64][LD]
+    uint16_t* const v_s = k_s + 2 * MMA_KEY_ROWS * LD;    // [2][64][LD]
+
+    const int T = shape.T, H = shape.H, KVH = shape.KVH, W = shape.window;
+    const int tiles = (T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS;
+    const int tile = tiles - 1 - static_cast<int>(blockIdx.x % tiles);
+    const int h = static_cast<int>(blockIdx.x / tiles) % H;
+    const int b = static_cast<int>(blockIdx.x / tiles) / H;
+    const int g = h / (H / KVH);
+    const int i0 = tile * MMA_QUERY_ROWS, rows = min(MMA_QUERY_ROWS, T - i0);
+    const size_t q_stride = static_cast<size_t>(H) * D, kv_stride = static_cast<size_t>(KVH) * D;
+    const size_t q_offset = (static_cast<size_t>(b) * T * H + h) * D;
+    const bf16* const k_head = k + (static_cast<size_t>(b) * T * KVH + g) * D;
+    const bf16* const v_head = v + (static_cast<size_t>(b) * T * KVH + g) * D;
+    const int32_t* const mask = keyMask + static_cast<size_t>(b) * T;
+    const size_t stat_offset = (static_cast<size_t>(b) * H + h) * T;
+
+    const int first_key = W > 0 ? max(0, i0 - W + 1) : 0;
+    const int key_end = i0 + rows;
+    const int key_tiles = (key_end - first_key + MMA_KEY_ROWS - 1) / MMA_KEY_ROWS;
+
+    copy_tile_async<D>(q_s, q + q_offset + static_cast<size_t>(i0) * q_stride, q_stride, rows);
+    copy_tile_async<D>(do_s, dOut + q_offset + static_cast<size_t>(i0) * q_stride, q_stride, rows);
+    copy_tile_async<D>(k_s, k_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
+                       min(MMA_KEY_ROWS, key_end - first_key));
+    copy_tile_async<D>(v_s, v_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
+                       min(MMA_KEY_ROWS, key_end - first_key));
+    cp_async_commit();
+
+    const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
+    const int group = lane / 4, tig = lane % 4;
+    const int warp_first = i0 + warp * 16;
+    const int row_of[2] = {warp_first + group, warp_first + group + 8};
+    // lse in log2 units (the scores' own); -inf marks a query with no visible key: no gradient.
+    float row_lse2[2], row_delta[2];
+    for (int r = 0; r < 2; ++r) {
+        const bool inside = row_of[r] < T;
+        row_lse2[r] = inside ? lse[stat_offset + row_of[r]] * 1.4426950408889634f : -INFINITY;
+        row_delta[r] = inside ? delta[stat_offset + row_of[r]] : 0.0f;
+    }
+    float acc[DBLOCKS][4];
+    for (int n = 0; n < DBLOCKS; ++n) {
+        for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+    }
+
+    for (int t = 0; t < key_tiles; ++t) {
+        const int j0 = first_key + t * MMA_KEY_ROWS;
+        const int buffer = t % 2;
+        if (t + 1 < key_tiles) {
+            const int next = j0 + MMA_KEY_ROWS, valid = min(MMA_KEY_ROWS, key_end - next);
+            const int other = (t + 1) % 2;
+            copy_tile_async<D>(k_s + other * MMA_KEY_ROWS * LD, k_head + static_cast<size_t>(next) * kv_stride,
+                               kv_stride, valid);
+            copy_tile_async<D>(v_s + other * MMA_KEY_ROWS * LD, v_head + static_cast<size_t>(next) * kv_stride,
+                               kv_stride, valid);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+
+        const bool skip = j0 > warp_first + 15 || (W > 0 && j0 + MMA_KEY_ROWS - 1 <= warp_first - W);
+        if (!skip) {
+            const uint16_t* const k_tile = k_s + buffer * MMA_KEY_ROWS * LD;
+            const uint16_t* const v_tile = v_s + buffer * MMA_KEY_ROWS * LD;
+            float s[SBLOCKS][4], dp[SBLOCKS][4];
+            for (int n = 0; n < SBLOCKS; ++n) {
+                for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
+            }
+            // A fragments of Q and dOut as in the forward; K and V rows as the forward's K.
+            const int a_at = (warp * 16 + lane % 16) * LD + (lane / 16) * 8;
+            const int b_at = ((lane / 16) * 8 + lane % 8) * LD + ((lane / 8) % 2) * 8;
+            for (int kk = 0; kk < KSTEPS; ++kk) {
+                uint32_t q_frag[4], do_frag[4];
+                ldmatrix<4>(q_frag, q_s + a_at + kk * 16);
+                ldmatrix<4>(do_frag, do_s + a_at + kk * 16);
+                for (int n = 0; n < SBLOCKS; n += 2) {
+                    uint32_t frag[4];
+                    ldmatrix<4>(frag, k_tile + b_at + n * 8 * LD + kk * 16);
+                    const uint32_t k0[2] = {frag[0], frag[1]}, k1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(s[n], q_frag, k0, s[n]);
+                    mma_m16n8k16_bf16(s[n + 1], q_frag, k1, s[n + 1]);
+                    ldmatrix<4>(frag, v_tile + b_at + n * 8 * LD + kk * 16);
+                    const uint32_t v0[2] = {frag[0], frag[1]}, v1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(dp[n], do_frag, v0, dp[n]);
+                    mma_m16n8k16_bf16(dp[n + 1], do_frag, v1, dp[n + 1]);
+                }
+            }
+            uint32_t ds_frag[PSTEPS][4];
+            for (int n = 0; n < SBLOCKS; ++n) {
+                float ds[4];
+                for (int e = 0; e < 4; ++e) {
+                    const int r = e / 2, i = row_of[r], j = j0 + n * 8 + tig * 2 + e % 2;
+                    const bool visible = j < key_end && j <= i && (W == 0 || j > i - W) && mask[j] != 0 &&
+                                         row_lse2[r] != -INFINITY;
+                    const float p = visible ? exp2f(s[n][e] * shape.scale_log2 - row_lse2[r]) : 0.0f;
+                    ds[e] = p * (dp[n][e] - row_delta[r]) * shape.scale;
+                }
+                ds_frag[n / 2][(n % 2) * 2 + 0] = pack_bf16(ds[0], ds[1]);
+                ds_frag[n / 2][(n % 2) * 2 + 1] = pack_bf16(ds[2], ds[3]);
+            }
+            const uint16_t* const k_row = k_tile + (((lane / 8) % 2) * 8 + lane % 8) * LD + (lane / 16) * 8;
+            for (int kk = 0; kk < PSTEPS; ++kk) {
+                for (int n = 0; n < DBLOCKS; n += 2) {
+                    uint32_t frag[4];
+                    ldmatrix<4, true>(frag, k_row + kk * 16 * LD + n * 8);
+                    const uint32_t b0[2] = {frag[0], frag[1]}, b1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(acc[n], ds_frag[kk], b0, acc[n]);
+                    mma_m16n8k16_bf16(acc[n + 1], ds_frag[kk], b1, acc[n + 1]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    cp_async_wait<0>();
+
+    for (int r = 0; r < 2; ++r) {
+        const int i = row_of[r];
+        if (i >= T) continue;
+        bf16* const dq_row = dq + q_offset + static_cast<size_t>(i) * q_stride;
+        for (int n = 0; n < DBLOCKS; ++n) {
+            const int c = n * 8 + tig * 2;
+            dq_row[c] = from_f32<bf16>(acc[n][r * 2]);
+            dq_row[c + 1] = from_f32<bf16>(acc[n][r * 2 + 1]);
+        }
+    }
+}
+
+template <int D>
+int launch_dq_mma(cudaStream_t stream, void* dq, const void* dOut, const void* q, const void* k, const void* v,
+                  const int32_t* keyMask, const float* lse, const float* delta, int B, int T, int H, int KVH,
+                  int window) {
+    const long long blocks = static_cast<long long>(B) * H * ((T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS);
+    if (blocks > 0x7fffffffLL) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_attention_backward: %lld blocks is too many", blocks);
+    }
+    const double scale = 1.0 / sqrt(static_cast<double>(D));
+    const MmaShape shape{T, H, KVH, window, static_cast<float>(1.4426950408889634 * scale), static_cast<float>(scale)};
+    constexpr size_t bytes = static_cast<size_t>(6) * MMA_QUERY_ROWS * mma_ld<D>() * sizeof(uint16_t);
+    SPIN_CUDA_TRY(cudaFuncSetAttribute(attention_dq_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(bytes)));
+    SPIN_LAUNCH(attention_dq_mma_kernel<D>, static_cast<unsigned int>(blocks), MMA_THREADS, bytes, stream,
+                static_cast<bf16*>(dq), static_cast<const bf16*>(dOut), static_cast<const bf16*>(q),
+                static_cast<const bf16*>(k), static_cast<const bf16*>(v), keyMask, lse, delta, shape);
+    SPIN_LAUNCH_CHECK(attention_dq_mma_kernel);
+    return SPIN_OK;
+}
+
+template <int D>
+int launch_forward_mma(cudaStream_t stream, void* out, float* lse, const void* q, const void* k, const void* v,
+                       const int32_t* keyMask, int B, int T, int H, int KVH, int window) {
+    const long long blocks = static_cast<long long>(B) * H * ((T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS);
+    if (blocks > 0x7fffffffLL) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_attention_forward: %lld blocks is too many", blocks);
+    }
+    // log2(e) / sqrt(D) in double, rounded once.
+    const double scale = 1.0 / sqrt(static_cast<double>(D));
+    const MmaShape shape{T, H, KVH, window, static_cast<float>(1.4426950408889634 * scale), static_cast<float>(scale)};
+    constexpr size_t bytes = mma_shared_bytes<D>();
+    if (bytes > DEFAULT_SHARED) {
+        SPIN_CUDA_TRY(cudaFuncSetAttribute(attention_forward_mma_kernel<D>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    }
+    SPIN_LAUNCH(attention_forward_mma_kernel<D>, static_cast<unsigned int>(blocks), MMA_THREADS, bytes, stream,
+                static_cast<bf16*>(out), lse, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
+                static_cast<const bf16*>(v), keyMask, shape);
+    SPIN_LAUNCH_CHECK(attention_forward_mma_kernel);
+    return SPIN_OK;
+}
+
+}  // namespace
+
+namespace spin {
+
+bool attention_forward_mma_supports(int dtype, int D, const void* q, const void* k, const void* v) {
+    auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    return dtype == SPIN_DTYPE_BF16 && (D == 64 || D == 128) && aligned(q) && aligned(k) && aligned(v);
+}
+
+int attention_forward_mma(cudaStream_t stream, void* out, float* lse, const void* q, const void* k, const void* v,
+                          const int32_t* keyMask, int B, int T, int H, int KVH, int D, int window) {
+    switch (D) {
+        case 64:
+            return launch_forward_mma<64>(stream, out, lse, q, k, v, keyMask, B, T, H, KVH, window);
+        case 128:
+            return launch_forward_mma<128>(stream, out, lse, q, k, v, keyMask, B, T, H, KVH, window);
+        default:
+            return fail(SPIN_ERR_INVALID_ARG, "spin_attention_forward: the tensor-core kernel has no head dim %d", D);
+    }
+}
+
+int attention_dq_mma(cudaStream_t stream, void* dq, const void* dOut, const void* q, const void* k, const void* v,
+                     const int32_t* keyMask, const float* lse, const float* delta, int B, int T, int H, int KVH, int D,
+                     int window) {
+    switch (D) {
+        case 64:
+            return launch_dq_mma<64>(stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window);
+        case 128:
+            return launch_dq_mma<128>(stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window);
+        default:
+            return fail(SPIN_ERR_INVALID_ARG, "spin_attention_backward: the tensor-core dq has no head dim %d", D);
+    }
+}
+
+}  // namespace spin
