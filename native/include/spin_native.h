@@ -23,7 +23,7 @@ extern "C" {
 #define SPIN_EXPORT __attribute__((visibility("default")))
 
 /* Bumped whenever an entry point or struct below changes, so Java refuses a stale library. */
-#define SPIN_ABI_VERSION 4
+#define SPIN_ABI_VERSION 5
 
 enum spin_status {
     SPIN_OK = 0,
