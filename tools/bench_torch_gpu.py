@@ -9,7 +9,8 @@ per-token ops, attention at B*T = 16384 tokens; --tiny divides them as spin's --
 
 Beyond spin's rows it times what a training or generation step costs in PyTorch itself: one
 Mistral-7B decoder layer forward + backward (transformers' MistralDecoderLayer, SDPA, bf16;
-tokens/s and MFU), and batched greedy generation (HF generate with a static cache) on a random
+tokens/s and MFU), the training step of a few-layer MistralForCausalLM at Mistral-7B widths
+(forward, token log-probs, backward; spin bench train's peer), and batched greedy generation (HF generate with a static cache) on a random
 Mistral-7B-width model of few layers. Every figure is the median of --runs runs, each timed alone
 (CUDA events on a GPU) after warm-up runs. Each peer runs in its own try/except: one that cannot
 run (no flash kernel, no transformers, out of memory) prints "skipped: <reason>" in its row and
@@ -338,6 +339,36 @@ def decoder_layer(b, s):
     b.peer("decoder_layer.fwdbwd", shape, run)
 
 
+def training_step(b, s, layers, batch, t):
+    """MistralForCausalLM of `layers` layers at Mistral-7B widths: forward, each token's log-prob of the
+    next one (SPIN's per-sequence sums come from these), backward; the peer of `spin bench train
+    --preset mistral-7b --layers L --batch B --seq-len T`. FLOPs as spin.bench.TrainingFlops counts them."""
+    t = max(1, t // s["scale"])
+    shape = f"layers={layers} B={batch} T={t} C={s['hidden']} sdpa {'bf16' if b.cuda else 'f32'}"
+
+    def run():
+        from transformers import MistralForCausalLM
+        torch.manual_seed(0)
+        model = MistralForCausalLM(mistral_config(s, layers)).to(device=b.dev, dtype=b.dtype)
+        ids = torch.randint(0, s["vocab"], (batch, t), device=b.dev)
+
+        def step():
+            with sdpa_context(b):
+                logits = model(input_ids=ids).logits
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+            (-logp.sum() / logp.numel()).backward()
+
+        per_layer = (s["hidden"] * s["heads"] * s["head_dim"] * 2 + 2 * s["hidden"] * s["kv_heads"] * s["head_dim"]
+                     + 3 * s["hidden"] * s["ffn"])
+        matrices = layers * per_layer + s["hidden"] * s["vocab"]
+        flops = 6.0 * matrices * batch * t + 3.5 * layers * attention_flops(batch, t, s["heads"], s["head_dim"], 0)
+        ms = b.median_ms(step, setup=lambda: model.zero_grad(set_to_none=True))
+        del model
+        return ms, {"tokens": batch * t, "mfu_flops": flops}
+
+    b.peer("train.step", shape, run)
+
+
 def generation(b, s, layers):
     """HF generate, greedy, static cache: prompts of 32 random tokens, 64 new tokens (EOS ignored)."""
     prompt, new = 32, 64
@@ -381,7 +412,11 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="timed runs per figure; the median is printed")
     ap.add_argument("--warmups", type=int, default=2)
     ap.add_argument("--gen-layers", type=int, default=2, help="decoder layers of the generation model")
-    ap.add_argument("--only", default="kernels,layer,generate", help="comma list of: kernels, layer, generate")
+    ap.add_argument("--train-layers", type=int, default=2, help="decoder layers of the training-step model")
+    ap.add_argument("--train-batch", type=int, default=2, help="sequences of the training step")
+    ap.add_argument("--train-seq-len", type=int, default=2048, help="tokens per sequence of the training step")
+    ap.add_argument("--only", default="kernels,layer,train,generate",
+                    help="comma list of: kernels, layer, train, generate")
     ap.add_argument("--verbose", action="store_true", help="print the traceback of a skipped peer")
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -409,6 +444,8 @@ def main():
         kernels(b, s)
     if "layer" in parts:
         decoder_layer(b, s)
+    if "train" in parts:
+        training_step(b, s, args.train_layers, args.train_batch, args.train_seq_len)
     if "generate" in parts:
         generation(b, s, args.gen_layers)
     if GQA_REPEATED:

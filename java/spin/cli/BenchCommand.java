@@ -23,6 +23,7 @@ import spin.bench.KernelBench;
 import spin.bench.KernelCase;
 import spin.bench.KernelCases;
 import spin.bench.KernelShapes;
+import spin.bench.TrainingFlops;
 import spin.generate.BatchGenerator;
 import spin.generate.GenerationListener;
 import spin.generate.GenerationRequest;
@@ -49,13 +50,16 @@ public final class BenchCommand implements Runnable {
 
     /** Forward + backward of a random preset model on random tokens, median over iterations. */
     @Command(name = "train", mixinStandardHelpOptions = true,
-            description = "Training throughput: forward + backward tokens/s of a preset model on the CPU backend.")
+            description = "Training throughput: forward + backward tokens/s and MFU of a preset model (any --layers) on any backend.")
     static final class Train implements Callable<Integer> {
         @Spec
         private CommandSpec spec;
 
         @Option(names = "--preset", defaultValue = "small", description = "tiny | small | mistral-7b (default ${DEFAULT-VALUE})")
         private String preset;
+
+        @Option(names = "--layers", description = "decoder layers instead of the preset's (e.g. 2 at Mistral-7B widths)")
+        private Integer layers;
 
         @Option(names = "--batch", defaultValue = "4", description = "sequences per step (default ${DEFAULT-VALUE})")
         private int batch;
@@ -81,7 +85,7 @@ public final class BenchCommand implements Runnable {
             atLeastOne("--seq-len", sequenceLength);
             atLeastOne("--iters", iterations);
             PrintWriter out = spec.commandLine().getOut();
-            MistralConfig config = MistralConfig.preset(preset);
+            MistralConfig config = presetModel(preset, layers);
             withinPositions(config, "--seq-len", sequenceLength);
             int t = device.threadCount() == 0 ? Runtime.getRuntime().availableProcessors() : device.threadCount();
             try (Backend backend = device.open()) {
@@ -138,11 +142,16 @@ public final class BenchCommand implements Runnable {
                 }
                 Arrays.sort(seconds);
                 double median = seconds[iterations / 2];
-                out.printf("spin bench train: preset %s, batch %d x %d tokens, %d threads, recompute %s, log-prob chunk rows %d, "
-                        + "%s backend%n", preset, batch, sequenceLength, t, recompute ? "on" : "off", model.logProbChunkRows(),
+                out.printf("spin bench train: preset %s, %d layers, batch %d x %d tokens, %d threads, recompute %s, log-prob chunk rows %d, "
+                        + "%s backend%n", preset, config.numHiddenLayers(), batch, sequenceLength, t, recompute ? "on" : "off", model.logProbChunkRows(),
                         backend.name());
                 out.printf("median %.3f s per step (min %.3f, max %.3f) over %d iterations: %.1f tokens/s%n", median, seconds[0],
                         seconds[iterations - 1], iterations, n / median);
+                double flops = TrainingFlops.perStep(config, batch, sequenceLength);
+                Optional<DevicePeaks> peaks = DevicePeaks.of(backend.name());
+                out.printf("model FLOPs %.3g per step (6 per weight and token + attention; recompute not counted): %.1f TFLOP/s%s%n",
+                        flops, flops / median / 1e12, peaks.map(p -> String.format(", MFU %.1f%% of %s's %.0f TFLOP/s dense bf16",
+                                100 * flops / median / 1e12 / p.bf16Tflops(), p.device(), p.bf16Tflops())).orElse(""));
                 MemoryPlan plan = plan(config, backend.computeType());
                 backend.memoryUsage().ifPresent(usage -> out.printf(
                         "device memory peak %s; predicted %s (the pool's peak as spin inspect --memory plans it)%n",
@@ -224,6 +233,18 @@ public final class BenchCommand implements Runnable {
         }
     }
 
+    /** The preset's shape, with {@code layers} decoder layers where given (--layers). */
+    private static MistralConfig presetModel(String preset, Integer layers) {
+        MistralConfig c = MistralConfig.preset(preset);
+        if (layers == null) {
+            return c;
+        }
+        atLeastOne("--layers", layers);
+        return new MistralConfig(c.vocabSize(), c.hiddenSize(), c.intermediateSize(), layers, c.numAttentionHeads(),
+                c.numKeyValueHeads(), c.headDim(), c.maxPositionEmbeddings(), c.rmsNormEps(), c.ropeTheta(),
+                c.slidingWindow(), c.tieWordEmbeddings(), c.initializerRange(), c.bosTokenId(), c.eosTokenId());
+    }
+
     /** A size flag of a benchmark: at least one. */
     private static void atLeastOne(String flag, int value) {
         if (value < 1) {
@@ -249,13 +270,16 @@ public final class BenchCommand implements Runnable {
      * on its own line.
      */
     @Command(name = "generate", mixinStandardHelpOptions = true,
-            description = "Generation throughput: prefill and decode tokens/s of a preset model through the batched engine (CPU).")
+            description = "Generation throughput: prefill and decode tokens/s of a preset model through the batched engine, on any backend.")
     static final class Generate implements Callable<Integer> {
         @Spec
         private CommandSpec spec;
 
         @Option(names = "--preset", defaultValue = "small", description = "tiny | small | mistral-7b (default ${DEFAULT-VALUE})")
         private String preset;
+
+        @Option(names = "--layers", description = "decoder layers instead of the preset's (e.g. 2 at Mistral-7B widths)")
+        private Integer layers;
 
         @Option(names = "--batch", defaultValue = "1", description = "sequences decoding together (default ${DEFAULT-VALUE})")
         private int batch;
@@ -307,7 +331,7 @@ public final class BenchCommand implements Runnable {
                 throw new IllegalArgumentException("--warmup-seconds must be >= 0, got " + warmupSeconds);
             }
             PrintWriter out = spec.commandLine().getOut();
-            MistralConfig config = MistralConfig.preset(preset);
+            MistralConfig config = presetModel(preset, layers);
             withinPositions(config, "--prompt-len + --new-tokens", (long) promptLength + newTokens);
             int t = device.threadCount() == 0 ? Runtime.getRuntime().availableProcessors() : device.threadCount();
             int blockSize = GenerationOptions.BLOCK_SIZE;
@@ -350,8 +374,8 @@ public final class BenchCommand implements Runnable {
             Arrays.sort(prefill);
             Arrays.sort(decode);
             double p = prefill[iterations / 2], d = decode[iterations / 2];
-            out.printf("spin bench generate: preset %s, batch %d, prompt %d tokens, %d new tokens, %d threads, device %s, greedy, "
-                    + "%d warm-up runs%n", preset, batch, promptLength, newTokens, t, device.spec(), warmups);
+            out.printf("spin bench generate: preset %s, %d layers, batch %d, prompt %d tokens, %d new tokens, %d threads, device %s, greedy, "
+                    + "%d warm-up runs%n", preset, config.numHiddenLayers(), batch, promptLength, newTokens, t, device.spec(), warmups);
             out.printf("weights: %.1f MiB packed for the GEMM once, in %.3f s (not part of the step times)%n",
                     packedBytes / 1048576.0, packSeconds);
             out.printf("prefill: median %.4f s (min %.4f, max %.4f): %.1f tokens/s%n", p, prefill[0], prefill[iterations - 1],

@@ -87,6 +87,10 @@ class DeviceOptionsTest {
         CliRun.Result cpu = run(concat(shape, "--device", "cpu", "--threads", "1"));
         assertEquals(0, cpu.exitCode(), cpu.err());
         assertFalse(cpu.out().contains("host synchronisations"), cpu.out());
+        assertTrue(cpu.out().contains(", 2 layers, ") && cpu.out().contains("model FLOPs"), cpu.out());
+        CliRun.Result oneLayer = run(concat(shape, "--device", "cpu", "--threads", "1", "--layers", "1"));
+        assertEquals(0, oneLayer.exitCode(), oneLayer.err());
+        assertTrue(oneLayer.out().contains(", 1 layers, "), oneLayer.out());
     }
 
     private static String[] concat(String[] a, String... b) {
