@@ -347,6 +347,14 @@ SPIN_EXPORT int spin_attention_cached_forward(spin_stream_t stream, int dtype, v
 SPIN_EXPORT int spin_rmsnorm_forward(spin_stream_t stream, int dtype, void* out, float* rstd, const void* in,
                                      const void* weight, int N, int C, float eps);
 
+/*
+ * sum[N,C] = a + b rounded to dtype (as spin_add), then out/rstd = spin_rmsnorm_forward of that rounded
+ * sum, bit for bit, in one pass: the residual add and the norm after it read the stream once.
+ * sum may alias a or b; out may alias none of sum, a, b (SPIN_ERR_INVALID_ARG). N == 0 does nothing.
+ */
+SPIN_EXPORT int spin_add_rmsnorm_forward(spin_stream_t stream, int dtype, void* sum, void* out, float* rstd,
+                                         const void* a, const void* b, const void* weight, int N, int C, float eps);
+
 /* Bytes of device scratch that spin_rmsnorm_backward needs for these shapes. */
 SPIN_EXPORT int spin_rmsnorm_backward_scratch_bytes(int N, int C, size_t* out);
 

@@ -147,6 +147,30 @@ public final class MistralModel implements AutoCloseable {
         return zero == null ? parameters() : zero.master();
     }
 
+    /**
+     * The compute copy an optimizer step may write in the same pass as the master weights
+     * ({@link spin.backend.Backend#adamwStep(spin.backend.Tensor, spin.backend.Tensor, spin.backend.Tensor,
+     * spin.backend.Tensor, spin.backend.Tensor, float, float, float, float, float, long) adamwStep} with a
+     * compute copy), laid out like {@link #masterWeights()}; null where there is none to keep: F32
+     * compute, or a ZeRO-3 rank, whose compute weights are rounded into each unit's gather buffer.
+     * Call it after {@link #masterWeights()}; a caller that writes every slot of it calls
+     * {@link #computeWeightsWritten()} once done, or else the copy stays stale and is rounded afresh.
+     */
+    public ParameterBuffer computeWeightsForStep() {
+        return zero == null ? computeWeights : null;
+    }
+
+    /**
+     * Marks the compute copy fresh: every slot of {@link #computeWeightsForStep()} was written with
+     * the master's current values rounded, so the next pass skips the separate cast.
+     */
+    public void computeWeightsWritten() {
+        if (computeWeightsForStep() == null) {
+            throw new IllegalStateException("this model keeps no compute copy for an optimizer to write");
+        }
+        computeWeightsStale = false;
+    }
+
     /** The F32 gradients laid out like {@link #masterWeights()}: {@link #gradients()}, or a rank's gradient shard. */
     public ParameterBuffer masterGradients() {
         return zero == null ? gradients() : zero.gradients();
@@ -333,8 +357,7 @@ public final class MistralModel implements AutoCloseable {
         backend.ropeForward(a.k, a.k, positions, theta);
         attention.run(l, a);
         backend.matmulForward(scratch, a.attention.reshape(n, config.queryDim()), w.get(Names.o(l)));
-        backend.add(a.middle, in, scratch);
-        backend.rmsnormForward(a.normed2, a.rstd2, a.middle, w.get(Names.postAttentionNorm(l)), eps);
+        backend.addRmsnormForward(a.middle, a.normed2, a.rstd2, in, scratch, w.get(Names.postAttentionNorm(l)), eps);
         backend.matmulForward(a.gate, a.normed2, w.get(Names.gate(l)));
         backend.matmulForward(a.up, a.normed2, w.get(Names.up(l)));
         backend.swigluForward(a.activated, a.gate, a.up);
