@@ -194,6 +194,13 @@ SPIN_EXPORT int spin_rope_forward(spin_stream_t stream, int dtype, void* out, co
 /* dIn = dOut rotated by the negative angle; dIn may alias dOut; dtype covers both. */
 SPIN_EXPORT int spin_rope_backward(spin_stream_t stream, int dtype, void* dIn, const void* dOut,
                                    const int32_t* positions, int B, int T, int H, int D, float theta);
+/* q [B,T,H,D] and k [B,T,KVH,D] rotated in place in one launch, each cos/sin row computed once for
+   both: bit for bit spin_rope_forward(q, q) then spin_rope_forward(k, k) (the backward likewise of
+   spin_rope_backward). dtype covers q and k. */
+SPIN_EXPORT int spin_rope_qk_forward(spin_stream_t stream, int dtype, void* q, void* k, const int32_t* positions,
+                                     int B, int T, int H, int KVH, int D, float theta);
+SPIN_EXPORT int spin_rope_qk_backward(spin_stream_t stream, int dtype, void* dq, void* dk, const int32_t* positions,
+                                      int B, int T, int H, int KVH, int D, float theta);
 
 /* ---- kernels: SwiGLU (kernels/swiglu.cu) -------------------------------------------------- */
 

@@ -255,6 +255,16 @@ public interface Backend extends AutoCloseable {
     /** dIn[B,T,H,D] = rotation of dOut by the negative angle. dIn may alias dOut. Activations: dIn, dOut. */
     void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta);
 
+    /**
+     * {@link #ropeForward} of q [B,T,H,D] and k [B,T,KVH,D] (same B, T, D), each in place, in one
+     * pass that computes each position's angles once for both: bit for bit
+     * {@code ropeForward(q, q, ...)} then {@code ropeForward(k, k, ...)}. Activations: q, k.
+     */
+    void ropeQkForward(Tensor q, Tensor k, Tensor positions, float theta);
+
+    /** {@link #ropeBackward} of dq and dk in place, likewise in one pass: bit for bit the two calls. */
+    void ropeQkBackward(Tensor dq, Tensor dk, Tensor positions, float theta);
+
     // ---------------------------------------------------------------- attention
 
     /**

@@ -108,20 +108,28 @@ public final class KernelCases {
         // RoPE rotates q and k in place, as the model does, over one sequence of N positions.
         long qk = n * (s.heads() + s.kvHeads()) * s.headDim();
         String ropeShape = rows + "H=" + s.heads() + " KVH=" + s.kvHeads() + " D=" + s.headDim() + " " + activations.name().toLowerCase();
-        for (boolean backward : new boolean[] {false, true}) {
-            cases.add(new KernelCase(backward ? "rope.bwd" : "rope.fwd", ropeShape, KernelCase.Work.bytes(2.0 * qk * a + 8 * n), b -> {
-                Operands o = new Operands(b);
-                Tensor q = o.filled(activations, 0.5f, 1, s.rows(), s.heads(), s.headDim());
-                Tensor k = o.filled(activations, 0.5f, 1, s.rows(), s.kvHeads(), s.headDim());
-                Tensor positions = o.held(b.fromHost(iota(s.rows()), 1, s.rows()));
-                return o.body(backward ? () -> {
-                    b.ropeBackward(q, q, positions, 1e6f);
-                    b.ropeBackward(k, k, positions, 1e6f);
-                } : () -> {
-                    b.ropeForward(q, q, positions, 1e6f);
-                    b.ropeForward(k, k, positions, 1e6f);
-                });
-            }));
+        // rope_qk: the same rotations in one launch (each position's angles computed once for q and k).
+        for (boolean fused : new boolean[] {false, true}) {
+            for (boolean backward : new boolean[] {false, true}) {
+                String name = (fused ? "rope_qk" : "rope") + (backward ? ".bwd" : ".fwd");
+                cases.add(new KernelCase(name, ropeShape, KernelCase.Work.bytes(2.0 * qk * a + 8 * n), b -> {
+                    Operands o = new Operands(b);
+                    Tensor q = o.filled(activations, 0.5f, 1, s.rows(), s.heads(), s.headDim());
+                    Tensor k = o.filled(activations, 0.5f, 1, s.rows(), s.kvHeads(), s.headDim());
+                    Tensor positions = o.held(b.fromHost(iota(s.rows()), 1, s.rows()));
+                    if (fused) {
+                        return o.body(backward ? () -> b.ropeQkBackward(q, k, positions, 1e6f)
+                                : () -> b.ropeQkForward(q, k, positions, 1e6f));
+                    }
+                    return o.body(backward ? () -> {
+                        b.ropeBackward(q, q, positions, 1e6f);
+                        b.ropeBackward(k, k, positions, 1e6f);
+                    } : () -> {
+                        b.ropeForward(q, q, positions, 1e6f);
+                        b.ropeForward(k, k, positions, 1e6f);
+                    });
+                }));
+            }
         }
         long nf = n * s.ffn();
         String rowsFfn = rows + "F=" + s.ffn() + " " + activations.name().toLowerCase();

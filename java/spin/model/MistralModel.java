@@ -353,8 +353,7 @@ public final class MistralModel implements AutoCloseable {
         backend.matmulForward(a.q.reshape(n, config.queryDim()), a.normed1, w.get(Names.q(l)));
         backend.matmulForward(a.k.reshape(n, config.keyValueDim()), a.normed1, w.get(Names.k(l)));
         backend.matmulForward(a.v.reshape(n, config.keyValueDim()), a.normed1, w.get(Names.v(l)));
-        backend.ropeForward(a.q, a.q, positions, theta);
-        backend.ropeForward(a.k, a.k, positions, theta);
+        backend.ropeQkForward(a.q, a.k, positions, theta);
         attention.run(l, a);
         backend.matmulForward(scratch, a.attention.reshape(n, config.queryDim()), w.get(Names.o(l)));
         backend.addRmsnormForward(a.middle, a.normed2, a.rstd2, in, scratch, w.get(Names.postAttentionNorm(l)), eps);
@@ -444,8 +443,7 @@ public final class MistralModel implements AutoCloseable {
                 a.attention.reshape(n, config.queryDim()), w.get(Names.o(l)));
         backend.attentionBackward(d.q, d.k, d.v, d.attention, a.q, a.k, a.v, s.keyMask, a.attention, a.attentionLse,
                 config.slidingWindow());
-        backend.ropeBackward(d.q, d.q, s.positions, config.ropeTheta());
-        backend.ropeBackward(d.k, d.k, s.positions, config.ropeTheta());
+        backend.ropeQkBackward(d.q, d.k, s.positions, config.ropeTheta());
         backend.matmulBackward(d.normedC, g.get(Names.q(l)), d.q.reshape(n, config.queryDim()), a.normed1,
                 w.get(Names.q(l)));
         backend.matmulBackward(d.scratchC, g.get(Names.k(l)), d.k.reshape(n, config.keyValueDim()), a.normed1,

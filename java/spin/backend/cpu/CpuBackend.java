@@ -478,36 +478,53 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void ropeForward(Tensor out, Tensor in, Tensor positions, float theta) {
-        rotate(out, in, positions, theta, 1f);
+        rotate(out, in, null, positions, theta, 1f);
     }
 
     @Override
     public void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta) {
-        rotate(dIn, dOut, positions, theta, -1f);
+        rotate(dIn, dOut, null, positions, theta, -1f);
     }
 
-    /** Rotates pairs (i, i + D/2) of every head by angle * direction. */
-    private void rotate(Tensor out, Tensor in, Tensor positions, float theta, float direction) {
+    @Override
+    public void ropeQkForward(Tensor q, Tensor k, Tensor positions, float theta) {
+        rotate(q, q, k, positions, theta, 1f);
+    }
+
+    @Override
+    public void ropeQkBackward(Tensor dq, Tensor dk, Tensor positions, float theta) {
+        rotate(dq, dq, dk, positions, theta, -1f);
+    }
+
+    /**
+     * Rotates pairs (i, i + D/2) of every head of in into out by angle * direction and, where
+     * {@code second} is given (q and k together), every head of second in place by the same angles.
+     */
+    private void rotate(Tensor out, Tensor in, Tensor second, Tensor positions, float theta, float direction) {
         requireF32(out, in);
         requireDtype(positions, DType.I32, "positions");
         requireSameSize(out, in, "in");
-        if (in.rank() != 4) {
-            throw new IllegalArgumentException("rope expects [B,T,H,D], got " + in);
-        }
-        int b = in.dim(0), t = in.dim(1), heads = in.dim(2), d = in.dim(3);
-        if (d % 2 != 0) {
-            throw new IllegalArgumentException("rope needs an even head dim, got " + d);
+        int[] shape = Operands.ropeShape(in);
+        int b = shape[0], t = shape[1], heads = shape[2], d = shape[3];
+        int secondHeads = 0;
+        if (second != null) {
+            requireF32(second);
+            int[] secondShape = Operands.ropeShape(second);
+            if (secondShape[0] != b || secondShape[1] != t || secondShape[3] != d) {
+                throw new IllegalArgumentException("q " + in + " and k " + second + " need the same B, T and D");
+            }
+            secondHeads = secondShape[2];
         }
         requireLength(positions, (long) b * t);
-        int half = d / 2;
-        MemorySegment o = out.memory(), x = in.memory(), pos = positions.memory();
+        int half = d / 2, kHeads = secondHeads;
+        MemorySegment o = out.memory(), x = in.memory(), pos = positions.memory(), k = second == null ? null : second.memory();
         int maxPosition = 0;
         for (int bt = 0; bt < b * t; bt++) {
             maxPosition = Math.max(maxPosition, i32(pos, bt));
         }
         Rope.Table table = ropeTable(d, theta, maxPosition);
         float[] invFreq = table == null ? Rope.inverseFrequencies(d, theta) : null;
-        pool.forRange(b * t, Math.max(1, 4096 / (heads * d)), (start, end) -> {
+        pool.forRange(b * t, Math.max(1, 4096 / ((heads + kHeads) * d)), (start, end) -> {
             float[] cos = new float[half];
             float[] sin = new float[half];
             for (int bt = start; bt < end; bt++) {
@@ -523,6 +540,9 @@ public final class CpuBackend implements Backend {
                 }
                 for (int h = 0; h < heads; h++) {
                     rotateHead(o, x, ((long) bt * heads + h) * d, half, c, s, row, direction);
+                }
+                for (int h = 0; h < kHeads; h++) {
+                    rotateHead(k, k, ((long) bt * kHeads + h) * d, half, c, s, row, direction);
                 }
             }
         });

@@ -405,6 +405,16 @@ public final class CudaBackend implements Backend {
         rope.backward(dIn, dOut, positions, theta);
     }
 
+    @Override
+    public void ropeQkForward(Tensor q, Tensor k, Tensor positions, float theta) {
+        rope.qkForward(q, k, positions, theta);
+    }
+
+    @Override
+    public void ropeQkBackward(Tensor dq, Tensor dk, Tensor positions, float theta) {
+        rope.qkBackward(dq, dk, positions, theta);
+    }
+
     // ---------------------------------------------------------------- attention
 
     @Override

@@ -364,6 +364,49 @@ abstract class BackendContract {
         return new Tensor[] {sum, normed, rstd};
     }
 
+    /**
+     * RoPE of q and k in one pass against the two in-place calls it replaces, bit for bit, forward and
+     * backward, on the CPU and on the device in each dtype it computes in (GQA: k has fewer heads; a
+     * negative position takes the CPU's path outside its angle table).
+     */
+    @ParameterizedTest
+    @CsvSource({"1,1,1,1,2,F32", "2,5,4,2,8,F32", "2,7,3,3,130,F32", "2,5,4,2,8,BF16", "2,7,3,1,130,BF16"})
+    void ropeQkIsBitForBitRopeOfQThenOfK(int b, int t, int h, int kvh, int d, DType act) {
+        float[] q = bf16Floats(b * t * h * d, 1f), k = bf16Floats(b * t * kvh * d, 1f);
+        int[] positions = random.ints(b * t, 0, 5000).toArray();
+        positions[positions.length - 1] = -3;
+        float theta = 10000f;
+        for (Backend be : List.of(cpu, device)) {
+            if (!be.computeTypes().contains(act)) {
+                continue;
+            }
+            Tensor pos = track(be.fromHost(positions, b, t));
+            for (boolean forward : new boolean[] {true, false}) {
+                Tensor q1 = track(input(be, act, q, b, t, h, d)), k1 = track(input(be, act, k, b, t, kvh, d));
+                Tensor q2 = track(input(be, act, q, b, t, h, d)), k2 = track(input(be, act, k, b, t, kvh, d));
+                if (forward) {
+                    be.ropeForward(q1, q1, pos, theta);
+                    be.ropeForward(k1, k1, pos, theta);
+                    be.ropeQkForward(q2, k2, pos, theta);
+                } else {
+                    be.ropeBackward(q1, q1, pos, theta);
+                    be.ropeBackward(k1, k1, pos, theta);
+                    be.ropeQkBackward(q2, k2, pos, theta);
+                }
+                for (Tensor[] pair : new Tensor[][] {{q1, q2}, {k1, k2}}) {
+                    float[] expected = be.read(pair[0]), actual = be.read(pair[1]);
+                    for (int i = 0; i < expected.length; i++) {
+                        if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
+                            fail("ropeQk" + (forward ? "Forward " : "Backward ") + (pair[0] == q1 ? "q" : "k") + " " + act
+                                    + ": element " + i + " is " + actual[i] + " on " + be.name() + ", " + expected[i]
+                                    + " from the two rope calls (seed " + seed + ")");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @ParameterizedTest
     @CsvSource({"1,1,1,2", "2,5,3,8", "2,7,4,24"})
     void ropeForwardAndBackwardInPlace(int b, int t, int h, int d) {
