@@ -1,5 +1,5 @@
 // RMSNorm as in HF Mistral, on fp32 or bf16 activations (statistics and dWeight in fp32):
-// forward and backward with their launchers.
+// forward (alone, or fused with the residual add before it) and backward with their launchers.
 //   forward:  rstd[n] = 1 / sqrt(mean(in[n,:]^2) + eps);  out[n,c] = (in[n,c] * rstd[n]) * weight[c]
 //   backward: dIn[n,c] = rstd * (weight[c] * dOut[n,c] - in[n,c] * rstd^2 * dot[n] / C),
 //             dot[n] = sum_c dOut[n,c] * weight[c] * in[n,c];
@@ -22,6 +22,19 @@ constexpr int REDUCE_LANES = 8;
 constexpr size_t DEFAULT_SHARED_LIMIT = 48 * 1024;
 constexpr size_t BLOCK_SUM_SHARED_BYTES = RMSNORM_BLOCK / WARP_SIZE * sizeof(float);
 
+// The row body both forward kernels share, so the fused add + norm gives rmsnorm's bits: each thread's
+// partial sum of squares over columns t, t + BLOCK, ... reduced in block_sum's fixed order, then the scale.
+__device__ float rmsnorm_row_rstd(float sum_squares, float* warp_sums, int C, float eps) {
+    sum_squares = block_sum<RMSNORM_BLOCK>(sum_squares, warp_sums);
+    // 1/sqrtf rather than the approximate rsqrtf: correctly rounded, as the CPU op computes it.
+    return 1.0f / sqrtf(sum_squares / C + eps);
+}
+
+template <typename T>
+__device__ void rmsnorm_row_scale(T* y, const T* x, const T* weight, int C, float r) {
+    for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) y[c] = from_f32<T>((to_f32(x[c]) * r) * to_f32(weight[c]));
+}
+
 // One block per row: the row is read once for the sum of squares and again (from cache) to scale.
 template <typename T>
 __global__ void __launch_bounds__(RMSNORM_BLOCK)
@@ -29,18 +42,36 @@ rmsnorm_forward_kernel(T* out, float* rstd, const T* in, const T* weight, int C,
     __shared__ float warp_sums[RMSNORM_BLOCK / WARP_SIZE];
     const size_t row_offset = static_cast<size_t>(blockIdx.x) * C;
     const T* x = in + row_offset;
-    T* y = out + row_offset;
 
     float sum_squares = 0.0f;
     for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) {
         const float xc = to_f32(x[c]);
         sum_squares += xc * xc;
     }
-    sum_squares = block_sum<RMSNORM_BLOCK>(sum_squares, warp_sums);
+    const float r = rmsnorm_row_rstd(sum_squares, warp_sums, C, eps);
+    rmsnorm_row_scale(out + row_offset, x, weight, C, r);
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+}
 
-    // 1/sqrtf rather than the approximate rsqrtf: correctly rounded, as the CPU op computes it.
-    const float r = 1.0f / sqrtf(sum_squares / C + eps);
-    for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) y[c] = from_f32<T>((to_f32(x[c]) * r) * to_f32(weight[c]));
+// add then rmsnorm in one pass over a and b: the sum is rounded to T before it is squared, as
+// add_kernel (kernels/elementwise.cu) stores it. Each thread scales back only the columns it wrote,
+// so it reads its own stores and needs no barrier. sum may alias a or b; out aliases none.
+template <typename T>
+__global__ void __launch_bounds__(RMSNORM_BLOCK)
+add_rmsnorm_forward_kernel(T* sum, T* out, float* rstd, const T* a, const T* b, const T* weight, int C, float eps) {
+    __shared__ float warp_sums[RMSNORM_BLOCK / WARP_SIZE];
+    const size_t row_offset = static_cast<size_t>(blockIdx.x) * C;
+    T* s = sum + row_offset;
+
+    float sum_squares = 0.0f;
+    for (int c = threadIdx.x; c < C; c += RMSNORM_BLOCK) {
+        const T rounded = from_f32<T>(to_f32(a[row_offset + c]) + to_f32(b[row_offset + c]));
+        s[c] = rounded;
+        const float xc = to_f32(rounded);
+        sum_squares += xc * xc;
+    }
+    const float r = rmsnorm_row_rstd(sum_squares, warp_sums, C, eps);
+    rmsnorm_row_scale(out + row_offset, static_cast<const T*>(s), weight, C, r);
     if (threadIdx.x == 0) rstd[blockIdx.x] = r;
 }
 
@@ -122,6 +153,26 @@ int spin_rmsnorm_forward(spin_stream_t stream, int dtype, void* out, float* rstd
         SPIN_LAUNCH(rmsnorm_forward_kernel<T>, N, RMSNORM_BLOCK, 0, spin::to_cuda(stream), static_cast<T*>(out), rstd,
                     static_cast<const T*>(in), static_cast<const T*>(weight), C, eps);
         SPIN_LAUNCH_CHECK(rmsnorm_forward_kernel);
+        return SPIN_OK;
+    });
+}
+
+int spin_add_rmsnorm_forward(spin_stream_t stream, int dtype, void* sum, void* out, float* rstd, const void* a,
+                             const void* b, const void* weight, int N, int C, float eps) {
+    if (int status = check_shape("spin_add_rmsnorm_forward", N, C)) return status;
+    if (N == 0) return SPIN_OK;
+    if (!sum || !out || !rstd || !a || !b || !weight) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_add_rmsnorm_forward: NULL tensor pointer");
+    }
+    if (out == sum || out == a || out == b) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_add_rmsnorm_forward: out may not alias sum, a or b");
+    }
+    return spin::with_dtype("spin_add_rmsnorm_forward", dtype, [&](auto element) -> int {
+        using T = decltype(element);
+        SPIN_LAUNCH(add_rmsnorm_forward_kernel<T>, N, RMSNORM_BLOCK, 0, spin::to_cuda(stream), static_cast<T*>(sum),
+                    static_cast<T*>(out), rstd, static_cast<const T*>(a), static_cast<const T*>(b),
+                    static_cast<const T*>(weight), C, eps);
+        SPIN_LAUNCH_CHECK(add_rmsnorm_forward_kernel);
         return SPIN_OK;
     });
 }

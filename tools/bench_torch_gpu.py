@@ -208,8 +208,20 @@ def kernels(b, s):
         return (b.median_ms(lambda: torch.autograd.grad(y, (x, w), dy, retain_graph=True)),
                 {"bytes": 3.0 * n * c * esize + c * (esize + 8) + 4 * n})
 
+    def add_rms_fwd():
+        x, y, w = b.randn(n, c), b.randn(n, c), b.randn(c)
+
+        def run():
+            h = x + y
+            return h, rmsnorm(h, w)
+
+        return b.median_ms(run), {"bytes": 6.0 * n * c * esize + c * esize + 4 * n}
+
     b.peer("rmsnorm.fwd", rows_hidden, rms_fwd)
     b.peer("rmsnorm.bwd", rows_hidden, rms_bwd)
+    # HF's residual add then the post-attention norm, eager: the peer of both add_then_rmsnorm.fwd and
+    # the fused add_rmsnorm.fwd (torch has no fused kernel for the pair).
+    b.peer("add_then_rmsnorm.fwd", rows_hidden, add_rms_fwd)
 
     def rotate_half(x):
         x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]

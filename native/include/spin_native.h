@@ -194,6 +194,13 @@ SPIN_EXPORT int spin_rope_forward(spin_stream_t stream, int dtype, void* out, co
 /* dIn = dOut rotated by the negative angle; dIn may alias dOut; dtype covers both. */
 SPIN_EXPORT int spin_rope_backward(spin_stream_t stream, int dtype, void* dIn, const void* dOut,
                                    const int32_t* positions, int B, int T, int H, int D, float theta);
+/* q [B,T,H,D] and k [B,T,KVH,D] rotated in place in one launch, each cos/sin row computed once for
+   both: bit for bit spin_rope_forward(q, q) then spin_rope_forward(k, k) (the backward likewise of
+   spin_rope_backward). dtype covers q and k. */
+SPIN_EXPORT int spin_rope_qk_forward(spin_stream_t stream, int dtype, void* q, void* k, const int32_t* positions,
+                                     int B, int T, int H, int KVH, int D, float theta);
+SPIN_EXPORT int spin_rope_qk_backward(spin_stream_t stream, int dtype, void* dq, void* dk, const int32_t* positions,
+                                      int B, int T, int H, int KVH, int D, float theta);
 
 /* ---- kernels: SwiGLU (kernels/swiglu.cu) -------------------------------------------------- */
 
@@ -346,6 +353,14 @@ SPIN_EXPORT int spin_attention_cached_forward(spin_stream_t stream, int dtype, v
  */
 SPIN_EXPORT int spin_rmsnorm_forward(spin_stream_t stream, int dtype, void* out, float* rstd, const void* in,
                                      const void* weight, int N, int C, float eps);
+
+/*
+ * sum[N,C] = a + b rounded to dtype (as spin_add), then out/rstd = spin_rmsnorm_forward of that rounded
+ * sum, bit for bit, in one pass: the residual add and the norm after it read the stream once.
+ * sum may alias a or b; out may alias none of sum, a, b (SPIN_ERR_INVALID_ARG). N == 0 does nothing.
+ */
+SPIN_EXPORT int spin_add_rmsnorm_forward(spin_stream_t stream, int dtype, void* sum, void* out, float* rstd,
+                                         const void* a, const void* b, const void* weight, int N, int C, float eps);
 
 /* Bytes of device scratch that spin_rmsnorm_backward needs for these shapes. */
 SPIN_EXPORT int spin_rmsnorm_backward_scratch_bytes(int N, int C, size_t* out);

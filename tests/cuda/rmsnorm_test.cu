@@ -1,5 +1,7 @@
-// spin_rmsnorm_forward/backward (kernels/rmsnorm.cu) against an fp64 host reference.
+// spin_rmsnorm_forward/backward (kernels/rmsnorm.cu) against an fp64 host reference; the fused
+// spin_add_rmsnorm_forward bit for bit against its unfused twin, spin_add then spin_rmsnorm_forward.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "harness.h"
@@ -66,6 +68,48 @@ void check_rmsnorm(int dtype, int N, int C) {
     }
 }
 
+bool same_bits(const std::vector<float>& x, const std::vector<float>& y) {
+    return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+}
+
+// Once into a separate sum and once in place (sum == a, as the residual stream is updated).
+void check_add_rmsnorm(int dtype, int N, int C) {
+    const float eps = 1e-5f;
+    const size_t count = static_cast<size_t>(N) * C;
+    const std::vector<float> a = representable(random_floats(count, 3.0f), dtype);
+    const std::vector<float> b = representable(random_floats(count, 3.0f), dtype);
+    const std::vector<float> weight = representable(random_floats(C, 1.0f), dtype);
+    void* a_d = device_typed(a, dtype);
+    void* b_d = device_typed(b, dtype);
+    void* weight_d = device_typed(weight, dtype);
+    void* sum_ref_d = device_poisoned_typed(count, dtype);
+    void* out_ref_d = device_poisoned_typed(count, dtype);
+    float* rstd_ref_d = device_poisoned<float>(N);
+    must(spin_add(nullptr, dtype, sum_ref_d, a_d, b_d, count), "spin_add");
+    must(spin_rmsnorm_forward(nullptr, dtype, out_ref_d, rstd_ref_d, sum_ref_d, weight_d, N, C, eps), "spin_rmsnorm_forward");
+    const std::vector<float> sum_ref = host_typed(sum_ref_d, count, dtype), out_ref = host_typed(out_ref_d, count, dtype),
+                             rstd_ref = host_copy(rstd_ref_d, N);
+
+    void* sum_d = device_poisoned_typed(count, dtype);
+    void* out_d = device_poisoned_typed(count, dtype);
+    float* rstd_d = device_poisoned<float>(N);
+    must(spin_add_rmsnorm_forward(nullptr, dtype, sum_d, out_d, rstd_d, a_d, b_d, weight_d, N, C, eps),
+         "spin_add_rmsnorm_forward");
+    const bool separate = same_bits(sum_ref, host_typed(sum_d, count, dtype)) &&
+                          same_bits(out_ref, host_typed(out_d, count, dtype)) && same_bits(rstd_ref, host_copy(rstd_d, N));
+    void* out2_d = device_poisoned_typed(count, dtype);
+    must(spin_add_rmsnorm_forward(nullptr, dtype, a_d, out2_d, rstd_d, a_d, b_d, weight_d, N, C, eps),
+         "spin_add_rmsnorm_forward in place");
+    const bool in_place = same_bits(sum_ref, host_typed(a_d, count, dtype)) &&
+                          same_bits(out_ref, host_typed(out2_d, count, dtype)) && same_bits(rstd_ref, host_copy(rstd_d, N));
+    report(separate && in_place, "spin_add_rmsnorm_forward %s N=%d C=%d: bits of spin_add + spin_rmsnorm_forward "
+           "(sum separate %s, sum == a %s)", dtype_name(dtype), N, C, separate ? "same" : "DIFFER", in_place ? "same" : "DIFFER");
+    for (void* p : {a_d, b_d, weight_d, sum_ref_d, out_ref_d, static_cast<void*>(rstd_ref_d), sum_d, out_d,
+                    static_cast<void*>(rstd_d), out2_d}) {
+        cudaFree(p);
+    }
+}
+
 }  // namespace
 
 // Edge shapes: a single column, rows not a multiple of the 8 per backward block, columns not a
@@ -74,5 +118,13 @@ SPIN_KERNEL_CHECKS(rmsnorm) {
     const int shapes[][2] = {{1, 3}, {7, 5}, {9, 300}, {17, 1023}, {3, 12345}};
     for (int dtype : {SPIN_DTYPE_F32, SPIN_DTYPE_BF16}) {
         for (const auto& shape : shapes) check_rmsnorm(dtype, shape[0], shape[1]);
+        for (const auto& shape : shapes) check_add_rmsnorm(dtype, shape[0], shape[1]);
     }
+    void* x_d = device_poisoned<float>(4);
+    float* r_d = device_poisoned<float>(1);
+    report(spin_add_rmsnorm_forward(nullptr, SPIN_DTYPE_F32, x_d, x_d, r_d, x_d, x_d, x_d, 1, 4, 1e-5f) ==
+               SPIN_ERR_INVALID_ARG,
+           "spin_add_rmsnorm_forward refuses out aliasing sum");
+    cudaFree(x_d);
+    cudaFree(r_d);
 }

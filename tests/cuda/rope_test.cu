@@ -1,4 +1,5 @@
-// spin_rope_forward/backward (kernels/rope.cu), two ways per shape and dtype:
+// spin_rope_forward/backward (kernels/rope.cu), two ways per shape and dtype (and the q-and-k entry
+// points bit for bit against them):
 //   - against an fp64 rotation (cos, sin and products in double): per element, by worst_ratio
 //     (in bf16 widened by the rounding of the result), and by DESIGN section 4's L2 rule;
 //   - bit for bit against the fp32 arithmetic of CpuBackend.rotateHead, which Java's CUDA and CPU
@@ -111,6 +112,40 @@ void check_rope(int dtype, const char* what, const Shape& s, const std::vector<i
     }
 }
 
+// spin_rope_qk_forward/backward (q and k in one launch) bit for bit against spin_rope_forward/backward
+// called on q and then on k, all in place as the model calls them.
+void check_rope_qk(int dtype, int B, int T, int H, int KVH, int D, const std::vector<int32_t>& positions, float theta) {
+    const size_t q_count = static_cast<size_t>(B) * T * H * D, k_count = static_cast<size_t>(B) * T * KVH * D;
+    const std::vector<float> q = representable(random_floats(q_count, 2.0f), dtype);
+    const std::vector<float> k = representable(random_floats(k_count, 2.0f), dtype);
+    int32_t* positions_d = device_copy(positions);
+    bool same = true;
+    for (float direction : {1.0f, -1.0f}) {
+        void* q_twin = device_typed(q, dtype);
+        void* k_twin = device_typed(k, dtype);
+        void* q_fused = device_typed(q, dtype);
+        void* k_fused = device_typed(k, dtype);
+        if (direction > 0) {
+            must(spin_rope_forward(nullptr, dtype, q_twin, q_twin, positions_d, B, T, H, D, theta), "spin_rope_forward");
+            must(spin_rope_forward(nullptr, dtype, k_twin, k_twin, positions_d, B, T, KVH, D, theta), "spin_rope_forward");
+            must(spin_rope_qk_forward(nullptr, dtype, q_fused, k_fused, positions_d, B, T, H, KVH, D, theta),
+                 "spin_rope_qk_forward");
+        } else {
+            must(spin_rope_backward(nullptr, dtype, q_twin, q_twin, positions_d, B, T, H, D, theta), "spin_rope_backward");
+            must(spin_rope_backward(nullptr, dtype, k_twin, k_twin, positions_d, B, T, KVH, D, theta),
+                 "spin_rope_backward");
+            must(spin_rope_qk_backward(nullptr, dtype, q_fused, k_fused, positions_d, B, T, H, KVH, D, theta),
+                 "spin_rope_qk_backward");
+        }
+        same = same && wrong_bits(host_typed(q_twin, q_count, dtype), host_typed(q_fused, q_count, dtype)) == 0 &&
+               wrong_bits(host_typed(k_twin, k_count, dtype), host_typed(k_fused, k_count, dtype)) == 0;
+        for (void* p : {q_twin, k_twin, q_fused, k_fused}) cudaFree(p);
+    }
+    report(same, "spin_rope_qk_forward/backward %s B=%d T=%d H=%d KVH=%d D=%d: bits of spin_rope_* on q then k %s",
+           dtype_name(dtype), B, T, H, KVH, D, same ? "same" : "DIFFER");
+    cudaFree(positions_d);
+}
+
 void check_arguments() {
     float* x_d = device_poisoned<float>(8);
     int32_t* p_d = device_poisoned<int32_t>(1);
@@ -148,6 +183,8 @@ SPIN_KERNEL_CHECKS(rope) {
         check_rope(dtype, "Mistral head", {1, 9, 4, 128}, mistral, 1e6f, false);
         check_rope(dtype, "aliased", {2, 5, 3, 64}, aliased, 1e6f, true);
         check_rope(dtype, "aliased odd half", {1, 3, 5, 130}, aliased_odd_half, 1e4f, true);
+        check_rope_qk(dtype, 2, 4, 8, 2, 16, gqa, 1e6f);
+        check_rope_qk(dtype, 1, 3, 5, 3, 130, aliased_odd_half, 1e4f);
     }
     check_arguments();
 }

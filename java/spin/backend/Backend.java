@@ -229,6 +229,16 @@ public interface Backend extends AutoCloseable {
      */
     void rmsnormForward(Tensor out, Tensor rstd, Tensor in, Tensor weight, float eps);
 
+    /**
+     * The residual add and the RMSNorm after it in one pass: {@code sum = a + b}, rounded to sum's
+     * dtype exactly as {@link #add} stores it, then {@code normed}/{@code rstd} as
+     * {@link #rmsnormForward} of that rounded sum. Bit for bit {@code add(sum, a, b)} followed by
+     * {@code rmsnormForward(normed, rstd, sum, weight, eps)} on every backend. Shapes: sum, normed, a, b
+     * [N,C], weight [C], rstd [N] (F32). sum may alias a or b; normed aliases none of them.
+     * Activations: sum, normed, a, b, weight.
+     */
+    void addRmsnormForward(Tensor sum, Tensor normed, Tensor rstd, Tensor a, Tensor b, Tensor weight, float eps);
+
     /** dIn[N,C] = d/d in; dWeight[C] (F32) += d/d weight. Activations: dIn, dOut, in, weight. */
     void rmsnormBackward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight, Tensor rstd);
 
@@ -244,6 +254,16 @@ public interface Backend extends AutoCloseable {
 
     /** dIn[B,T,H,D] = rotation of dOut by the negative angle. dIn may alias dOut. Activations: dIn, dOut. */
     void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta);
+
+    /**
+     * {@link #ropeForward} of q [B,T,H,D] and k [B,T,KVH,D] (same B, T, D), each in place, in one
+     * pass that computes each position's angles once for both: bit for bit
+     * {@code ropeForward(q, q, ...)} then {@code ropeForward(k, k, ...)}. Activations: q, k.
+     */
+    void ropeQkForward(Tensor q, Tensor k, Tensor positions, float theta);
+
+    /** {@link #ropeBackward} of dq and dk in place, likewise in one pass: bit for bit the two calls. */
+    void ropeQkBackward(Tensor dq, Tensor dk, Tensor positions, float theta);
 
     // ---------------------------------------------------------------- attention
 
@@ -414,7 +434,19 @@ public interface Backend extends AutoCloseable {
      * {@code g = grad + weightDecay * param; squareAvg = alpha * squareAvg + (1 - alpha) * g * g;
      * param -= lr * g / (sqrt(squareAvg) + eps)}.
      */
-    void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, float lr, float alpha, float eps, float weightDecay);
+    default void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, float lr, float alpha, float eps,
+            float weightDecay) {
+        rmspropStep(param, grad, squareAvg, null, lr, alpha, eps, weightDecay);
+    }
+
+    /**
+     * {@link #rmspropStep(Tensor, Tensor, Tensor, float, float, float, float)} that also writes the
+     * updated parameter, rounded to nearest-even as {@link #cast} rounds it, into {@code computeCopy}
+     * (BF16, param's size; null for none) in the same pass: bit for bit the step followed by
+     * {@code cast(computeCopy, param)}, without reading the master back.
+     */
+    void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, Tensor computeCopy, float lr, float alpha, float eps,
+            float weightDecay);
 
     /**
      * One {@code torch.optim.AdamW} step on F32 tensors of equal size, in place, {@code step} being
@@ -423,8 +455,19 @@ public interface Backend extends AutoCloseable {
      * expAvgSq = beta2 * expAvgSq + (1 - beta2) * grad * grad;
      * param -= lr / (1 - beta1^step) * expAvg / (sqrt(expAvgSq) / sqrt(1 - beta2^step) + eps)}.
      */
-    void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1, float beta2,
-            float eps, float weightDecay, long step);
+    default void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1,
+            float beta2, float eps, float weightDecay, long step) {
+        adamwStep(param, grad, expAvg, expAvgSq, null, lr, beta1, beta2, eps, weightDecay, step);
+    }
+
+    /**
+     * {@link #adamwStep(Tensor, Tensor, Tensor, Tensor, float, float, float, float, float, long)} that
+     * also writes the updated parameter, rounded to nearest-even as {@link #cast} rounds it, into
+     * {@code computeCopy} (BF16, param's size; null for none) in the same pass: bit for bit the step
+     * followed by {@code cast(computeCopy, param)}, without reading the master back.
+     */
+    void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, Tensor computeCopy, float lr, float beta1,
+            float beta2, float eps, float weightDecay, long step);
 
     // ---------------------------------------------------------------- reductions
 

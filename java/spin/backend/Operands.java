@@ -70,6 +70,26 @@ public final class Operands {
         }
     }
 
+    /**
+     * Refuses {@code t} sharing any byte with one of {@code others}: by address range, so it holds for
+     * device memory (never dereferenced here) as for host memory.
+     */
+    public static void requireDisjoint(Tensor t, String name, Tensor... others) {
+        long start = t.memory().address(), end = start + t.memory().byteSize();
+        for (Tensor other : others) {
+            long otherStart = other.memory().address(), otherEnd = otherStart + other.memory().byteSize();
+            if (start < otherEnd && otherStart < end) {
+                throw new IllegalArgumentException(name + " " + t + " may not share memory with " + other);
+            }
+        }
+    }
+
+    /** An optimizer step's compute copy: BF16, of param's size, on this backend. */
+    public static void requireComputeCopy(Backend backend, Tensor computeCopy, Tensor param) {
+        requireDtype(backend, computeCopy, DType.BF16, "computeCopy");
+        requireSameSize(computeCopy, param, "param");
+    }
+
     /** The number of rows of length {@code rowLength} that {@code t} holds. */
     public static int rows(Tensor t, int rowLength, String name) {
         if (rowLength == 0 || t.size() % rowLength != 0) {

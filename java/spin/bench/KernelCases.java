@@ -87,23 +87,49 @@ public final class KernelCases {
             Tensor rstd = o.filled(DType.F32, 1f, s.rows());
             return o.body(() -> b.rmsnormBackward(dIn, dW, dOut, in, w, rstd));
         }));
+        // The residual add and the norm after it, unfused (add reads a and b and writes the sum, the
+        // norm reads it back) and fused (one pass): the same rows, so the times show the saving.
+        for (boolean fused : new boolean[] {false, true}) {
+            double bytes = (fused ? 4.0 : 6.0) * nc * a + (double) s.hidden() * a + 4 * n;
+            cases.add(new KernelCase(fused ? "add_rmsnorm.fwd" : "add_then_rmsnorm.fwd", rowsHidden, KernelCase.Work.bytes(bytes), b -> {
+                Operands o = new Operands(b);
+                Tensor x = o.filled(activations, 0.5f, s.rows(), s.hidden());
+                Tensor y = o.filled(activations, 0.25f, s.rows(), s.hidden());
+                Tensor w = o.filled(activations, 1f, s.hidden());
+                Tensor sum = o.filled(activations, 0f, s.rows(), s.hidden());
+                Tensor out = o.filled(activations, 0f, s.rows(), s.hidden());
+                Tensor rstd = o.filled(DType.F32, 0f, s.rows());
+                return o.body(fused ? () -> b.addRmsnormForward(sum, out, rstd, x, y, w, 1e-5f) : () -> {
+                    b.add(sum, x, y);
+                    b.rmsnormForward(out, rstd, sum, w, 1e-5f);
+                });
+            }));
+        }
         // RoPE rotates q and k in place, as the model does, over one sequence of N positions.
         long qk = n * (s.heads() + s.kvHeads()) * s.headDim();
         String ropeShape = rows + "H=" + s.heads() + " KVH=" + s.kvHeads() + " D=" + s.headDim() + " " + activations.name().toLowerCase();
-        for (boolean backward : new boolean[] {false, true}) {
-            cases.add(new KernelCase(backward ? "rope.bwd" : "rope.fwd", ropeShape, KernelCase.Work.bytes(2.0 * qk * a + 8 * n), b -> {
-                Operands o = new Operands(b);
-                Tensor q = o.filled(activations, 0.5f, 1, s.rows(), s.heads(), s.headDim());
-                Tensor k = o.filled(activations, 0.5f, 1, s.rows(), s.kvHeads(), s.headDim());
-                Tensor positions = o.held(b.fromHost(iota(s.rows()), 1, s.rows()));
-                return o.body(backward ? () -> {
-                    b.ropeBackward(q, q, positions, 1e6f);
-                    b.ropeBackward(k, k, positions, 1e6f);
-                } : () -> {
-                    b.ropeForward(q, q, positions, 1e6f);
-                    b.ropeForward(k, k, positions, 1e6f);
-                });
-            }));
+        // rope_qk: the same rotations in one launch (each position's angles computed once for q and k).
+        for (boolean fused : new boolean[] {false, true}) {
+            for (boolean backward : new boolean[] {false, true}) {
+                String name = (fused ? "rope_qk" : "rope") + (backward ? ".bwd" : ".fwd");
+                cases.add(new KernelCase(name, ropeShape, KernelCase.Work.bytes(2.0 * qk * a + 8 * n), b -> {
+                    Operands o = new Operands(b);
+                    Tensor q = o.filled(activations, 0.5f, 1, s.rows(), s.heads(), s.headDim());
+                    Tensor k = o.filled(activations, 0.5f, 1, s.rows(), s.kvHeads(), s.headDim());
+                    Tensor positions = o.held(b.fromHost(iota(s.rows()), 1, s.rows()));
+                    if (fused) {
+                        return o.body(backward ? () -> b.ropeQkBackward(q, k, positions, 1e6f)
+                                : () -> b.ropeQkForward(q, k, positions, 1e6f));
+                    }
+                    return o.body(backward ? () -> {
+                        b.ropeBackward(q, q, positions, 1e6f);
+                        b.ropeBackward(k, k, positions, 1e6f);
+                    } : () -> {
+                        b.ropeForward(q, q, positions, 1e6f);
+                        b.ropeForward(k, k, positions, 1e6f);
+                    });
+                }));
+            }
         }
         long nf = n * s.ffn();
         String rowsFfn = rows + "F=" + s.ffn() + " " + activations.name().toLowerCase();
@@ -156,6 +182,23 @@ public final class KernelCases {
             Tensor v = o.filled(DType.F32, 0f, s.parameters());
             return o.body(() -> b.adamwStep(param, grad, m, v, 1e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, 1));
         }));
+        // The step and the bf16 compute copy the next pass multiplies by: a cast after the step reads
+        // the master back (4 + 2 bytes more per parameter); written in the step's pass, 2 bytes more.
+        for (boolean fused : new boolean[] {false, true}) {
+            cases.add(new KernelCase(fused ? "adamw.step_bf16" : "adamw.step_then_cast", shard,
+                    KernelCase.Work.bytes((fused ? 30.0 : 34.0) * p), b -> {
+                Operands o = new Operands(b);
+                Tensor param = o.filled(DType.F32, 0.5f, s.parameters());
+                Tensor grad = o.filled(DType.F32, 0.01f, s.parameters());
+                Tensor m = o.filled(DType.F32, 0f, s.parameters());
+                Tensor v = o.filled(DType.F32, 0f, s.parameters());
+                Tensor copy = o.held(b.allocate(DType.BF16, s.parameters()));
+                return o.body(fused ? () -> b.adamwStep(param, grad, m, v, copy, 1e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, 1) : () -> {
+                    b.adamwStep(param, grad, m, v, 1e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+                    b.cast(copy, param);
+                });
+            }));
+        }
         for (boolean narrowing : new boolean[] {true, false}) {
             cases.add(new KernelCase(narrowing ? "cast.f32_to_bf16" : "cast.bf16_to_f32", "P=" + p,
                     KernelCase.Work.bytes(6.0 * p), b -> {

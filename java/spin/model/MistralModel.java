@@ -147,6 +147,30 @@ public final class MistralModel implements AutoCloseable {
         return zero == null ? parameters() : zero.master();
     }
 
+    /**
+     * The compute copy an optimizer step may write in the same pass as the master weights
+     * ({@link spin.backend.Backend#adamwStep(spin.backend.Tensor, spin.backend.Tensor, spin.backend.Tensor,
+     * spin.backend.Tensor, spin.backend.Tensor, float, float, float, float, float, long) adamwStep} with a
+     * compute copy), laid out like {@link #masterWeights()}; null where there is none to keep: F32
+     * compute, or a ZeRO-3 rank, whose compute weights are rounded into each unit's gather buffer.
+     * Call it after {@link #masterWeights()}; a caller that writes every slot of it calls
+     * {@link #computeWeightsWritten()} once done, or else the copy stays stale and is rounded afresh.
+     */
+    public ParameterBuffer computeWeightsForStep() {
+        return zero == null ? computeWeights : null;
+    }
+
+    /**
+     * Marks the compute copy fresh: every slot of {@link #computeWeightsForStep()} was written with
+     * the master's current values rounded, so the next pass skips the separate cast.
+     */
+    public void computeWeightsWritten() {
+        if (computeWeightsForStep() == null) {
+            throw new IllegalStateException("this model keeps no compute copy for an optimizer to write");
+        }
+        computeWeightsStale = false;
+    }
+
     /** The F32 gradients laid out like {@link #masterWeights()}: {@link #gradients()}, or a rank's gradient shard. */
     public ParameterBuffer masterGradients() {
         return zero == null ? gradients() : zero.gradients();
@@ -329,12 +353,10 @@ public final class MistralModel implements AutoCloseable {
         backend.matmulForward(a.q.reshape(n, config.queryDim()), a.normed1, w.get(Names.q(l)));
         backend.matmulForward(a.k.reshape(n, config.keyValueDim()), a.normed1, w.get(Names.k(l)));
         backend.matmulForward(a.v.reshape(n, config.keyValueDim()), a.normed1, w.get(Names.v(l)));
-        backend.ropeForward(a.q, a.q, positions, theta);
-        backend.ropeForward(a.k, a.k, positions, theta);
+        backend.ropeQkForward(a.q, a.k, positions, theta);
         attention.run(l, a);
         backend.matmulForward(scratch, a.attention.reshape(n, config.queryDim()), w.get(Names.o(l)));
-        backend.add(a.middle, in, scratch);
-        backend.rmsnormForward(a.normed2, a.rstd2, a.middle, w.get(Names.postAttentionNorm(l)), eps);
+        backend.addRmsnormForward(a.middle, a.normed2, a.rstd2, in, scratch, w.get(Names.postAttentionNorm(l)), eps);
         backend.matmulForward(a.gate, a.normed2, w.get(Names.gate(l)));
         backend.matmulForward(a.up, a.normed2, w.get(Names.up(l)));
         backend.swigluForward(a.activated, a.gate, a.up);
@@ -421,8 +443,7 @@ public final class MistralModel implements AutoCloseable {
                 a.attention.reshape(n, config.queryDim()), w.get(Names.o(l)));
         backend.attentionBackward(d.q, d.k, d.v, d.attention, a.q, a.k, a.v, s.keyMask, a.attention, a.attentionLse,
                 config.slidingWindow());
-        backend.ropeBackward(d.q, d.q, s.positions, config.ropeTheta());
-        backend.ropeBackward(d.k, d.k, s.positions, config.ropeTheta());
+        backend.ropeQkBackward(d.q, d.k, s.positions, config.ropeTheta());
         backend.matmulBackward(d.normedC, g.get(Names.q(l)), d.q.reshape(n, config.queryDim()), a.normed1,
                 w.get(Names.q(l)));
         backend.matmulBackward(d.scratchC, g.get(Names.k(l)), d.k.reshape(n, config.keyValueDim()), a.normed1,

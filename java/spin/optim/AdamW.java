@@ -34,11 +34,15 @@ public final class AdamW implements Optimizer {
     public void step(float lr) {
         Backend backend = model.backend();
         ParameterBuffer params = model.masterWeights(), grads = model.masterGradients();
+        ParameterBuffer copy = model.computeWeightsForStep();
         steps++;
         for (Slot slot : params.layout().slots()) {
             String n = slot.name();
-            backend.adamwStep(params.get(n), grads.get(n), expAvg.get(n), expAvgSq.get(n), lr, beta1, beta2, eps,
-                    WeightDecay.of(slot, weightDecay), steps);
+            backend.adamwStep(params.get(n), grads.get(n), expAvg.get(n), expAvgSq.get(n), copy == null ? null : copy.get(n),
+                    lr, beta1, beta2, eps, WeightDecay.of(slot, weightDecay), steps);
+        }
+        if (copy != null) {
+            model.computeWeightsWritten();
         }
     }
 

@@ -32,10 +32,14 @@ public final class RmsProp implements Optimizer {
     public void step(float lr) {
         Backend backend = model.backend();
         ParameterBuffer params = model.masterWeights(), grads = model.masterGradients();
+        ParameterBuffer copy = model.computeWeightsForStep();
         for (Slot slot : params.layout().slots()) {
             String n = slot.name();
-            backend.rmspropStep(params.get(n), grads.get(n), squareAvg.get(n), lr, alpha, eps,
-                    WeightDecay.of(slot, weightDecay));
+            backend.rmspropStep(params.get(n), grads.get(n), squareAvg.get(n), copy == null ? null : copy.get(n), lr, alpha,
+                    eps, WeightDecay.of(slot, weightDecay));
+        }
+        if (copy != null) {
+            model.computeWeightsWritten();
         }
         steps++;
     }

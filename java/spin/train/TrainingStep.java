@@ -8,6 +8,7 @@ import spin.backend.Tensor;
 import spin.data.SpinBatch;
 import spin.dist.Communicator;
 import spin.model.MistralModel;
+import spin.model.ParameterBuffer;
 import spin.optim.Optimizer;
 
 /**
@@ -95,9 +96,12 @@ final class TrainingStep {
                 group.allReduce(step.view(SQUARES, 1));
                 backend.clipGradNorm(step.view(NORM, 1), grads, step.view(SQUARES, 1), maxGradNorm);
             }
+            // Asked for before the step: handing the master out marks the compute copy stale, and the
+            // step leaves it fresh (written in the step's own pass), which the read below keeps.
+            ParameterBuffer master = model.masterWeights();
             optimizer.step(lr);
             // One pass over the weights: a NaN or Inf makes the double sum non-finite (Backend.allFinite).
-            backend.sum(step.view(WEIGHT_SUM, 1), model.masterWeights().flat(), 1);
+            backend.sum(step.view(WEIGHT_SUM, 1), master.flat(), 1);
             if (group != null) {
                 group.allReduce(step.view(LOSS, 2));
             }

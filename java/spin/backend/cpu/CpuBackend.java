@@ -224,15 +224,18 @@ public final class CpuBackend implements Backend {
         requireSameSize(out, a, "a");
         requireSameSize(out, b, "b");
         MemorySegment o = out.memory(), x = a.memory(), y = b.memory();
-        elementwise(out.size(), (start, end) -> {
-            long i = start;
-            for (long bound = start + F.loopBound(end - start); i < bound; i += F.length()) {
-                store(load(x, i).add(load(y, i)), o, i);
-            }
-            for (; i < end; i++) {
-                f(o, i, f(x, i) + f(y, i));
-            }
-        });
+        elementwise(out.size(), (start, end) -> addRange(o, x, y, start, end));
+    }
+
+    /** o[i] = x[i] + y[i] over [start, end): add's body, also the first half of addRmsnormForward. */
+    private static void addRange(MemorySegment o, MemorySegment x, MemorySegment y, long start, long end) {
+        long i = start;
+        for (long bound = start + F.loopBound(end - start); i < bound; i += F.length()) {
+            store(load(x, i).add(load(y, i)), o, i);
+        }
+        for (; i < end; i++) {
+            f(o, i, f(x, i) + f(y, i));
+        }
     }
 
     @Override
@@ -256,11 +259,7 @@ public final class CpuBackend implements Backend {
         }
         MemorySegment o = out.memory(), x = in.memory();
         if (in.dtype() == DType.F32 && out.dtype() == DType.BF16) {
-            elementwise(in.size(), (start, end) -> {
-                for (long i = start; i < end; i++) {
-                    Mem.bf16(o, i, BFloat16.fromFloat(f(x, i)));
-                }
-            });
+            elementwise(in.size(), (start, end) -> roundToBf16(o, x, start, end));
         } else if (in.dtype() == DType.BF16 && out.dtype() == DType.F32) {
             elementwise(in.size(), (start, end) -> {
                 for (long i = start; i < end; i++) {
@@ -269,6 +268,13 @@ public final class CpuBackend implements Backend {
             });
         } else {
             throw new IllegalArgumentException("cast supports F32 <-> BF16, not " + in + " -> " + out);
+        }
+    }
+
+    /** o[i] = x[i] rounded to BF16 over [start, end): cast's body, also the optimizers' compute copy. */
+    private static void roundToBf16(MemorySegment o, MemorySegment x, long start, long end) {
+        for (long i = start; i < end; i++) {
+            Mem.bf16(o, i, BFloat16.fromFloat(f(x, i)));
         }
     }
 
@@ -382,19 +388,47 @@ public final class CpuBackend implements Backend {
         MemorySegment o = out.memory(), r = rstd.memory(), x = in.memory(), w = weight.memory();
         pool.forRange(n, rowGrain(c), (start, end) -> {
             for (int row = start; row < end; row++) {
-                long base = (long) row * c;
-                float inv = (float) (1.0 / Math.sqrt(Mem.dot(x, base, x, base, c) / c + eps));
-                f(r, row, inv);
-                FloatVector iv = FloatVector.broadcast(F, inv);
-                int j = 0;
-                for (int bound = F.loopBound(c); j < bound; j += F.length()) {
-                    store(load(x, base + j).mul(iv).mul(load(w, j)), o, base + j);
-                }
-                for (; j < c; j++) {
-                    f(o, base + j, f(x, base + j) * inv * f(w, j));
-                }
+                rmsnormRow(o, r, x, w, row, c, eps);
             }
         });
+    }
+
+    @Override
+    public void addRmsnormForward(Tensor sum, Tensor normed, Tensor rstd, Tensor a, Tensor b, Tensor weight, float eps) {
+        requireF32(sum, normed, rstd, a, b, weight);
+        int c = Math.toIntExact(weight.size());
+        int n = rows(sum, c, "sum");
+        requireSameSize(sum, a, "a");
+        requireSameSize(sum, b, "b");
+        requireSameSize(normed, sum, "sum");
+        requireLength(rstd, n);
+        Operands.requireDisjoint(normed, "normed", sum, a, b);
+        MemorySegment s = sum.memory(), o = normed.memory(), r = rstd.memory(), x = a.memory(), y = b.memory(),
+                w = weight.memory();
+        // Row by row, so the norm reads its row of the sum while it is still in cache.
+        pool.forRange(n, rowGrain(c), (start, end) -> {
+            for (int row = start; row < end; row++) {
+                long base = (long) row * c;
+                addRange(s, x, y, base, base + c);
+                rmsnormRow(o, r, s, w, row, c, eps);
+            }
+        });
+    }
+
+    /** out[row,:] and rstd[row] of rmsnormForward: the one row body both norms run. */
+    private static void rmsnormRow(MemorySegment o, MemorySegment r, MemorySegment x, MemorySegment w, int row, int c,
+            float eps) {
+        long base = (long) row * c;
+        float inv = (float) (1.0 / Math.sqrt(Mem.dot(x, base, x, base, c) / c + eps));
+        f(r, row, inv);
+        FloatVector iv = FloatVector.broadcast(F, inv);
+        int j = 0;
+        for (int bound = F.loopBound(c); j < bound; j += F.length()) {
+            store(load(x, base + j).mul(iv).mul(load(w, j)), o, base + j);
+        }
+        for (; j < c; j++) {
+            f(o, base + j, f(x, base + j) * inv * f(w, j));
+        }
     }
 
     @Override
@@ -444,36 +478,53 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void ropeForward(Tensor out, Tensor in, Tensor positions, float theta) {
-        rotate(out, in, positions, theta, 1f);
+        rotate(out, in, null, positions, theta, 1f);
     }
 
     @Override
     public void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta) {
-        rotate(dIn, dOut, positions, theta, -1f);
+        rotate(dIn, dOut, null, positions, theta, -1f);
     }
 
-    /** Rotates pairs (i, i + D/2) of every head by angle * direction. */
-    private void rotate(Tensor out, Tensor in, Tensor positions, float theta, float direction) {
+    @Override
+    public void ropeQkForward(Tensor q, Tensor k, Tensor positions, float theta) {
+        rotate(q, q, k, positions, theta, 1f);
+    }
+
+    @Override
+    public void ropeQkBackward(Tensor dq, Tensor dk, Tensor positions, float theta) {
+        rotate(dq, dq, dk, positions, theta, -1f);
+    }
+
+    /**
+     * Rotates pairs (i, i + D/2) of every head of in into out by angle * direction and, where
+     * {@code second} is given (q and k together), every head of second in place by the same angles.
+     */
+    private void rotate(Tensor out, Tensor in, Tensor second, Tensor positions, float theta, float direction) {
         requireF32(out, in);
         requireDtype(positions, DType.I32, "positions");
         requireSameSize(out, in, "in");
-        if (in.rank() != 4) {
-            throw new IllegalArgumentException("rope expects [B,T,H,D], got " + in);
-        }
-        int b = in.dim(0), t = in.dim(1), heads = in.dim(2), d = in.dim(3);
-        if (d % 2 != 0) {
-            throw new IllegalArgumentException("rope needs an even head dim, got " + d);
+        int[] shape = Operands.ropeShape(in);
+        int b = shape[0], t = shape[1], heads = shape[2], d = shape[3];
+        int secondHeads = 0;
+        if (second != null) {
+            requireF32(second);
+            int[] secondShape = Operands.ropeShape(second);
+            if (secondShape[0] != b || secondShape[1] != t || secondShape[3] != d) {
+                throw new IllegalArgumentException("q " + in + " and k " + second + " need the same B, T and D");
+            }
+            secondHeads = secondShape[2];
         }
         requireLength(positions, (long) b * t);
-        int half = d / 2;
-        MemorySegment o = out.memory(), x = in.memory(), pos = positions.memory();
+        int half = d / 2, kHeads = secondHeads;
+        MemorySegment o = out.memory(), x = in.memory(), pos = positions.memory(), k = second == null ? null : second.memory();
         int maxPosition = 0;
         for (int bt = 0; bt < b * t; bt++) {
             maxPosition = Math.max(maxPosition, i32(pos, bt));
         }
         Rope.Table table = ropeTable(d, theta, maxPosition);
         float[] invFreq = table == null ? Rope.inverseFrequencies(d, theta) : null;
-        pool.forRange(b * t, Math.max(1, 4096 / (heads * d)), (start, end) -> {
+        pool.forRange(b * t, Math.max(1, 4096 / ((heads + kHeads) * d)), (start, end) -> {
             float[] cos = new float[half];
             float[] sin = new float[half];
             for (int bt = start; bt < end; bt++) {
@@ -489,6 +540,9 @@ public final class CpuBackend implements Backend {
                 }
                 for (int h = 0; h < heads; h++) {
                     rotateHead(o, x, ((long) bt * heads + h) * d, half, c, s, row, direction);
+                }
+                for (int h = 0; h < kHeads; h++) {
+                    rotateHead(k, k, ((long) bt * kHeads + h) * d, half, c, s, row, direction);
                 }
             }
         });
@@ -832,18 +886,23 @@ public final class CpuBackend implements Backend {
     // ---------------------------------------------------------------- reductions
 
     @Override
-    public void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, float lr, float alpha, float eps,
-            float weightDecay) {
+    public void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, Tensor computeCopy, float lr, float alpha,
+            float eps, float weightDecay) {
         requireF32(param, grad, squareAvg);
         requireSameSize(param, grad, "grad");
         requireSameSize(param, squareAvg, "squareAvg");
-        MemorySegment p = param.memory(), g = grad.memory(), s = squareAvg.memory();
-        elementwise(param.size(), (start, end) -> OptimizerMath.rmsprop(p, g, s, start, end, lr, alpha, eps, weightDecay));
+        MemorySegment p = param.memory(), g = grad.memory(), s = squareAvg.memory(), copy = computeCopy(computeCopy, param);
+        elementwise(param.size(), (start, end) -> {
+            OptimizerMath.rmsprop(p, g, s, start, end, lr, alpha, eps, weightDecay);
+            if (copy != null) {
+                roundToBf16(copy, p, start, end);
+            }
+        });
     }
 
     @Override
-    public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1,
-            float beta2, float eps, float weightDecay, long step) {
+    public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, Tensor computeCopy, float lr,
+            float beta1, float beta2, float eps, float weightDecay, long step) {
         requireF32(param, grad, expAvg, expAvgSq);
         requireSameSize(param, grad, "grad");
         requireSameSize(param, expAvg, "expAvg");
@@ -851,9 +910,23 @@ public final class CpuBackend implements Backend {
         if (step < 1) {
             throw new IllegalArgumentException("AdamW step count starts at 1, got " + step);
         }
-        MemorySegment p = param.memory(), g = grad.memory(), m = expAvg.memory(), v = expAvgSq.memory();
-        elementwise(param.size(), (start, end) -> OptimizerMath.adamw(p, g, m, v, start, end, lr, beta1, beta2, eps,
-                weightDecay, step));
+        MemorySegment p = param.memory(), g = grad.memory(), m = expAvg.memory(), v = expAvgSq.memory(),
+                copy = computeCopy(computeCopy, param);
+        elementwise(param.size(), (start, end) -> {
+            OptimizerMath.adamw(p, g, m, v, start, end, lr, beta1, beta2, eps, weightDecay, step);
+            if (copy != null) {
+                roundToBf16(copy, p, start, end);
+            }
+        });
+    }
+
+    /** The memory of an optimizer's optional BF16 compute copy of {@code param}, or null for none. */
+    private MemorySegment computeCopy(Tensor computeCopy, Tensor param) {
+        if (computeCopy == null) {
+            return null;
+        }
+        Operands.requireComputeCopy(this, computeCopy, param);
+        return computeCopy.memory();
     }
 
     @Override

@@ -386,6 +386,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void addRmsnormForward(Tensor sum, Tensor normed, Tensor rstd, Tensor a, Tensor b, Tensor weight, float eps) {
+        rmsnorm.addForward(sum, normed, rstd, a, b, weight, eps);
+    }
+
+    @Override
     public void rmsnormBackward(Tensor dIn, Tensor dWeight, Tensor dOut, Tensor in, Tensor weight, Tensor rstd) {
         rmsnorm.backward(dIn, dWeight, dOut, in, weight, rstd);
     }
@@ -398,6 +403,16 @@ public final class CudaBackend implements Backend {
     @Override
     public void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta) {
         rope.backward(dIn, dOut, positions, theta);
+    }
+
+    @Override
+    public void ropeQkForward(Tensor q, Tensor k, Tensor positions, float theta) {
+        rope.qkForward(q, k, positions, theta);
+    }
+
+    @Override
+    public void ropeQkBackward(Tensor dq, Tensor dk, Tensor positions, float theta) {
+        rope.qkBackward(dq, dk, positions, theta);
     }
 
     // ---------------------------------------------------------------- attention
@@ -493,15 +508,15 @@ public final class CudaBackend implements Backend {
     // ---------------------------------------------------------------- optimizers and reductions
 
     @Override
-    public void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, float lr, float alpha, float eps,
-            float weightDecay) {
-        optimizers.rmsprop(param, grad, squareAvg, lr, alpha, eps, weightDecay);
+    public void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, Tensor computeCopy, float lr, float alpha,
+            float eps, float weightDecay) {
+        optimizers.rmsprop(param, grad, squareAvg, computeCopy, lr, alpha, eps, weightDecay);
     }
 
     @Override
-    public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1, float beta2,
-            float eps, float weightDecay, long step) {
-        optimizers.adamw(param, grad, expAvg, expAvgSq, lr, beta1, beta2, eps, weightDecay, step);
+    public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, Tensor computeCopy, float lr,
+            float beta1, float beta2, float eps, float weightDecay, long step) {
+        optimizers.adamw(param, grad, expAvg, expAvgSq, computeCopy, lr, beta1, beta2, eps, weightDecay, step);
     }
 
     @Override

@@ -9,7 +9,7 @@ import java.lang.invoke.MethodHandle;
 import spin.backend.Operands;
 import spin.backend.Tensor;
 
-/** Fused RMSprop and AdamW steps on flat fp32 buffers: kernels/optimizer.cu. */
+/** Fused RMSprop and AdamW steps on flat fp32 buffers, with the bf16 compute copy in the same pass: kernels/optimizer.cu. */
 final class Optimizers {
     private final CudaBackend backend;
     private final CudaDevice device;
@@ -25,19 +25,22 @@ final class Optimizers {
                 JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT);
     }
 
-    void rmsprop(Tensor param, Tensor grad, Tensor squareAvg, float lr, float alpha, float eps, float weightDecay) {
+    void rmsprop(Tensor param, Tensor grad, Tensor squareAvg, Tensor computeCopy, float lr, float alpha, float eps,
+            float weightDecay) {
         Operands.requireF32(backend, param, grad, squareAvg);
+        MemorySegment copy = copy(computeCopy, param);
         Operands.requireSameSize(grad, param, "param");
         Operands.requireSameSize(squareAvg, param, "param");
         var stream = device.compute().handle();
         long n = param.size();
         device.launch("spin_rmsprop_step", () -> (int) rmsprop.invokeExact(stream, param.memory(), grad.memory(),
-                squareAvg.memory(), MemorySegment.NULL, n, lr, alpha, eps, weightDecay));
+                squareAvg.memory(), copy, n, lr, alpha, eps, weightDecay));
     }
 
-    void adamw(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1, float beta2, float eps,
-            float weightDecay, long step) {
+    void adamw(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, Tensor computeCopy, float lr, float beta1,
+            float beta2, float eps, float weightDecay, long step) {
         Operands.requireF32(backend, param, grad, expAvg, expAvgSq);
+        MemorySegment copy = copy(computeCopy, param);
         Operands.requireSameSize(grad, param, "param");
         Operands.requireSameSize(expAvg, param, "param");
         Operands.requireSameSize(expAvgSq, param, "param");
@@ -50,7 +53,16 @@ final class Optimizers {
         var stream = device.compute().handle();
         long n = param.size();
         device.launch("spin_adamw_step", () -> (int) adamw.invokeExact(stream, param.memory(), grad.memory(),
-                expAvg.memory(), expAvgSq.memory(), MemorySegment.NULL, n, lr, beta1, beta2, eps, weightDecay, stepSize,
+                expAvg.memory(), expAvgSq.memory(), copy, n, lr, beta1, beta2, eps, weightDecay, stepSize,
                 correction2Sqrt));
+    }
+
+    /** The kernels' optional bf16 copy: NULL for none. */
+    private MemorySegment copy(Tensor computeCopy, Tensor param) {
+        if (computeCopy == null) {
+            return MemorySegment.NULL;
+        }
+        Operands.requireComputeCopy(backend, computeCopy, param);
+        return computeCopy.memory();
     }
 }

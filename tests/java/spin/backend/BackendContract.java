@@ -310,6 +310,103 @@ abstract class BackendContract {
         }
     }
 
+    /**
+     * The fused residual add + norm against its unfused twin on the same backend, bit for bit, on the
+     * CPU and on the device, in each dtype the backend computes in: into a separate sum and in place
+     * (sum == a, as the model updates the residual stream).
+     */
+    @ParameterizedTest
+    @CsvSource({"1,3,F32", "9,300,F32", "17,1023,F32", "7,5,BF16", "9,300,BF16", "17,1023,BF16"})
+    void addRmsnormIsBitForBitAddThenRmsnorm(int n, int c, DType act) {
+        float[] a = bf16Floats(n * c, 3f), b = bf16Floats(n * c, 3f), w = bf16Floats(c, 1f);
+        float eps = 1e-5f;
+        int checked = 0;
+        for (Backend be : List.of(cpu, device)) {
+            if (!be.computeTypes().contains(act)) {
+                continue;
+            }
+            for (boolean inPlace : new boolean[] {false, true}) {
+                Tensor[] unfused = addThenNorm(be, act, a, b, w, n, c, eps, false, inPlace);
+                Tensor[] fused = addThenNorm(be, act, a, b, w, n, c, eps, true, inPlace);
+                String[] names = {"sum", "normed", "rstd"};
+                for (int k = 0; k < names.length; k++) {
+                    float[] expected = be.read(unfused[k]), actual = be.read(fused[k]);
+                    for (int i = 0; i < expected.length; i++) {
+                        if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
+                            fail("addRmsnormForward " + names[k] + (inPlace ? " (sum == a)" : "") + " " + act + ": element "
+                                    + i + " is " + actual[i] + " on " + be.name() + ", " + expected[i]
+                                    + " from add + rmsnormForward (seed " + seed + ")");
+                        }
+                    }
+                }
+            }
+            checked++;
+        }
+        assumeTrue(checked > 0, "no backend computes in " + act);
+        Tensor x = track(device.allocate(DType.F32, 2, 4)), r = track(device.allocate(DType.F32, 2));
+        Tensor weight = track(device.allocate(DType.F32, 4));
+        assertThrows(IllegalArgumentException.class, () -> device.addRmsnormForward(x, x, r, x, x, weight, eps),
+                "normed aliasing the sum");
+    }
+
+    /** {sum, normed, rstd} of add + rmsnormForward ({@code fused} false) or addRmsnormForward, tracked. */
+    private Tensor[] addThenNorm(Backend be, DType act, float[] a, float[] b, float[] w, int n, int c, float eps,
+            boolean fused, boolean inPlace) {
+        Tensor x = track(input(be, act, a, n, c)), y = track(input(be, act, b, n, c)), weight = track(input(be, act, w, c));
+        Tensor sum = inPlace ? x : track(be.allocate(act, n, c)), normed = track(be.allocate(act, n, c));
+        Tensor rstd = track(be.allocate(DType.F32, n));
+        if (fused) {
+            be.addRmsnormForward(sum, normed, rstd, x, y, weight, eps);
+        } else {
+            be.add(sum, x, y);
+            be.rmsnormForward(normed, rstd, sum, weight, eps);
+        }
+        return new Tensor[] {sum, normed, rstd};
+    }
+
+    /**
+     * RoPE of q and k in one pass against the two in-place calls it replaces, bit for bit, forward and
+     * backward, on the CPU and on the device in each dtype it computes in (GQA: k has fewer heads; a
+     * negative position takes the CPU's path outside its angle table).
+     */
+    @ParameterizedTest
+    @CsvSource({"1,1,1,1,2,F32", "2,5,4,2,8,F32", "2,7,3,3,130,F32", "2,5,4,2,8,BF16", "2,7,3,1,130,BF16"})
+    void ropeQkIsBitForBitRopeOfQThenOfK(int b, int t, int h, int kvh, int d, DType act) {
+        float[] q = bf16Floats(b * t * h * d, 1f), k = bf16Floats(b * t * kvh * d, 1f);
+        int[] positions = random.ints(b * t, 0, 5000).toArray();
+        positions[positions.length - 1] = -3;
+        float theta = 10000f;
+        for (Backend be : List.of(cpu, device)) {
+            if (!be.computeTypes().contains(act)) {
+                continue;
+            }
+            Tensor pos = track(be.fromHost(positions, b, t));
+            for (boolean forward : new boolean[] {true, false}) {
+                Tensor q1 = track(input(be, act, q, b, t, h, d)), k1 = track(input(be, act, k, b, t, kvh, d));
+                Tensor q2 = track(input(be, act, q, b, t, h, d)), k2 = track(input(be, act, k, b, t, kvh, d));
+                if (forward) {
+                    be.ropeForward(q1, q1, pos, theta);
+                    be.ropeForward(k1, k1, pos, theta);
+                    be.ropeQkForward(q2, k2, pos, theta);
+                } else {
+                    be.ropeBackward(q1, q1, pos, theta);
+                    be.ropeBackward(k1, k1, pos, theta);
+                    be.ropeQkBackward(q2, k2, pos, theta);
+                }
+                for (Tensor[] pair : new Tensor[][] {{q1, q2}, {k1, k2}}) {
+                    float[] expected = be.read(pair[0]), actual = be.read(pair[1]);
+                    for (int i = 0; i < expected.length; i++) {
+                        if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
+                            fail("ropeQk" + (forward ? "Forward " : "Backward ") + (pair[0] == q1 ? "q" : "k") + " " + act
+                                    + ": element " + i + " is " + actual[i] + " on " + be.name() + ", " + expected[i]
+                                    + " from the two rope calls (seed " + seed + ")");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @ParameterizedTest
     @CsvSource({"1,1,1,2", "2,5,3,8", "2,7,4,24"})
     void ropeForwardAndBackwardInPlace(int b, int t, int h, int d) {
@@ -685,6 +782,51 @@ abstract class BackendContract {
             be.adamwStep(out.get(), be.fromHost(grad, n), be.fromHost(state2, n), be.fromHost(state, n), 1e-3f, 0.9f,
                     0.999f, 1e-8f, weightDecay, 3);
         });
+    }
+
+    /**
+     * An optimizer step that writes the BF16 compute copy in the same pass is bit for bit the step
+     * followed by a cast, in the master, the state and the copy, on the CPU and on the device.
+     */
+    @ParameterizedTest
+    @CsvSource({"rmsprop,0", "rmsprop,0.01", "adamw,0", "adamw,0.01"})
+    void optimizerStepWithComputeCopyIsTheStepThenACast(String optimizer, float weightDecay) {
+        int n = 5003;
+        float[] param = floats(n, 1f), grad = floats(n, 1e-2f), state = new float[n], state2 = new float[n];
+        for (int i = 0; i < n; i++) {
+            state[i] = Math.abs(random.nextFloat()) * 1e-4f;
+            state2[i] = random.nextFloat() * 1e-3f;
+        }
+        for (Backend be : List.of(cpu, device)) {
+            Tensor[][] results = new Tensor[2][];
+            for (int fused = 0; fused < 2; fused++) {
+                Tensor p = track(be.fromHost(param, n)), g = track(be.fromHost(grad, n)), s = track(be.fromHost(state, n));
+                Tensor s2 = track(be.fromHost(state2, n)), copy = track(be.allocate(DType.BF16, n));
+                Tensor fusedCopy = fused == 1 ? copy : null;
+                if (optimizer.equals("rmsprop")) {
+                    be.rmspropStep(p, g, s, fusedCopy, 1e-3f, 0.99f, 1e-8f, weightDecay);
+                } else {
+                    be.adamwStep(p, g, s2, s, fusedCopy, 1e-3f, 0.9f, 0.999f, 1e-8f, weightDecay, 3);
+                }
+                if (fused == 0) {
+                    be.cast(copy, p);
+                }
+                results[fused] = new Tensor[] {p, s, s2, copy};
+            }
+            String[] names = {"param", "state", "state2", "computeCopy"};
+            for (int k = 0; k < names.length; k++) {
+                float[] expected = be.read(results[0][k]), actual = be.read(results[1][k]);
+                for (int i = 0; i < n; i++) {
+                    if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
+                        fail(optimizer + " step with computeCopy: " + names[k] + " element " + i + " is " + actual[i] + " on "
+                                + be.name() + ", " + expected[i] + " from the step then cast (seed " + seed + ")");
+                    }
+                }
+            }
+            Tensor p = track(be.fromHost(param, n)), f32Copy = track(be.allocate(DType.F32, n));
+            assertThrows(IllegalArgumentException.class, () -> be.rmspropStep(p, p, p, f32Copy, 1e-3f, 0.99f, 1e-8f, 0f),
+                    "an F32 compute copy");
+        }
     }
 
     @Test
