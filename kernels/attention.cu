@@ -38,6 +38,9 @@
 //   cached   grid M*H, shared q [D] + one chunk of 32 keys [32][D+1] (at most 34 KiB).
 #include <math.h>
 
+#include <algorithm>
+#include <atomic>
+
 #include "attention_mma.cuh"
 #include "block_reduce.cuh"
 #include "dtype.cuh"
@@ -512,6 +515,284 @@ attention_cached_kernel(E* out, const E* q, const E* kCache, const E* vCache, co
     }
 }
 
+// ---- decoding: one block per (token, kv head, split) -----------------------------------------
+// The simple cached kernel above reads each K/V row once per query head; here a block holds the
+// whole GQA group of its kv head (G = H/KVH query rows), so a row is read from memory once per
+// group. Keys stream through shared memory DECODE_TILE at a time, widened to fp32 as they are
+// staged (16-byte loads where rows are 16-byte aligned): scores thread per (group row, key),
+// softmax statistics thread per group row, P.V thread per (group row, column), as the forward
+// kernel does. With splits > 1 (flash-decoding, for too few tokens x kv heads to fill the GPU)
+// split s takes the s-th slice of the token's visible positions, slices being whole tiles, and
+// leaves its unnormalised (max, sum, acc) in scratch; attention_decode_combine_kernel merges the
+// slices in split order. Every sum has a fixed order, so the bits depend on the shape and the
+// split count only.
+constexpr int DECODE_TILE = 32;
+constexpr int MAX_DECODE_SPLITS = 64;
+// Positions below which one more split is not worth its partial's write and the combine.
+constexpr int DECODE_MIN_SPLIT_KEYS = 256;
+// Beyond this much shared memory (large groups at large D) the simple kernel is used instead.
+constexpr size_t DECODE_SHARED_LIMIT = 96 * 1024;
+
+struct alignas(16) Pack16 {
+    uint32_t words[4];
+};
+
+// The 16 bytes as 4 fp32 or 8 bf16 values, widened; the pointer only picks the overload. Word
+// arithmetic rather than a union keeps the pack in registers.
+__device__ __forceinline__ void unpack_to_f32(const Pack16& pack, float* dst, const float*) {
+    for (int i = 0; i < 4; ++i) dst[i] = __uint_as_float(pack.words[i]);
+}
+
+__device__ __forceinline__ void unpack_to_f32(const Pack16& pack, float* dst, const bf16*) {
+    for (int i = 0; i < 4; ++i) {  // little-endian: the lower half is the earlier element
+        dst[2 * i] = bf16_bits_to_f32(static_cast<uint16_t>(pack.words[i] & 0xffffu));
+        dst[2 * i + 1] = bf16_bits_to_f32(static_cast<uint16_t>(pack.words[i] >> 16));
+    }
+}
+
+size_t decode_shared_floats(int G, int D) {
+    return 2 * static_cast<size_t>(G) * D + static_cast<size_t>(DECODE_TILE) * (2 * D + 1) +
+           static_cast<size_t>(G) * (DECODE_TILE + 1) + 3 * static_cast<size_t>(G);
+}
+
+// Stages `count` cache rows (kv head g of rows[0..count)) into tile rows ld floats apart. Rows past
+// count are left as they are: no reader looks past count.
+template <typename E>
+__device__ __forceinline__ void stage_cache_rows(float* tile, int ld, const E* cache, const long long* rows, int count,
+                                                 int KVH, int g, int D, bool vectorised) {
+    if (vectorised) {
+        constexpr int VEC = static_cast<int>(sizeof(Pack16) / sizeof(E));
+        const int per_row = D / VEC;
+        for (int e = threadIdx.x; e < count * per_row; e += ATTENTION_BLOCK) {
+            const int jj = e / per_row, c = (e % per_row) * VEC;
+            const Pack16 pack =
+                *reinterpret_cast<const Pack16*>(cache + (static_cast<size_t>(rows[jj]) * KVH + g) * D + c);
+            unpack_to_f32(pack, tile + jj * ld + c, static_cast<const E*>(nullptr));
+        }
+    } else {
+        for (int e = threadIdx.x; e < count * D; e += ATTENTION_BLOCK) {
+            const int jj = e / D, c = e % D;
+            tile[jj * ld + c] = to_f32(cache[(static_cast<size_t>(rows[jj]) * KVH + g) * D + c]);
+        }
+    }
+}
+
+// blockIdx.x = (m * KVH + g) * splits + split. out [M,H,D] when splits == 1; otherwise stats
+// [M,H,splits,2] (max, sum; max NaN for a token the table cannot serve) and partial_acc
+// [M,H,splits,D]. The bad-token test covers all of the token's visible blocks in every split,
+// so the splits agree on it.
+// At least 4 blocks per SM (about 37 KiB of shared memory each for Mistral's group of 4 at D = 128):
+// with no minimum, ptxas for sm_80 settles at 56-64 registers and spills.
+template <typename E>
+__global__ void __launch_bounds__(ATTENTION_BLOCK, 4)
+attention_decode_kernel(E* out, float* stats, float* partial_acc, const E* q, const E* kCache, const E* vCache,
+                        const int32_t* blockTable, const int32_t* querySeq, const int32_t* queryPos, DecodeShape shape,
+                        int splits, bool vectorised) {
+    SPIN_DYNAMIC_SHARED(float, shared);
+    __shared__ long long rows[DECODE_TILE];
+    __shared__ int bad_block;
+    const int D = shape.D, G = shape.H / shape.KVH, ld = D + 1, bs = shape.blockSize;
+    float* q_tile = shared;                        // [G][D]
+    float* acc = q_tile + G * D;                   // [G][D]
+    float* k_tile = acc + G * D;                   // [DECODE_TILE][ld]: odd ld, so a key per thread is conflict-free
+    float* v_tile = k_tile + DECODE_TILE * ld;     // [DECODE_TILE][D]: read along D by consecutive threads
+    float* scores = v_tile + DECODE_TILE * D;      // [G][DECODE_TILE + 1]
+    float* row_max = scores + G * (DECODE_TILE + 1);  // [G]
+    float* row_sum = row_max + G;                     // [G]
+    float* row_rescale = row_sum + G;                 // [G]
+
+    const int split = blockIdx.x % splits;
+    const int g = (blockIdx.x / splits) % shape.KVH;
+    const int m = blockIdx.x / (splits * shape.KVH);
+    const size_t head0 = static_cast<size_t>(m) * shape.H + static_cast<size_t>(g) * G;  // the group's first (m, h)
+    const int seq = querySeq[m], pos = queryPos[m];
+    const int first = shape.window > 0 ? max(0, pos - shape.window + 1) : 0;
+
+    if (threadIdx.x == 0) bad_block = 0;
+    __syncthreads();
+    // Uniform over the block, so leaving early skips no barrier another thread waits at.
+    bool bad = seq < 0 || seq >= shape.S || pos < 0 || pos / bs >= shape.maxBlocks;
+    if (!bad) {
+        const int32_t* table_row = blockTable + static_cast<size_t>(seq) * shape.maxBlocks;
+        for (int blk = first / bs + threadIdx.x; blk <= pos / bs; blk += ATTENTION_BLOCK) {
+            const int32_t block = table_row[blk];
+            if (block < 0 || static_cast<long long>(block) * bs + bs > shape.R) bad_block = 1;  // all store the same value
+        }
+        __syncthreads();
+        bad = bad_block != 0;
+    }
+    if (bad) {
+        if (splits == 1) {
+            for (int e = threadIdx.x; e < G * D; e += ATTENTION_BLOCK) out[head0 * D + e] = from_f32<E>(NAN);
+        } else {
+            for (int r = threadIdx.x; r < G; r += ATTENTION_BLOCK) {
+                float* st = stats + ((head0 + r) * splits + split) * 2;
+                st[0] = NAN;
+                st[1] = 0.0f;
+            }
+        }
+        return;
+    }
+    const int32_t* table_row = blockTable + static_cast<size_t>(seq) * shape.maxBlocks;
+
+    // Slices of whole tiles, so a slice's tiles start where the unsplit kernel's do.
+    const int visible = pos + 1 - first;
+    const int per_split = (visible + splits - 1) / splits;
+    const int slice = (per_split + DECODE_TILE - 1) / DECODE_TILE * DECODE_TILE;
+    const int begin = first + min(visible, split * slice);
+    const int end = min(pos + 1, begin + slice);
+
+    const E* q_src = q + head0 * D;
+    for (int e = threadIdx.x; e < G * D; e += ATTENTION_BLOCK) {
+        q_tile[e] = to_f32(q_src[e]);
+        acc[e] = 0.0f;
+    }
+    for (int r = threadIdx.x; r < G; r += ATTENTION_BLOCK) {
+        row_max[r] = -INFINITY;
+        row_sum[r] = 0.0f;
+    }
+
+    for (int p0 = begin; p0 < end; p0 += DECODE_TILE) {
+        const int count = min(DECODE_TILE, end - p0);
+        __syncthreads();  // the previous tile's readers are done with its rows, keys, values and weights
+        const int tid = static_cast<int>(threadIdx.x);
+        if (tid < count) {
+            const int p = p0 + tid;
+            rows[tid] = static_cast<long long>(table_row[p / bs]) * bs + p % bs;
+        }
+        __syncthreads();
+        stage_cache_rows(k_tile, ld, kCache, rows, count, shape.KVH, g, D, vectorised);
+        stage_cache_rows(v_tile, D, vCache, rows, count, shape.KVH, g, D, vectorised);
+        __syncthreads();
+
+        for (int e = threadIdx.x; e < G * DECODE_TILE; e += ATTENTION_BLOCK) {
+            const int r = e / DECODE_TILE, c = e % DECODE_TILE;
+            scores[r * (DECODE_TILE + 1) + c] =
+                c < count ? dot_row(q_tile + r * D, k_tile + c * ld, D) * shape.scale : -INFINITY;
+        }
+        __syncthreads();
+
+        for (int r = threadIdx.x; r < G; r += ATTENTION_BLOCK) {
+            float* row = scores + r * (DECODE_TILE + 1);
+            const float old_max = row_max[r];
+            float new_max = old_max;
+            for (int c = 0; c < count; ++c) new_max = fmaxf(new_max, row[c]);
+            float sum = 0.0f;
+            for (int c = 0; c < count; ++c) {
+                const float p = expf(row[c] - new_max);  // every position of the slice is visible: new_max is finite
+                row[c] = p;
+                sum += p;
+            }
+            const float rescale = expf(old_max - new_max);  // 0 on the slice's first tile
+            row_max[r] = new_max;
+            row_sum[r] = row_sum[r] * rescale + sum;
+            row_rescale[r] = rescale;
+        }
+        __syncthreads();
+
+        for (int e = threadIdx.x; e < G * D; e += ATTENTION_BLOCK) {
+            const int r = e / D, c = e % D;
+            const float* p = scores + r * (DECODE_TILE + 1);
+            float a = acc[e] * row_rescale[r];
+            for (int jj = 0; jj < count; ++jj) a += p[jj] * v_tile[jj * D + c];
+            acc[e] = a;
+        }
+    }
+    __syncthreads();
+
+    if (splits == 1) {
+        // The token sees its own position, so the sum is at least 1.
+        for (int e = threadIdx.x; e < G * D; e += ATTENTION_BLOCK) {
+            out[head0 * D + e] = from_f32<E>(acc[e] * (1.0f / row_sum[e / D]));
+        }
+    } else {
+        for (int e = threadIdx.x; e < G * D; e += ATTENTION_BLOCK) {
+            const int r = e / D, c = e % D;
+            partial_acc[((head0 + r) * splits + split) * D + c] = acc[e];
+        }
+        for (int r = threadIdx.x; r < G; r += ATTENTION_BLOCK) {
+            float* st = stats + ((head0 + r) * splits + split) * 2;
+            st[0] = row_max[r];  // -inf for an empty slice, whose sum and acc are 0
+            st[1] = row_sum[r];
+        }
+    }
+}
+
+// One block per (m, h): the slices' weights exp(max_s - max) are formed once, then each column is
+// the weighted sum of the slices' accumulators, in split order, over the weighted sums.
+template <typename E>
+__global__ void __launch_bounds__(ATTENTION_BLOCK)
+attention_decode_combine_kernel(E* out, const float* stats, const float* partial_acc, int splits, int D) {
+    __shared__ float weight[MAX_DECODE_SPLITS];
+    __shared__ float inv_sum;
+    __shared__ int bad;
+    const size_t mh = blockIdx.x;
+    const float* st = stats + mh * splits * 2;
+    if (threadIdx.x == 0) {
+        float total_max = -INFINITY;
+        int nan = 0;
+        for (int s = 0; s < splits; ++s) {
+            nan |= isnan(st[2 * s]) ? 1 : 0;
+            total_max = fmaxf(total_max, st[2 * s]);
+        }
+        float sum = 0.0f;
+        for (int s = 0; s < splits; ++s) {
+            weight[s] = st[2 * s] == -INFINITY ? 0.0f : expf(st[2 * s] - total_max);
+            sum += st[2 * s + 1] * weight[s];
+        }
+        bad = nan;
+        inv_sum = 1.0f / sum;
+    }
+    __syncthreads();
+    const float* acc = partial_acc + mh * splits * D;
+    for (int c = threadIdx.x; c < D; c += ATTENTION_BLOCK) {
+        float a = 0.0f;
+        for (int s = 0; s < splits; ++s) a += acc[static_cast<size_t>(s) * D + c] * weight[s];
+        out[mh * D + c] = from_f32<E>(bad ? NAN : a * inv_sum);
+    }
+}
+
+// SM count of the current device, asked once per device: the split rule's only input from the device.
+int decode_sm_count() {
+    constexpr int MAX_DEVICES = 64;
+    static std::atomic<int> counts[MAX_DEVICES];
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= MAX_DEVICES) {
+        (void)cudaGetLastError();
+        return 1;
+    }
+    int count = counts[device].load(std::memory_order_relaxed);
+    if (count > 0) return count;
+    if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || count < 1) {
+        (void)cudaGetLastError();
+        count = 1;
+    }
+    counts[device].store(count, std::memory_order_relaxed);
+    return count;
+}
+
+// Splits enough to give each SM about two blocks, but none shorter than DECODE_MIN_SPLIT_KEYS of
+// the longest visible range the table allows; requested > 0 overrides the rule (tests).
+int decode_splits(int M, int KVH, int maxBlocks, int blockSize, int window, int requested) {
+    if (requested > 0) return min(requested, MAX_DECODE_SPLITS);
+    long long context = static_cast<long long>(maxBlocks) * blockSize;
+    if (window > 0 && window < context) context = window;
+    const long long work = static_cast<long long>(M) * KVH;
+    const int sms = decode_sm_count();
+    if (work >= sms || work == 0) return 1;
+    long long splits = (2LL * sms + work - 1) / work;
+    splits = std::min(splits, (context + DECODE_MIN_SPLIT_KEYS - 1) / DECODE_MIN_SPLIT_KEYS);
+    return static_cast<int>(std::max(1LL, std::min(splits, static_cast<long long>(MAX_DECODE_SPLITS))));
+}
+
+bool decode_kernel_fits(int H, int KVH, int D) {
+    return decode_shared_floats(H / KVH, D) * sizeof(float) <= DECODE_SHARED_LIMIT;
+}
+
+size_t decode_scratch_bytes(int M, int H, int D, int splits) {
+    return splits > 1 ? static_cast<size_t>(M) * H * splits * (2 + static_cast<size_t>(D)) * sizeof(float) : 0;
+}
+
 int check_heads(const char* call, int H, int KVH, int D, int window) {
     if (H < 0 || KVH < 1 || H % KVH != 0) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "%s: need KVH >= 1 and H >= 0 a multiple of KVH, got H=%d KVH=%d",
@@ -650,11 +931,12 @@ int spin_attention_backward(spin_stream_t stream, int dtype, void* dq, void* dk,
     });
 }
 
-int spin_attention_cached_forward(spin_stream_t stream, int dtype, void* out, const void* q, const void* kCache,
-                                  const void* vCache, const int32_t* blockTable, const int32_t* querySeq,
-                                  const int32_t* queryPos, int M, int H, int KVH, int D, int R, int S,
-                                  int maxBlocks, int blockSize, int window) {
-    const char* call = "spin_attention_cached_forward";
+// One block per (token, query head), every dtype and D: the reference the decode kernel is held to.
+int spin_attention_cached_forward_simple(spin_stream_t stream, int dtype, void* out, const void* q, const void* kCache,
+                                         const void* vCache, const int32_t* blockTable, const int32_t* querySeq,
+                                         const int32_t* queryPos, int M, int H, int KVH, int D, int R, int S,
+                                         int maxBlocks, int blockSize, int window) {
+    const char* call = "spin_attention_cached_forward_simple";
     if (M < 0 || R < 0 || S < 0 || maxBlocks < 0 || blockSize < 1) {
         return spin::fail(SPIN_ERR_INVALID_ARG,
                           "%s: need M, R, S, maxBlocks >= 0 and blockSize >= 1, got M=%d R=%d S=%d maxBlocks=%d "
@@ -683,4 +965,77 @@ int spin_attention_cached_forward(spin_stream_t stream, int dtype, void* out, co
     });
 }
 
+
+int spin_attention_cached_forward_scratch_bytes(int M, int H, int KVH, int D, int maxBlocks, int blockSize, int window,
+                                                int splits, size_t* out) {
+    const char* call = "spin_attention_cached_forward_scratch_bytes";
+    if (M < 0 || maxBlocks < 0 || blockSize < 1 || splits < 0) {
+        return spin::fail(SPIN_ERR_INVALID_ARG,
+                          "%s: need M, maxBlocks, splits >= 0 and blockSize >= 1, got M=%d maxBlocks=%d blockSize=%d "
+                          "splits=%d",
+                          call, M, maxBlocks, blockSize, splits);
+    }
+    if (int status = check_heads(call, H, KVH, D, window)) return status;
+    if (!out) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL out", call);
+    *out = decode_kernel_fits(H, KVH, D)
+               ? decode_scratch_bytes(M, H, D, decode_splits(M, KVH, maxBlocks, blockSize, window, splits))
+               : 0;
+    return SPIN_OK;
+}
+
+int spin_attention_cached_forward(spin_stream_t stream, int dtype, void* out, const void* q, const void* kCache,
+                                  const void* vCache, const int32_t* blockTable, const int32_t* querySeq,
+                                  const int32_t* queryPos, int M, int H, int KVH, int D, int R, int S,
+                                  int maxBlocks, int blockSize, int window, int splits, void* scratch) {
+    const char* call = "spin_attention_cached_forward";
+    if (M < 0 || R < 0 || S < 0 || maxBlocks < 0 || blockSize < 1 || splits < 0) {
+        return spin::fail(SPIN_ERR_INVALID_ARG,
+                          "%s: need M, R, S, maxBlocks, splits >= 0 and blockSize >= 1, got M=%d R=%d S=%d "
+                          "maxBlocks=%d blockSize=%d splits=%d",
+                          call, M, R, S, maxBlocks, blockSize, splits);
+    }
+    if (int status = check_heads(call, H, KVH, D, window)) return status;
+    if (M == 0 || H == 0) return SPIN_OK;
+    if (!out || !q || !kCache || !vCache || !blockTable || !querySeq || !queryPos) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL tensor pointer", call);
+    }
+    if (!decode_kernel_fits(H, KVH, D)) {
+        return spin_attention_cached_forward_simple(stream, dtype, out, q, kCache, vCache, blockTable, querySeq,
+                                                    queryPos, M, H, KVH, D, R, S, maxBlocks, blockSize, window);
+    }
+    const int used = decode_splits(M, KVH, maxBlocks, blockSize, window, splits);
+    if (used > 1 && !scratch) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: %d splits need scratch (spin_attention_cached_forward_scratch_bytes)",
+                          call, used);
+    }
+    const long long blocks = static_cast<long long>(M) * KVH * used;
+    if (blocks > 0x7fffffffLL || static_cast<long long>(M) * H > 0x7fffffffLL) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: %lld blocks is too many", call, blocks);
+    }
+    const DecodeShape shape{H, KVH, D, R, S, maxBlocks, blockSize, window,
+                            static_cast<float>(1.0 / sqrt(static_cast<double>(D)))};
+    const size_t shared_bytes = decode_shared_floats(H / KVH, D) * sizeof(float);
+    float* stats = static_cast<float*>(scratch);
+    float* partial_acc = used > 1 ? stats + static_cast<size_t>(M) * H * used * 2 : nullptr;
+    const cudaStream_t cuda_stream = spin::to_cuda(stream);
+    return spin::with_dtype(call, dtype, [&](auto element) -> int {
+        using E = decltype(element);
+        const size_t row_bytes = static_cast<size_t>(D) * sizeof(E);
+        const bool vectorised = row_bytes % sizeof(Pack16) == 0 &&
+                                reinterpret_cast<uintptr_t>(kCache) % alignof(Pack16) == 0 &&
+                                reinterpret_cast<uintptr_t>(vCache) % alignof(Pack16) == 0;
+        if (int status = allow_shared(attention_decode_kernel<E>, shared_bytes)) return status;
+        SPIN_LAUNCH(attention_decode_kernel<E>, static_cast<unsigned int>(blocks), ATTENTION_BLOCK, shared_bytes,
+                    cuda_stream, static_cast<E*>(out), stats, partial_acc, static_cast<const E*>(q),
+                    static_cast<const E*>(kCache), static_cast<const E*>(vCache), blockTable, querySeq, queryPos,
+                    shape, used, vectorised);
+        SPIN_LAUNCH_CHECK(attention_decode_kernel);
+        if (used > 1) {
+            SPIN_LAUNCH(attention_decode_combine_kernel<E>, static_cast<unsigned int>(static_cast<long long>(M) * H),
+                        ATTENTION_BLOCK, 0, cuda_stream, static_cast<E*>(out), stats, partial_acc, used, D);
+            SPIN_LAUNCH_CHECK(attention_decode_combine_kernel);
+        }
+        return SPIN_OK;
+    });
+}
 }  // extern "C"

@@ -83,6 +83,10 @@ enum cudaFuncAttribute {
     cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
 };
 
+enum cudaDeviceAttr {
+    cudaDevAttrMultiProcessorCount = 16,
+};
+
 enum cudaMemPoolAttr {
     cudaMemPoolAttrReservedMemCurrent = 5,
     cudaMemPoolAttrReservedMemHigh = 6,
@@ -122,6 +126,8 @@ SPIN_EMU_API cudaError_t cudaRuntimeGetVersion(int* version);
 SPIN_EMU_API cudaError_t cudaGetDeviceCount(int* count);
 SPIN_EMU_API cudaError_t cudaGetDeviceProperties(cudaDeviceProp* props, int device);
 SPIN_EMU_API cudaError_t cudaGetDevice(int* device);
+// Only the attributes the kernels' launchers ask for; any other is cudaErrorInvalidValue.
+SPIN_EMU_API cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
 SPIN_EMU_API cudaError_t cudaSetDevice(int device);
 SPIN_EMU_API cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 SPIN_EMU_API cudaError_t cudaDeviceSynchronize();

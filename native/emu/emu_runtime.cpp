@@ -954,6 +954,15 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* props, int device) {
     return cudaSuccess;
 }
 
+// The same one SM cudaGetDeviceProperties reports.
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+    if (value == nullptr) return raise(cudaErrorInvalidValue, "cudaDeviceGetAttribute: NULL");
+    if (!valid_device(device)) return bad_device("cudaDeviceGetAttribute", device);
+    if (attr != cudaDevAttrMultiProcessorCount) return raise(cudaErrorInvalidValue, "cudaDeviceGetAttribute: attribute %d", static_cast<int>(attr));
+    *value = 1;
+    return cudaSuccess;
+}
+
 cudaError_t cudaGetDevice(int* device) {
     if (device == nullptr) return raise(cudaErrorInvalidValue, "cudaGetDevice: NULL");
     *device = current_device;

@@ -343,7 +343,25 @@ SPIN_EXPORT int spin_attention_backward(spin_stream_t stream, int dtype, void* d
 SPIN_EXPORT int spin_attention_cached_forward(spin_stream_t stream, int dtype, void* out, const void* q,
                                               const void* kCache, const void* vCache, const int32_t* blockTable,
                                               const int32_t* querySeq, const int32_t* queryPos, int M, int H, int KVH,
-                                              int D, int R, int S, int maxBlocks, int blockSize, int window);
+                                              int D, int R, int S, int maxBlocks, int blockSize, int window,
+                                              int splits, void* scratch);
+/* spin_attention_cached_forward runs one block per (token, kv head) over the token's whole GQA
+   group, so each K/V row is read once per group; where tokens x kv heads are too few to fill the
+   device it splits each token's visible positions into `splits` slices (flash-decoding) and merges
+   them in slice order, so the result is deterministic for a given shape and split count. splits
+   0 = the rule (from M, KVH, maxBlocks * blockSize, window and the device's SM count); > 0 forces
+   that many (at most 64; for tests). scratch: spin_attention_cached_forward_scratch_bytes bytes
+   for the same M, H, KVH, D, maxBlocks, blockSize, window and splits (NULL where that is 0).
+   Group sizes whose tiles do not fit 96 KiB of shared memory (large H/KVH at large D) run the
+   simple kernel. The _simple entry always runs the simple kernel (one block per token and query
+   head): the reference tests hold the fast one to. */
+SPIN_EXPORT int spin_attention_cached_forward_scratch_bytes(int M, int H, int KVH, int D, int maxBlocks, int blockSize,
+                                                            int window, int splits, size_t* out);
+SPIN_EXPORT int spin_attention_cached_forward_simple(spin_stream_t stream, int dtype, void* out, const void* q,
+                                                     const void* kCache, const void* vCache,
+                                                     const int32_t* blockTable, const int32_t* querySeq,
+                                                     const int32_t* queryPos, int M, int H, int KVH, int D, int R,
+                                                     int S, int maxBlocks, int blockSize, int window);
 
 /* ---- kernels: RMSNorm (kernels/rmsnorm.cu) ----------------------------------------------- */
 

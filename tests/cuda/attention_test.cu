@@ -458,21 +458,42 @@ void check_attention_mma_shapes() {
     }
 }
 
-// Two sequences of 13 and 7 cached positions in blocks of 4, their blocks out of order among 8
-// physical blocks (1 and 4 unused, holding values that must not be read); the queries include
-// several of one sequence (prefill-style), first positions, and two a caller's bug would make:
-// a sequence outside the table and a position whose block has no entry (-1). Those give NaN.
-void check_cached(int dtype, int D, int window) {
-    const int H = 4, KVH = 2, group = H / KVH, S = 2, maxBlocks = 4, blockSize = 4, R = 8 * blockSize;
-    const std::vector<int32_t> table = {5, 2, 7, 0, 3, 6, -1, -1};
-    const std::vector<int32_t> seqs = {0, 1, 0, 1, 0, 1, 0, 2, 1};
-    const std::vector<int32_t> positions = {12, 6, 5, 0, 0, 3, 9, 0, 9};
-    const std::vector<char> valid = {1, 1, 1, 1, 1, 1, 1, 0, 0};
-    const int M = static_cast<int>(seqs.size());
-    const std::vector<float> q = representable(random_floats(static_cast<size_t>(M) * H * D, 2.0f), dtype);
-    const std::vector<float> k_cache = representable(random_floats(static_cast<size_t>(R) * KVH * D), dtype);
-    const std::vector<float> v_cache = representable(random_floats(static_cast<size_t>(R) * KVH * D), dtype);
+// Runs the cached forward: mode -1 the simple kernel, 0 the fast one with the split rule, n > 0
+// the fast one forced to n splits (with the scratch that needs).
+int run_cached(int mode, int dtype, void* out, const void* q, const void* k, const void* v, const int32_t* table,
+               const int32_t* seqs, const int32_t* positions, int M, int H, int KVH, int D, int R, int S, int maxBlocks,
+               int blockSize, int window) {
+    if (mode < 0) {
+        return spin_attention_cached_forward_simple(nullptr, dtype, out, q, k, v, table, seqs, positions, M, H, KVH, D,
+                                                    R, S, maxBlocks, blockSize, window);
+    }
+    size_t bytes = 0;
+    must(spin_attention_cached_forward_scratch_bytes(M, H, KVH, D, maxBlocks, blockSize, window, mode, &bytes),
+         "spin_attention_cached_forward_scratch_bytes");
+    void* scratch = nullptr;
+    if (bytes > 0) scratch = device_poisoned<float>(bytes / sizeof(float));
+    const int status = spin_attention_cached_forward(nullptr, dtype, out, q, k, v, table, seqs, positions, M, H, KVH,
+                                                     D, R, S, maxBlocks, blockSize, window, mode, scratch);
+    must(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    if (scratch) cudaFree(scratch);
+    return status;
+}
 
+const char* mode_name(int mode) {
+    static char text[32];
+    if (mode < 0) return "simple";
+    if (mode == 0) return "fast (split rule)";
+    std::snprintf(text, sizeof text, "fast, %d splits", mode);
+    return text;
+}
+
+// fp64 reference of the cached forward for the valid tokens (0 for the others).
+std::vector<double> cached_reference(const std::vector<float>& q, const std::vector<float>& k_cache,
+                                     const std::vector<float>& v_cache, const std::vector<int32_t>& table,
+                                     const std::vector<int32_t>& seqs, const std::vector<int32_t>& positions,
+                                     const std::vector<char>& valid, int H, int KVH, int D, int maxBlocks,
+                                     int blockSize, int window) {
+    const int M = static_cast<int>(seqs.size()), group = H / KVH;
     const double scale = 1.0 / std::sqrt(static_cast<double>(D));
     std::vector<double> expected(q.size(), 0.0);
     for (int m = 0; m < M; ++m) {
@@ -500,6 +521,26 @@ void check_cached(int dtype, int D, int window) {
             }
         }
     }
+    return expected;
+}
+
+// Two sequences of 13 and 7 cached positions in blocks of 4, their blocks out of order among 8
+// physical blocks (1 and 4 unused, holding values that must not be read); the queries include
+// several of one sequence (prefill-style), first positions, and two a caller's bug would make:
+// a sequence outside the table and a position whose block has no entry (-1). Those give NaN.
+void check_cached(int mode, int dtype, int D, int window) {
+    const int H = 4, KVH = 2, S = 2, maxBlocks = 4, blockSize = 4, R = 8 * blockSize;
+    const std::vector<int32_t> table = {5, 2, 7, 0, 3, 6, -1, -1};
+    const std::vector<int32_t> seqs = {0, 1, 0, 1, 0, 1, 0, 2, 1};
+    const std::vector<int32_t> positions = {12, 6, 5, 0, 0, 3, 9, 0, 9};
+    const std::vector<char> valid = {1, 1, 1, 1, 1, 1, 1, 0, 0};
+    const int M = static_cast<int>(seqs.size());
+    const std::vector<float> q = representable(random_floats(static_cast<size_t>(M) * H * D, 2.0f), dtype);
+    const std::vector<float> k_cache = representable(random_floats(static_cast<size_t>(R) * KVH * D), dtype);
+    const std::vector<float> v_cache = representable(random_floats(static_cast<size_t>(R) * KVH * D), dtype);
+
+    const std::vector<double> expected = cached_reference(q, k_cache, v_cache, table, seqs, positions, valid, H, KVH, D,
+                                                          maxBlocks, blockSize, window);
 
     void* q_d = device_typed(q, dtype);
     void* k_d = device_typed(k_cache, dtype);
@@ -510,8 +551,8 @@ void check_cached(int dtype, int D, int window) {
     void* out_d = device_poisoned_typed(q.size(), dtype);
     // Poisoned with 0 rather than NaN, so that the NaN the bad tokens must get is the kernel's.
     must(cudaMemset(out_d, 0, q.size() * dtype_bytes(dtype)), "cudaMemset");
-    must(spin_attention_cached_forward(nullptr, dtype, out_d, q_d, k_d, v_d, table_d, seqs_d, positions_d, M, H, KVH, D,
-                                       R, S, maxBlocks, blockSize, window),
+    must(run_cached(mode, dtype, out_d, q_d, k_d, v_d, table_d, seqs_d, positions_d, M, H, KVH, D, R, S, maxBlocks,
+                    blockSize, window),
          "spin_attention_cached_forward");
     std::vector<float> out = host_typed(out_d, q.size(), dtype);
     size_t bad_not_nan = 0;
@@ -526,14 +567,14 @@ void check_cached(int dtype, int D, int window) {
     std::string measured = measure;
     const bool ok = output_ok(dtype, expected, out, 1e-5, 1e-5, 2, "out", measured);
     report(ok && bad_not_nan == 0,
-           "spin_attention_cached_forward %s M=%d H=%d KVH=%d D=%d window=%d blockSize=%d%s, %zu bad-token elements "
-           "not NaN",
-           dtype_name(dtype), M, H, KVH, D, window, blockSize, measured.c_str(), bad_not_nan);
+           "spin_attention_cached_forward %s %s M=%d H=%d KVH=%d D=%d window=%d blockSize=%d%s, %zu bad-token "
+           "elements not NaN",
+           mode_name(mode), dtype_name(dtype), M, H, KVH, D, window, blockSize, measured.c_str(), bad_not_nan);
 
     // Poisoned (NaN) this time: every element of the valid tokens must be written.
     void* out2_d = device_poisoned_typed(q.size(), dtype);
-    must(spin_attention_cached_forward(nullptr, dtype, out2_d, q_d, k_d, v_d, table_d, seqs_d, positions_d, M, H, KVH,
-                                       D, R, S, maxBlocks, blockSize, window),
+    must(run_cached(mode, dtype, out2_d, q_d, k_d, v_d, table_d, seqs_d, positions_d, M, H, KVH, D, R, S, maxBlocks,
+                    blockSize, window),
          "spin_attention_cached_forward");
     std::vector<float> out2 = host_typed(out2_d, q.size(), dtype);
     for (int m = 0; m < M; ++m) {
@@ -541,10 +582,80 @@ void check_cached(int dtype, int D, int window) {
     }
     std::string measured2 = measure;
     const bool ok2 = output_ok(dtype, expected, out2, 1e-5, 1e-5, 2, "out", measured2);
-    report(ok2, "spin_attention_cached_forward %s D=%d window=%d into poisoned output%s", dtype_name(dtype), D, window,
-           measured2.c_str());
+    report(ok2, "spin_attention_cached_forward %s %s D=%d window=%d into poisoned output%s", mode_name(mode),
+           dtype_name(dtype), D, window, measured2.c_str());
     for (void* ptr : {q_d, k_d, v_d, static_cast<void*>(table_d), static_cast<void*>(seqs_d),
                       static_cast<void*>(positions_d), out_d, out2_d}) {
+        cudaFree(ptr);
+    }
+}
+
+// The decode kernel's own shapes: three sequences of different lengths (one position, an exact
+// number of blocks, and a long one) in physical blocks shuffled over the cache, queried at their
+// last positions (decode), at block edges and in a run of consecutive positions (a prefill chunk);
+// GQA 1 and 4; every split count in `modes` (0: the rule, which on the emulator's one SM never
+// splits), each held to the fp64 reference; and one split count run twice, bit for bit.
+void check_decode(int dtype, int H, int KVH, int D, int blockSize, int window, std::initializer_list<int> modes) {
+    const std::vector<int> lengths = {1, 3 * blockSize, 5 * blockSize + 3};
+    const int S = static_cast<int>(lengths.size()), maxBlocks = 6;
+    const int physical = S * maxBlocks + 2, R = physical * blockSize;
+    std::vector<int32_t> order(physical);
+    for (int i = 0; i < physical; ++i) order[i] = (i * 7 + 3) % physical;  // 7 is prime to 20
+    std::vector<int32_t> table(static_cast<size_t>(S) * maxBlocks, -1);
+    int next = 0;
+    for (int seq = 0; seq < S; ++seq) {
+        for (int blk = 0; blk * blockSize < lengths[seq]; ++blk) table[seq * maxBlocks + blk] = order[next++];
+    }
+    std::vector<int32_t> seqs, positions;
+    for (int seq = 0; seq < S; ++seq) {
+        const int len = lengths[seq];
+        for (int p : {len - 1, 0, blockSize - 1, blockSize, 2 * blockSize - 1, 2 * blockSize}) {
+            if (p >= 0 && p < len) {
+                seqs.push_back(seq);
+                positions.push_back(p);
+            }
+        }
+    }
+    for (int p = lengths[2] - 6; p < lengths[2]; ++p) {  // a prefill chunk of the long sequence
+        seqs.push_back(2);
+        positions.push_back(p);
+    }
+    const int M = static_cast<int>(seqs.size());
+    const std::vector<char> valid(M, 1);
+    const std::vector<float> q = representable(random_floats(static_cast<size_t>(M) * H * D, 2.0f), dtype);
+    const std::vector<float> k_cache = representable(random_floats(static_cast<size_t>(R) * KVH * D), dtype);
+    const std::vector<float> v_cache = representable(random_floats(static_cast<size_t>(R) * KVH * D), dtype);
+    const std::vector<double> expected = cached_reference(q, k_cache, v_cache, table, seqs, positions, valid, H, KVH, D,
+                                                          maxBlocks, blockSize, window);
+    void* q_d = device_typed(q, dtype);
+    void* k_d = device_typed(k_cache, dtype);
+    void* v_d = device_typed(v_cache, dtype);
+    int32_t* table_d = device_copy(table);
+    int32_t* seqs_d = device_copy(seqs);
+    int32_t* positions_d = device_copy(positions);
+    const size_t bytes = q.size() * dtype_bytes(dtype);
+    void* out_d = device_poisoned_typed(q.size(), dtype);
+    std::vector<unsigned char> first_bits(bytes), second_bits(bytes);
+    for (int mode : modes) {
+        must(run_cached(mode, dtype, out_d, q_d, k_d, v_d, table_d, seqs_d, positions_d, M, H, KVH, D, R, S, maxBlocks,
+                        blockSize, window),
+             "spin_attention_cached_forward");
+        std::string measured = dtype == SPIN_DTYPE_F32 ? ": worst ratio" : ": relative error";
+        const bool ok = output_ok(dtype, expected, host_typed(out_d, q.size(), dtype), 1e-5, 1e-5, 2, "out", measured);
+        report(ok, "decode %s %s M=%d H=%d KVH=%d D=%d blockSize=%d window=%d%s", mode_name(mode), dtype_name(dtype), M,
+               H, KVH, D, blockSize, window, measured.c_str());
+    }
+    for (auto* bits : {&first_bits, &second_bits}) {
+        must(cudaMemset(out_d, 0, bytes), "cudaMemset");
+        must(run_cached(3, dtype, out_d, q_d, k_d, v_d, table_d, seqs_d, positions_d, M, H, KVH, D, R, S, maxBlocks,
+                        blockSize, window),
+             "spin_attention_cached_forward");
+        must(cudaMemcpy(bits->data(), out_d, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy");
+    }
+    report(first_bits == second_bits, "decode %s H=%d KVH=%d D=%d blockSize=%d window=%d: 3 splits twice, bit-identical",
+           dtype_name(dtype), H, KVH, D, blockSize, window);
+    for (void* ptr : {q_d, k_d, v_d, static_cast<void*>(table_d), static_cast<void*>(seqs_d),
+                      static_cast<void*>(positions_d), out_d}) {
         cudaFree(ptr);
     }
 }
@@ -582,20 +693,32 @@ void check_arguments() {
     report(bytes == 2 * 5 * 3 * sizeof(float), "backward scratch for B=2 T=5 H=3: %zu bytes (expected %zu)", bytes,
            2 * 5 * 3 * sizeof(float));
     expect_status(spin_attention_backward_scratch_bytes(2, -5, 3, &bytes), bad, "backward scratch bytes T=-5");
-    expect_status(spin_attention_cached_forward(nullptr, f32, f, f, f, f, i, i, i, 1, 2, 1, 8, 4, 1, 1, 0, 0), bad,
+    expect_status(spin_attention_cached_forward(nullptr, f32, f, f, f, f, i, i, i, 1, 2, 1, 8, 4, 1, 1, 0, 0, 0, nullptr), bad,
                   "cached blockSize=0");
-    expect_status(spin_attention_cached_forward(nullptr, f32, f, f, f, f, i, i, i, 1, 2, 1, 9, 4, 1, 1, 4, 0), bad,
+    expect_status(spin_attention_cached_forward(nullptr, f32, f, f, f, f, i, i, i, 1, 2, 1, 9, 4, 1, 1, 4, 0, 0, nullptr), bad,
                   "cached D=9");
-    expect_status(spin_attention_cached_forward(nullptr, f32, f, f, f, f, nullptr, i, i, 1, 2, 1, 8, 4, 1, 1, 4, 0),
+    expect_status(spin_attention_cached_forward(nullptr, f32, f, f, f, f, nullptr, i, i, 1, 2, 1, 8, 4, 1, 1, 4, 0, 0,
+                                                nullptr),
                   bad, "cached NULL blockTable");
     expect_status(spin_attention_cached_forward(nullptr, f32, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                                nullptr, 0, 2, 1, 8, 0, 1, 1, 4, 0),
+                                                nullptr, 0, 2, 1, 8, 0, 1, 1, 4, 0, 0, nullptr),
                   SPIN_OK, "cached M=0 with NULL tensors");
     expect_status(spin_attention_forward(nullptr, unknown, f, f, f, f, f, i, 1, 2, 2, 1, 8, 0), bad, "forward dtype 2");
     expect_status(spin_attention_backward(nullptr, unknown, f, f, f, f, f, f, f, f, i, f, f, 1, 2, 2, 1, 8, 0), bad,
                   "backward dtype 2");
-    expect_status(spin_attention_cached_forward(nullptr, unknown, f, f, f, f, i, i, i, 1, 2, 1, 8, 4, 1, 1, 4, 0), bad,
-                  "cached dtype 2");
+    expect_status(spin_attention_cached_forward(nullptr, unknown, f, f, f, f, i, i, i, 1, 2, 1, 8, 4, 1, 1, 4, 0, 0, nullptr),
+                  bad, "cached dtype 2");
+    expect_status(spin_attention_cached_forward(nullptr, f32, f, f, f, f, i, i, i, 1, 2, 1, 8, 4, 1, 1, 4, 0, 2, nullptr),
+                  bad, "cached 2 splits without scratch");
+    expect_status(spin_attention_cached_forward(nullptr, f32, f, f, f, f, i, i, i, 1, 2, 1, 8, 4, 1, 1, 4, 0, -1, f), bad,
+                  "cached splits=-1");
+    expect_status(spin_attention_cached_forward_scratch_bytes(3, 8, 2, 128, 4, 16, 0, 5, &bytes), SPIN_OK,
+                  "cached scratch bytes");
+    report(bytes == 3 * 8 * 5 * (2 + 128) * sizeof(float), "cached scratch for M=3 H=8 D=128, 5 splits: %zu bytes",
+           bytes);
+    expect_status(spin_attention_cached_forward_scratch_bytes(3, 8, 2, 128, 4, 16, 0, 1, &bytes), SPIN_OK,
+                  "cached scratch bytes, 1 split");
+    report(bytes == 0, "cached scratch for 1 split: %zu bytes", bytes);
     cudaFree(f);
     cudaFree(i);
 }
@@ -621,8 +744,18 @@ SPIN_KERNEL_CHECKS(attention) {
         check_attention(dtype, {2, 37, 2, 1, 256, 0}, true);
         check_attention(dtype, {2, 37, 2, 1, 256, 20}, false);
         for (int D : {8, 24, 64, 256}) {
-            for (int window : {0, 3, 6}) check_cached(dtype, D, window);
+            for (int window : {0, 3, 6}) {
+                for (int mode : {-1, 0, 2}) check_cached(mode, dtype, D, window);
+            }
         }
+        for (int blockSize : {16, 5}) {
+            for (int window : {0, 19}) {
+                check_decode(dtype, 8, 2, 128, blockSize, window, {0, 1, 2, 5, 64});
+                check_decode(dtype, 2, 2, 64, blockSize, window, {0, 3});
+            }
+        }
+        check_decode(dtype, 4, 1, 6, 16, 0, {0, 4});
+        check_decode(dtype, 4, 1, 256, 16, 7, {0, 2});
     }
     check_attention_mma_shapes();
     check_arguments();

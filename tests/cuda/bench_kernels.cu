@@ -592,11 +592,24 @@ int main(int argc, char** argv) {
     // Decoding, memory-bound, so GB/s: each token reads its ctx positions' keys and values once per
     // kv head (M*ctx*KVH*D*2 elements; the H/KVH query heads of a group share them) + q and out
     // (M*H*D*2), all in the compute dtype.
+    size_t decode_scratch_bytes = 0;
+    check(spin_attention_cached_forward_scratch_bytes(M, H, KVH, D, maxBlocks, bs, 0, 0, &decode_scratch_bytes),
+          "spin_attention_cached_forward_scratch_bytes");
+    float* decode_scratch = decode_scratch_bytes > 0 ? alloc<float>(decode_scratch_bytes / sizeof(float)) : nullptr;
     bench.time("attention_cached_forward",
                fmt("M=%d H=%d KVH=%d D=%d ctx=%d bs=%d", M, H, KVH, D, ctx, bs), Rate::Bandwidth,
                (2.0 * M * ctx * W + 2.0 * DEC) * fa, runs, warm, [&] {
                    return spin_attention_cached_forward(stream, act, dec_out, dec_q, k_cache, v_cache, block_table,
-                                                        query_seq, query_pos, M, H, KVH, D, R, S, maxBlocks, bs, 0);
+                                                        query_seq, query_pos, M, H, KVH, D, R, S, maxBlocks, bs, 0, 0,
+                                                        decode_scratch);
+               });
+    // The per-query-head kernel on the same problem: what reading K/V once per group gains.
+    bench.time("attention_cached_forward_simple",
+               fmt("M=%d H=%d KVH=%d D=%d ctx=%d bs=%d", M, H, KVH, D, ctx, bs), Rate::Bandwidth,
+               (2.0 * M * ctx * W + 2.0 * DEC) * fa, runs, warm, [&] {
+                   return spin_attention_cached_forward_simple(stream, act, dec_out, dec_q, k_cache, v_cache,
+                                                               block_table, query_seq, query_pos, M, H, KVH, D, R, S,
+                                                               maxBlocks, bs, 0);
                });
 
     check(spin_stream_synchronize(stream), "spin_stream_synchronize");

@@ -24,6 +24,8 @@ final class Attention {
     private final MethodHandle backwardScratchBytes;
     private final MethodHandle backward;
     private final MethodHandle cachedForward;
+    private final MethodHandle cachedForwardSimple;
+    private final MethodHandle cachedScratchBytes;
 
     Attention(CudaBackend backend, CudaDevice device) {
         this.backend = backend;
@@ -38,7 +40,12 @@ final class Attention {
                 JAVA_INT);
         cachedForward = device.bind("spin_attention_cached_forward", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                JAVA_INT, JAVA_INT);
+                JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS);
+        cachedForwardSimple = device.bind("spin_attention_cached_forward_simple", ADDRESS, JAVA_INT, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                JAVA_INT, JAVA_INT, JAVA_INT);
+        cachedScratchBytes = device.bind("spin_attention_cached_forward_scratch_bytes", JAVA_INT, JAVA_INT, JAVA_INT,
+                JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS);
     }
 
     /** The library picks the kernel: tensor cores for BF16 with head dim 64 or 128, else the simple one. */
@@ -93,8 +100,25 @@ final class Attention {
         }
     }
 
+    /**
+     * The decode kernel (one block per token and kv head, split over the context where the tokens
+     * are too few to fill the device); {@code splits} 0 lets the library's rule choose, more forces
+     * that many (tests). The split partials live in op scratch from the stream-ordered pool, as the
+     * backward's do: no device allocation reaches the driver per decode step once the pool holds them.
+     */
     void cachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable, Tensor querySeq,
+            Tensor queryPos, int blockSize, int window, int splits) {
+        cached(false, splits, out, q, kCache, vCache, blockTable, querySeq, queryPos, blockSize, window);
+    }
+
+    /** Always the simple kernel (one block per token and query head): the reference for the decode kernel. */
+    void cachedForwardSimple(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable, Tensor querySeq,
             Tensor queryPos, int blockSize, int window) {
+        cached(true, 0, out, q, kCache, vCache, blockTable, querySeq, queryPos, blockSize, window);
+    }
+
+    private void cached(boolean simple, int splits, Tensor out, Tensor q, Tensor kCache, Tensor vCache,
+            Tensor blockTable, Tensor querySeq, Tensor queryPos, int blockSize, int window) {
         int dtype = NativeDType.of(Operands.requireActivations(backend, out, q, kCache, vCache));
         AttentionShape s = AttentionShape.cached(q, kCache, vCache, window);
         Operands.requireSameSize(out, q, "q");
@@ -108,10 +132,29 @@ final class Attention {
                     + " blocks of " + blockSize + " rows, got " + blockTable + ", " + kCache);
         }
         int sequences = blockTable.dim(0), maxBlocks = blockTable.dim(1);
+        if (splits < 0) {
+            throw new IllegalArgumentException("splits must be >= 0 (0 = the library's rule), got " + splits);
+        }
         var stream = device.compute().handle();
-        device.launch("spin_attention_cached_forward", () -> (int) cachedForward.invokeExact(stream, dtype,
-                out.memory(), q.memory(), kCache.memory(), vCache.memory(), blockTable.memory(), querySeq.memory(),
-                queryPos.memory(), s.batch(), s.heads(), s.kvHeads(), s.headDim(), kCache.dim(0), sequences, maxBlocks,
-                blockSize, window));
+        int m = s.batch(), h = s.heads(), kvh = s.kvHeads(), d = s.headDim(), rows = kCache.dim(0);
+        if (simple) {
+            device.launch("spin_attention_cached_forward_simple", () -> (int) cachedForwardSimple.invokeExact(stream,
+                    dtype, out.memory(), q.memory(), kCache.memory(), vCache.memory(), blockTable.memory(),
+                    querySeq.memory(), queryPos.memory(), m, h, kvh, d, rows, sequences, maxBlocks, blockSize, window));
+            return;
+        }
+        long bytes;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment result = arena.allocate(JAVA_LONG);
+            device.launch("spin_attention_cached_forward_scratch_bytes", () -> (int) cachedScratchBytes.invokeExact(
+                    m, h, kvh, d, maxBlocks, blockSize, window, splits, result));
+            bytes = result.get(JAVA_LONG, 0);
+        }
+        try (Scratch scratch = new Scratch(device, bytes)) {
+            device.launch("spin_attention_cached_forward", () -> (int) cachedForward.invokeExact(stream, dtype,
+                    out.memory(), q.memory(), kCache.memory(), vCache.memory(), blockTable.memory(), querySeq.memory(),
+                    queryPos.memory(), m, h, kvh, d, rows, sequences, maxBlocks, blockSize, window, splits,
+                    scratch.memory()));
+        }
     }
 }

@@ -439,7 +439,25 @@ public final class CudaBackend implements Backend {
     @Override
     public void attentionCachedForward(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable,
             Tensor querySeq, Tensor queryPos, int blockSize, int window) {
-        attention.cachedForward(out, q, kCache, vCache, blockTable, querySeq, queryPos, blockSize, window);
+        attention.cachedForward(out, q, kCache, vCache, blockTable, querySeq, queryPos, blockSize, window, 0);
+    }
+
+    /**
+     * {@link #attentionCachedForward} with the decode kernel forced to {@code splits} slices of the
+     * context (0: the library's rule, as attentionCachedForward uses): for tests of the split path.
+     */
+    void attentionCachedForwardSplits(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable,
+            Tensor querySeq, Tensor queryPos, int blockSize, int window, int splits) {
+        attention.cachedForward(out, q, kCache, vCache, blockTable, querySeq, queryPos, blockSize, window, splits);
+    }
+
+    /**
+     * {@link #attentionCachedForward} always on the simple kernel (one block per token and query
+     * head): the reference the decode kernel is tested against.
+     */
+    void attentionCachedForwardSimple(Tensor out, Tensor q, Tensor kCache, Tensor vCache, Tensor blockTable,
+            Tensor querySeq, Tensor queryPos, int blockSize, int window) {
+        attention.cachedForwardSimple(out, q, kCache, vCache, blockTable, querySeq, queryPos, blockSize, window);
     }
 
     @Override

@@ -101,6 +101,104 @@ abstract class CudaDeviceContract {
         }
     }
 
+    /**
+     * The decode kernel (attentionCachedForward, with the split over the context forced to
+     * {@code splits}; 0 = the library's rule) and the simple kernel (attentionCachedForwardSimple)
+     * against the CPU op, per element, in F32 and in BF16 on bf16-valued inputs. Three sequences
+     * of 1, 48 and 77 positions in shuffled physical blocks, queried at their last positions, at
+     * block edges and in a prefill chunk. The simple kernel is held to what bf16 rounding allows
+     * (2^-8 (|out| + max|v|), F32 to 1e-5 of that); the decode kernel to within 2x the simple
+     * kernel's worst error at the same precision (plus 1e-6), and to its own bits on a second run.
+     */
+    @ParameterizedTest
+    @CsvSource({"F32,32,8,128,16,0,0", "BF16,32,8,128,16,0,0", "F32,8,2,64,16,0,3", "BF16,8,2,64,16,20,3",
+            "F32,4,4,24,5,7,2", "BF16,8,1,128,16,0,64", "F32,8,1,128,16,33,5"})
+    void theDecodeKernelAgreesWithTheSimpleKernelAndTheCpu(DType dtype, int h, int kvh, int d, int blockSize, int window,
+            int splits) {
+        int[] lengths = {1, 48, 77};
+        int maxBlocks = (77 + blockSize - 1) / blockSize, physical = lengths.length * maxBlocks + 1;
+        int rows = physical * blockSize;
+        int[] table = new int[lengths.length * maxBlocks];
+        Arrays.fill(table, -1);
+        int next = 0;
+        for (int seq = 0; seq < lengths.length; seq++) {
+            for (int blk = 0; blk * blockSize < lengths[seq]; blk++) {
+                table[seq * maxBlocks + blk] = (next++ * 5 + 2) % physical;  // 5 is prime to every physical here
+            }
+        }
+        List<int[]> queries = new ArrayList<>();  // (sequence, position)
+        for (int seq = 0; seq < lengths.length; seq++) {
+            for (int p : new int[] {lengths[seq] - 1, 0, blockSize - 1, blockSize}) {
+                if (p < lengths[seq]) {
+                    queries.add(new int[] {seq, p});
+                }
+            }
+        }
+        for (int p = 70; p < 77; p++) {
+            queries.add(new int[] {2, p});
+        }
+        int m = queries.size();
+        int[] querySeq = queries.stream().mapToInt(x -> x[0]).toArray();
+        int[] queryPos = queries.stream().mapToInt(x -> x[1]).toArray();
+        SplittableRandom random = new SplittableRandom(99 + h * 31 + d + splits);
+        float[] q = bf16Floats(random, m * h * d, 1.5f), k = bf16Floats(random, rows * kvh * d, 1.5f);
+        float[] v = bf16Floats(random, rows * kvh * d, 1f);
+        assertEquals(-1, table[0 * maxBlocks + 1], "sequence 0 holds one block");
+        try (Backend backend = DeviceUnderTest.openOrSkip(spec()); CpuBackend cpu = new CpuBackend(2)) {
+            CudaBackend cuda = (CudaBackend) backend;
+            List<Tensor> tensors = new ArrayList<>();
+            try {
+                Tensor cq = typed(cuda, tensors, dtype, q, m, h, d), ck = typed(cuda, tensors, dtype, k, rows, kvh, d);
+                Tensor cv = typed(cuda, tensors, dtype, v, rows, kvh, d);
+                Tensor ct = add(tensors, cuda.fromHost(table, lengths.length, maxBlocks));
+                Tensor cs = add(tensors, cuda.fromHost(querySeq, m)), cp = add(tensors, cuda.fromHost(queryPos, m));
+                Tensor fast = add(tensors, cuda.allocate(dtype, m, h, d));
+                Tensor again = add(tensors, cuda.allocate(dtype, m, h, d));
+                Tensor simple = add(tensors, cuda.allocate(dtype, m, h, d));
+                cuda.attentionCachedForwardSplits(fast, cq, ck, cv, ct, cs, cp, blockSize, window, splits);
+                cuda.attentionCachedForwardSplits(again, cq, ck, cv, ct, cs, cp, blockSize, window, splits);
+                cuda.attentionCachedForwardSimple(simple, cq, ck, cv, ct, cs, cp, blockSize, window);
+                Tensor out = add(tensors, cpu.allocate(DType.F32, m, h, d));
+                cpu.attentionCachedForward(out, add(tensors, cpu.fromHost(q, m, h, d)),
+                        add(tensors, cpu.fromHost(k, rows, kvh, d)), add(tensors, cpu.fromHost(v, rows, kvh, d)),
+                        add(tensors, cpu.fromHost(table, lengths.length, maxBlocks)),
+                        add(tensors, cpu.fromHost(querySeq, m)), add(tensors, cpu.fromHost(queryPos, m)), blockSize,
+                        window);
+                float[] expected = cpu.read(out), fastOut = cuda.read(fast), simpleOut = cuda.read(simple);
+                float maxV = 0;
+                for (float x : v) {
+                    maxV = Math.max(maxV, Math.abs(x));
+                }
+                double simpleWorst = 0;
+                for (int i = 0; i < expected.length; i++) {
+                    double error = Math.abs(simpleOut[i] - expected[i]);
+                    double bound = 0x1p-8 * (Math.abs(expected[i]) + maxV) * (dtype == DType.F32 ? 1e-5 : 1) + 1e-6;
+                    if (!(error <= bound)) {
+                        throw new AssertionError("simple out[" + i + "] = " + simpleOut[i] + ", cpu " + expected[i]
+                                + ", bound " + bound);
+                    }
+                    simpleWorst = Math.max(simpleWorst, error);
+                }
+                double fastBound = 2 * simpleWorst + 1e-6;
+                for (int i = 0; i < expected.length; i++) {
+                    if (!(Math.abs(fastOut[i] - expected[i]) <= fastBound)) {
+                        throw new AssertionError("decode out[" + i + "] = " + fastOut[i] + ", cpu " + expected[i]
+                                + ", simple " + simpleOut[i] + ", bound 2 x simple's worst error " + fastBound);
+                    }
+                }
+                assertArrayEquals(fastOut, cuda.read(again), "two runs of the decode kernel, bit for bit");
+            } finally {
+                tensors.forEach(Tensor::close);
+            }
+        }
+    }
+
+    private static Tensor typed(Backend backend, List<Tensor> tensors, DType dtype, float[] values, int... shape) {
+        Tensor tensor = add(tensors, backend.allocate(dtype, shape));
+        backend.write(tensor, values);
+        return tensor;
+    }
+
     private static Tensor add(List<Tensor> tensors, Tensor tensor) {
         tensors.add(tensor);
         return tensor;
