@@ -86,6 +86,26 @@ __device__ __forceinline__ void copy_tile_async(uint16_t* tile, const bf16* firs
     }
 }
 
+// The key/value pipeline both passes share: tile t + 1 (if any) starts into the buffer every warp
+// left at the end of tile t - 1, then the wait makes tile t (and whatever was issued with it)
+// visible to the block. The commit may be empty, so that one wait<1> always means "tile t landed".
+template <int D>
+__device__ __forceinline__ void advance_kv_pipeline(uint16_t* k_s, uint16_t* v_s, const bf16* k_head,
+                                                    const bf16* v_head, size_t kv_stride, int t, int key_tiles,
+                                                    int j0, int key_end) {
+    if (t + 1 < key_tiles) {
+        const int next = j0 + MMA_KEY_ROWS, valid = min(MMA_KEY_ROWS, key_end - next);
+        const int other = (t + 1) % 2;
+        copy_tile_async<D>(k_s + other * MMA_KEY_ROWS * mma_ld<D>(), k_head + static_cast<size_t>(next) * kv_stride,
+                           kv_stride, valid);
+        copy_tile_async<D>(v_s + other * MMA_KEY_ROWS * mma_ld<D>(), v_head + static_cast<size_t>(next) * kv_stride,
+                           kv_stride, valid);
+    }
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+}
+
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     // The element with the lower column index sits in the lower half (PTX ISA fragment layout).
     return static_cast<uint32_t>(f32_to_bf16_bits(lo)) | static_cast<uint32_t>(f32_to_bf16_bits(hi)) << 16;
@@ -145,18 +165,7 @@ attention_forward_mma_kernel(bf16* out, float* lse, const bf16* q, const bf16* k
     for (int t = 0; t < key_tiles; ++t) {
         const int j0 = first_key + t * MMA_KEY_ROWS;
         const int buffer = t % 2;
-        // Tile t+1 goes into the other buffer, which every warp left at the end of tile t-1.
-        if (t + 1 < key_tiles) {
-            const int next = j0 + MMA_KEY_ROWS, valid = min(MMA_KEY_ROWS, key_end - next);
-            const int other = (t + 1) % 2;
-            copy_tile_async<D>(k_s + other * MMA_KEY_ROWS * LD, k_head + static_cast<size_t>(next) * kv_stride,
-                               kv_stride, valid);
-            copy_tile_async<D>(v_s + other * MMA_KEY_ROWS * LD, v_head + static_cast<size_t>(next) * kv_stride,
-                               kv_stride, valid);
-        }
-        cp_async_commit();  // possibly empty, so that one wait<1> always means "tile t has landed"
-        cp_async_wait<1>();
-        __syncthreads();  // every thread's copies of tile t (and Q) are visible
+        advance_kv_pipeline<D>(k_s, v_s, k_head, v_head, kv_stride, t, key_tiles, j0, key_end);
 
         if (t == 0) {
             // Lane l addresses row l % 16 of the warp's rows, columns +8 for lanes 16..31: matrices
@@ -337,17 +346,7 @@ attention_dq_mma_kernel(bf16* dq, const bf16* dOut, const bf16* q, const bf16* k
     for (int t = 0; t < key_tiles; ++t) {
         const int j0 = first_key + t * MMA_KEY_ROWS;
         const int buffer = t % 2;
-        if (t + 1 < key_tiles) {
-            const int next = j0 + MMA_KEY_ROWS, valid = min(MMA_KEY_ROWS, key_end - next);
-            const int other = (t + 1) % 2;
-            copy_tile_async<D>(k_s + other * MMA_KEY_ROWS * LD, k_head + static_cast<size_t>(next) * kv_stride,
-                               kv_stride, valid);
-            copy_tile_async<D>(v_s + other * MMA_KEY_ROWS * LD, v_head + static_cast<size_t>(next) * kv_stride,
-                               kv_stride, valid);
-        }
-        cp_async_commit();
-        cp_async_wait<1>();
-        __syncthreads();
+        advance_kv_pipeline<D>(k_s, v_s, k_head, v_head, kv_stride, t, key_tiles, j0, key_end);
 
         const bool skip = j0 > warp_first + 15 || (W > 0 && j0 + MMA_KEY_ROWS - 1 <= warp_first - W);
         if (!skip) {
