@@ -912,18 +912,19 @@ int spin_attention_backward(spin_stream_t stream, int dtype, void* dq, void* dk,
         SPIN_LAUNCH(attention_delta_kernel<E>, static_cast<unsigned int>(delta_blocks), ATTENTION_BLOCK, 0, cuda_stream,
                     delta, d_out, static_cast<const E*>(out), static_cast<int>(rows), T, H, D);
         SPIN_LAUNCH_CHECK(attention_delta_kernel);
-        // dq on tensor cores where the forward runs on them (attention_mma.cu), dk/dv on the simple kernel.
+        // Both passes on tensor cores where the forward runs on them (attention_mma.cu).
         if (spin::attention_forward_mma_supports(dtype, D, q, k, v) &&
             spin::attention_forward_mma_supports(dtype, D, dOut, dOut, dOut)) {
             if (int status = spin::attention_dq_mma(cuda_stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH,
                                                     D, window)) {
                 return status;
             }
-        } else {
-            SPIN_LAUNCH(attention_dq_kernel<E>, dq_blocks, ATTENTION_BLOCK, dq_bytes, cuda_stream, static_cast<E*>(dq),
-                        d_out, q_t, k_t, v_t, keyMask, lse, delta, shape);
-            SPIN_LAUNCH_CHECK(attention_dq_kernel);
+            return spin::attention_dkdv_mma(cuda_stream, dk, dv, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, D,
+                                            window);
         }
+        SPIN_LAUNCH(attention_dq_kernel<E>, dq_blocks, ATTENTION_BLOCK, dq_bytes, cuda_stream, static_cast<E*>(dq),
+                    d_out, q_t, k_t, v_t, keyMask, lse, delta, shape);
+        SPIN_LAUNCH_CHECK(attention_dq_kernel);
         SPIN_LAUNCH(attention_dkdv_kernel<E>, dkdv_blocks, ATTENTION_BLOCK, dkdv_bytes, cuda_stream,
                     static_cast<E*>(dk), static_cast<E*>(dv), d_out, q_t, k_t, v_t, keyMask, lse, delta, shape);
         SPIN_LAUNCH_CHECK(attention_dkdv_kernel);

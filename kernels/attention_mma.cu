@@ -435,6 +435,204 @@ int launch_dq_mma(cudaStream_t stream, void* dq, const void* dOut, const void* q
     return SPIN_OK;
 }
 
+// dk and dv of the backward on tensor cores (FA2's key-major pass, without atomics: one block owns
+// each dk/dv tile and sums every query head of its GQA group into it in a fixed order):
+//   dv_j = sum_h sum_i p_ij dOut_i,  dk_j = sum_h sum_i ds_ij q_i  (p, ds as in the dq pass).
+// Block: 4 warps, a tile of 64 keys of one (b, kv head), warp w owning keys 16w..16w+15 as the mma's
+// M rows; the grid is B*KVH*ceil(T/64), the longest (first, under the causal mask) key tiles first.
+// K and V [64][D] are copied once; then for each query head of the group in order and each 64-row
+// query tile that can see the key tile (from the tile itself to T, or to the window's end), the Q
+// and dOut tiles and their lse and delta stream through two shared buffers (tile n+1's copies are
+// issued before tile n's mma work). Per tile a warp computes S^T = K Q^T and dP^T = V dOut^T (Q's
+// and dOut's [query][d] rows as the "col" B operand), forms P^T and dS^T in fp32 registers, rounds
+// them to bf16 as A operands (the C layout of 16 queries is the A layout) and adds P^T dOut and
+// dS^T Q (their rows transposed by ldmatrix.trans). Numerics: P and dS rounded to bf16 before the
+// products, as FA2 does; each dk/dv element summed by one lane in (head, query) order.
+// Shared: K, V and 2 Q + 2 dOut buffers of [64][LD], plus 2 x 64 lse and delta floats.
+template <int D>
+__global__ void __launch_bounds__(MMA_THREADS)
+attention_dkdv_mma_kernel(bf16* dk, bf16* dv, const bf16* dOut, const bf16* q, const bf16* k, const bf16* v,
+                          const int32_t* keyMask, const float* lse, const float* delta, MmaShape shape) {
+    constexpr int LD = mma_ld<D>();
+    // The query tile in two chunks of 32 columns: S^T and dP^T of a chunk beside the dk and dv
+    // accumulators stay within the registers at D = 128 (a whole tile's spilled).
+    constexpr int CHUNK = 32, CHUNKS = MMA_QUERY_ROWS / CHUNK;
+    constexpr int KSTEPS = D / 16, DBLOCKS = D / 8, SBLOCKS = CHUNK / 8, PSTEPS = CHUNK / 16;
+    SPIN_DYNAMIC_SHARED(uint16_t, shared);
+    uint16_t* const k_s = shared;                          // [64][LD]
+    uint16_t* const v_s = k_s + MMA_KEY_ROWS * LD;         // [64][LD]
+    uint16_t* const q_s = v_s + MMA_KEY_ROWS * LD;         // [2][64][LD]
+    uint16_t* const do_s = q_s + 2 * MMA_QUERY_ROWS * LD;  // [2][64][LD]
+    float* const lse_s = reinterpret_cast<float*>(do_s + 2 * MMA_QUERY_ROWS * LD);  // [2][64], log2 units
+    float* const delta_s = lse_s + 2 * MMA_QUERY_ROWS;                              // [2][64]
+
+    const int T = shape.T, H = shape.H, KVH = shape.KVH, W = shape.window, G = H / KVH;
+    const int tiles = (T + MMA_KEY_ROWS - 1) / MMA_KEY_ROWS;
+    const int tile = static_cast<int>(blockIdx.x % tiles);
+    const int g = static_cast<int>(blockIdx.x / tiles) % KVH;
+    const int b = static_cast<int>(blockIdx.x / tiles) / KVH;
+    const int j0 = tile * MMA_KEY_ROWS, keys = min(MMA_KEY_ROWS, T - j0);
+    const size_t q_stride = static_cast<size_t>(H) * D, kv_stride = static_cast<size_t>(KVH) * D;
+    const size_t kv_offset = (static_cast<size_t>(b) * T * KVH + g) * D;
+    const int32_t* const mask = keyMask + static_cast<size_t>(b) * T;
+
+    // Queries [j0, query_end) see a key of the tile; tile n of the walk is head g*G + n / query_tiles.
+    const int query_end = W > 0 ? min(T, j0 + keys - 1 + W) : T;
+    const int query_tiles = (query_end - j0 + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS;
+    const int steps = G * query_tiles;
+    auto stage = [&](int n, int buffer) {
+        const int h = g * G + n / query_tiles, i0 = j0 + (n % query_tiles) * MMA_QUERY_ROWS;
+        const int rows = min(MMA_QUERY_ROWS, T - i0);
+        const size_t q_offset = (static_cast<size_t>(b) * T * H + h) * D + static_cast<size_t>(i0) * q_stride;
+        copy_tile_async<D>(q_s + buffer * MMA_QUERY_ROWS * LD, q + q_offset, q_stride, rows);
+        copy_tile_async<D>(do_s + buffer * MMA_QUERY_ROWS * LD, dOut + q_offset, q_stride, rows);
+        // The statistics by plain loads: this buffer was last read before the previous step's barrier.
+        const size_t stat_offset = (static_cast<size_t>(b) * H + h) * T + i0;
+        for (int r = threadIdx.x; r < MMA_QUERY_ROWS; r += MMA_THREADS) {
+            lse_s[buffer * MMA_QUERY_ROWS + r] = r < rows ? lse[stat_offset + r] * 1.4426950408889634f : -INFINITY;
+            delta_s[buffer * MMA_QUERY_ROWS + r] = r < rows ? delta[stat_offset + r] : 0.0f;
+        }
+    };
+    copy_tile_async<D>(k_s, k + kv_offset + static_cast<size_t>(j0) * kv_stride, kv_stride, keys);
+    copy_tile_async<D>(v_s, v + kv_offset + static_cast<size_t>(j0) * kv_stride, kv_stride, keys);
+    stage(0, 0);
+    cp_async_commit();
+
+    const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
+    const int group = lane / 4, tig = lane % 4;
+    const int warp_first = j0 + warp * 16;
+    const int key_of[2] = {warp_first + group, warp_first + group + 8};
+    const bool key_live[2] = {key_of[0] < T && mask[min(key_of[0], T - 1)] != 0,
+                              key_of[1] < T && mask[min(key_of[1], T - 1)] != 0};
+    float dk_acc[DBLOCKS][4], dv_acc[DBLOCKS][4];
+    SPIN_UNROLL
+    for (int n = 0; n < DBLOCKS; ++n) {
+        SPIN_UNROLL
+        for (int e = 0; e < 4; ++e) dk_acc[n][e] = dv_acc[n][e] = 0.0f;
+    }
+
+    for (int n = 0; n < steps; ++n) {
+        const int buffer = n % 2;
+        if (n + 1 < steps) stage(n + 1, (n + 1) % 2);
+        cp_async_commit();  // possibly empty, so that one wait<1> always means "step n landed"
+        cp_async_wait<1>();
+        __syncthreads();
+
+        const int i0 = j0 + (n % query_tiles) * MMA_QUERY_ROWS;
+        // No key of the warp inside the tile, or every query of the tile past the window of the warp's keys.
+        const bool skip = warp_first >= T || (W > 0 && i0 > warp_first + 15 + W - 1);
+        if (!skip) {
+            const uint16_t* const q_tile = q_s + buffer * MMA_QUERY_ROWS * LD;
+            const uint16_t* const do_tile = do_s + buffer * MMA_QUERY_ROWS * LD;
+            const float* const lse_t = lse_s + buffer * MMA_QUERY_ROWS;
+            const float* const delta_t = delta_s + buffer * MMA_QUERY_ROWS;
+            SPIN_UNROLL
+            for (int chunk = 0; chunk < CHUNKS; ++chunk) {
+            const int first_col = chunk * CHUNK;
+            float s[SBLOCKS][4], dp[SBLOCKS][4];
+            SPIN_UNROLL
+            for (int c = 0; c < SBLOCKS; ++c) {
+                SPIN_UNROLL
+                for (int e = 0; e < 4; ++e) s[c][e] = dp[c][e] = 0.0f;
+            }
+            const int a_at = (warp * 16 + lane % 16) * LD + (lane / 16) * 8;
+            const int b_at = ((lane / 16) * 8 + lane % 8) * LD + ((lane / 8) % 2) * 8;
+            SPIN_UNROLL
+            for (int kk = 0; kk < KSTEPS; ++kk) {
+                uint32_t k_frag[4], v_frag[4];
+                ldmatrix<4>(k_frag, k_s + a_at + kk * 16);
+                ldmatrix<4>(v_frag, v_s + a_at + kk * 16);
+                SPIN_UNROLL
+                for (int c = 0; c < SBLOCKS; c += 2) {
+                    uint32_t frag[4];
+                    ldmatrix<4>(frag, q_tile + b_at + (first_col + c * 8) * LD + kk * 16);
+                    const uint32_t q0[2] = {frag[0], frag[1]}, q1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(s[c], k_frag, q0, s[c]);
+                    mma_m16n8k16_bf16(s[c + 1], k_frag, q1, s[c + 1]);
+                    ldmatrix<4>(frag, do_tile + b_at + (first_col + c * 8) * LD + kk * 16);
+                    const uint32_t d0[2] = {frag[0], frag[1]}, d1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(dp[c], v_frag, d0, dp[c]);
+                    mma_m16n8k16_bf16(dp[c + 1], v_frag, d1, dp[c + 1]);
+                }
+            }
+            uint32_t p_frag[PSTEPS][4], ds_frag[PSTEPS][4];
+            SPIN_UNROLL
+            for (int c = 0; c < SBLOCKS; ++c) {
+                float p[4], ds[4];
+                SPIN_UNROLL
+                for (int e = 0; e < 4; ++e) {
+                    const int r = e / 2, j = key_of[r], col = first_col + c * 8 + tig * 2 + e % 2, i = i0 + col;
+                    const float l = lse_t[col];
+                    const bool visible = key_live[r] && i < T && j <= i && (W == 0 || j > i - W) && l != -INFINITY;
+                    p[e] = visible ? exp2f(s[c][e] * shape.scale_log2 - l) : 0.0f;
+                    ds[e] = p[e] * (dp[c][e] - delta_t[col]) * shape.scale;
+                }
+                p_frag[c / 2][(c % 2) * 2 + 0] = pack_bf16(p[0], p[1]);
+                p_frag[c / 2][(c % 2) * 2 + 1] = pack_bf16(p[2], p[3]);
+                ds_frag[c / 2][(c % 2) * 2 + 0] = pack_bf16(ds[0], ds[1]);
+                ds_frag[c / 2][(c % 2) * 2 + 1] = pack_bf16(ds[2], ds[3]);
+            }
+            const int t_at = (((lane / 8) % 2) * 8 + lane % 8) * LD + (lane / 16) * 8;
+            SPIN_UNROLL
+            for (int kk = 0; kk < PSTEPS; ++kk) {
+                SPIN_UNROLL
+                for (int c = 0; c < DBLOCKS; c += 2) {
+                    uint32_t frag[4];
+                    ldmatrix<4, true>(frag, do_tile + t_at + (first_col + kk * 16) * LD + c * 8);
+                    const uint32_t d0[2] = {frag[0], frag[1]}, d1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(dv_acc[c], p_frag[kk], d0, dv_acc[c]);
+                    mma_m16n8k16_bf16(dv_acc[c + 1], p_frag[kk], d1, dv_acc[c + 1]);
+                    ldmatrix<4, true>(frag, q_tile + t_at + (first_col + kk * 16) * LD + c * 8);
+                    const uint32_t q0[2] = {frag[0], frag[1]}, q1[2] = {frag[2], frag[3]};
+                    mma_m16n8k16_bf16(dk_acc[c], ds_frag[kk], q0, dk_acc[c]);
+                    mma_m16n8k16_bf16(dk_acc[c + 1], ds_frag[kk], q1, dk_acc[c + 1]);
+                }
+            }
+            }
+        }
+        __syncthreads();
+    }
+    cp_async_wait<0>();
+
+    SPIN_UNROLL
+    for (int r = 0; r < 2; ++r) {
+        const int j = key_of[r];
+        if (j >= T) continue;
+        bf16* const dk_row = dk + kv_offset + static_cast<size_t>(j) * kv_stride;
+        bf16* const dv_row = dv + kv_offset + static_cast<size_t>(j) * kv_stride;
+        SPIN_UNROLL
+        for (int c = 0; c < DBLOCKS; ++c) {
+            const int col = c * 8 + tig * 2;
+            dk_row[col] = from_f32<bf16>(dk_acc[c][r * 2]);
+            dk_row[col + 1] = from_f32<bf16>(dk_acc[c][r * 2 + 1]);
+            dv_row[col] = from_f32<bf16>(dv_acc[c][r * 2]);
+            dv_row[col + 1] = from_f32<bf16>(dv_acc[c][r * 2 + 1]);
+        }
+    }
+}
+
+template <int D>
+int launch_dkdv_mma(cudaStream_t stream, void* dk, void* dv, const void* dOut, const void* q, const void* k,
+                    const void* v, const int32_t* keyMask, const float* lse, const float* delta, int B, int T, int H,
+                    int KVH, int window) {
+    const long long blocks = static_cast<long long>(B) * KVH * ((T + MMA_KEY_ROWS - 1) / MMA_KEY_ROWS);
+    if (blocks > 0x7fffffffLL) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_attention_backward: %lld blocks is too many", blocks);
+    }
+    const double scale = 1.0 / sqrt(static_cast<double>(D));
+    const MmaShape shape{T, H, KVH, window, static_cast<float>(1.4426950408889634 * scale), static_cast<float>(scale)};
+    constexpr size_t bytes = static_cast<size_t>(6) * MMA_QUERY_ROWS * mma_ld<D>() * sizeof(uint16_t) +
+                             static_cast<size_t>(4) * MMA_QUERY_ROWS * sizeof(float);
+    SPIN_CUDA_TRY(cudaFuncSetAttribute(attention_dkdv_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(bytes)));
+    SPIN_LAUNCH(attention_dkdv_mma_kernel<D>, static_cast<unsigned int>(blocks), MMA_THREADS, bytes, stream,
+                static_cast<bf16*>(dk), static_cast<bf16*>(dv), static_cast<const bf16*>(dOut),
+                static_cast<const bf16*>(q), static_cast<const bf16*>(k), static_cast<const bf16*>(v), keyMask, lse,
+                delta, shape);
+    SPIN_LAUNCH_CHECK(attention_dkdv_mma_kernel);
+    return SPIN_OK;
+}
+
 template <int D>
 int launch_forward_mma(cudaStream_t stream, void* out, float* lse, const void* q, const void* k, const void* v,
                        const int32_t* keyMask, int B, int T, int H, int KVH, int window) {
@@ -488,6 +686,19 @@ int attention_dq_mma(cudaStream_t stream, void* dq, const void* dOut, const void
             return launch_dq_mma<128>(stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window);
         default:
             return fail(SPIN_ERR_INVALID_ARG, "spin_attention_backward: the tensor-core dq has no head dim %d", D);
+    }
+}
+
+int attention_dkdv_mma(cudaStream_t stream, void* dk, void* dv, const void* dOut, const void* q, const void* k,
+                       const void* v, const int32_t* keyMask, const float* lse, const float* delta, int B, int T, int H,
+                       int KVH, int D, int window) {
+    switch (D) {
+        case 64:
+            return launch_dkdv_mma<64>(stream, dk, dv, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window);
+        case 128:
+            return launch_dkdv_mma<128>(stream, dk, dv, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window);
+        default:
+            return fail(SPIN_ERR_INVALID_ARG, "spin_attention_backward: the tensor-core dk/dv has no head dim %d", D);
     }
 }
 

@@ -26,4 +26,10 @@ int attention_dq_mma(cudaStream_t stream, void* dq, const void* dOut, const void
                      const int32_t* keyMask, const float* lse, const float* delta, int B, int T, int H, int KVH, int D,
                      int window);
 
+// The dk/dv pass on tensor cores: dk, dv [B,T,KVH,D] overwritten (every query head of a kv head's
+// group summed in order), from the same operands as attention_dq_mma.
+int attention_dkdv_mma(cudaStream_t stream, void* dk, void* dv, const void* dOut, const void* q, const void* k,
+                       const void* v, const int32_t* keyMask, const float* lse, const float* delta, int B, int T, int H,
+                       int KVH, int D, int window);
+
 }  // namespace spin

@@ -8,6 +8,15 @@
 
 #include <cuda_runtime.h>
 
+// Full unrolling of a loop over register fragments, so that nvcc keeps the arrays it indexes in
+// registers (a loop it leaves rolled indexes them from local memory). The emulator's host compiler
+// needs no hint.
+#ifdef SPIN_CUDA_EMULATOR
+#define SPIN_UNROLL
+#else
+#define SPIN_UNROLL _Pragma("unroll")
+#endif
+
 #ifndef SPIN_CUDA_EMULATOR
 // Shared-state-space address of a generic pointer into shared memory, as PTX's [addr] operands want.
 __device__ __forceinline__ uint32_t shared_address(const void* pointer) {

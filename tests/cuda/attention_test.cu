@@ -379,8 +379,7 @@ void check_attention_mma(int B, int T, int H, int KVH, int D, int W, int mask_ki
     const double r_out = out_ratio(out), r_simple = out_ratio(simple), r_lse = lse_ratio(lse),
                  r_lse_simple = lse_ratio(lse_simple);
 
-    // The backward on this forward's out and lse (dq on tensor cores here, dk/dv on the simple
-    // kernel), against the fp64 formulas with delta over the given out, as check_attention does; held
+    // The backward on this forward's out and lse (dq and dk/dv on tensor cores here), against the fp64 formulas with delta over the given out, as check_attention does; held
     // to DESIGN section 4's 3x rule on relative L2 error, blind rows' dq exactly zero.
     const std::vector<float> d_out = representable(random_floats(q_count), dtype);
     void* d_out_d = device_typed(d_out, dtype);
@@ -394,8 +393,10 @@ void check_attention_mma(int B, int T, int H, int KVH, int D, int W, int mask_ki
                                  lse_d, B, T, H, KVH, D, W),
          "spin_attention_backward");
     const std::vector<float> dq = host_typed(dq_d, q_count, dtype);
-    std::vector<double> dq_ref(q_count, 0.0);
-    std::vector<char> blind_q(q_count, 0);
+    const std::vector<float> dk = host_typed(dk_d, kv_count, dtype);
+    const std::vector<float> dv = host_typed(dv_d, kv_count, dtype);
+    std::vector<double> dq_ref(q_count, 0.0), dk_ref(kv_count, 0.0), dv_ref(kv_count, 0.0);
+    std::vector<char> blind_q(q_count, 0), seen_k(kv_count, 0);
     for (int b = 0; b < B; ++b) {
         for (int h = 0; h < H; ++h) {
             const int g = h / group;
@@ -414,16 +415,25 @@ void check_attention_mma(int B, int T, int H, int KVH, int D, int W, int mask_ki
                         dot += static_cast<double>(q[q_at(b, i, h) + c]) * k[kv_at(b, j, g) + c];
                         dp += static_cast<double>(d_out[q_at(b, i, h) + c]) * v[kv_at(b, j, g) + c];
                     }
-                    const double ds = std::exp(dot * scale - l) * (dp - delta) * scale;
-                    for (int c = 0; c < D; ++c) dq_ref[q_at(b, i, h) + c] += ds * k[kv_at(b, j, g) + c];
+                    const double p = std::exp(dot * scale - l), ds = p * (dp - delta) * scale;
+                    for (int c = 0; c < D; ++c) {
+                        dq_ref[q_at(b, i, h) + c] += ds * k[kv_at(b, j, g) + c];
+                        dk_ref[kv_at(b, j, g) + c] += ds * q[q_at(b, i, h) + c];
+                        dv_ref[kv_at(b, j, g) + c] += p * d_out[q_at(b, i, h) + c];
+                        seen_k[kv_at(b, j, g) + c] = 1;
+                    }
                 }
             }
         }
     }
-    size_t dq_blind_nonzero = 0;
+    // dq of blind queries and dk/dv of keys no query sees (masked, or past every window) are exact zeros.
+    size_t dq_blind_nonzero = 0, dkdv_blind_nonzero = 0;
     for (size_t e = 0; e < q_count; ++e) dq_blind_nonzero += blind_q[e] && dq[e] != 0.0f;
+    for (size_t e = 0; e < kv_count; ++e) dkdv_blind_nonzero += !seen_k[e] && (dk[e] != 0.0f || dv[e] != 0.0f);
     std::string dq_text;
-    const bool dq_ok = output_ok(dtype, dq_ref, dq, 1e-4, 1e-4, 3, "dq", dq_text) && dq_blind_nonzero == 0;
+    const bool dq_ok = output_ok(dtype, dq_ref, dq, 1e-4, 1e-4, 3, "dq", dq_text) && dq_blind_nonzero == 0 &&
+                       output_ok(dtype, dk_ref, dk, 1e-4, 1e-4, 3, "dk", dq_text) &&
+                       output_ok(dtype, dv_ref, dv, 1e-4, 1e-4, 3, "dv", dq_text) && dkdv_blind_nonzero == 0;
     for (void* ptr : {d_out_d, dq_d, dk_d, dv_d, scratch_d}) cudaFree(ptr);
 
     const bool ok = r_out <= 1 && r_simple <= 1 && r_lse <= 1 && r_lse_simple <= 1 && blind_nonzero == 0 && same_bits &&
@@ -431,10 +441,10 @@ void check_attention_mma(int B, int T, int H, int KVH, int D, int W, int mask_ki
     report(ok,
            "spin_attention_forward tensor cores bf16 B=%d T=%d H=%d KVH=%d D=%d window=%d mask=%d pad=%d: out worst "
            "ratio %.2f (simple %.2f), lse %.2f (simple %.2f), max |mma - simple| %.2e, %zu blind rows (%zu nonzero), "
-           "%s, %.0f ms emulated; backward%s (%zu blind nonzero)",
+           "%s, %.0f ms emulated; backward%s (%zu blind dq, %zu blind dk/dv nonzero)",
            B, T, H, KVH, D, W, mask_kind, pad, r_out, r_simple, r_lse, r_lse_simple, simple_gap, blind_rows,
            blind_nonzero, same_bits ? "twice: same bits" : "twice: BITS DIFFER", mma_ms, dq_text.c_str(),
-           dq_blind_nonzero);
+           dq_blind_nonzero, dkdv_blind_nonzero);
     for (void* ptr : {q_d, k_d, v_d, static_cast<void*>(mask_d), out_d, out2_d, simple_d, static_cast<void*>(lse_d),
                       static_cast<void*>(lse2_d), static_cast<void*>(lse_simple_d)}) {
         cudaFree(ptr);
