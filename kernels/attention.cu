@@ -533,10 +533,6 @@ constexpr int DECODE_MIN_SPLIT_KEYS = 256;
 // Beyond this much shared memory (large groups at large D) the simple kernel is used instead.
 constexpr size_t DECODE_SHARED_LIMIT = 96 * 1024;
 
-struct alignas(16) Pack16 {
-    uint32_t words[4];
-};
-
 // The 16 bytes as 4 fp32 or 8 bf16 values, widened; the pointer only picks the overload. Word
 // arithmetic rather than a union keeps the pack in registers.
 __device__ __forceinline__ void unpack_to_f32(const Pack16& pack, float* dst, const float*) {
@@ -842,7 +838,7 @@ int spin_attention_forward(spin_stream_t stream, int dtype, void* out, float* ls
     if (int status = check_shape(call, B, T, H, KVH, D, window)) return status;
     if (B == 0 || T == 0 || H == 0) return SPIN_OK;
     if (!out || !lse || !q || !k || !v || !keyMask) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL tensor pointer", call);
-    if (spin::attention_forward_mma_supports(dtype, D, q, k, v)) {
+    if (spin::attention_mma_supports(dtype, D, {q, k, v, out})) {
         return spin::attention_forward_mma(spin::to_cuda(stream), out, lse, q, k, v, keyMask, B, T, H, KVH, D, window);
     }
     return spin_attention_forward_simple(stream, dtype, out, lse, q, k, v, keyMask, B, T, H, KVH, D, window);
@@ -913,8 +909,7 @@ int spin_attention_backward(spin_stream_t stream, int dtype, void* dq, void* dk,
                     delta, d_out, static_cast<const E*>(out), static_cast<int>(rows), T, H, D);
         SPIN_LAUNCH_CHECK(attention_delta_kernel);
         // Both passes on tensor cores where the forward runs on them (attention_mma.cu).
-        if (spin::attention_forward_mma_supports(dtype, D, q, k, v) &&
-            spin::attention_forward_mma_supports(dtype, D, dOut, dOut, dOut)) {
+        if (spin::attention_mma_supports(dtype, D, {q, k, v, dOut, dq, dk, dv})) {
             if (int status = spin::attention_dq_mma(cuda_stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH,
                                                     D, window)) {
                 return status;

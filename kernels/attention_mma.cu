@@ -7,12 +7,14 @@
 //
 // Shapes: out, q [B,T,H,D] bf16; k, v [B,T,KVH,D] bf16; keyMask [B,T] int32; lse [B,H,T] fp32.
 //
-// Block: 4 warps, a tile of 64 query rows of one (b, h), warp w owning rows 16w..16w+15. The grid
-// is B*H*ceil(T/64), blockIdx.x = (b*H + h)*tiles + (tiles - 1 - tile): the longest (last, under
-// the causal mask) query tiles start first, so the short ones fill the tail of the launch.
+// Block: 4 warps per query head, HEADS (1 or 2) query heads of one GQA group over the same 64 query
+// rows (QueryTile), warp w of head slot s owning rows 16w..16w+15 of head h0 + s. The heads of a
+// block share every K/V tile it copies, so with two heads a K/V byte read from memory serves 128
+// query rows instead of 64. The grid is B*(H/HEADS)*ceil(T/64), the longest (last, under the
+// causal mask) query tiles first, so the short ones fill the tail of the launch.
 // Per block:
-//   - Q [64][D] is copied once into shared memory (cp.async) and each warp keeps its 16 rows as
-//     mma A fragments in registers (ldmatrix.x4), D/16 of them.
+//   - Q [HEADS][64][D] is copied once into shared memory (cp.async) and each warp keeps its 16 rows
+//     as mma A fragments in registers (ldmatrix.x4), D/16 of them.
 //   - K and V stream through two shared buffers of [64][D] each (double buffering): the copies of
 //     key tile t+1 are issued before tile t is computed, so they overlap its mma work. Only the
 //     key tiles between the first key the tile's first query may see (window) and the tile's last
@@ -26,7 +28,8 @@
 //   - O += P V: P's accumulators are rounded to bf16 and repacked in registers as A fragments
 //     (the C layout of S for 16 keys is the A layout of P, FA2's trick); V fragments by
 //     ldmatrix.x4.trans from V's [key][d] rows. O is 16xD fp32 per warp, D/8 accumulators of 4.
-//   - At the end l is summed over the 4 lanes of a row, out = O / l rounded once to bf16, and
+//   - At the end l is summed over the 4 lanes of a row, out = O / l rounded once to bf16 (staged in
+//     the warp's own Q rows, so that the stores to memory are 16-byte chunks), and
 //     lse = (m + log2 l) * ln 2.
 // Numerics against the simple kernel: the same fp32 scores up to summation order (the mma adds
 // the exact bf16 products in fp32), and P rounded to bf16 before P V (the simple kernel keeps it
@@ -35,7 +38,8 @@
 // Shared memory: rows of D + 8 bf16 (a 16-byte pad). A row is then (D + 8) * 2 bytes = 4 banks
 // past a multiple of 128 bytes, so the 8 rows of one 8x8 ldmatrix matrix (16 bytes each) fall on
 // 8 disjoint groups of 4 banks: conflict-free without a swizzle, and cp.async's 16-byte chunks stay
-// aligned. Q + 2 K + 2 V buffers: 5 * 64 * (D + 8) * 2 bytes = 45 KiB at D = 64, 85 KiB at D = 128.
+// aligned. 2 K + 2 V + HEADS Q buffers: (4 + HEADS) * 64 * (D + 8) * 2 bytes, 54 KiB at D = 64 and
+// 102 KiB at D = 128 with two heads (two blocks of 8 warps fit an H100 SM).
 //
 // Determinism: every sum has a fixed order depending on the shapes only (the mma's k order, key
 // tiles in order, the quad reduction of l by a fixed butterfly), so equal inputs give equal bits.
@@ -66,18 +70,13 @@ __host__ __device__ constexpr int mma_ld() {
     return D + 8;
 }
 
-template <int D>
-constexpr size_t mma_shared_bytes() {
-    return static_cast<size_t>(5) * MMA_QUERY_ROWS * mma_ld<D>() * sizeof(uint16_t);
-}
-
 // Queues the copy of `valid` rows of D bf16 (global rows `stride` elements apart) into a [64][LD]
 // tile and zeroes the other rows (cp.async with 0 source bytes), so that the P V of a partial tile
 // multiplies exact zeros (a poisoned row would turn 0 * NaN into NaN).
-template <int D>
+template <int D, int THREADS = MMA_THREADS>
 __device__ __forceinline__ void copy_tile_async(uint16_t* tile, const bf16* first_row, size_t stride, int valid) {
     constexpr int CHUNKS = D / 8;  // 16-byte chunks per row
-    for (int c = threadIdx.x; c < MMA_KEY_ROWS * CHUNKS; c += MMA_THREADS) {
+    for (int c = threadIdx.x; c < MMA_KEY_ROWS * CHUNKS; c += THREADS) {
         const int r = c / CHUNKS, col = (c % CHUNKS) * 8;
         const bool inside = r < valid;
         // An empty copy reads nothing, but the address stays a valid one (the tile's first row).
@@ -89,17 +88,17 @@ __device__ __forceinline__ void copy_tile_async(uint16_t* tile, const bf16* firs
 // The key/value pipeline both passes share: tile t + 1 (if any) starts into the buffer every warp
 // left at the end of tile t - 1, then the wait makes tile t (and whatever was issued with it)
 // visible to the block. The commit may be empty, so that one wait<1> always means "tile t landed".
-template <int D>
+template <int D, int THREADS>
 __device__ __forceinline__ void advance_kv_pipeline(uint16_t* k_s, uint16_t* v_s, const bf16* k_head,
                                                     const bf16* v_head, size_t kv_stride, int t, int key_tiles,
                                                     int j0, int key_end) {
     if (t + 1 < key_tiles) {
         const int next = j0 + MMA_KEY_ROWS, valid = min(MMA_KEY_ROWS, key_end - next);
         const int other = (t + 1) % 2;
-        copy_tile_async<D>(k_s + other * MMA_KEY_ROWS * mma_ld<D>(), k_head + static_cast<size_t>(next) * kv_stride,
-                           kv_stride, valid);
-        copy_tile_async<D>(v_s + other * MMA_KEY_ROWS * mma_ld<D>(), v_head + static_cast<size_t>(next) * kv_stride,
-                           kv_stride, valid);
+        copy_tile_async<D, THREADS>(k_s + other * MMA_KEY_ROWS * mma_ld<D>(),
+                                    k_head + static_cast<size_t>(next) * kv_stride, kv_stride, valid);
+        copy_tile_async<D, THREADS>(v_s + other * MMA_KEY_ROWS * mma_ld<D>(),
+                                    v_head + static_cast<size_t>(next) * kv_stride, kv_stride, valid);
     }
     cp_async_commit();
     cp_async_wait<1>();
@@ -111,46 +110,97 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     return static_cast<uint32_t>(f32_to_bf16_bits(lo)) | static_cast<uint32_t>(f32_to_bf16_bits(hi)) << 16;
 }
 
+// What a block of the forward or dq grid owns: HEADS query heads h0 .. h0 + HEADS - 1 of kv head g
+// (one GQA group, so they read the same K/V tiles), over the query rows [i0, i0 + rows), and the
+// keys [first_key, key_end) in key_tiles tiles that any of those rows may see (window, causal).
+// blockIdx.x = ((b * H / HEADS) + h0 / HEADS) * tiles + (tiles - 1 - tile): the longest (last,
+// under the causal mask) query tiles start first, so the short ones fill the tail of the launch.
+struct QueryTile {
+    int b, g, h0, i0, rows, first_key, key_end, key_tiles;
+};
+
+template <int HEADS>
+__device__ __forceinline__ QueryTile query_tile(const MmaShape& shape) {
+    const int T = shape.T, H = shape.H, KVH = shape.KVH, W = shape.window;
+    const int tiles = (T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS, head_blocks = H / HEADS;
+    const int tile = tiles - 1 - static_cast<int>(blockIdx.x % tiles);
+    QueryTile t;
+    t.h0 = (static_cast<int>(blockIdx.x / tiles) % head_blocks) * HEADS;
+    t.b = static_cast<int>(blockIdx.x / tiles) / head_blocks;
+    t.g = t.h0 / (H / KVH);
+    t.i0 = tile * MMA_QUERY_ROWS;
+    t.rows = min(MMA_QUERY_ROWS, T - t.i0);
+    t.first_key = W > 0 ? max(0, t.i0 - W + 1) : 0;
+    t.key_end = t.i0 + t.rows;
+    t.key_tiles = (t.key_end - t.first_key + MMA_KEY_ROWS - 1) / MMA_KEY_ROWS;
+    return t;
+}
+
+// Stores a warp's 16 x D fp32 tile of C fragments (element e of block n: row group + 8 * (e / 2),
+// column 8n + 2 tig + e % 2), row r's two halves times scale[r], as bf16 rows first_row + r * stride
+// for r < valid. The tile goes through `stage`, the warp's own 16 rows of a [.][LD] shared buffer
+// that nothing reads any more, so that the global stores are whole 16-byte chunks (a warp writes
+// 512 contiguous bytes per store at D = 128, where the fragments' own layout gives 4-byte pieces).
 template <int D>
-__global__ void __launch_bounds__(MMA_THREADS)
+__device__ __forceinline__ void store_rows(bf16* first_row, size_t stride, int valid, uint16_t* stage,
+                                           const float (&acc)[D / 8][4], const float (&scale)[2]) {
+    constexpr int LD = mma_ld<D>(), CHUNKS = D / 8;
+    const int lane = threadIdx.x % WARP_SIZE, group = lane / 4, tig = lane % 4;
+    SPIN_UNROLL
+    for (int n = 0; n < D / 8; ++n) {
+        SPIN_UNROLL
+        for (int r = 0; r < 2; ++r) {
+            *reinterpret_cast<uint32_t*>(stage + (group + 8 * r) * LD + n * 8 + tig * 2) =
+                pack_bf16(acc[n][2 * r] * scale[r], acc[n][2 * r + 1] * scale[r]);
+        }
+    }
+    __syncwarp();
+    for (int c = lane; c < 16 * CHUNKS; c += WARP_SIZE) {
+        const int r = c / CHUNKS, col = (c % CHUNKS) * 8;
+        if (r < valid) {
+            *reinterpret_cast<Pack16*>(first_row + static_cast<size_t>(r) * stride + col) =
+                *reinterpret_cast<const Pack16*>(stage + r * LD + col);
+        }
+    }
+}
+
+template <int D, int HEADS>
+__global__ void __launch_bounds__(MMA_THREADS * HEADS)
 attention_forward_mma_kernel(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
                              const int32_t* keyMask, MmaShape shape) {
+    constexpr int THREADS = MMA_THREADS * HEADS;
     constexpr int LD = mma_ld<D>();
     constexpr int KSTEPS = D / 16;                 // k steps of S = Q K^T
     constexpr int DBLOCKS = D / 8;                 // n blocks of O
     constexpr int SBLOCKS = MMA_KEY_ROWS / 8;      // n blocks of S
     constexpr int PSTEPS = MMA_KEY_ROWS / 16;      // k steps of O += P V
     SPIN_DYNAMIC_SHARED(uint16_t, shared);
-    uint16_t* const q_s = shared;                            // [64][LD]
-    uint16_t* const k_s = q_s + MMA_QUERY_ROWS * LD;         // [2][64][LD]
+    uint16_t* const k_s = shared;                            // [2][64][LD]
     uint16_t* const v_s = k_s + 2 * MMA_KEY_ROWS * LD;       // [2][64][LD]
+    uint16_t* const q_s = v_s + 2 * MMA_KEY_ROWS * LD;       // [HEADS][64][LD]
 
     const int T = shape.T, H = shape.H, KVH = shape.KVH, W = shape.window;
-    const int tiles = (T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS;
-    const int tile = tiles - 1 - static_cast<int>(blockIdx.x % tiles);
-    const int h = static_cast<int>(blockIdx.x / tiles) % H;
-    const int b = static_cast<int>(blockIdx.x / tiles) / H;
-    const int g = h / (H / KVH);  // the kv head this query head reads (GQA)
-    const int i0 = tile * MMA_QUERY_ROWS, rows = min(MMA_QUERY_ROWS, T - i0);
+    const QueryTile tile = query_tile<HEADS>(shape);
+    const int b = tile.b, i0 = tile.i0, first_key = tile.first_key, key_end = tile.key_end;
     const size_t q_stride = static_cast<size_t>(H) * D, kv_stride = static_cast<size_t>(KVH) * D;
-    const bf16* const q_head = q + (static_cast<size_t>(b) * T * H + h) * D;  // row t at t * q_stride
-    const bf16* const k_head = k + (static_cast<size_t>(b) * T * KVH + g) * D;
-    const bf16* const v_head = v + (static_cast<size_t>(b) * T * KVH + g) * D;
+    const bf16* const k_head = k + (static_cast<size_t>(b) * T * KVH + tile.g) * D;  // row t at t * kv_stride
+    const bf16* const v_head = v + (static_cast<size_t>(b) * T * KVH + tile.g) * D;
     const int32_t* const mask = keyMask + static_cast<size_t>(b) * T;
 
-    // Keys [first_key, key_end): no query of the tile sees one outside (causal, window).
-    const int first_key = W > 0 ? max(0, i0 - W + 1) : 0;
-    const int key_end = i0 + rows;
-    const int key_tiles = (key_end - first_key + MMA_KEY_ROWS - 1) / MMA_KEY_ROWS;
-
-    copy_tile_async<D>(q_s, q_head + static_cast<size_t>(i0) * q_stride, q_stride, rows);
-    copy_tile_async<D>(k_s, k_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
-                       min(MMA_KEY_ROWS, key_end - first_key));
-    copy_tile_async<D>(v_s, v_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
-                       min(MMA_KEY_ROWS, key_end - first_key));
+    for (int s = 0; s < HEADS; ++s) {
+        const size_t q_offset = (static_cast<size_t>(b) * T * H + tile.h0 + s) * D + static_cast<size_t>(i0) * q_stride;
+        copy_tile_async<D, THREADS>(q_s + s * MMA_QUERY_ROWS * LD, q + q_offset, q_stride, tile.rows);
+    }
+    copy_tile_async<D, THREADS>(k_s, k_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
+                                min(MMA_KEY_ROWS, key_end - first_key));
+    copy_tile_async<D, THREADS>(v_s, v_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
+                                min(MMA_KEY_ROWS, key_end - first_key));
     cp_async_commit();
 
-    const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
+    // Warps 4s .. 4s + 3 compute query head h0 + s, each 16 rows of the tile.
+    const int lane = threadIdx.x % WARP_SIZE, slot = threadIdx.x / MMA_THREADS;
+    const int warp = threadIdx.x / WARP_SIZE % MMA_WARPS, h = tile.h0 + slot;
+    uint16_t* const q_tile = q_s + slot * MMA_QUERY_ROWS * LD;
     const int group = lane / 4, tig = lane % 4;  // accumulator row and column pair (PTX ISA names)
     const int warp_first = i0 + warp * 16;
     const int row_of[2] = {warp_first + group, warp_first + group + 8};  // this lane's two query rows
@@ -162,15 +212,15 @@ attention_forward_mma_kernel(bf16* out, float* lse, const bf16* q, const bf16* k
     }
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
-    for (int t = 0; t < key_tiles; ++t) {
+    for (int t = 0; t < tile.key_tiles; ++t) {
         const int j0 = first_key + t * MMA_KEY_ROWS;
         const int buffer = t % 2;
-        advance_kv_pipeline<D>(k_s, v_s, k_head, v_head, kv_stride, t, key_tiles, j0, key_end);
+        advance_kv_pipeline<D, THREADS>(k_s, v_s, k_head, v_head, kv_stride, t, tile.key_tiles, j0, key_end);
 
         if (t == 0) {
             // Lane l addresses row l % 16 of the warp's rows, columns +8 for lanes 16..31: matrices
             // (rows 0-7 | 8-15) x (k 0-7 | 8-15) in the order a0..a3 wants.
-            const uint16_t* row = q_s + (warp * 16 + lane % 16) * LD + (lane / 16) * 8;
+            const uint16_t* row = q_tile + (warp * 16 + lane % 16) * LD + (lane / 16) * 8;
             for (int kk = 0; kk < KSTEPS; ++kk) ldmatrix<4>(q_frag[kk], row + kk * 16);
         }
 
@@ -258,19 +308,14 @@ attention_forward_mma_kernel(bf16* out, float* lse, const bf16* q, const bf16* k
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     }
-    bf16* const out_head = out + (static_cast<size_t>(b) * T * H + h) * D;
+    // l >= 1 once any key is visible (the max's own term is exp2(0)), so l = 0 means none.
+    const float inv[2] = {l[0] > 0.0f ? 1.0f / l[0] : 0.0f, l[1] > 0.0f ? 1.0f / l[1] : 0.0f};
+    // The warp's Q rows were last read at t = 0: they stage its output.
+    store_rows<D>(out + (static_cast<size_t>(b) * T * H + h) * D + static_cast<size_t>(warp_first) * q_stride,
+                  q_stride, T - warp_first, q_tile + warp * 16 * LD, o, inv);
     for (int r = 0; r < 2; ++r) {
         const int i = row_of[r];
-        if (i >= T) continue;
-        // l >= 1 once any key is visible (the max's own term is exp2(0)), so l = 0 means none.
-        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        bf16* const out_row = out_head + static_cast<size_t>(i) * q_stride;
-        for (int n = 0; n < DBLOCKS; ++n) {
-            const int c = n * 8 + tig * 2;
-            out_row[c] = from_f32<bf16>(o[n][r * 2] * inv);
-            out_row[c + 1] = from_f32<bf16>(o[n][r * 2 + 1] * inv);
-        }
-        if (tig == 0) {
+        if (i < T && tig == 0) {
             lse[(static_cast<size_t>(b) * H + h) * T + i] =
                 l[r] > 0.0f ? (m[r] + log2f(l[r])) * 0.6931471805599453f : -INFINITY;
         }
@@ -287,47 +332,48 @@ attention_forward_mma_kernel(bf16* out, float* lse, const bf16* q, const bf16* k
 // operand (FA2's layout trick again) and adds dS K (K's rows transposed by ldmatrix.trans, as V's
 // in the forward). Q and dOut fragments are reloaded from shared memory per tile (ldmatrix), which
 // keeps the warp's registers to the dq accumulators and two score tiles.
-// Shared: Q, dOut [64][LD] and 2 K + 2 V buffers: 6 * 64 * (D + 8) * 2 bytes = 54 KiB at D = 64,
-// 102 KiB at D = 128. Each dq element is summed by one lane in key order: deterministic.
-template <int D>
-__global__ void __launch_bounds__(MMA_THREADS)
+// Grid and heads per block (QueryTile) as the forward's. Shared: 2 K + 2 V buffers and per head Q and
+// dOut [64][LD]: (4 + 2 HEADS) * 64 * (D + 8) * 2 bytes, 136 KiB at D = 128 with two heads. Each dq
+// element is summed by one lane in key order: deterministic.
+template <int D, int HEADS>
+__global__ void __launch_bounds__(MMA_THREADS * HEADS)
 attention_dq_mma_kernel(bf16* dq, const bf16* dOut, const bf16* q, const bf16* k, const bf16* v,
                         const int32_t* keyMask, const float* lse, const float* delta, MmaShape shape) {
+    constexpr int THREADS = MMA_THREADS * HEADS;
     constexpr int LD = mma_ld<D>();
     constexpr int KSTEPS = D / 16, DBLOCKS = D / 8, SBLOCKS = MMA_KEY_ROWS / 8, PSTEPS = MMA_KEY_ROWS / 16;
     SPIN_DYNAMIC_SHARED(uint16_t, shared);
-    uint16_t* const q_s = shared;                         // [64][LD]
-    uint16_t* const do_s = q_s + MMA_QUERY_ROWS * LD;     // [64][LD]
-    uint16_t* const k_s = do_s + MMA_QUERY_ROWS * LD;     // [2][64][LD]
-    uint16_t* const v_s = k_s + 2 * MMA_KEY_ROWS * LD;    // [2][64][LD]
+    uint16_t* const k_s = shared;                                 // [2][64][LD]
+    uint16_t* const v_s = k_s + 2 * MMA_KEY_ROWS * LD;            // [2][64][LD]
+    uint16_t* const q_s = v_s + 2 * MMA_KEY_ROWS * LD;            // [HEADS][64][LD]
+    uint16_t* const do_s = q_s + HEADS * MMA_QUERY_ROWS * LD;     // [HEADS][64][LD]
 
     const int T = shape.T, H = shape.H, KVH = shape.KVH, W = shape.window;
-    const int tiles = (T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS;
-    const int tile = tiles - 1 - static_cast<int>(blockIdx.x % tiles);
-    const int h = static_cast<int>(blockIdx.x / tiles) % H;
-    const int b = static_cast<int>(blockIdx.x / tiles) / H;
-    const int g = h / (H / KVH);
-    const int i0 = tile * MMA_QUERY_ROWS, rows = min(MMA_QUERY_ROWS, T - i0);
+    const QueryTile tile = query_tile<HEADS>(shape);
+    const int b = tile.b, i0 = tile.i0, first_key = tile.first_key, key_end = tile.key_end;
     const size_t q_stride = static_cast<size_t>(H) * D, kv_stride = static_cast<size_t>(KVH) * D;
-    const size_t q_offset = (static_cast<size_t>(b) * T * H + h) * D;
-    const bf16* const k_head = k + (static_cast<size_t>(b) * T * KVH + g) * D;
-    const bf16* const v_head = v + (static_cast<size_t>(b) * T * KVH + g) * D;
+    const bf16* const k_head = k + (static_cast<size_t>(b) * T * KVH + tile.g) * D;
+    const bf16* const v_head = v + (static_cast<size_t>(b) * T * KVH + tile.g) * D;
     const int32_t* const mask = keyMask + static_cast<size_t>(b) * T;
-    const size_t stat_offset = (static_cast<size_t>(b) * H + h) * T;
 
-    const int first_key = W > 0 ? max(0, i0 - W + 1) : 0;
-    const int key_end = i0 + rows;
-    const int key_tiles = (key_end - first_key + MMA_KEY_ROWS - 1) / MMA_KEY_ROWS;
-
-    copy_tile_async<D>(q_s, q + q_offset + static_cast<size_t>(i0) * q_stride, q_stride, rows);
-    copy_tile_async<D>(do_s, dOut + q_offset + static_cast<size_t>(i0) * q_stride, q_stride, rows);
-    copy_tile_async<D>(k_s, k_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
-                       min(MMA_KEY_ROWS, key_end - first_key));
-    copy_tile_async<D>(v_s, v_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
-                       min(MMA_KEY_ROWS, key_end - first_key));
+    for (int s = 0; s < HEADS; ++s) {
+        const size_t q_offset = (static_cast<size_t>(b) * T * H + tile.h0 + s) * D + static_cast<size_t>(i0) * q_stride;
+        copy_tile_async<D, THREADS>(q_s + s * MMA_QUERY_ROWS * LD, q + q_offset, q_stride, tile.rows);
+        copy_tile_async<D, THREADS>(do_s + s * MMA_QUERY_ROWS * LD, dOut + q_offset, q_stride, tile.rows);
+    }
+    copy_tile_async<D, THREADS>(k_s, k_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
+                                min(MMA_KEY_ROWS, key_end - first_key));
+    copy_tile_async<D, THREADS>(v_s, v_head + static_cast<size_t>(first_key) * kv_stride, kv_stride,
+                                min(MMA_KEY_ROWS, key_end - first_key));
     cp_async_commit();
 
-    const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
+    // As in the forward: warps 4s .. 4s + 3 take query head h0 + s.
+    const int lane = threadIdx.x % WARP_SIZE, slot = threadIdx.x / MMA_THREADS;
+    const int warp = threadIdx.x / WARP_SIZE % MMA_WARPS, h = tile.h0 + slot;
+    const uint16_t* const q_tile = q_s + slot * MMA_QUERY_ROWS * LD;
+    const uint16_t* const do_tile = do_s + slot * MMA_QUERY_ROWS * LD;
+    const size_t q_offset = (static_cast<size_t>(b) * T * H + h) * D;
+    const size_t stat_offset = (static_cast<size_t>(b) * H + h) * T;
     const int group = lane / 4, tig = lane % 4;
     const int warp_first = i0 + warp * 16;
     const int row_of[2] = {warp_first + group, warp_first + group + 8};
@@ -343,10 +389,10 @@ attention_dq_mma_kernel(bf16* dq, const bf16* dOut, const bf16* q, const bf16* k
         for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
     }
 
-    for (int t = 0; t < key_tiles; ++t) {
+    for (int t = 0; t < tile.key_tiles; ++t) {
         const int j0 = first_key + t * MMA_KEY_ROWS;
         const int buffer = t % 2;
-        advance_kv_pipeline<D>(k_s, v_s, k_head, v_head, kv_stride, t, key_tiles, j0, key_end);
+        advance_kv_pipeline<D, THREADS>(k_s, v_s, k_head, v_head, kv_stride, t, tile.key_tiles, j0, key_end);
 
         const bool skip = j0 > warp_first + 15 || (W > 0 && j0 + MMA_KEY_ROWS - 1 <= warp_first - W);
         if (!skip) {
@@ -361,8 +407,8 @@ attention_dq_mma_kernel(bf16* dq, const bf16* dOut, const bf16* q, const bf16* k
             const int b_at = ((lane / 16) * 8 + lane % 8) * LD + ((lane / 8) % 2) * 8;
             for (int kk = 0; kk < KSTEPS; ++kk) {
                 uint32_t q_frag[4], do_frag[4];
-                ldmatrix<4>(q_frag, q_s + a_at + kk * 16);
-                ldmatrix<4>(do_frag, do_s + a_at + kk * 16);
+                ldmatrix<4>(q_frag, q_tile + a_at + kk * 16);
+                ldmatrix<4>(do_frag, do_tile + a_at + kk * 16);
                 for (int n = 0; n < SBLOCKS; n += 2) {
                     uint32_t frag[4];
                     ldmatrix<4>(frag, k_tile + b_at + n * 8 * LD + kk * 16);
@@ -403,34 +449,44 @@ attention_dq_mma_kernel(bf16* dq, const bf16* dOut, const bf16* q, const bf16* k
     }
     cp_async_wait<0>();
 
-    for (int r = 0; r < 2; ++r) {
-        const int i = row_of[r];
-        if (i >= T) continue;
-        bf16* const dq_row = dq + q_offset + static_cast<size_t>(i) * q_stride;
-        for (int n = 0; n < DBLOCKS; ++n) {
-            const int c = n * 8 + tig * 2;
-            dq_row[c] = from_f32<bf16>(acc[n][r * 2]);
-            dq_row[c + 1] = from_f32<bf16>(acc[n][r * 2 + 1]);
-        }
-    }
+    // Each warp reads only its own 16 rows of the Q tile: after its last tile they stage its dq.
+    const float unscaled[2] = {1.0f, 1.0f};
+    store_rows<D>(dq + q_offset + static_cast<size_t>(warp_first) * q_stride, q_stride, T - warp_first,
+                  q_s + (slot * MMA_QUERY_ROWS + warp * 16) * LD, acc, unscaled);
 }
 
-template <int D>
+// The forward's and the dq pass's grid: B * H / HEADS * ceil(T / 64) blocks of 128 * HEADS threads.
+int query_tile_blocks(const char* call, int B, int T, int H, int heads, unsigned int* blocks) {
+    const long long count = static_cast<long long>(B) * (H / heads) * ((T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS);
+    if (count > 0x7fffffffLL) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: %lld blocks is too many", call, count);
+    *blocks = static_cast<unsigned int>(count);
+    return SPIN_OK;
+}
+
+// Query heads per forward/dq block: two heads of a GQA group share each K/V tile copied into shared
+// memory, halving the K/V traffic per query row; a group of odd size (MHA included) keeps one.
+int heads_per_block(int H, int KVH) {
+    return (H / KVH) % 2 == 0 ? 2 : 1;
+}
+
+MmaShape mma_shape(int D, int T, int H, int KVH, int window) {
+    const double scale = 1.0 / sqrt(static_cast<double>(D));  // and log2(e) / sqrt(D), each rounded once
+    return MmaShape{T, H, KVH, window, static_cast<float>(1.4426950408889634 * scale), static_cast<float>(scale)};
+}
+
+template <int D, int HEADS>
 int launch_dq_mma(cudaStream_t stream, void* dq, const void* dOut, const void* q, const void* k, const void* v,
                   const int32_t* keyMask, const float* lse, const float* delta, int B, int T, int H, int KVH,
                   int window) {
-    const long long blocks = static_cast<long long>(B) * H * ((T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS);
-    if (blocks > 0x7fffffffLL) {
-        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_attention_backward: %lld blocks is too many", blocks);
-    }
-    const double scale = 1.0 / sqrt(static_cast<double>(D));
-    const MmaShape shape{T, H, KVH, window, static_cast<float>(1.4426950408889634 * scale), static_cast<float>(scale)};
-    constexpr size_t bytes = static_cast<size_t>(6) * MMA_QUERY_ROWS * mma_ld<D>() * sizeof(uint16_t);
-    SPIN_CUDA_TRY(cudaFuncSetAttribute(attention_dq_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(bytes)));
-    SPIN_LAUNCH(attention_dq_mma_kernel<D>, static_cast<unsigned int>(blocks), MMA_THREADS, bytes, stream,
+    unsigned int blocks = 0;
+    if (int status = query_tile_blocks("spin_attention_backward", B, T, H, HEADS, &blocks)) return status;
+    constexpr size_t bytes = static_cast<size_t>(4 + 2 * HEADS) * MMA_QUERY_ROWS * mma_ld<D>() * sizeof(uint16_t);
+    auto* const dq_kernel = attention_dq_mma_kernel<D, HEADS>;  // a macro argument cannot hold the comma
+    SPIN_CUDA_TRY(cudaFuncSetAttribute(dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    SPIN_LAUNCH(dq_kernel, blocks, MMA_THREADS * HEADS, bytes, stream,
                 static_cast<bf16*>(dq), static_cast<const bf16*>(dOut), static_cast<const bf16*>(q),
-                static_cast<const bf16*>(k), static_cast<const bf16*>(v), keyMask, lse, delta, shape);
+                static_cast<const bf16*>(k), static_cast<const bf16*>(v), keyMask, lse, delta,
+                mma_shape(D, T, H, KVH, window));
     SPIN_LAUNCH_CHECK(attention_dq_mma_kernel);
     return SPIN_OK;
 }
@@ -594,21 +650,11 @@ attention_dkdv_mma_kernel(bf16* dk, bf16* dv, const bf16* dOut, const bf16* q, c
     }
     cp_async_wait<0>();
 
-    SPIN_UNROLL
-    for (int r = 0; r < 2; ++r) {
-        const int j = key_of[r];
-        if (j >= T) continue;
-        bf16* const dk_row = dk + kv_offset + static_cast<size_t>(j) * kv_stride;
-        bf16* const dv_row = dv + kv_offset + static_cast<size_t>(j) * kv_stride;
-        SPIN_UNROLL
-        for (int c = 0; c < DBLOCKS; ++c) {
-            const int col = c * 8 + tig * 2;
-            dk_row[col] = from_f32<bf16>(dk_acc[c][r * 2]);
-            dk_row[col + 1] = from_f32<bf16>(dk_acc[c][r * 2 + 1]);
-            dv_row[col] = from_f32<bf16>(dv_acc[c][r * 2]);
-            dv_row[col + 1] = from_f32<bf16>(dv_acc[c][r * 2 + 1]);
-        }
-    }
+    // Each warp reads only its own 16 rows of K and V: after the walk they stage its dk and dv.
+    const float unscaled[2] = {1.0f, 1.0f};
+    const size_t first_row = kv_offset + static_cast<size_t>(warp_first) * kv_stride;
+    store_rows<D>(dk + first_row, kv_stride, T - warp_first, k_s + warp * 16 * LD, dk_acc, unscaled);
+    store_rows<D>(dv + first_row, kv_stride, T - warp_first, v_s + warp * 16 * LD, dv_acc, unscaled);
 }
 
 template <int D>
@@ -619,8 +665,7 @@ int launch_dkdv_mma(cudaStream_t stream, void* dk, void* dv, const void* dOut, c
     if (blocks > 0x7fffffffLL) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "spin_attention_backward: %lld blocks is too many", blocks);
     }
-    const double scale = 1.0 / sqrt(static_cast<double>(D));
-    const MmaShape shape{T, H, KVH, window, static_cast<float>(1.4426950408889634 * scale), static_cast<float>(scale)};
+    const MmaShape shape = mma_shape(D, T, H, KVH, window);
     constexpr size_t bytes = static_cast<size_t>(6) * MMA_QUERY_ROWS * mma_ld<D>() * sizeof(uint16_t) +
                              static_cast<size_t>(4) * MMA_QUERY_ROWS * sizeof(float);
     SPIN_CUDA_TRY(cudaFuncSetAttribute(attention_dkdv_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -633,24 +678,20 @@ int launch_dkdv_mma(cudaStream_t stream, void* dk, void* dv, const void* dOut, c
     return SPIN_OK;
 }
 
-template <int D>
+template <int D, int HEADS>
 int launch_forward_mma(cudaStream_t stream, void* out, float* lse, const void* q, const void* k, const void* v,
                        const int32_t* keyMask, int B, int T, int H, int KVH, int window) {
-    const long long blocks = static_cast<long long>(B) * H * ((T + MMA_QUERY_ROWS - 1) / MMA_QUERY_ROWS);
-    if (blocks > 0x7fffffffLL) {
-        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_attention_forward: %lld blocks is too many", blocks);
-    }
-    // log2(e) / sqrt(D) in double, rounded once.
-    const double scale = 1.0 / sqrt(static_cast<double>(D));
-    const MmaShape shape{T, H, KVH, window, static_cast<float>(1.4426950408889634 * scale), static_cast<float>(scale)};
-    constexpr size_t bytes = mma_shared_bytes<D>();
+    unsigned int blocks = 0;
+    if (int status = query_tile_blocks("spin_attention_forward", B, T, H, HEADS, &blocks)) return status;
+    constexpr size_t bytes = static_cast<size_t>(4 + HEADS) * MMA_QUERY_ROWS * mma_ld<D>() * sizeof(uint16_t);
+    auto* const forward_kernel = attention_forward_mma_kernel<D, HEADS>;  // a macro argument cannot hold the comma
     if (bytes > DEFAULT_SHARED) {
-        SPIN_CUDA_TRY(cudaFuncSetAttribute(attention_forward_mma_kernel<D>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+        SPIN_CUDA_TRY(cudaFuncSetAttribute(forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(bytes)));
     }
-    SPIN_LAUNCH(attention_forward_mma_kernel<D>, static_cast<unsigned int>(blocks), MMA_THREADS, bytes, stream,
+    SPIN_LAUNCH(forward_kernel, blocks, MMA_THREADS * HEADS, bytes, stream,
                 static_cast<bf16*>(out), lse, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
-                static_cast<const bf16*>(v), keyMask, shape);
+                static_cast<const bf16*>(v), keyMask, mma_shape(D, T, H, KVH, window));
     SPIN_LAUNCH_CHECK(attention_forward_mma_kernel);
     return SPIN_OK;
 }
@@ -659,18 +700,25 @@ int launch_forward_mma(cudaStream_t stream, void* out, float* lse, const void* q
 
 namespace spin {
 
-bool attention_forward_mma_supports(int dtype, int D, const void* q, const void* k, const void* v) {
-    auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    return dtype == SPIN_DTYPE_BF16 && (D == 64 || D == 128) && aligned(q) && aligned(k) && aligned(v);
+bool attention_mma_supports(int dtype, int D, std::initializer_list<const void*> tensors) {
+    if (dtype != SPIN_DTYPE_BF16 || (D != 64 && D != 128)) return false;
+    for (const void* tensor : tensors) {
+        if (reinterpret_cast<uintptr_t>(tensor) % 16 != 0) return false;
+    }
+    return true;
 }
 
 int attention_forward_mma(cudaStream_t stream, void* out, float* lse, const void* q, const void* k, const void* v,
                           const int32_t* keyMask, int B, int T, int H, int KVH, int D, int window) {
     switch (D) {
         case 64:
-            return launch_forward_mma<64>(stream, out, lse, q, k, v, keyMask, B, T, H, KVH, window);
+            return heads_per_block(H, KVH) == 2
+                       ? launch_forward_mma<64, 2>(stream, out, lse, q, k, v, keyMask, B, T, H, KVH, window)
+                       : launch_forward_mma<64, 1>(stream, out, lse, q, k, v, keyMask, B, T, H, KVH, window);
         case 128:
-            return launch_forward_mma<128>(stream, out, lse, q, k, v, keyMask, B, T, H, KVH, window);
+            return heads_per_block(H, KVH) == 2
+                       ? launch_forward_mma<128, 2>(stream, out, lse, q, k, v, keyMask, B, T, H, KVH, window)
+                       : launch_forward_mma<128, 1>(stream, out, lse, q, k, v, keyMask, B, T, H, KVH, window);
         default:
             return fail(SPIN_ERR_INVALID_ARG, "spin_attention_forward: the tensor-core kernel has no head dim %d", D);
     }
@@ -681,9 +729,13 @@ int attention_dq_mma(cudaStream_t stream, void* dq, const void* dOut, const void
                      int window) {
     switch (D) {
         case 64:
-            return launch_dq_mma<64>(stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window);
+            return heads_per_block(H, KVH) == 2
+                       ? launch_dq_mma<64, 2>(stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window)
+                       : launch_dq_mma<64, 1>(stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window);
         case 128:
-            return launch_dq_mma<128>(stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window);
+            return heads_per_block(H, KVH) == 2
+                       ? launch_dq_mma<128, 2>(stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window)
+                       : launch_dq_mma<128, 1>(stream, dq, dOut, q, k, v, keyMask, lse, delta, B, T, H, KVH, window);
         default:
             return fail(SPIN_ERR_INVALID_ARG, "spin_attention_backward: the tensor-core dq has no head dim %d", D);
     }

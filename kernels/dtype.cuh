@@ -11,6 +11,12 @@ struct bf16 {
     uint16_t bits;
 };
 
+// 16 bytes moved by one vector load or store (4 fp32 or 8 bf16); the alignment makes nvcc emit
+// the 128-bit instruction.
+struct alignas(16) Pack16 {
+    uint32_t words[4];
+};
+
 __device__ __forceinline__ float to_f32(float value) { return value; }
 __device__ __forceinline__ float to_f32(bf16 value) { return bf16_bits_to_f32(value.bits); }
 

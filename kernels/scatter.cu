@@ -10,6 +10,7 @@
 #include "block_reduce.cuh"
 #include "dtype.cuh"
 #include "internal.h"
+#include "ptx.cuh"
 
 namespace {
 
@@ -18,18 +19,7 @@ constexpr int SCATTER_BLOCK = 256;
 constexpr int SCATTER_ROWS = 32;
 constexpr unsigned FULL_MASK = 0xffffffffu;
 
-// The loops over a block's 32 target rows must be unrolled, or the target[] registers spill to local
-// memory; the host compiler building the emulator knows no such pragma and needs none.
-#ifdef SPIN_CUDA_EMULATOR
-#define SPIN_UNROLL_TARGETS
-#else
-#define SPIN_UNROLL_TARGETS _Pragma("unroll")
-#endif
-
-// Copy units: the widest whose size divides the row bytes and both base addresses.
-struct alignas(16) Unit16 {
-    uint32_t words[4];
-};
+// Copy units: the widest whose size divides the row bytes and both base addresses (Pack16, Unit8, ...).
 struct alignas(8) Unit8 {
     uint32_t words[2];
 };
@@ -55,13 +45,13 @@ scatter_rows_kernel(char* dst, const char* src, const int32_t* rows, int M, int 
 
     // Bit j: some m > first + j writes targets[j] again, so row first + j must not be copied.
     int target[SCATTER_ROWS];
-    SPIN_UNROLL_TARGETS
+    SPIN_UNROLL
     for (int j = 0; j < SCATTER_ROWS; ++j) target[j] = targets[j];
     unsigned superseded = 0;
     for (int64_t m = first + 1 + static_cast<int64_t>(threadIdx.x); m < M; m += SCATTER_BLOCK) {
         const int row = rows[m];
         if (row < 0 || row >= R) continue;
-        SPIN_UNROLL_TARGETS
+        SPIN_UNROLL
         for (int j = 0; j < SCATTER_ROWS; ++j) {
             if (row == target[j] && m > first + j) superseded |= 1u << j;
         }
@@ -80,7 +70,7 @@ scatter_rows_kernel(char* dst, const char* src, const int32_t* rows, int M, int 
         char* const to = dst + static_cast<size_t>(row) * row_bytes;
         const char* const from = src + static_cast<size_t>(first + j) * row_bytes;
         switch (unit_bytes) {
-            case 16: copy_row<Unit16>(to, from, row_bytes); break;
+            case 16: copy_row<Pack16>(to, from, row_bytes); break;
             case 8: copy_row<Unit8>(to, from, row_bytes); break;
             case 4: copy_row<uint32_t>(to, from, row_bytes); break;
             default: copy_row<uint16_t>(to, from, row_bytes); break;

@@ -453,8 +453,11 @@ void check_attention_mma(int B, int T, int H, int KVH, int D, int W, int mask_ki
 
 // Every tile boundary of the 64-row query and key tiles: T = 1, T < 64, T = 63, 64, 65, 100 (not a
 // multiple), windows below T and at the tile size +-1, edge holes and left padding (a whole masked
-// key tile at pad 70), GQA ratios 1 and 4, both head dims.
+// key tile at pad 70), GQA ratios 1 and 4 (one or two query heads per forward/dq block), several kv
+// heads with blocks of two heads each (H 8, KVH 2: head pairs 0-1 .. 6-7 on kv heads 0, 0, 1, 1),
+// both head dims.
 void check_attention_mma_shapes() {
+    check_attention_mma(1, 70, 8, 2, 64, 0, 1);
     for (int D : {64, 128}) {
         check_attention_mma(1, 1, 2, 2, D, 0, 0);
         check_attention_mma(2, 5, 4, 1, D, 0, 1);

@@ -46,13 +46,7 @@ abstract class CudaDeviceContract {
         SplittableRandom random = new SplittableRandom(1234 + t * 7 + d);
         float[] q = bf16Floats(random, b * t * h * d, 1.5f), k = bf16Floats(random, b * t * kvh * d, 1.5f);
         float[] v = bf16Floats(random, b * t * kvh * d, 1f);
-        int[] mask = new int[b * t];
-        for (int s = 0; s < b; s++) {
-            for (int j = 0; j < t; j++) {
-                boolean hole = s == 1 ? j < Math.min(70, t - 1) : j % 64 == 0 || j % 64 == 63;
-                mask[s * t + j] = hole ? 0 : 1;
-            }
-        }
+        int[] mask = tileEdgeMask(b, t);
         try (Backend backend = DeviceUnderTest.openOrSkip(spec()); CpuBackend cpu = new CpuBackend(2)) {
             CudaBackend cuda = (CudaBackend) backend;
             List<Tensor> tensors = new ArrayList<>();
@@ -99,6 +93,172 @@ abstract class CudaDeviceContract {
                 tensors.forEach(Tensor::close);
             }
         }
+    }
+
+    /**
+     * The tensor-core backward (attentionBackward on BF16 with head dim 64 or 128: the dq pass and
+     * the dk/dv pass) after the tensor-core forward, against the CPU op in fp32 on the same
+     * bf16-valued inputs. The per-element bound follows where the kernels round: each term of a
+     * gradient's sum carries a rounding error of a few 2^-9 of its size (P and dS rounded to bf16
+     * before their products; out in bf16, so delta_i = dOut_i . out_i is off by up to 2^-9 a_i with
+     * a_i = sum_c |dOut_ic out_ic|), and independent rounding errors add in quadrature. So with the
+     * terms' root-sum-square computed here in double from the inputs (dv_jc: p_ij dOut_ic; dq_ic and
+     * dk_jc: p_ij (|dp_ij| + a_i) k_jc (resp. q_ic) / sqrt(D)), an element is held to 2^-6 of that
+     * plus its own value (the final rounding): about 3x the worst seen on the emulator, and 3% of
+     * delta in the dq pass already breaks it. A gradient with nothing to sum (a blind query, a
+     * masked key) must
+     * be exactly zero, and two runs must agree bit for bit. The shapes take one and two query heads
+     * per block (GQA groups 1, 2 and 4), both head dims, windows, holes at the key tiles' edges and
+     * a whole masked key tile.
+     */
+    @ParameterizedTest
+    @CsvSource({"2,100,4,1,64,0", "1,65,2,2,128,64", "2,37,8,2,64,5", "1,70,4,2,128,63"})
+    void theTensorCoreAttentionBackwardAgreesWithTheCpu(int b, int t, int h, int kvh, int d, int window) {
+        SplittableRandom random = new SplittableRandom(4321 + t * 7 + d);
+        float[] q = bf16Floats(random, b * t * h * d, 1.5f), k = bf16Floats(random, b * t * kvh * d, 1.5f);
+        float[] v = bf16Floats(random, b * t * kvh * d, 1f), dOut = bf16Floats(random, b * t * h * d, 1f);
+        int[] mask = tileEdgeMask(b, t);
+        try (Backend backend = DeviceUnderTest.openOrSkip(spec()); CpuBackend cpu = new CpuBackend(2)) {
+            CudaBackend cuda = (CudaBackend) backend;
+            List<Tensor> tensors = new ArrayList<>();
+            try {
+                Tensor cq = bf16(cuda, tensors, q, b, t, h, d), ck = bf16(cuda, tensors, k, b, t, kvh, d);
+                Tensor cv = bf16(cuda, tensors, v, b, t, kvh, d), cdOut = bf16(cuda, tensors, dOut, b, t, h, d);
+                Tensor cmask = add(tensors, cuda.fromHost(mask, b, t));
+                Tensor cOut = add(tensors, cuda.allocate(DType.BF16, b, t, h, d));
+                Tensor cLse = add(tensors, cuda.allocate(DType.F32, b, h, t));
+                cuda.attentionForward(cOut, cLse, cq, ck, cv, cmask, window);
+                Tensor[] grads = new Tensor[6];
+                for (int run = 0; run < 2; run++) {
+                    Tensor gq = add(tensors, cuda.allocate(DType.BF16, b, t, h, d));
+                    Tensor gk = add(tensors, cuda.allocate(DType.BF16, b, t, kvh, d));
+                    Tensor gv = add(tensors, cuda.allocate(DType.BF16, b, t, kvh, d));
+                    cuda.attentionBackward(gq, gk, gv, cdOut, cq, ck, cv, cmask, cOut, cLse, window);
+                    grads[run * 3] = gq;
+                    grads[run * 3 + 1] = gk;
+                    grads[run * 3 + 2] = gv;
+                }
+
+                Tensor pq = add(tensors, cpu.fromHost(q, b, t, h, d)), pk = add(tensors, cpu.fromHost(k, b, t, kvh, d));
+                Tensor pv = add(tensors, cpu.fromHost(v, b, t, kvh, d)), pmask = add(tensors, cpu.fromHost(mask, b, t));
+                Tensor out = add(tensors, cpu.allocate(DType.F32, b, t, h, d));
+                Tensor lse = add(tensors, cpu.allocate(DType.F32, b, h, t));
+                cpu.attentionForward(out, lse, pq, pk, pv, pmask, window);
+                Tensor dq = add(tensors, cpu.allocate(DType.F32, b, t, h, d));
+                Tensor dk = add(tensors, cpu.allocate(DType.F32, b, t, kvh, d));
+                Tensor dv = add(tensors, cpu.allocate(DType.F32, b, t, kvh, d));
+                cpu.attentionBackward(dq, dk, dv, add(tensors, cpu.fromHost(dOut, b, t, h, d)), pq, pk, pv, pmask, out,
+                        lse, window);
+
+                double[][] bounds = backwardBounds(q, k, v, dOut, mask, b, t, h, kvh, d, window);
+                float[][] expected = {cpu.read(dq), cpu.read(dk), cpu.read(dv)};
+                String[] names = {"dq", "dk", "dv"};
+                for (int g = 0; g < 3; g++) {
+                    float[] actual = cuda.read(grads[g]);
+                    for (int i = 0; i < actual.length; i++) {
+                        double spread = Math.sqrt(bounds[g][i]);
+                        double bound = 0x1p-6 * (spread + Math.abs(expected[g][i]));
+                        boolean ok = spread == 0 ? actual[i] == 0 : Math.abs(actual[i] - expected[g][i]) <= bound;
+                        if (!ok) {
+                            throw new AssertionError(names[g] + "[" + i + "] = " + actual[i] + ", cpu " + expected[g][i]
+                                    + ", bound " + bound + (spread == 0 ? " (nothing to sum: must be 0)" : ""));
+                        }
+                    }
+                    assertArrayEquals(actual, cuda.read(grads[g + 3]), names[g] + " of two runs, bit for bit");
+                }
+            } finally {
+                tensors.forEach(Tensor::close);
+            }
+        }
+    }
+
+    /**
+     * The sums of squared terms behind {@link #theTensorCoreAttentionBackwardAgreesWithTheCpu}'s
+     * bound, per element of dq, dk and dv (the layouts of q, k and v), from the attention computed
+     * in double.
+     */
+    private static double[][] backwardBounds(float[] q, float[] k, float[] v, float[] dOut, int[] mask, int b, int t,
+            int h, int kvh, int d, int window) {
+        double[] mq = new double[q.length], mk = new double[k.length], mv = new double[v.length];
+        double scale = 1 / Math.sqrt(d);
+        double[] s = new double[t], p = new double[t];
+        for (int bi = 0; bi < b; bi++) {
+            for (int hi = 0; hi < h; hi++) {
+                int g = hi / (h / kvh);
+                for (int i = 0; i < t; i++) {
+                    int qRow = ((bi * t + i) * h + hi) * d;
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j < t; j++) {
+                        boolean visible = j <= i && (window == 0 || j > i - window) && mask[bi * t + j] != 0;
+                        s[j] = Double.NEGATIVE_INFINITY;
+                        if (visible) {
+                            int kRow = ((bi * t + j) * kvh + g) * d;
+                            double dot = 0;
+                            for (int c = 0; c < d; c++) {
+                                dot += (double) q[qRow + c] * k[kRow + c];
+                            }
+                            s[j] = dot * scale;
+                            max = Math.max(max, s[j]);
+                        }
+                    }
+                    if (max == Double.NEGATIVE_INFINITY) {
+                        continue;  // a blind query: no gradient flows through it
+                    }
+                    double sum = 0;
+                    for (int j = 0; j < t; j++) {
+                        p[j] = Math.exp(s[j] - max);
+                        sum += p[j];
+                    }
+                    double[] o = new double[d];
+                    for (int j = 0; j < t; j++) {
+                        p[j] /= sum;
+                        for (int c = 0; c < d && p[j] > 0; c++) {
+                            o[c] += p[j] * v[((bi * t + j) * kvh + g) * d + c];
+                        }
+                    }
+                    double a = 0;
+                    for (int c = 0; c < d; c++) {
+                        a += Math.abs(dOut[qRow + c] * o[c]);
+                    }
+                    for (int j = 0; j < t; j++) {
+                        if (p[j] == 0) {
+                            continue;
+                        }
+                        int kRow = ((bi * t + j) * kvh + g) * d;
+                        double dp = 0;
+                        for (int c = 0; c < d; c++) {
+                            dp += (double) dOut[qRow + c] * v[kRow + c];
+                        }
+                        double ds = p[j] * (Math.abs(dp) + a) * scale;
+                        for (int c = 0; c < d; c++) {
+                            mq[qRow + c] += square(ds * k[kRow + c]);
+                            mk[kRow + c] += square(ds * q[qRow + c]);
+                            mv[kRow + c] += square(p[j] * dOut[qRow + c]);
+                        }
+                    }
+                }
+            }
+        }
+        return new double[][] {mq, mk, mv};
+    }
+
+    /**
+     * A key mask [b, t] with holes at the first and last key of each 64-key tile, and sequence 1
+     * padded on the left by up to 70 keys (a whole masked key tile where t = 100).
+     */
+    private static int[] tileEdgeMask(int b, int t) {
+        int[] mask = new int[b * t];
+        for (int s = 0; s < b; s++) {
+            for (int j = 0; j < t; j++) {
+                boolean hole = s == 1 ? j < Math.min(70, t - 1) : j % 64 == 0 || j % 64 == 63;
+                mask[s * t + j] = hole ? 0 : 1;
+            }
+        }
+        return mask;
+    }
+
+    private static double square(double x) {
+        return x * x;
     }
 
     /**
