@@ -285,6 +285,12 @@ def kernels(b, s):
     b.peer("logprob.fwd", logits_shape, logprob_fwd)
     b.peer("logprob.bwd", logits_shape + (", d f32 (autograd)"), logprob_bwd)
 
+    def row_sum_fwd():
+        logits = b.randn(n, v, dtype=torch.float32)
+        return b.median_ms(lambda: logits.sum(-1, dtype=torch.float64)), {"bytes": 4.0 * n * v + 4 * n}
+
+    b.peer("row_sum.fwd", logits_shape, row_sum_fwd)
+
     p = s["parameters"]
 
     def adamw():

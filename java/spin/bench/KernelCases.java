@@ -171,6 +171,13 @@ public final class KernelCases {
             Tensor dLogits = o.filled(activations, 0f, s.rows(), s.vocab());
             return o.body(() -> b.logprobBackward(dLogits, dLogp, logits, labels, lse));
         }));
+        // The per-row logit sums of the model's forward (SPIN's logits/* metrics): one fp32 read.
+        cases.add(new KernelCase("row_sum.fwd", logitsShape, KernelCase.Work.bytes(4.0 * nv + 4 * n), b -> {
+            Operands o = new Operands(b);
+            Tensor logits = o.filled(DType.F32, 0.1f, s.rows(), s.vocab());
+            Tensor sums = o.filled(DType.F32, 0f, s.rows());
+            return o.body(() -> b.rowSumForward(sums, logits));
+        }));
         long p = s.parameters();
         String shard = "P=" + p + " f32";
         // AdamW reads param, grad and both moments and writes param and the moments: 7 fp32 passes.

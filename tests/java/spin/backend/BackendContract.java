@@ -737,7 +737,13 @@ abstract class BackendContract {
     void rowSumsAndTheSpinLossWithItsMetrics() {
         int b = 3, t = 11;
         float[] perToken = floats(b * t, 1f), dOut = floats(b, 1f);
-        same("rowSumForward", b, (be, out) -> be.rowSumForward(out.get(), be.fromHost(perToken, b, t)));
+        exact("rowSumForward", b, (be, out) -> be.rowSumForward(out.get(), be.fromHost(perToken, b, t)));
+        // More rows than a block of the device kernel takes (32) and rows longer than its tile (128
+        // columns), neither a multiple: the sums must still run in increasing t, bit for bit.
+        int manyRows = 70, longRows = 300;
+        float[] logits = floats(manyRows * longRows, 5f);
+        exact("rowSumForward " + manyRows + "x" + longRows, manyRows,
+                (be, out) -> be.rowSumForward(out.get(), be.fromHost(logits, manyRows, longRows)));
         same("rowSumBackward", b * t, (be, out) -> be.rowSumBackward(out.get().reshape(b, t), be.fromHost(dOut, b)));
         float[][] logps = {floats(b, 20f), floats(b, 20f), floats(b, 20f), floats(b, 20f)};
         for (SpinLossType type : SpinLossType.values()) {
