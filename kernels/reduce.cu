@@ -67,14 +67,14 @@ sum_final_kernel(double* out, const double* partial, unsigned int blocks, double
     if (threadIdx.x == 0) *out = sum / divisor;
 }
 
-// One thread. As Backend.clipGradNorm: coefficient = maxNorm / (norm + 1e-6) in double, applied
+// One thread. As Backend.clipFactor: coefficient = maxNorm / (norm + 1e-6) in double, applied
 // (rounded to float) only when below 1. A NaN norm gives a NaN scale, so a diverged step stays
 // visible rather than passing unclipped. Without a scale, only the norm.
-__global__ void clip_scale_kernel(float* scale, double* norm, const double* sumOfSquares, float maxNorm) {
+__global__ void clip_scale_kernel(float* scale, double* norm, const double* sumOfSquares, double maxNorm) {
     if (threadIdx.x != 0 || blockIdx.x != 0) return;
     const double total_norm = sqrt(*sumOfSquares);
     if (scale) {
-        const double coefficient = static_cast<double>(maxNorm) / (total_norm + 1e-6);
+        const double coefficient = maxNorm / (total_norm + 1e-6);
         *scale = coefficient < 1 || coefficient != coefficient ? static_cast<float>(coefficient) : 1.0f;
     }
     if (norm) *norm = total_norm;
@@ -122,13 +122,13 @@ int spin_sum(spin_stream_t stream, double* out, void* scratch, const float* in, 
     return SPIN_OK;
 }
 
-int spin_clip_scale(spin_stream_t stream, float* scale, double* norm, const double* sumOfSquares, float maxNorm) {
+int spin_clip_scale(spin_stream_t stream, float* scale, double* norm, const double* sumOfSquares, double maxNorm) {
     if ((!scale && !norm) || !sumOfSquares) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_clip_scale: NULL tensor pointer");
     // Clipping happens only for maxNorm > 0; a factor from 0 or less would zero or flip the
     // gradients, so asking for one is a caller's bug.
     if (scale && !(maxNorm > 0)) {
         return spin::fail(SPIN_ERR_INVALID_ARG, "spin_clip_scale: maxNorm must be > 0 (clipping off: do not call), got %g",
-                          static_cast<double>(maxNorm));
+                          maxNorm);
     }
     SPIN_LAUNCH(clip_scale_kernel, 1, 1, 0, spin::to_cuda(stream), scale, norm, sumOfSquares, maxNorm);
     SPIN_LAUNCH_CHECK(clip_scale_kernel);

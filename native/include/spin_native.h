@@ -23,7 +23,7 @@ extern "C" {
 #define SPIN_EXPORT __attribute__((visibility("default")))
 
 /* Bumped whenever an entry point or struct below changes, so Java refuses a stale library. */
-#define SPIN_ABI_VERSION 5
+#define SPIN_ABI_VERSION 6
 
 enum spin_status {
     SPIN_OK = 0,
@@ -260,9 +260,10 @@ SPIN_EXPORT int spin_sum(spin_stream_t stream, double* out, void* scratch, const
                          double divisor);
 /* *scale (fp32, device) = min(1, maxNorm / (sqrt(*sumOfSquares) + 1e-6)), torch's
    clip_grad_norm_ factor (maxNorm > 0); *norm (fp64, device) = sqrt(*sumOfSquares). Either
-   output may be NULL, not both: NULL scale computes the norm only, and maxNorm is then ignored. */
+   output may be NULL, not both: NULL scale computes the norm only, and maxNorm is then ignored.
+   maxNorm is a double, as Java's clipping limit is, so the factor is Backend.clipFactor's. */
 SPIN_EXPORT int spin_clip_scale(spin_stream_t stream, float* scale, double* norm, const double* sumOfSquares,
-                                float maxNorm);
+                                double maxNorm);
 /* sums[i] = sums[i] + values[i] * weight for fp64 [count] on the device, the product and the sum
    each rounded once (no fused multiply-add), as Java's double arithmetic: running weighted sums
    of metrics that stay on the device. */
@@ -273,15 +274,19 @@ SPIN_EXPORT int spin_accumulate_weighted(spin_stream_t stream, double* sums, con
 
 /* torch.optim.RMSprop (not centered, no momentum) on fp32 [count], in the float operation order of
    java/spin/backend/cpu/OptimizerMath.java. computeCopy (bf16, may be NULL) receives the new
-   parameters rounded to bf16 in the same pass. */
-SPIN_EXPORT int spin_rmsprop_step(spin_stream_t stream, float* param, const float* grad, float* squareAvg,
-                                  uint16_t* computeCopy, size_t count, float lr, float alpha, float eps,
-                                  float weightDecay);
+   parameters rounded to bf16 in the same pass. gradScale (fp32 [1] on the device, may be NULL:
+   none) multiplies each grad element, rounded once, before the step uses it (clipping's factor,
+   spin_clip_scale's scale); zeroGrad (0 or 1) leaves grad = +0 after the step has read it. */
+SPIN_EXPORT int spin_rmsprop_step(spin_stream_t stream, float* param, float* grad, const float* gradScale,
+                                  int zeroGrad, float* squareAvg, uint16_t* computeCopy, size_t count, float lr,
+                                  float alpha, float eps, float weightDecay);
 /* torch.optim.AdamW; stepSize = lr / (1 - beta1^step) and correction2Sqrt = sqrt(1 - beta2^step)
-   come from the caller (computed in double, rounded to float, as OptimizerMath does). */
-SPIN_EXPORT int spin_adamw_step(spin_stream_t stream, float* param, const float* grad, float* expAvg,
-                                float* expAvgSq, uint16_t* computeCopy, size_t count, float lr, float beta1,
-                                float beta2, float eps, float weightDecay, float stepSize, float correction2Sqrt);
+   come from the caller (computed in double, rounded to float, as OptimizerMath does). gradScale,
+   zeroGrad and computeCopy as spin_rmsprop_step's. */
+SPIN_EXPORT int spin_adamw_step(spin_stream_t stream, float* param, float* grad, const float* gradScale,
+                                int zeroGrad, float* expAvg, float* expAvgSq, uint16_t* computeCopy, size_t count,
+                                float lr, float beta1, float beta2, float eps, float weightDecay, float stepSize,
+                                float correction2Sqrt);
 
 /* ---- kernels: row scatter for the KV cache (kernels/scatter.cu) ---------------------------- */
 

@@ -551,20 +551,26 @@ int main(int argc, char** argv) {
     check(spin_memset_zero(state1, P * sizeof(float), stream), "spin_memset_zero");
     check(spin_memset_zero(state2, P * sizeof(float), stream), "spin_memset_zero");
     bench.time("rmsprop_step", fmt("P=%zu", P), Rate::Bandwidth, 5.0 * P * f4, runs, warm, [&] {
-        return spin_rmsprop_step(stream, param, grad, state1, nullptr, P, 1e-5f, 0.99f, 1e-8f, 0.0f);
+        return spin_rmsprop_step(stream, param, grad, nullptr, 0, state1, nullptr, P, 1e-5f, 0.99f, 1e-8f, 0.0f);
     });
     bench.time("rmsprop_step (+bf16 copy)", fmt("P=%zu", P), Rate::Bandwidth, 5.0 * P * f4 + P * f2, runs, warm, [&] {
-        return spin_rmsprop_step(stream, param, grad, state1, bf16_param, P, 1e-5f, 0.99f, 1e-8f, 0.0f);
+        return spin_rmsprop_step(stream, param, grad, nullptr, 0, state1, bf16_param, P, 1e-5f, 0.99f, 1e-8f, 0.0f);
     });
     // step 1 of AdamW(lr 1e-5, betas 0.9/0.999): stepSize = lr / (1 - 0.9), correction2Sqrt = sqrt(1 - 0.999)
     const float step_size = static_cast<float>(1e-5 / (1 - 0.9)), correction2 = static_cast<float>(std::sqrt(1 - 0.999));
     bench.time("adamw_step", fmt("P=%zu", P), Rate::Bandwidth, 7.0 * P * f4, runs, warm, [&] {
-        return spin_adamw_step(stream, param, grad, state1, state2, nullptr, P, 1e-5f, 0.9f, 0.999f, 1e-8f, 0.01f,
-                               step_size, correction2);
+        return spin_adamw_step(stream, param, grad, nullptr, 0, state1, state2, nullptr, P, 1e-5f, 0.9f, 0.999f, 1e-8f,
+                               0.01f, step_size, correction2);
     });
     bench.time("adamw_step (+bf16 copy)", fmt("P=%zu", P), Rate::Bandwidth, 7.0 * P * f4 + P * f2, runs, warm, [&] {
-        return spin_adamw_step(stream, param, grad, state1, state2, bf16_param, P, 1e-5f, 0.9f, 0.999f, 1e-8f, 0.01f,
-                               step_size, correction2);
+        return spin_adamw_step(stream, param, grad, nullptr, 0, state1, state2, bf16_param, P, 1e-5f, 0.9f, 0.999f,
+                               1e-8f, 0.01f, step_size, correction2);
+    });
+    // clipping's factor applied and the gradient zeroed in the step's pass: P*4 more written (the
+    // zeros), where a scale pass and a fill would add 3*P*4. Last: it leaves grad zero.
+    bench.time("adamw_step (+clip scale, zero grad)", fmt("P=%zu", P), Rate::Bandwidth, 8.0 * P * f4, runs, warm, [&] {
+        return spin_adamw_step(stream, param, grad, clip_factor, 1, state1, state2, nullptr, P, 1e-5f, 0.9f, 0.999f,
+                               1e-8f, 0.01f, step_size, correction2);
     });
 
     // ---- attention. FLOPs: forward 4*B*H*D per visible query-key pair (q.k and p*v, 2*D each):

@@ -119,10 +119,10 @@ void check_sum_arguments() {
     cudaFree(d);
 }
 
-// Backend.clipGradNorm: coefficient = maxNorm / (norm + 1e-6), applied only below 1.
-void check_clip_scale(double sum_of_squares, float max_norm, bool with_norm) {
+// Backend.clipFactor: coefficient = maxNorm / (norm + 1e-6) in double (maxNorm too), applied only below 1.
+void check_clip_scale(double sum_of_squares, double max_norm, bool with_norm) {
     const double norm_ref = std::sqrt(sum_of_squares);
-    const double coefficient = static_cast<double>(max_norm) / (norm_ref + 1e-6);
+    const double coefficient = max_norm / (norm_ref + 1e-6);
     const float scale_ref = coefficient < 1 || std::isnan(coefficient) ? static_cast<float>(coefficient) : 1.0f;
     double* sum_d = device_copy(std::vector<double>{sum_of_squares});
     if (max_norm <= 0) {  // clipping off: the norm alone, no scale
@@ -191,6 +191,7 @@ SPIN_KERNEL_CHECKS(reduce) {
     check_clip_scale(0.25, 1.0f, true);      // under the limit: exactly 1
     check_clip_scale(0.0, 1.0f, false);      // zero gradients: 1, norm 0
     check_clip_scale(1e30, 0.5f, true);      // a huge norm: a tiny factor
+    check_clip_scale(4.0, 0.3, true);        // a limit no float holds: divided in double, as Java does
     check_clip_scale(INFINITY, 1.0f, true);  // factor 0
     check_clip_scale(NAN, 1.0f, true);       // NaN stays visible
     check_clip_scale(4.0, 0.0f, true);       // clipping off: the norm only

@@ -436,17 +436,20 @@ public interface Backend extends AutoCloseable {
      */
     default void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, float lr, float alpha, float eps,
             float weightDecay) {
-        rmspropStep(param, grad, squareAvg, null, lr, alpha, eps, weightDecay);
+        rmspropStep(param, grad, squareAvg, null, StepGradient.AS_IS, lr, alpha, eps, weightDecay);
     }
 
     /**
-     * {@link #rmspropStep(Tensor, Tensor, Tensor, float, float, float, float)} that also writes the
-     * updated parameter, rounded to nearest-even as {@link #cast} rounds it, into {@code computeCopy}
-     * (BF16, param's size; null for none) in the same pass: bit for bit the step followed by
-     * {@code cast(computeCopy, param)}, without reading the master back.
+     * {@link #rmspropStep(Tensor, Tensor, Tensor, float, float, float, float)} fused with what is
+     * done around it, in the same pass: the updated parameter, rounded to nearest-even as
+     * {@link #cast} rounds it, is also written into {@code computeCopy} (BF16, param's size; null
+     * for none): bit for bit the step followed by {@code cast(computeCopy, param)}, without reading
+     * the master back; and the gradient is taken as {@code gradient} says (its clipping scale
+     * applied, and zeroed after use: bit for bit {@code scale(grad, factor)} before the step and
+     * {@code fill(grad, 0f)} after it, without their passes).
      */
-    void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, Tensor computeCopy, float lr, float alpha, float eps,
-            float weightDecay);
+    void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, Tensor computeCopy, StepGradient gradient, float lr,
+            float alpha, float eps, float weightDecay);
 
     /**
      * One {@code torch.optim.AdamW} step on F32 tensors of equal size, in place, {@code step} being
@@ -457,17 +460,17 @@ public interface Backend extends AutoCloseable {
      */
     default void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, float lr, float beta1,
             float beta2, float eps, float weightDecay, long step) {
-        adamwStep(param, grad, expAvg, expAvgSq, null, lr, beta1, beta2, eps, weightDecay, step);
+        adamwStep(param, grad, expAvg, expAvgSq, null, StepGradient.AS_IS, lr, beta1, beta2, eps, weightDecay, step);
     }
 
     /**
-     * {@link #adamwStep(Tensor, Tensor, Tensor, Tensor, float, float, float, float, float, long)} that
-     * also writes the updated parameter, rounded to nearest-even as {@link #cast} rounds it, into
-     * {@code computeCopy} (BF16, param's size; null for none) in the same pass: bit for bit the step
-     * followed by {@code cast(computeCopy, param)}, without reading the master back.
+     * {@link #adamwStep(Tensor, Tensor, Tensor, Tensor, float, float, float, float, float, long)} fused
+     * with the compute copy and the gradient's scale and zeroing in the same pass, as
+     * {@link #rmspropStep(Tensor, Tensor, Tensor, Tensor, StepGradient, float, float, float, float)}
+     * describes.
      */
-    void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, Tensor computeCopy, float lr, float beta1,
-            float beta2, float eps, float weightDecay, long step);
+    void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, Tensor computeCopy, StepGradient gradient,
+            float lr, float beta1, float beta2, float eps, float weightDecay, long step);
 
     // ---------------------------------------------------------------- reductions
 
@@ -523,8 +526,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * out F64 [1] = the sum of squares of all elements of the F32 tensor {@code in}, accumulated in
-     * double in {@link #sumOfSquares(Tensor)}'s order; stays on the backend (a ZeRO-3 rank's shard
-     * sum, all-reduced into the global one before {@link #clipGradNorm(Tensor, Tensor, Tensor, double)}).
+     * double in {@link #sumOfSquares(Tensor)}'s order; stays on the backend (the sum {@link #clipFactor}
+     * takes; a ZeRO-3 rank's shard sum is all-reduced into the global one first).
      */
     default void sumOfSquares(Tensor out, Tensor in) {
         write(out, new double[] {sumOfSquares(in)});
@@ -536,13 +539,33 @@ public interface Backend extends AutoCloseable {
      * one rank's shard): norm = sqrt(sumOfSquares), and {@code grads} scaled as clipping says.
      */
     default void clipGradNorm(Tensor norm, Tensor grads, Tensor sumOfSquares, double maxNorm) {
-        double value = Math.sqrt(readDoubles(sumOfSquares)[0]);
-        if (maxNorm > 0 && Double.isFinite(value)) {
-            double coefficient = maxNorm / (value + 1e-6);
-            if (coefficient < 1) {
-                scale(grads, (float) coefficient);
+        try (Tensor factor = allocate(DType.F32, 1)) {
+            clipFactor(norm, factor, sumOfSquares, maxNorm);
+            float value = read(factor)[0];
+            // A factor of exactly 1 is no clipping: scaling by it would change no bits.
+            if (value != 1f) {
+                scale(grads, value);
             }
         }
+    }
+
+    /**
+     * clip_grad_norm_'s norm and factor without applying the factor (an optimizer step applies it in
+     * its own pass: {@link StepGradient}): norm F64 [1] = sqrt(sumOfSquares) (F64 [1], the sum of
+     * squares of all of a model's gradients), factor F32 [1] = {@code (float) (maxNorm / (norm + 1e-6))}
+     * (in double, rounded once) when {@code maxNorm > 0} and that is below 1, else exactly 1.
+     * {@link #clipGradNorm(Tensor, Tensor, Tensor, double)} is this followed by
+     * {@code grads *= factor}, bit for bit on every backend. Both stay on the backend. A non-finite
+     * norm is written, not thrown; the factor is then the one this backend's clipGradNorm would
+     * apply (1 here; a device may write NaN or 0), which no caller should use: the step diverged.
+     */
+    default void clipFactor(Tensor norm, Tensor factor, Tensor sumOfSquares, double maxNorm) {
+        double value = Math.sqrt(readDoubles(sumOfSquares)[0]);
+        float coefficient = 1f;
+        if (maxNorm > 0 && Double.isFinite(value) && maxNorm / (value + 1e-6) < 1) {
+            coefficient = (float) (maxNorm / (value + 1e-6));
+        }
+        write(factor, new float[] {coefficient});
         write(norm, new double[] {value});
     }
 

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import spin.backend.Backend;
 import spin.backend.DType;
+import spin.backend.StepGradient;
 import spin.backend.Tensor;
 
 /**
@@ -21,6 +22,18 @@ public final class KernelCases {
 
     /** The matrices of one decoder layer and the lm_head, as HF stores them: [out, in]. */
     private record Linear(String name, int in, int out) {}
+
+    /** An AdamW step's F32 operands over {@code n} parameters, and the step the benchmarks time. */
+    private record AdamwShard(Backend backend, Tensor param, Tensor grad, Tensor m, Tensor v) {
+        static AdamwShard of(Operands o, int n) {
+            return new AdamwShard(o.backend, o.filled(DType.F32, 0.5f, n), o.filled(DType.F32, 0.01f, n),
+                    o.filled(DType.F32, 0f, n), o.filled(DType.F32, 0f, n));
+        }
+
+        void step(Tensor computeCopy, StepGradient gradient) {
+            backend.adamwStep(param, grad, m, v, computeCopy, gradient, 1e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+        }
+    }
 
     /** Every case at {@code s}, activations in {@code activations} (the backend's compute dtype). */
     public static List<KernelCase> all(KernelShapes s, DType activations) {
@@ -183,11 +196,8 @@ public final class KernelCases {
         // AdamW reads param, grad and both moments and writes param and the moments: 7 fp32 passes.
         cases.add(new KernelCase("adamw.step", shard, KernelCase.Work.bytes(28.0 * p), b -> {
             Operands o = new Operands(b);
-            Tensor param = o.filled(DType.F32, 0.5f, s.parameters());
-            Tensor grad = o.filled(DType.F32, 0.01f, s.parameters());
-            Tensor m = o.filled(DType.F32, 0f, s.parameters());
-            Tensor v = o.filled(DType.F32, 0f, s.parameters());
-            return o.body(() -> b.adamwStep(param, grad, m, v, 1e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, 1));
+            AdamwShard adamw = AdamwShard.of(o, s.parameters());
+            return o.body(() -> adamw.step(null, StepGradient.AS_IS));
         }));
         // The step and the bf16 compute copy the next pass multiplies by: a cast after the step reads
         // the master back (4 + 2 bytes more per parameter); written in the step's pass, 2 bytes more.
@@ -195,14 +205,27 @@ public final class KernelCases {
             cases.add(new KernelCase(fused ? "adamw.step_bf16" : "adamw.step_then_cast", shard,
                     KernelCase.Work.bytes((fused ? 30.0 : 34.0) * p), b -> {
                 Operands o = new Operands(b);
-                Tensor param = o.filled(DType.F32, 0.5f, s.parameters());
-                Tensor grad = o.filled(DType.F32, 0.01f, s.parameters());
-                Tensor m = o.filled(DType.F32, 0f, s.parameters());
-                Tensor v = o.filled(DType.F32, 0f, s.parameters());
+                AdamwShard adamw = AdamwShard.of(o, s.parameters());
                 Tensor copy = o.held(b.allocate(DType.BF16, s.parameters()));
-                return o.body(fused ? () -> b.adamwStep(param, grad, m, v, copy, 1e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, 1) : () -> {
-                    b.adamwStep(param, grad, m, v, 1e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
-                    b.cast(copy, param);
+                return o.body(fused ? () -> adamw.step(copy, StepGradient.AS_IS) : () -> {
+                    adamw.step(null, StepGradient.AS_IS);
+                    b.cast(copy, adamw.param());
+                });
+            }));
+        }
+        // The step with clipping's factor (a device scalar) and the gradient's zeroing: a scale pass
+        // before the step (read + write) and a fill after it (a write), 12 bytes more per parameter;
+        // in the step's pass, the factor applied as it reads and a zero written back, 4 bytes more.
+        for (boolean fused : new boolean[] {false, true}) {
+            cases.add(new KernelCase(fused ? "adamw.step_clip_zero" : "adamw.step_clip_then_zero", shard,
+                    KernelCase.Work.bytes((fused ? 32.0 : 40.0) * p), b -> {
+                Operands o = new Operands(b);
+                AdamwShard adamw = AdamwShard.of(o, s.parameters());
+                StepGradient clipAndZero = new StepGradient(o.filled(DType.F32, 0.5f, 1), true);
+                return o.body(fused ? () -> adamw.step(null, clipAndZero) : () -> {
+                    b.scale(adamw.grad(), 0.5f);
+                    adamw.step(null, StepGradient.AS_IS);
+                    b.fill(adamw.grad(), 0f);
                 });
             }));
         }

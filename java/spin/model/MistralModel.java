@@ -150,7 +150,8 @@ public final class MistralModel implements AutoCloseable {
     /**
      * The compute copy an optimizer step may write in the same pass as the master weights
      * ({@link spin.backend.Backend#adamwStep(spin.backend.Tensor, spin.backend.Tensor, spin.backend.Tensor,
-     * spin.backend.Tensor, spin.backend.Tensor, float, float, float, float, float, long) adamwStep} with a
+     * spin.backend.Tensor, spin.backend.Tensor, spin.backend.StepGradient, float, float, float, float, float, long)
+     * adamwStep} with a
      * compute copy), laid out like {@link #masterWeights()}; null where there is none to keep: F32
      * compute, or a ZeRO-3 rank, whose compute weights are rounded into each unit's gather buffer.
      * Call it after {@link #masterWeights()}; a caller that writes every slot of it calls

@@ -4,6 +4,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.SequencedMap;
 import spin.backend.Backend;
+import spin.backend.StepGradient;
 import spin.model.MistralModel;
 import spin.model.ParameterBuffer;
 import spin.model.ParameterLayout.Slot;
@@ -31,7 +32,7 @@ public final class AdamW implements Optimizer {
     }
 
     @Override
-    public void step(float lr) {
+    public void step(float lr, StepGradient gradient) {
         Backend backend = model.backend();
         ParameterBuffer params = model.masterWeights(), grads = model.masterGradients();
         ParameterBuffer copy = model.computeWeightsForStep();
@@ -39,7 +40,7 @@ public final class AdamW implements Optimizer {
         for (Slot slot : params.layout().slots()) {
             String n = slot.name();
             backend.adamwStep(params.get(n), grads.get(n), expAvg.get(n), expAvgSq.get(n), copy == null ? null : copy.get(n),
-                    lr, beta1, beta2, eps, WeightDecay.of(slot, weightDecay), steps);
+                    gradient, lr, beta1, beta2, eps, WeightDecay.of(slot, weightDecay), steps);
         }
         if (copy != null) {
             model.computeWeightsWritten();

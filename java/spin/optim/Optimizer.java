@@ -1,6 +1,7 @@
 package spin.optim;
 
 import java.util.SequencedMap;
+import spin.backend.StepGradient;
 import spin.model.ParameterBuffer;
 
 /**
@@ -13,8 +14,18 @@ public interface Optimizer extends AutoCloseable {
     /** The config name: {@code rmsprop} or {@code adamw}. */
     String name();
 
-    /** Applies one update at learning rate {@code lr} from the current gradients. */
-    void step(float lr);
+    /** Applies one update at learning rate {@code lr} from the current gradients, leaving them as they are. */
+    default void step(float lr) {
+        step(lr, StepGradient.AS_IS);
+    }
+
+    /**
+     * Applies one update at learning rate {@code lr} from the current gradients taken as
+     * {@code gradient} says, for every weight in the update's own pass: times a clipping factor on
+     * the backend, and zeroed (every slot; a buffer's padding past the slots, never written, stays
+     * zero) when this step is the gradients' last use.
+     */
+    void step(float lr, StepGradient gradient);
 
     /** Updates applied so far (AdamW's bias corrections depend on it). */
     long steps();

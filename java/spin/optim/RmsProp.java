@@ -4,6 +4,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.SequencedMap;
 import spin.backend.Backend;
+import spin.backend.StepGradient;
 import spin.model.MistralModel;
 import spin.model.ParameterBuffer;
 import spin.model.ParameterLayout.Slot;
@@ -29,14 +30,14 @@ public final class RmsProp implements Optimizer {
     }
 
     @Override
-    public void step(float lr) {
+    public void step(float lr, StepGradient gradient) {
         Backend backend = model.backend();
         ParameterBuffer params = model.masterWeights(), grads = model.masterGradients();
         ParameterBuffer copy = model.computeWeightsForStep();
         for (Slot slot : params.layout().slots()) {
             String n = slot.name();
-            backend.rmspropStep(params.get(n), grads.get(n), squareAvg.get(n), copy == null ? null : copy.get(n), lr, alpha,
-                    eps, WeightDecay.of(slot, weightDecay));
+            backend.rmspropStep(params.get(n), grads.get(n), squareAvg.get(n), copy == null ? null : copy.get(n), gradient,
+                    lr, alpha, eps, WeightDecay.of(slot, weightDecay));
         }
         if (copy != null) {
             model.computeWeightsWritten();

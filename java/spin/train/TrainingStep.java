@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import spin.backend.Backend;
 import spin.backend.DType;
+import spin.backend.StepGradient;
 import spin.backend.Tensor;
 import spin.data.SpinBatch;
 import spin.dist.Communicator;
@@ -79,7 +80,8 @@ final class TrainingStep {
         Backend backend = model.backend();
         double[] checks;
         try (Tensor values = backend.allocate(DType.F64, objective.metricNames().size());
-                Tensor step = backend.allocate(DType.F64, CHECKS)) {
+                Tensor step = backend.allocate(DType.F64, CHECKS);
+                Tensor clipFactor = backend.allocate(DType.F32, 1)) {
             for (MicroBatch m : micro) {
                 // The stream orders each micro-batch's writes to values after the previous one's adds.
                 objective.train(m.batch(), m.share(), values);
@@ -88,24 +90,26 @@ final class TrainingStep {
                     backend.accumulateWeighted(step.view(LOSS, 1), values.view(0, 1), m.share());
                 }
             }
+            // clip_grad_norm_ with its factor applied in the optimizer's pass: the sum of squares (the
+            // group's, on a ZeRO-3 rank) gives the norm and the factor, and the step reads each
+            // gradient once, scales it and zeroes it (its last use; the gradient's padding past the
+            // slots is never written, so it stays zero), the same bits as clipping in place, the step
+            // and a fill, in one pass over the gradient instead of three.
             Tensor grads = model.masterGradients().flat();
-            if (group == null) {
-                backend.clipGradNorm(step.view(NORM, 1), grads, maxGradNorm);
-            } else {
-                backend.sumOfSquares(step.view(SQUARES, 1), grads);
+            backend.sumOfSquares(step.view(SQUARES, 1), grads);
+            if (group != null) {
                 group.allReduce(step.view(SQUARES, 1));
-                backend.clipGradNorm(step.view(NORM, 1), grads, step.view(SQUARES, 1), maxGradNorm);
             }
+            backend.clipFactor(step.view(NORM, 1), clipFactor, step.view(SQUARES, 1), maxGradNorm);
             // Asked for before the step: handing the master out marks the compute copy stale, and the
             // step leaves it fresh (written in the step's own pass), which the read below keeps.
             ParameterBuffer master = model.masterWeights();
-            optimizer.step(lr);
+            optimizer.step(lr, new StepGradient(clipFactor, true));
             // One pass over the weights: a NaN or Inf makes the double sum non-finite (Backend.allFinite).
             backend.sum(step.view(WEIGHT_SUM, 1), master.flat(), 1);
             if (group != null) {
                 group.allReduce(step.view(LOSS, 2));
             }
-            backend.fill(grads, 0f);
             checks = backend.readDoubles(step);
         }
         if (!Double.isFinite(checks[LOSS])) {

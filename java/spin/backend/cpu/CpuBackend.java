@@ -23,6 +23,7 @@ import spin.backend.Operands;
 import spin.backend.SamplingRule;
 import spin.backend.SpinLossStats;
 import spin.backend.SpinLossType;
+import spin.backend.StepGradient;
 import spin.backend.Tensor;
 
 /**
@@ -886,12 +887,13 @@ public final class CpuBackend implements Backend {
     // ---------------------------------------------------------------- reductions
 
     @Override
-    public void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, Tensor computeCopy, float lr, float alpha,
-            float eps, float weightDecay) {
+    public void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, Tensor computeCopy, StepGradient gradient,
+            float lr, float alpha, float eps, float weightDecay) {
         requireF32(param, grad, squareAvg);
         requireSameSize(param, grad, "grad");
         requireSameSize(param, squareAvg, "squareAvg");
-        MemorySegment p = param.memory(), g = grad.memory(), s = squareAvg.memory(), copy = computeCopy(computeCopy, param);
+        MemorySegment p = param.memory(), s = squareAvg.memory(), copy = computeCopy(computeCopy, param);
+        OptimizerMath.Gradient g = gradient(grad, gradient);
         elementwise(param.size(), (start, end) -> {
             OptimizerMath.rmsprop(p, g, s, start, end, lr, alpha, eps, weightDecay);
             if (copy != null) {
@@ -901,8 +903,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, Tensor computeCopy, float lr,
-            float beta1, float beta2, float eps, float weightDecay, long step) {
+    public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, Tensor computeCopy,
+            StepGradient gradient, float lr, float beta1, float beta2, float eps, float weightDecay, long step) {
         requireF32(param, grad, expAvg, expAvgSq);
         requireSameSize(param, grad, "grad");
         requireSameSize(param, expAvg, "expAvg");
@@ -910,14 +912,22 @@ public final class CpuBackend implements Backend {
         if (step < 1) {
             throw new IllegalArgumentException("AdamW step count starts at 1, got " + step);
         }
-        MemorySegment p = param.memory(), g = grad.memory(), m = expAvg.memory(), v = expAvgSq.memory(),
-                copy = computeCopy(computeCopy, param);
+        MemorySegment p = param.memory(), m = expAvg.memory(), v = expAvgSq.memory(), copy = computeCopy(computeCopy, param);
+        OptimizerMath.Gradient g = gradient(grad, gradient);
         elementwise(param.size(), (start, end) -> {
             OptimizerMath.adamw(p, g, m, v, start, end, lr, beta1, beta2, eps, weightDecay, step);
             if (copy != null) {
                 roundToBf16(copy, p, start, end);
             }
         });
+    }
+
+    /** How an optimizer step reads {@code grad}: the scale read from its host memory once, for every element. */
+    private OptimizerMath.Gradient gradient(Tensor grad, StepGradient gradient) {
+        gradient.check(this);
+        Tensor scale = gradient.scale();
+        return new OptimizerMath.Gradient(grad.memory(), scale != null, scale == null ? 1f : f(scale.memory(), 0),
+                gradient.zero());
     }
 
     /** The memory of an optimizer's optional BF16 compute copy of {@code param}, or null for none. */

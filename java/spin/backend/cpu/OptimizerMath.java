@@ -11,19 +11,34 @@ import java.lang.foreign.MemorySegment;
 final class OptimizerMath {
     private OptimizerMath() {}
 
-    static void rmsprop(MemorySegment param, MemorySegment grad, MemorySegment squareAvg, long start, long end,
+    /**
+     * A step's gradient as {@link spin.backend.StepGradient} says to take it: element i times
+     * {@code scale} when {@code scaled} (one float multiply; none otherwise), and zeroed once read
+     * when {@code zero}.
+     */
+    record Gradient(MemorySegment grad, boolean scaled, float scale, boolean zero) {
+        float take(long i) {
+            float g = f(grad, i);
+            if (zero) {
+                f(grad, i, 0f);
+            }
+            return scaled ? g * scale : g;
+        }
+    }
+
+    static void rmsprop(MemorySegment param, Gradient grad, MemorySegment squareAvg, long start, long end,
             float lr, float alpha, float eps, float weightDecay) {
         float keep = 1f - alpha;
         for (long i = start; i < end; i++) {
             float p = f(param, i);
-            float g = weightDecay == 0f ? f(grad, i) : f(grad, i) + weightDecay * p;
+            float g = weightDecay == 0f ? grad.take(i) : grad.take(i) + weightDecay * p;
             float s = f(squareAvg, i) * alpha + keep * g * g;
             f(squareAvg, i, s);
             f(param, i, p + -lr * (g / ((float) Math.sqrt(s) + eps)));
         }
     }
 
-    static void adamw(MemorySegment param, MemorySegment grad, MemorySegment expAvg, MemorySegment expAvgSq,
+    static void adamw(MemorySegment param, Gradient grad, MemorySegment expAvg, MemorySegment expAvgSq,
             long start, long end, float lr, float beta1, float beta2, float eps, float weightDecay, long step) {
         // torch keeps the bias corrections in double and rounds them once, when they meet a float tensor
         float decay = (float) (1.0 - (double) lr * weightDecay);
@@ -32,7 +47,7 @@ final class OptimizerMath {
         float mixIn = 1f - beta1, mixInSq = 1f - beta2;
         for (long i = start; i < end; i++) {
             float p = weightDecay == 0f ? f(param, i) : f(param, i) * decay;
-            float g = f(grad, i);
+            float g = grad.take(i);
             float m = f(expAvg, i);
             m = m + mixIn * (g - m);
             float v = f(expAvgSq, i) * beta2 + mixInSq * g * g;

@@ -17,6 +17,7 @@ import spin.backend.DeviceSpec;
 import spin.backend.Operands;
 import spin.backend.SamplingRule;
 import spin.backend.SpinLossType;
+import spin.backend.StepGradient;
 import spin.backend.Tensor;
 import spin.nativebind.CudaEvent;
 import spin.nativebind.CudaRuntime;
@@ -526,15 +527,15 @@ public final class CudaBackend implements Backend {
     // ---------------------------------------------------------------- optimizers and reductions
 
     @Override
-    public void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, Tensor computeCopy, float lr, float alpha,
-            float eps, float weightDecay) {
-        optimizers.rmsprop(param, grad, squareAvg, computeCopy, lr, alpha, eps, weightDecay);
+    public void rmspropStep(Tensor param, Tensor grad, Tensor squareAvg, Tensor computeCopy, StepGradient gradient,
+            float lr, float alpha, float eps, float weightDecay) {
+        optimizers.rmsprop(param, grad, squareAvg, computeCopy, gradient, lr, alpha, eps, weightDecay);
     }
 
     @Override
-    public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, Tensor computeCopy, float lr,
-            float beta1, float beta2, float eps, float weightDecay, long step) {
-        optimizers.adamw(param, grad, expAvg, expAvgSq, computeCopy, lr, beta1, beta2, eps, weightDecay, step);
+    public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, Tensor computeCopy,
+            StepGradient gradient, float lr, float beta1, float beta2, float eps, float weightDecay, long step) {
+        optimizers.adamw(param, grad, expAvg, expAvgSq, computeCopy, gradient, lr, beta1, beta2, eps, weightDecay, step);
     }
 
     @Override
@@ -570,5 +571,10 @@ public final class CudaBackend implements Backend {
     @Override
     public void clipGradNorm(Tensor norm, Tensor grads, Tensor sumOfSquares, double maxNorm) {
         reductions.clipGradNorm(norm, grads, sumOfSquares, maxNorm);
+    }
+
+    @Override
+    public void clipFactor(Tensor norm, Tensor factor, Tensor sumOfSquares, double maxNorm) {
+        reductions.clipFactor(norm, factor, sumOfSquares, maxNorm);
     }
 }

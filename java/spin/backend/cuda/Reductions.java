@@ -2,7 +2,6 @@ package spin.backend.cuda;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -32,7 +31,7 @@ final class Reductions {
         this.backend = backend;
         this.device = device;
         this.elementwise = elementwise;
-        clipScale = device.bind("spin_clip_scale", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT);
+        clipScale = device.bind("spin_clip_scale", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_DOUBLE);
         scratchBytes = device.bind("spin_sum_scratch_bytes", JAVA_LONG, ADDRESS);
         sum = device.bind("spin_sum", ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_DOUBLE);
         accumulateWeighted = device.bind("spin_accumulate_weighted", ADDRESS, ADDRESS, ADDRESS, JAVA_DOUBLE, JAVA_LONG);
@@ -99,17 +98,36 @@ final class Reductions {
         clipBySumOfSquares(norm, grads, sumOfSquares.memory(), maxNorm);
     }
 
+    /**
+     * clip_grad_norm_ as {@link #clipFactor} and then spin_scale_by_device with its factor (skipped
+     * without a limit, where the factor is 1).
+     */
     private void clipBySumOfSquares(Tensor norm, Tensor grads, MemorySegment sumOfSquares, double maxNorm) {
-        requireScalar(norm, "norm");
-        boolean clipping = maxNorm > 0;
-        try (Tensor factor = clipping ? backend.allocate(DType.F32, 1) : null) {
-            var stream = device.compute().handle();
-            MemorySegment scale = clipping ? factor.memory() : MemorySegment.NULL;
-            float limit = (float) maxNorm;
-            device.launch("spin_clip_scale", () -> (int) clipScale.invokeExact(stream, scale, norm.memory(), sumOfSquares, limit));
-            if (clipping) {
+        try (Tensor factor = backend.allocate(DType.F32, 1)) {
+            clipFactor(norm, factor, sumOfSquares, maxNorm);
+            if (maxNorm > 0) {
                 elementwise.scaleByDevice(grads, factor);
             }
+        }
+    }
+
+    /** clip_grad_norm_'s norm and factor, on the device (spin_clip_scale), unapplied. */
+    void clipFactor(Tensor norm, Tensor factor, Tensor sumOfSquares, double maxNorm) {
+        requireScalar(sumOfSquares, "sumOfSquares");
+        clipFactor(norm, factor, sumOfSquares.memory(), maxNorm);
+    }
+
+    /** Without a limit the kernel writes the norm only, and the factor is filled with 1. */
+    private void clipFactor(Tensor norm, Tensor factor, MemorySegment sumOfSquares, double maxNorm) {
+        requireScalar(norm, "norm");
+        Operands.requireDtype(backend, factor, DType.F32, "factor");
+        Operands.requireLength(factor, 1);
+        boolean clipping = maxNorm > 0;
+        var stream = device.compute().handle();
+        MemorySegment scale = clipping ? factor.memory() : MemorySegment.NULL;
+        device.launch("spin_clip_scale", () -> (int) clipScale.invokeExact(stream, scale, norm.memory(), sumOfSquares, maxNorm));
+        if (!clipping) {
+            elementwise.fill(factor, 1f);
         }
     }
 

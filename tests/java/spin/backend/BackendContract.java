@@ -810,9 +810,9 @@ abstract class BackendContract {
                 Tensor s2 = track(be.fromHost(state2, n)), copy = track(be.allocate(DType.BF16, n));
                 Tensor fusedCopy = fused == 1 ? copy : null;
                 if (optimizer.equals("rmsprop")) {
-                    be.rmspropStep(p, g, s, fusedCopy, 1e-3f, 0.99f, 1e-8f, weightDecay);
+                    be.rmspropStep(p, g, s, fusedCopy, StepGradient.AS_IS, 1e-3f, 0.99f, 1e-8f, weightDecay);
                 } else {
-                    be.adamwStep(p, g, s2, s, fusedCopy, 1e-3f, 0.9f, 0.999f, 1e-8f, weightDecay, 3);
+                    be.adamwStep(p, g, s2, s, fusedCopy, StepGradient.AS_IS, 1e-3f, 0.9f, 0.999f, 1e-8f, weightDecay, 3);
                 }
                 if (fused == 0) {
                     be.cast(copy, p);
@@ -830,9 +830,93 @@ abstract class BackendContract {
                 }
             }
             Tensor p = track(be.fromHost(param, n)), f32Copy = track(be.allocate(DType.F32, n));
-            assertThrows(IllegalArgumentException.class, () -> be.rmspropStep(p, p, p, f32Copy, 1e-3f, 0.99f, 1e-8f, 0f),
-                    "an F32 compute copy");
+            assertThrows(IllegalArgumentException.class, () -> be.rmspropStep(p, p, p, f32Copy, StepGradient.AS_IS, 1e-3f,
+                    0.99f, 1e-8f, 0f), "an F32 compute copy");
         }
+    }
+
+    /**
+     * The training step's fused form, clipFactor and then a step that applies the factor and zeroes
+     * the gradient in its own pass, is bit for bit the unfused sequence, clipGradNorm (scaling in
+     * place), the step and {@code fill(grad, 0)}: in the norm, the master, the state, the compute
+     * copy, and the gradient (exactly +0 after); with the factor below 1 (clipping), at 1 (under
+     * the limit) and without a limit; with and without the compute copy and weight decay; at sizes
+     * no vector width or block divides; on the CPU and the device. The factor is clip_grad_norm_'s
+     * in double, rounded once.
+     */
+    @ParameterizedTest
+    @CsvSource({"rmsprop,clipping", "rmsprop,under", "rmsprop,off", "adamw,clipping", "adamw,under", "adamw,off"})
+    void optimizerStepWithClipFactorAndZeroingIsClipThenStepThenFill(String optimizer, String limit) {
+        for (int n : new int[] {1, 257, 4099}) {
+            float[] param = floats(n, 1f), grad = floats(n, 1e-1f), state = new float[n], state2 = new float[n];
+            double squares = 0;
+            for (int i = 0; i < n; i++) {
+                state[i] = Math.abs(random.nextFloat()) * 1e-4f;
+                state2[i] = random.nextFloat() * 1e-3f;
+                grad[i] = grad[i] == 0 ? 1e-3f : grad[i];
+                squares += (double) grad[i] * grad[i];
+            }
+            double maxNorm = switch (limit) {
+                case "clipping" -> Math.sqrt(squares) / 3;
+                case "under" -> Math.sqrt(squares) * 3;
+                default -> 0;
+            };
+            for (Backend be : List.of(cpu, device)) {
+                for (boolean withCopy : new boolean[] {false, true}) {
+                    float weightDecay = withCopy ? 0f : 0.01f;
+                    Tensor[][] results = new Tensor[2][];
+                    for (int fused = 0; fused < 2; fused++) {
+                        Tensor p = track(be.fromHost(param, n)), g = track(be.fromHost(grad, n));
+                        Tensor s = track(be.fromHost(state, n)), s2 = track(be.fromHost(state2, n));
+                        Tensor copy = withCopy ? track(be.allocate(DType.BF16, n)) : null;
+                        Tensor norm = track(be.allocate(DType.F64, 1)), sumOfSquares = track(be.allocate(DType.F64, 1));
+                        be.sumOfSquares(sumOfSquares, g);
+                        StepGradient gradient = StepGradient.AS_IS;
+                        if (fused == 1) {
+                            Tensor factor = track(be.allocate(DType.F32, 1));
+                            be.clipFactor(norm, factor, sumOfSquares, maxNorm);
+                            float value = be.read(factor)[0];
+                            double coefficient = maxNorm / (be.readDoubles(norm)[0] + 1e-6);
+                            float expected = limit.equals("clipping") ? (float) coefficient : 1f;
+                            assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(value),
+                                    "clip factor " + value + " on " + be.name() + " for limit " + maxNorm + ", expected " + expected);
+                            gradient = new StepGradient(factor, true);
+                        } else {
+                            be.clipGradNorm(norm, g, sumOfSquares, maxNorm);
+                        }
+                        if (optimizer.equals("rmsprop")) {
+                            be.rmspropStep(p, g, s, copy, gradient, 1e-3f, 0.99f, 1e-8f, weightDecay);
+                        } else {
+                            be.adamwStep(p, g, s2, s, copy, gradient, 1e-3f, 0.9f, 0.999f, 1e-8f, weightDecay, 3);
+                        }
+                        if (fused == 0) {
+                            be.fill(g, 0f);
+                        }
+                        results[fused] = new Tensor[] {p, s, s2, g, copy == null ? p : copy};
+                        assertEquals(Double.doubleToRawLongBits(Math.sqrt(be.readDoubles(sumOfSquares)[0])),
+                                Double.doubleToRawLongBits(be.readDoubles(norm)[0]), "norm on " + be.name());
+                    }
+                    String[] names = {"param", "state", "state2", "grad", "computeCopy"};
+                    for (int k = 0; k < names.length; k++) {
+                        float[] expected = be.read(results[0][k]), actual = be.read(results[1][k]);
+                        for (int i = 0; i < n; i++) {
+                            if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])
+                                    || (k == 3 && Float.floatToRawIntBits(actual[i]) != 0)) {
+                                fail(optimizer + " step with clip factor and zeroing (" + limit + ", n " + n + (withCopy ? ", copy" : "")
+                                        + "): " + names[k] + " element " + i + " is " + actual[i] + " on " + be.name() + ", "
+                                        + expected[i] + " from clipGradNorm, the step and fill (seed " + seed + ")");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Tensor p = track(device.fromHost(floats(5, 1f), 5)), wide = track(device.allocate(DType.F32, 2));
+        assertThrows(IllegalArgumentException.class, () -> device.rmspropStep(p, p, p, null, new StepGradient(wide, true),
+                1e-3f, 0.99f, 1e-8f, 0f), "a gradient scale of two elements");
+        Tensor onCpu = track(cpu.allocate(DType.F32, 1));
+        assertThrows(IllegalArgumentException.class, () -> device.adamwStep(p, p, p, p, null, new StepGradient(onCpu, false),
+                1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1), "a gradient scale on another backend");
     }
 
     @Test
@@ -926,7 +1010,8 @@ abstract class BackendContract {
 
     /**
      * The ops whose results a training step reads later (the SPIN loss's statistics, sums into a
-     * scalar, running sums, clipping) and uploads queue work without the host waiting for a device.
+     * scalar, running sums, clipping, the clip factor and a step that applies it) and uploads queue
+     * work without the host waiting for a device.
      */
     @Test
     void statisticsStayOnTheBackendWithoutWaiting() {
@@ -934,6 +1019,8 @@ abstract class BackendContract {
         Tensor stats = track(device.allocate(DType.F64, SpinLossStats.COUNT)), sums = track(device.allocate(DType.F64, SpinLossStats.COUNT));
         Tensor norm = track(device.allocate(DType.F64, 1)), scalar = track(device.allocate(DType.F64, 1));
         Tensor grads = track(device.allocate(DType.F32, 5000));
+        Tensor factor = track(device.allocate(DType.F32, 1)), param = track(device.allocate(DType.F32, 5000));
+        Tensor state = track(device.allocate(DType.F32, 5000));
         device.synchronize();
         java.util.OptionalLong before = device.hostSynchronizations();
         Tensor logps = track(device.fromHost(floats(4 * b, 20f), 4 * b));
@@ -943,6 +1030,9 @@ abstract class BackendContract {
         device.sum(scalar, logps, 16);
         device.write(grads, floats(5000, 1f));
         device.clipGradNorm(norm, grads, 1.0);
+        device.sumOfSquares(scalar, grads);
+        device.clipFactor(norm, factor, scalar, 1.0);
+        device.rmspropStep(param, grads, state, null, new StepGradient(factor, true), 1e-3f, 0.99f, 1e-8f, 0f);
         device.write(scalar, new double[] {1});
         assertEquals(before, device.hostSynchronizations(), "queued work waited for the device");
     }

@@ -68,8 +68,9 @@ public class KernelBenchmark {
         "attention.window.t1024.fwdbwd", "attention.window.t2048.fwd", "attention.window.t2048.fwdbwd",
         "attention.window.t4096.fwd", "attention.window.t4096.fwdbwd",
         "rmsnorm.fwd", "rmsnorm.bwd", "add_then_rmsnorm.fwd", "add_rmsnorm.fwd", "rope.fwd", "rope.bwd",
-        "rope_qk.fwd", "rope_qk.bwd", "swiglu.fwd", "swiglu.bwd", "logprob.fwd", "logprob.bwd", "row_sum.fwd", "adamw.step",
-        "adamw.step_then_cast", "adamw.step_bf16", "cast.f32_to_bf16", "cast.bf16_to_f32",
+        "rope_qk.fwd", "rope_qk.bwd", "swiglu.fwd", "swiglu.bwd", "logprob.fwd", "logprob.bwd", "row_sum.fwd",
+        "adamw.step", "adamw.step_then_cast", "adamw.step_bf16", "adamw.step_clip_then_zero", "adamw.step_clip_zero",
+        "cast.f32_to_bf16", "cast.bf16_to_f32",
     })
     public String kernel;
 

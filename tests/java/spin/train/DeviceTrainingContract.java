@@ -308,6 +308,11 @@ abstract class DeviceTrainingContract {
                         }
                     }
                 }
+                // The last step's optimizer pass left the gradient +0 everywhere, padding included.
+                float[] left = backend.read(policy.masterGradients().flat());
+                for (int i = 0; i < left.length; i++) {
+                    assertEquals(0, Float.floatToRawIntBits(left[i]), "gradient element " + i + " after the last step");
+                }
             }
         }
         return logs;

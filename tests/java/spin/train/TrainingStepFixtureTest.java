@@ -134,6 +134,11 @@ class TrainingStepFixtureTest {
                     assertEquals(norms[s], outcome.gradNorm(), 1e-5 * norms[s], "pre-clip gradient norm of step " + s);
                     assertEquals(losses[s], metrics.means("").get("loss"), 1e-5, "loss of step " + s);
                 }
+                // The step's optimizer pass zeroed the gradient (+0 everywhere, the padding past the slots included).
+                float[] left = cpu.read(model.gradients().flat());
+                for (int i = 0; i < left.length; i++) {
+                    assertEquals(0, Float.floatToRawIntBits(left[i]), "gradient element " + i + " after step " + s);
+                }
             }
             for (Slot s : model.parameters().layout().slots()) {
                 float[] expectedUpdate = minus(floats(run + "/" + s.name()), start.get(s.name()));
