@@ -20,8 +20,8 @@
 namespace {
 
 // Row sums: a block per ROW_SUM_ROWS rows. The block copies [ROW_SUM_ROWS][ROW_SUM_COLS] tiles of
-// its rows through shared memory with coalesced loads (each warp reads 512 contiguous bytes of one
-// row), and thread r < ROW_SUM_ROWS adds row r's values of the tile in increasing t in double: the
+// its rows through shared memory with coalesced loads (per load the block reads 512 contiguous
+// bytes of one row, 128 per warp), and thread r < ROW_SUM_ROWS adds row r's values of the tile in increasing t in double: the
 // CPU op's order, so its bits exactly. The loads of tile n + 1 are issued into registers before
 // tile n is summed, so they are in flight during the sums. (One thread per row reading the row
 // itself, as before, left most of the GPU idle on the model's [rows, vocab] logit sums and read

@@ -92,9 +92,11 @@ final class TrainingStep {
             }
             // clip_grad_norm_ with its factor applied in the optimizer's pass: the sum of squares (the
             // group's, on a ZeRO-3 rank) gives the norm and the factor, and the step reads each
-            // gradient once, scales it and zeroes it (its last use; the gradient's padding past the
-            // slots is never written, so it stays zero), the same bits as clipping in place, the step
-            // and a fill, in one pass over the gradient instead of three.
+            // gradient once, scales it and zeroes it (its last use; the padding past the slots, which
+            // no step touches, stays zero because the backward writes slot views only and a ZeRO-3
+            // unit's gradient buffer is zero-filled, padding included, when it is lent), the same
+            // bits as clipping in place, the step and a fill, in one pass over the gradient instead
+            // of three.
             Tensor grads = model.masterGradients().flat();
             backend.sumOfSquares(step.view(SQUARES, 1), grads);
             if (group != null) {
