@@ -54,7 +54,7 @@ public final class ChatCommand implements Callable<Integer> {
         boolean terminal = System.console() != null;
         try (Tokenizer tokenizer = Tokenizer.load(model);
                 Backend backend = device.open();
-                MistralModel m = ModelCheckpoint.load(model, backend);
+                MistralModel m = ModelCheckpoint.loadForInference(model, backend);
                 KvCache cache = options.cache(m.config(), backend, GenerationOptions.blocksFor(m.config().maxPositionEmbeddings()));
                 // Frozen for the whole session, so weights packed for one answer serve the next ones too.
                 FrozenWeights frozen = m.freezeWeights()) {

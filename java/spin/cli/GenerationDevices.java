@@ -77,7 +77,7 @@ final class GenerationDevices implements AutoCloseable {
                 Backend backend = Devices.open(spec, cpuThreads, precision);
                 MistralModel model = null;
                 try {
-                    model = ModelCheckpoint.load(modelDir, backend);
+                    model = ModelCheckpoint.loadForInference(modelDir, backend);
                     return new Device(index, spec, thread, backend, model, Tokenizer.load(modelDir));
                 } catch (Throwable t) {
                     if (model != null) {

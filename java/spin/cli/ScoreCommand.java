@@ -84,7 +84,7 @@ public final class ScoreCommand implements Callable<Integer> {
         StringBuilder scores = new StringBuilder(), tokens = new StringBuilder();
         try (Tokenizer tokenizer = Tokenizer.load(model);
                 Backend backend = device.open();
-                MistralModel m = ModelCheckpoint.load(model, backend)) {
+                MistralModel m = ModelCheckpoint.loadForInference(model, backend)) {
             GenerationOptions.requireCompatible(tokenizer, m.config(), model);
             SpinCollator collator = new SpinCollator(tokenizer, tokenizer.chatTemplate(), tokenizer.padId(), limits);
             List<DatasetReader.Indexed<SpinRecord>> rows = records.rows();

@@ -61,6 +61,8 @@ public final class MistralModel implements AutoCloseable {
     /** The BF16 weights products use, or null when they use the F32 master weights. */
     private final ParameterBuffer computeWeights;
     private boolean computeWeightsStale = true;
+    /** Set by {@link #dropMasterWeights()}: the F32 master is freed and the compute copy is all there is. */
+    private boolean masterDropped;
     private ParameterBuffer gradients;
     private boolean activationRecompute;
     private int logProbChunkRows;
@@ -122,8 +124,34 @@ public final class MistralModel implements AutoCloseable {
      */
     public ParameterBuffer parameters() {
         requireResident("parameters()");
+        requireMaster("parameters()");
         computeWeightsStale = true;
         return parameters;
+    }
+
+    /**
+     * For a model that will only run forward passes (generation, scoring, chat): rounds the compute
+     * copy from the master if it is stale, then frees the F32 master, 4 bytes per parameter (28 GB
+     * for Mistral-7B, room for a larger KV cache). Every pass then multiplies by the same BF16
+     * weights as before, so outputs keep their bits. Afterwards {@link #parameters()},
+     * {@link #masterWeights()} and {@link #gradients()} throw. Nothing to free where products use
+     * the F32 master itself (an F32 compute type: the CPU backend); a ZeRO-3 rank is refused.
+     */
+    public void dropMasterWeights() {
+        requireResident("dropMasterWeights()");
+        if (computeWeights == null || masterDropped) {
+            return;
+        }
+        weights();
+        parameters.close();
+        masterDropped = true;
+    }
+
+    private void requireMaster(String what) {
+        if (masterDropped) {
+            throw new IllegalStateException(what + " needs the F32 master weights, which this model freed for inference"
+                    + " (dropMasterWeights); load the checkpoint again to train or change the weights");
+        }
     }
 
     /** Whether this model is a ZeRO-3 rank holding a shard. */
@@ -204,6 +232,7 @@ public final class MistralModel implements AutoCloseable {
     /** Gradient buffer, allocated zeroed on first use. */
     public ParameterBuffer gradients() {
         requireResident("gradients()");
+        requireMaster("gradients()");
         if (gradients == null) {
             gradients = new ParameterBuffer(backend, layout);
         }
@@ -588,7 +617,7 @@ public final class MistralModel implements AutoCloseable {
 
     @Override
     public void close() {
-        if (parameters != null) {
+        if (parameters != null && !masterDropped) {
             parameters.close();
         }
         if (zero != null) {

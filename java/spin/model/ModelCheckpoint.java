@@ -83,6 +83,22 @@ public final class ModelCheckpoint {
     }
 
     /**
+     * {@link #load} for a model that only runs forward passes (generation, scoring, chat): the F32
+     * master is freed once the compute copy is rounded ({@link MistralModel#dropMasterWeights}), so
+     * a BF16 device holds 2 bytes per parameter instead of 6; outputs keep their bits.
+     */
+    public static MistralModel loadForInference(Path dir, Backend backend) throws IOException {
+        MistralModel model = load(dir, backend);
+        try {
+            model.dropMasterWeights();
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+        return model;
+    }
+
+    /**
      * Loads this rank's ZeRO-3 shard of an HF Mistral directory: {@link #load}'s checks, then only
      * the pieces of each weight the rank owns leave the mapped files. Every rank of
      * {@code communicator}'s group loads its own (no collective runs).

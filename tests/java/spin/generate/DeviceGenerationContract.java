@@ -2,6 +2,7 @@ package spin.generate;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
@@ -13,6 +14,7 @@ import spin.backend.Precision;
 import spin.backend.cpu.CpuBackend;
 import spin.model.KvCache;
 import spin.model.MistralModel;
+import spin.model.ParameterLayout;
 import spin.model.TinyModels;
 
 /**
@@ -38,10 +40,42 @@ abstract class DeviceGenerationContract {
     }
 
     private static List<Generation> generate(Backend backend, SamplingParams sampling) {
-        try (MistralModel model = TinyModels.random(backend, 11);
-                KvCache cache = new KvCache(model.config(), backend, BLOCK, 128)) {
+        try (MistralModel model = TinyModels.random(backend, 11)) {
+            return generate(model, sampling);
+        }
+    }
+
+    private static List<Generation> generate(MistralModel model, SamplingParams sampling) {
+        try (KvCache cache = new KvCache(model.config(), model.backend(), BLOCK, 128)) {
             return new BatchGenerator(model, cache, 3, 8, sampling, StopCriteria.length(10))
                     .generate(requests(5, model.config().vocabSize()), new GenerationListener() {});
+        }
+    }
+
+    /**
+     * A BF16 model that freed its F32 master for inference (MistralModel.dropMasterWeights, what
+     * generate, score and chat load) gives the same tokens as one that kept it, holds at least
+     * 4 bytes per parameter less device memory, and refuses to hand out the master it no longer has.
+     */
+    @Test
+    void droppingTheMasterWeightsFreesThemAndKeepsTheTokens() {
+        try (Backend device = openDevice(Precision.BF16); MistralModel model = TinyModels.random(device, 11)) {
+            SamplingParams sampling = new SamplingParams(0.8, 0.9, 20, 1.0, 77);
+            List<Generation> kept = generate(model, sampling);
+            device.synchronize();
+            long before = device.memoryUsage().orElseThrow().currentBytes();
+            model.dropMasterWeights();
+            device.synchronize();
+            long after = device.memoryUsage().orElseThrow().currentBytes();
+            long master = 4L * new ParameterLayout(model.config()).totalSize();
+            assertTrue(before - after >= master, "freed " + (before - after) + " bytes, the master holds " + master);
+            List<Generation> dropped = generate(model, sampling);
+            for (int i = 0; i < kept.size(); i++) {
+                assertArrayEquals(kept.get(i).tokens(), dropped.get(i).tokens(), "request " + i + " after the drop");
+            }
+            IllegalStateException e = assertThrows(IllegalStateException.class, model::masterWeights);
+            assertTrue(e.getMessage().contains("dropMasterWeights"), e.getMessage());
+            assertThrows(IllegalStateException.class, model::gradients);
         }
     }
 
