@@ -110,7 +110,8 @@ public interface Backend extends AutoCloseable {
      * Copies {@code dst.size()} little-endian elements of {@code storedType} (F32 or BF16) from
      * off-heap host memory, such as a mapped safetensors file, into the F32 or BF16 tensor
      * {@code dst}, widening or rounding on the backend: a checkpoint streams to a device in its
-     * stored dtype, without a host fp32 copy of each weight.
+     * stored dtype, without a host fp32 copy of each weight. Rounding F32 into BF16 gives the bits
+     * {@link #cast} gives.
      */
     void upload(Tensor dst, java.lang.foreign.MemorySegment stored, DType storedType);
 

@@ -60,26 +60,40 @@ public final class MistralModel implements AutoCloseable {
     private final DType computeType;
     /** The BF16 weights products use, or null when they use the F32 master weights. */
     private final ParameterBuffer computeWeights;
-    private boolean computeWeightsStale = true;
-    /** Set by {@link #dropMasterWeights()}: the F32 master is freed and the compute copy is all there is. */
-    private boolean masterDropped;
+    private boolean computeWeightsStale;
+    /** An inference model ({@link #forInference}): no F32 master, the compute copy is all there is. */
+    private final boolean inferenceOnly;
     private ParameterBuffer gradients;
     private boolean activationRecompute;
     private int logProbChunkRows;
     private Workspace workspace, decodeWorkspace;
 
     public MistralModel(MistralConfig config, Backend backend) {
-        this(config, backend, null);
+        this(config, backend, null, false);
     }
 
-    private MistralModel(MistralConfig config, Backend backend, Communicator communicator) {
+    /**
+     * A zero-filled model for forward passes only (generation, scoring, chat) on {@code backend}:
+     * where products use a BF16 copy, only that copy is allocated, 2 bytes per parameter instead
+     * of 6 (Mistral-7B: 14 GB rather than 42, the rest left to the KV cache), and
+     * {@link #weightsToLoad()} is where a checkpoint goes. {@link #parameters()},
+     * {@link #masterWeights()} and {@link #gradients()} are refused by name. With F32 compute (the
+     * CPU backend) the master is what products use, so this is the ordinary model.
+     */
+    public static MistralModel forInference(MistralConfig config, Backend backend) {
+        return new MistralModel(config, backend, null, backend.computeType() != DType.F32);
+    }
+
+    private MistralModel(MistralConfig config, Backend backend, Communicator communicator, boolean inferenceOnly) {
         this.config = config;
         this.backend = backend;
         this.layout = new ParameterLayout(config);
         this.computeType = backend.computeType();
+        this.inferenceOnly = inferenceOnly;
         if (communicator == null) {
-            this.parameters = new ParameterBuffer(backend, layout);
+            this.parameters = inferenceOnly ? null : new ParameterBuffer(backend, layout);
             this.computeWeights = computeType == DType.F32 ? null : new ParameterBuffer(backend, layout, computeType);
+            this.computeWeightsStale = !inferenceOnly;
             this.zero = null;
         } else {
             this.parameters = null;
@@ -94,7 +108,7 @@ public final class MistralModel implements AutoCloseable {
      * every rank of the group makes one, and they train in step.
      */
     public static MistralModel sharded(MistralConfig config, Communicator communicator) {
-        return new MistralModel(config, communicator.backend(), communicator);
+        return new MistralModel(config, communicator.backend(), communicator, false);
     }
 
     /** The chunk rows a model starts with: as many rows as {@link #LOGPROB_CHUNK_LOGITS} logits make, at least one. */
@@ -130,27 +144,19 @@ public final class MistralModel implements AutoCloseable {
     }
 
     /**
-     * For a model that will only run forward passes (generation, scoring, chat): rounds the compute
-     * copy from the master if it is stale, then frees the F32 master, 4 bytes per parameter (28 GB
-     * for Mistral-7B, room for a larger KV cache). Every pass then multiplies by the same BF16
-     * weights as before, so outputs keep their bits. Afterwards {@link #parameters()},
-     * {@link #masterWeights()} and {@link #gradients()} throw. Nothing to free where products use
-     * the F32 master itself (an F32 compute type: the CPU backend); a ZeRO-3 rank is refused.
+     * The buffer a checkpoint is loaded into, every slot written: {@link #parameters()}, or for an
+     * inference model ({@link #forInference}) its compute copy, which a loader fills with the
+     * stored weights rounded as {@link Backend#cast} rounds the master (Backend.upload and write
+     * round alike), so it holds the bits an ordinary model's copy would.
      */
-    public void dropMasterWeights() {
-        requireResident("dropMasterWeights()");
-        if (computeWeights == null || masterDropped) {
-            return;
-        }
-        weights();
-        parameters.close();
-        masterDropped = true;
+    public ParameterBuffer weightsToLoad() {
+        return inferenceOnly ? computeWeights : parameters();
     }
 
     private void requireMaster(String what) {
-        if (masterDropped) {
-            throw new IllegalStateException(what + " needs the F32 master weights, which this model freed for inference"
-                    + " (dropMasterWeights); load the checkpoint again to train or change the weights");
+        if (inferenceOnly) {
+            throw new IllegalStateException(what + " needs the F32 master weights, which a model loaded for inference"
+                    + " does not hold (MistralModel.forInference); load it with ModelCheckpoint.load to train or change it");
         }
     }
 
@@ -617,7 +623,7 @@ public final class MistralModel implements AutoCloseable {
 
     @Override
     public void close() {
-        if (parameters != null && !masterDropped) {
+        if (parameters != null) {
             parameters.close();
         }
         if (zero != null) {

@@ -58,15 +58,30 @@ public final class ModelCheckpoint {
      * is allocated, so a wrong config.json is refused by name rather than by an allocation failure.
      */
     public static MistralModel load(Path dir, Backend backend) throws IOException {
+        return load(dir, backend, false);
+    }
+
+    /**
+     * {@link #load} for a model that only runs forward passes (generation, scoring, chat):
+     * {@link MistralModel#forInference}, the weights streamed straight into the BF16 compute copy,
+     * so a BF16 device never holds the fp32 master (2 bytes per parameter instead of 6, also while
+     * loading); its outputs have the bits of the ordinary model's.
+     */
+    public static MistralModel loadForInference(Path dir, Backend backend) throws IOException {
+        return load(dir, backend, true);
+    }
+
+    private static MistralModel load(Path dir, Backend backend, boolean inference) throws IOException {
         MistralConfig config = MistralConfig.read(dir);
         try (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.open(dir)) {
             ParameterLayout layout = checkTensors(dir, checkpoint, config);
-            requireMemoryFor(dir, layout, backend);
-            MistralModel model = new MistralModel(config, backend);
+            requireMemoryFor(dir, layout, backend, inference);
+            MistralModel model = inference ? MistralModel.forInference(config, backend) : new MistralModel(config, backend);
             try {
+                ParameterBuffer target = model.weightsToLoad();
                 for (ParameterLayout.Slot slot : layout.slots()) {
                     TensorEntry entry = checkpoint.tensor(slot.name());
-                    Tensor weight = model.parameters().get(slot.name());
+                    Tensor weight = target.get(slot.name());
                     switch (entry.dtype()) {
                         // Straight from the mapped file to the backend, converted there.
                         case F32 -> backend.upload(weight, entry.data(), DType.F32);
@@ -80,22 +95,6 @@ public final class ModelCheckpoint {
             }
             return model;
         }
-    }
-
-    /**
-     * {@link #load} for a model that only runs forward passes (generation, scoring, chat): the F32
-     * master is freed once the compute copy is rounded ({@link MistralModel#dropMasterWeights}), so
-     * a BF16 device holds 2 bytes per parameter instead of 6; outputs keep their bits.
-     */
-    public static MistralModel loadForInference(Path dir, Backend backend) throws IOException {
-        MistralModel model = load(dir, backend);
-        try {
-            model.dropMasterWeights();
-        } catch (RuntimeException e) {
-            model.close();
-            throw e;
-        }
-        return model;
     }
 
     /**
@@ -175,15 +174,17 @@ public final class ModelCheckpoint {
     }
 
     /** The fp32 parameters, and their compute copy where the backend computes in another dtype, must fit in its memory. */
-    private static void requireMemoryFor(Path dir, ParameterLayout layout, Backend backend) {
+    private static void requireMemoryFor(Path dir, ParameterLayout layout, Backend backend, boolean inference) {
         DType compute = backend.computeType();
         long copy = compute == DType.F32 ? 0 : compute.byteSize();
-        long needed = layout.totalSize() * (Float.BYTES + copy); // no overflow: every weight's bytes exist in the files
+        boolean masterKept = !inference || copy == 0;  // an inference model holds the compute copy alone
+        long needed = layout.totalSize() * ((masterKept ? Float.BYTES : 0) + copy); // no overflow: every weight's bytes exist in the files
         long total = backend.memoryBytes();
         if (needed > total) {
-            throw new IllegalArgumentException(String.format("%s: the model's %,d parameters need %.1f GiB as fp32%s but %s has "
+            String copyName = compute.name().toLowerCase(java.util.Locale.ROOT);
+            throw new IllegalArgumentException(String.format("%s: the model's %,d parameters need %.1f GiB as %s but %s has "
                     + "%.1f GiB of memory; run it on a machine where it fits", dir, layout.totalSize(), needed / GIB,
-                    copy == 0 ? "" : " with a " + compute.name().toLowerCase(java.util.Locale.ROOT) + " copy to compute with",
+                    !masterKept ? copyName : copy == 0 ? "fp32" : "fp32 with a " + copyName + " copy to compute with",
                     backend.name(), total / GIB));
         }
     }

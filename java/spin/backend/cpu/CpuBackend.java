@@ -135,10 +135,18 @@ public final class CpuBackend implements Backend {
             MemorySegment.copy(stored, 0, dst.memory(), 0, stored.byteSize());
             return;
         }
+        MemorySegment m = dst.memory();
+        if (storedType == DType.F32 && dst.dtype() == DType.BF16) {
+            elementwise(dst.size(), (start, end) -> {
+                for (long i = start; i < end; i++) {
+                    Mem.bf16(m, i, BFloat16.fromFloat(stored.getAtIndex(LE_FLOAT, i)));
+                }
+            });
+            return;
+        }
         if (storedType != DType.BF16 || dst.dtype() != DType.F32) {
             throw new IllegalArgumentException("upload of stored " + storedType + " into " + dst + " is not supported");
         }
-        MemorySegment m = dst.memory();
         elementwise(dst.size(), (start, end) -> {
             for (long i = start; i < end; i++) {
                 f(m, i, BFloat16.toFloat(stored.getAtIndex(LE_SHORT, i)));
@@ -147,6 +155,7 @@ public final class CpuBackend implements Backend {
     }
 
     private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
 
     @Override
     public float[] read(Tensor src) {

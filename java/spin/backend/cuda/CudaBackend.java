@@ -239,11 +239,12 @@ public final class CudaBackend implements Backend {
             upload(dst, stored);
             return;
         }
-        if (storedType != DType.BF16 || dst.dtype() != DType.F32) {
+        if (storedType != DType.BF16 && storedType != DType.F32 || dst.dtype() != DType.F32 && dst.dtype() != DType.BF16) {
             throw new IllegalArgumentException("upload of stored " + storedType + " into " + dst + " is not supported");
         }
-        // The stored bf16 bytes cross the bus as they are and widen on the device.
-        try (Tensor staged = allocate(DType.BF16, dst.shape())) {
+        // The stored bytes cross the bus as they are and are widened or rounded on the device, by
+        // the cast every other conversion uses.
+        try (Tensor staged = allocate(storedType, dst.shape())) {
             upload(staged, stored);
             casts.cast(dst, staged);
         }

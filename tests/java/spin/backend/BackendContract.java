@@ -120,6 +120,14 @@ abstract class BackendContract {
             Tensor kept = track(device.allocate(DType.BF16, n));
             device.upload(kept, bf16, DType.BF16);
             assertArrayEquals(widened, device.read(kept));
+            // F32 bytes into a BF16 tensor round as cast rounds (an inference model's load).
+            for (Backend be : new Backend[] {cpu, device}) {
+                Tensor rounded = track(be.allocate(DType.BF16, n)), cast = track(be.allocate(DType.BF16, n));
+                be.upload(rounded, f32, DType.F32);
+                be.cast(cast, track(be.fromHost(values, n)));
+                assertArrayEquals(be.read(cast), be.read(rounded), "upload F32 into BF16 on " + be.name());
+                assertArrayEquals(widened, be.read(rounded), "round to nearest even on " + be.name());
+            }
             assertThrows(IllegalArgumentException.class, () -> device.upload(kept, f32.asSlice(0, 8), DType.F32));
         }
     }

@@ -69,6 +69,20 @@ class DeviceOptionsTest {
                 }
             }
         }
+        // In bf16 the model is loaded for inference (no fp32 master): scoring only runs forward passes.
+        Path inBf16 = dir.resolve("emu-bf16.jsonl");
+        CliRun.Result bf16 = run("score", "--model", model.toString(), "--data", data.toString(), "--out", inBf16.toString(),
+                "--max-length", "32", "--max-prompt-length", "16", "--device", "cuda-emu", "--precision", "bf16");
+        assertEquals(0, bf16.exitCode(), bf16.err());
+        var rounded = Files.readAllLines(inBf16);
+        assertEquals(expected.size(), rounded.size());
+        for (int i = 0; i < expected.size(); i++) {
+            var e = json.readTree(expected.get(i));
+            var a = json.readTree(rounded.get(i));
+            assertEquals(e.get("index"), a.get("index"));
+            assertTrue(Double.isFinite(a.get("real_logp").asDouble()) && Double.isFinite(a.get("generated_logp").asDouble()),
+                    rounded.get(i));
+        }
     }
 
     /**

@@ -5,14 +5,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import spin.backend.Backend;
 import spin.backend.Precision;
 import spin.backend.cpu.CpuBackend;
 import spin.model.KvCache;
+import spin.model.ModelCheckpoint;
 import spin.model.MistralModel;
 import spin.model.ParameterLayout;
 import spin.model.TinyModels;
@@ -53,29 +57,43 @@ abstract class DeviceGenerationContract {
     }
 
     /**
-     * A BF16 model that freed its F32 master for inference (MistralModel.dropMasterWeights, what
-     * generate, score and chat load) gives the same tokens as one that kept it, holds at least
-     * 4 bytes per parameter less device memory, and refuses to hand out the master it no longer has.
+     * A checkpoint loaded for inference (ModelCheckpoint.loadForInference, what generate, score and
+     * chat use) into a BF16 device gives the same tokens as the ordinary load, from fp32 and from
+     * bf16 files alike (the weights rounded on upload as the master's cast rounds them), takes at
+     * least 4 bytes per parameter less device memory, and refuses the master it does not hold.
      */
     @Test
-    void droppingTheMasterWeightsFreesThemAndKeepsTheTokens() {
-        try (Backend device = openDevice(Precision.BF16); MistralModel model = TinyModels.random(device, 11)) {
+    void aModelLoadedForInferenceSkipsTheMasterAndKeepsTheTokens(@TempDir Path dir) throws IOException {
+        try (Backend device = openDevice(Precision.BF16); CpuBackend cpu = new CpuBackend(2);
+                MistralModel written = TinyModels.random(cpu, 11)) {
             SamplingParams sampling = new SamplingParams(0.8, 0.9, 20, 1.0, 77);
-            List<Generation> kept = generate(model, sampling);
-            device.synchronize();
-            long before = device.memoryUsage().orElseThrow().currentBytes();
-            model.dropMasterWeights();
-            device.synchronize();
-            long after = device.memoryUsage().orElseThrow().currentBytes();
-            long master = 4L * new ParameterLayout(model.config()).totalSize();
-            assertTrue(before - after >= master, "freed " + (before - after) + " bytes, the master holds " + master);
-            List<Generation> dropped = generate(model, sampling);
-            for (int i = 0; i < kept.size(); i++) {
-                assertArrayEquals(kept.get(i).tokens(), dropped.get(i).tokens(), "request " + i + " after the drop");
+            long master = 4L * new ParameterLayout(written.config()).totalSize();
+            for (ModelCheckpoint.StorageType storage : ModelCheckpoint.StorageType.values()) {
+                Path files = dir.resolve(storage.name());
+                ModelCheckpoint.save(written, files, storage, ModelCheckpoint.DEFAULT_SHARD_BYTES);
+                List<Generation> expected;
+                long ordinary, inference;
+                device.synchronize();
+                long empty = device.memoryUsage().orElseThrow().currentBytes();
+                try (MistralModel model = ModelCheckpoint.load(files, device)) {
+                    device.synchronize();
+                    ordinary = device.memoryUsage().orElseThrow().currentBytes() - empty;
+                    expected = generate(model, sampling);
+                }
+                try (MistralModel model = ModelCheckpoint.loadForInference(files, device)) {
+                    device.synchronize();
+                    inference = device.memoryUsage().orElseThrow().currentBytes() - empty;
+                    List<Generation> actual = generate(model, sampling);
+                    for (int i = 0; i < expected.size(); i++) {
+                        assertArrayEquals(expected.get(i).tokens(), actual.get(i).tokens(), storage + " request " + i);
+                    }
+                    IllegalStateException e = assertThrows(IllegalStateException.class, model::masterWeights);
+                    assertTrue(e.getMessage().contains("loaded for inference"), e.getMessage());
+                    assertThrows(IllegalStateException.class, model::gradients);
+                }
+                assertTrue(ordinary - inference >= master, storage + ": the inference load took " + inference
+                        + " bytes, the ordinary one " + ordinary + "; the master alone is " + master);
             }
-            IllegalStateException e = assertThrows(IllegalStateException.class, model::masterWeights);
-            assertTrue(e.getMessage().contains("dropMasterWeights"), e.getMessage());
-            assertThrows(IllegalStateException.class, model::gradients);
         }
     }
 
