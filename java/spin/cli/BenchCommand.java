@@ -315,10 +315,10 @@ public final class BenchCommand implements Runnable {
          * Bytes a generation run holds: fp32 master weights, their compute copy where the compute
          * dtype is not F32, and the KV cache of {@code cachedTokens} tokens.
          */
+        /** An inference model's weights (fp32, or only the bf16 copy: MistralModel.forInference) and the cache. */
         private static long generationBytes(MistralConfig config, DType computeType, long cachedTokens) {
             long parameters = new ParameterLayout(config).totalSize();
-            long computeCopy = computeType == DType.F32 ? 0 : parameters * computeType.byteSize();
-            return parameters * Float.BYTES + computeCopy + cachedTokens * KvCache.bytesPerToken(config, computeType);
+            return parameters * computeType.byteSize() + cachedTokens * KvCache.bytesPerToken(config, computeType);
         }
 
         @Override
@@ -347,7 +347,7 @@ public final class BenchCommand implements Runnable {
             int warmups;
             long packedBytes;
             double packSeconds;
-            try (Backend backend = device.open(); MistralModel model = new MistralModel(config, withRoomFor(backend,
+            try (Backend backend = device.open(); MistralModel model = MistralModel.forInference(config, withRoomFor(backend,
                     generationBytes(config, backend.computeType(), cachedTokens)));
                     KvCache cache = new KvCache(config, backend, blockSize,
                             Math.toIntExact(BatchGenerator.blocksForFullBatch(requests, batch, newTokens + 1, blockSize)));

@@ -283,7 +283,8 @@ public final class ModelCheckpoint {
      * initializer_range), every RMSNorm weight 1. Deterministic for a seed.
      */
     public static void initialize(MistralModel model, long seed) {
-        List<ParameterLayout.Slot> slots = model.parameters().layout().slots();
+        ParameterBuffer target = model.weightsToLoad();  // an inference model's bf16 copy takes the rounded values
+        List<ParameterLayout.Slot> slots = target.layout().slots();
         float std = model.config().initializerRange();
         // Every weight draws from its own stream, so weights are drawn in parallel (Mistral-7B is 7e9
         // draws: minutes on one core) and written in order; at most `window` arrays exist at a time.
@@ -296,7 +297,7 @@ public final class ModelCheckpoint {
                     ParameterLayout.Slot ahead = slots.get(next++);
                     drawn.add(workers.submit(() -> initialValues(ahead, std, seed)));
                 }
-                model.backend().write(model.parameters().get(slot.name()), drawn.poll().get());
+                model.backend().write(target.get(slot.name()), drawn.poll().get());
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
