@@ -105,6 +105,19 @@ __device__ __forceinline__ void advance_kv_pipeline(uint16_t* k_s, uint16_t* v_s
     __syncthreads();
 }
 
+// c0 += a b0 and c1 += a b1 for the two 16x8 B blocks b0, b1 that one ldmatrix.x4 (TRANS: .trans)
+// loads, each lane passing the row address its caller's layout gives: the step every product of
+// these kernels is made of.
+template <bool TRANS>
+__device__ __forceinline__ void mma_two_blocks(float (&c0)[4], float (&c1)[4], const uint32_t (&a)[4],
+                                               const uint16_t* row) {
+    uint32_t frag[4];
+    ldmatrix<4, TRANS>(frag, row);
+    const uint32_t b0[2] = {frag[0], frag[1]}, b1[2] = {frag[2], frag[3]};
+    mma_m16n8k16_bf16(c0, a, b0, c0);
+    mma_m16n8k16_bf16(c1, a, b1, c1);
+}
+
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     // The element with the lower column index sits in the lower half (PTX ISA fragment layout).
     return static_cast<uint32_t>(f32_to_bf16_bits(lo)) | static_cast<uint32_t>(f32_to_bf16_bits(hi)) << 16;
@@ -239,11 +252,7 @@ attention_forward_mma_kernel(bf16* out, float* lse, const bf16* q, const bf16* k
             const uint16_t* const k_row = k_tile + ((lane / 16) * 8 + lane % 8) * LD + ((lane / 8) % 2) * 8;
             for (int kk = 0; kk < KSTEPS; ++kk) {
                 for (int n = 0; n < SBLOCKS; n += 2) {
-                    uint32_t frag[4];
-                    ldmatrix<4>(frag, k_row + n * 8 * LD + kk * 16);
-                    const uint32_t b0[2] = {frag[0], frag[1]}, b1[2] = {frag[2], frag[3]};
-                    mma_m16n8k16_bf16(s[n], q_frag[kk], b0, s[n]);
-                    mma_m16n8k16_bf16(s[n + 1], q_frag[kk], b1, s[n + 1]);
+                    mma_two_blocks<false>(s[n], s[n + 1], q_frag[kk], k_row + n * 8 * LD + kk * 16);
                 }
             }
 
@@ -292,11 +301,7 @@ attention_forward_mma_kernel(bf16* out, float* lse, const bf16* q, const bf16* k
             const uint16_t* const v_row = v_tile + (((lane / 8) % 2) * 8 + lane % 8) * LD + (lane / 16) * 8;
             for (int kk = 0; kk < PSTEPS; ++kk) {
                 for (int n = 0; n < DBLOCKS; n += 2) {
-                    uint32_t frag[4];
-                    ldmatrix<4, true>(frag, v_row + kk * 16 * LD + n * 8);
-                    const uint32_t b0[2] = {frag[0], frag[1]}, b1[2] = {frag[2], frag[3]};
-                    mma_m16n8k16_bf16(o[n], p_frag[kk], b0, o[n]);
-                    mma_m16n8k16_bf16(o[n + 1], p_frag[kk], b1, o[n + 1]);
+                    mma_two_blocks<true>(o[n], o[n + 1], p_frag[kk], v_row + kk * 16 * LD + n * 8);
                 }
             }
         }
@@ -410,15 +415,8 @@ attention_dq_mma_kernel(bf16* dq, const bf16* dOut, const bf16* q, const bf16* k
                 ldmatrix<4>(q_frag, q_tile + a_at + kk * 16);
                 ldmatrix<4>(do_frag, do_tile + a_at + kk * 16);
                 for (int n = 0; n < SBLOCKS; n += 2) {
-                    uint32_t frag[4];
-                    ldmatrix<4>(frag, k_tile + b_at + n * 8 * LD + kk * 16);
-                    const uint32_t k0[2] = {frag[0], frag[1]}, k1[2] = {frag[2], frag[3]};
-                    mma_m16n8k16_bf16(s[n], q_frag, k0, s[n]);
-                    mma_m16n8k16_bf16(s[n + 1], q_frag, k1, s[n + 1]);
-                    ldmatrix<4>(frag, v_tile + b_at + n * 8 * LD + kk * 16);
-                    const uint32_t v0[2] = {frag[0], frag[1]}, v1[2] = {frag[2], frag[3]};
-                    mma_m16n8k16_bf16(dp[n], do_frag, v0, dp[n]);
-                    mma_m16n8k16_bf16(dp[n + 1], do_frag, v1, dp[n + 1]);
+                    mma_two_blocks<false>(s[n], s[n + 1], q_frag, k_tile + b_at + n * 8 * LD + kk * 16);
+                    mma_two_blocks<false>(dp[n], dp[n + 1], do_frag, v_tile + b_at + n * 8 * LD + kk * 16);
                 }
             }
             uint32_t ds_frag[PSTEPS][4];
@@ -437,11 +435,7 @@ attention_dq_mma_kernel(bf16* dq, const bf16* dOut, const bf16* q, const bf16* k
             const uint16_t* const k_row = k_tile + (((lane / 8) % 2) * 8 + lane % 8) * LD + (lane / 16) * 8;
             for (int kk = 0; kk < PSTEPS; ++kk) {
                 for (int n = 0; n < DBLOCKS; n += 2) {
-                    uint32_t frag[4];
-                    ldmatrix<4, true>(frag, k_row + kk * 16 * LD + n * 8);
-                    const uint32_t b0[2] = {frag[0], frag[1]}, b1[2] = {frag[2], frag[3]};
-                    mma_m16n8k16_bf16(acc[n], ds_frag[kk], b0, acc[n]);
-                    mma_m16n8k16_bf16(acc[n + 1], ds_frag[kk], b1, acc[n + 1]);
+                    mma_two_blocks<true>(acc[n], acc[n + 1], ds_frag[kk], k_row + kk * 16 * LD + n * 8);
                 }
             }
         }
@@ -482,7 +476,8 @@ int launch_dq_mma(cudaStream_t stream, void* dq, const void* dOut, const void* q
     if (int status = query_tile_blocks("spin_attention_backward", B, T, H, HEADS, &blocks)) return status;
     constexpr size_t bytes = static_cast<size_t>(4 + 2 * HEADS) * MMA_QUERY_ROWS * mma_ld<D>() * sizeof(uint16_t);
     auto* const dq_kernel = attention_dq_mma_kernel<D, HEADS>;  // a macro argument cannot hold the comma
-    SPIN_CUDA_TRY(cudaFuncSetAttribute(dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    SPIN_CUDA_TRY(
+        cudaFuncSetAttribute(dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
     SPIN_LAUNCH(dq_kernel, blocks, MMA_THREADS * HEADS, bytes, stream,
                 static_cast<bf16*>(dq), static_cast<const bf16*>(dOut), static_cast<const bf16*>(q),
                 static_cast<const bf16*>(k), static_cast<const bf16*>(v), keyMask, lse, delta,
@@ -600,15 +595,9 @@ attention_dkdv_mma_kernel(bf16* dk, bf16* dv, const bf16* dOut, const bf16* q, c
                 ldmatrix<4>(v_frag, v_s + a_at + kk * 16);
                 SPIN_UNROLL
                 for (int c = 0; c < SBLOCKS; c += 2) {
-                    uint32_t frag[4];
-                    ldmatrix<4>(frag, q_tile + b_at + (first_col + c * 8) * LD + kk * 16);
-                    const uint32_t q0[2] = {frag[0], frag[1]}, q1[2] = {frag[2], frag[3]};
-                    mma_m16n8k16_bf16(s[c], k_frag, q0, s[c]);
-                    mma_m16n8k16_bf16(s[c + 1], k_frag, q1, s[c + 1]);
-                    ldmatrix<4>(frag, do_tile + b_at + (first_col + c * 8) * LD + kk * 16);
-                    const uint32_t d0[2] = {frag[0], frag[1]}, d1[2] = {frag[2], frag[3]};
-                    mma_m16n8k16_bf16(dp[c], v_frag, d0, dp[c]);
-                    mma_m16n8k16_bf16(dp[c + 1], v_frag, d1, dp[c + 1]);
+                    mma_two_blocks<false>(s[c], s[c + 1], k_frag, q_tile + b_at + (first_col + c * 8) * LD + kk * 16);
+                    mma_two_blocks<false>(dp[c], dp[c + 1], v_frag,
+                                          do_tile + b_at + (first_col + c * 8) * LD + kk * 16);
                 }
             }
             uint32_t p_frag[PSTEPS][4], ds_frag[PSTEPS][4];
@@ -633,15 +622,10 @@ attention_dkdv_mma_kernel(bf16* dk, bf16* dv, const bf16* dOut, const bf16* q, c
             for (int kk = 0; kk < PSTEPS; ++kk) {
                 SPIN_UNROLL
                 for (int c = 0; c < DBLOCKS; c += 2) {
-                    uint32_t frag[4];
-                    ldmatrix<4, true>(frag, do_tile + t_at + (first_col + kk * 16) * LD + c * 8);
-                    const uint32_t d0[2] = {frag[0], frag[1]}, d1[2] = {frag[2], frag[3]};
-                    mma_m16n8k16_bf16(dv_acc[c], p_frag[kk], d0, dv_acc[c]);
-                    mma_m16n8k16_bf16(dv_acc[c + 1], p_frag[kk], d1, dv_acc[c + 1]);
-                    ldmatrix<4, true>(frag, q_tile + t_at + (first_col + kk * 16) * LD + c * 8);
-                    const uint32_t q0[2] = {frag[0], frag[1]}, q1[2] = {frag[2], frag[3]};
-                    mma_m16n8k16_bf16(dk_acc[c], ds_frag[kk], q0, dk_acc[c]);
-                    mma_m16n8k16_bf16(dk_acc[c + 1], ds_frag[kk], q1, dk_acc[c + 1]);
+                    mma_two_blocks<true>(dv_acc[c], dv_acc[c + 1], p_frag[kk],
+                                         do_tile + t_at + (first_col + kk * 16) * LD + c * 8);
+                    mma_two_blocks<true>(dk_acc[c], dk_acc[c + 1], ds_frag[kk],
+                                         q_tile + t_at + (first_col + kk * 16) * LD + c * 8);
                 }
             }
             }
