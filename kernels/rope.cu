@@ -3,7 +3,9 @@
 //   forward:  (x1, x2) = (x[i], x[i + D/2])  ->  (x1 cos - x2 sin, x2 cos + x1 sin)
 //   backward: the same rotation by -angle (the transpose of the forward's)
 // Shapes: in, out, dOut, dIn [B,T,H,D] of the compute dtype T; positions [B,T]. Out may alias in.
-// The qk entry points rotate q [B,T,H,D] and k [B,T,KVH,D] in place in one launch, one table per row.
+// The qkv entry points fuse RoPE with the split of the stacked q/k/v projection: one launch reads
+// the rows qkv [B,T,(H+2KVH)*D] and writes q [B,T,H,D] and k [B,T,KVH,D] rotated and v [B,T,KVH,D]
+// copied (the backward: dq, dk rotated back and dv into the stacked rows), one table per row.
 //
 // The angles are rounded to fp32 at the steps java/spin/backend/cpu/Rope.java (and torch) rounds
 // them: exponent (float)(2i) / D, theta^exponent in double rounded to float, the fp32 reciprocal,
@@ -21,18 +23,31 @@ constexpr int ROPE_BLOCK = 128;
 // Shared memory (static plus dynamic) a kernel may use without opting in to more.
 constexpr size_t DEFAULT_SHARED_LIMIT = 48 * 1024;
 
-// Rotates the H heads of one (b, t) row by the block's table. Thread t rotates pairs t, t + BLOCK, ...
-// of the row's H * D/2 pairs, so neighbouring threads touch neighbouring elements, and each pair is
-// read whole before it is written, which makes out == in safe.
+// One tensor's heads in every (b, t) row: row r's heads start at element r * out_row of out and
+// r * in_row of in. Plain RoPE has out_row == in_row == heads * D; the stacked q/k/v rows of the
+// fused split are (H + 2 KVH) * D wide on one side.
 template <typename T>
-__device__ void rope_row(T* out, const T* in, int H, int D, const float* cos_table, const float* sin_table) {
+struct RopeRows {
+    T* out;
+    const T* in;
+    int heads;
+    int out_row;
+    int in_row;
+};
+
+// Rotates the heads of one (b, t) row by the block's table. Thread t rotates pairs t, t + BLOCK, ...
+// of the row's heads * D/2 pairs, so neighbouring threads touch neighbouring elements, and each pair
+// is read whole before it is written, which makes out == in safe.
+template <typename T>
+__device__ void rope_row(const RopeRows<T>& rows, int D, const float* cos_table, const float* sin_table) {
     const int half = D / 2;
-    const size_t row = static_cast<size_t>(blockIdx.x) * H * D;
-    const int pairs = H * half;
+    T* const out = rows.out + static_cast<size_t>(blockIdx.x) * rows.out_row;
+    const T* const in = rows.in + static_cast<size_t>(blockIdx.x) * rows.in_row;
+    const int pairs = rows.heads * half;
     for (int p = threadIdx.x; p < pairs; p += ROPE_BLOCK) {
         const int head = p / half;
         const int i = p - head * half;
-        const size_t first = row + static_cast<size_t>(head) * D + i;
+        const int first = head * D + i;
         const float x1 = to_f32(in[first]);
         const float x2 = to_f32(in[first + half]);
         const float c = cos_table[i];
@@ -42,12 +57,22 @@ __device__ void rope_row(T* out, const T* in, int H, int D, const float* cos_tab
     }
 }
 
+// Copies the heads of one (b, t) row unrotated (the v part of the split).
+template <typename T>
+__device__ void copy_row(const RopeRows<T>& rows, int D) {
+    T* const out = rows.out + static_cast<size_t>(blockIdx.x) * rows.out_row;
+    const T* const in = rows.in + static_cast<size_t>(blockIdx.x) * rows.in_row;
+    const int count = rows.heads * D;
+    for (int e = threadIdx.x; e < count; e += ROPE_BLOCK) out[e] = in[e];
+}
+
 // One block per (b, t): the D/2 cos and sin of its position are computed once into shared memory
-// and serve all H heads of out/in and then, where out2 is given (q and k in one launch), all H2
-// heads of out2/in2. direction: 1 forward, -1 backward.
+// and serve the heads of `first` and then of `second` (k beside q; none when second.heads is 0);
+// `copied` (v beside q and k; none when its heads is 0) is copied as it is. direction: 1 forward,
+// -1 backward.
 template <typename T>
 __global__ void __launch_bounds__(ROPE_BLOCK)
-rope_kernel(T* out, const T* in, int H, T* out2, const T* in2, int H2, const int32_t* positions, int D, float theta,
+rope_kernel(RopeRows<T> first, RopeRows<T> second, RopeRows<T> copied, const int32_t* positions, int D, float theta,
             float direction) {
     SPIN_DYNAMIC_SHARED(float, table);  // cos [D/2], then direction * sin [D/2]
     const int half = D / 2;
@@ -65,28 +90,56 @@ rope_kernel(T* out, const T* in, int H, T* out2, const T* in2, int H2, const int
         sin_table[i] = direction * static_cast<float>(sin(static_cast<double>(angle)));
     }
     __syncthreads();
-    rope_row(out, in, H, D, cos_table, sin_table);
-    if (out2) rope_row(out2, in2, H2, D, cos_table, sin_table);
+    rope_row(first, D, cos_table, sin_table);
+    if (second.heads > 0) rope_row(second, D, cos_table, sin_table);
+    if (copied.heads > 0) copy_row(copied, D);
 }
 
-// out/in [B,T,H,D] and, when out2 is not NULL, out2/in2 [B,T,H2,D] by the same positions.
-int rope(const char* call, spin_stream_t stream, int dtype, void* out, const void* in, int H, void* out2, const void* in2,
-         int H2, const int32_t* positions, int B, int T, int D, float theta, float direction) {
-    if (B < 0 || T < 0 || H < 0 || H2 < 0 || D < 0 || D % 2 != 0) {
+// Untyped pointers of one RopeRows, each with an element offset (where a part of a stacked row
+// starts); the launch gives them the dtype's element type.
+struct RowsArg {
+    void* out;
+    int64_t out_at;
+    const void* in;
+    int64_t in_at;
+    int heads;
+    int64_t out_row;
+    int64_t in_row;
+};
+
+template <typename T>
+RopeRows<T> typed(const RowsArg& a) {
+    return {a.out ? static_cast<T*>(a.out) + a.out_at : nullptr,
+            a.in ? static_cast<const T*>(a.in) + a.in_at : nullptr, a.heads, static_cast<int>(a.out_row),
+            static_cast<int>(a.in_row)};
+}
+
+// B*T rows of `first` rotated and, when their heads are not 0, of `second` rotated by the same
+// positions and `copied` copied.
+int rope(const char* call, spin_stream_t stream, int dtype, RowsArg first, RowsArg second, RowsArg copied,
+         const int32_t* positions, int B, int T, int D, float theta, float direction) {
+    if (B < 0 || T < 0 || first.heads < 0 || second.heads < 0 || copied.heads < 0 || D < 0 || D % 2 != 0) {
         return spin::fail(SPIN_ERR_INVALID_ARG,
-                          "%s: need B, T, H, KVH >= 0 and an even D >= 0, got B=%d T=%d H=%d KVH=%d D=%d", call, B, T, H,
-                          H2, D);
+                          "%s: need B, T, H, KVH >= 0 and an even D >= 0, got B=%d T=%d H=%d KVH=%d D=%d", call, B, T,
+                          first.heads, second.heads, D);
     }
-    if (out2 == nullptr) H2 = 0;
-    if (B == 0 || T == 0 || (H == 0 && H2 == 0) || D == 0) return SPIN_OK;
-    if ((H > 0 && (!out || !in)) || (H2 > 0 && !in2) || !positions) {
-        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL tensor pointer", call);
+    if (B == 0 || T == 0 || (first.heads == 0 && second.heads == 0 && copied.heads == 0) || D == 0) return SPIN_OK;
+    for (const RowsArg* rows : {&first, &second, &copied}) {
+        if (rows->heads > 0 && (!rows->out || !rows->in)) {
+            return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL tensor pointer", call);
+        }
     }
+    if (!positions) return spin::fail(SPIN_ERR_INVALID_ARG, "%s: NULL positions", call);
     const int64_t rows = static_cast<int64_t>(B) * T;
-    // One block per row in the grid's x dimension; a row's pairs are counted in int.
-    if (rows > 0x7fffffff || static_cast<int64_t>(H) * (D / 2) > 0x7fffffff ||
-        static_cast<int64_t>(H2) * (D / 2) > 0x7fffffff) {
-        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: B=%d T=%d H=%d KVH=%d D=%d is too large", call, B, T, H, H2, D);
+    // One block per row in the grid's x dimension; a row's elements are counted in int.
+    bool too_large = rows > 0x7fffffff;
+    for (const RowsArg* r : {&first, &second, &copied}) {
+        too_large = too_large || static_cast<int64_t>(r->heads) * D > 0x7fffffff || r->out_row > 0x7fffffff ||
+                    r->in_row > 0x7fffffff;
+    }
+    if (too_large) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "%s: B=%d T=%d H=%d KVH=%d D=%d is too large", call, B, T, first.heads,
+                          second.heads, D);
     }
     const size_t shared_bytes = static_cast<size_t>(D) * sizeof(float);
     return spin::with_dtype(call, dtype, [&](auto element) -> int {
@@ -96,11 +149,38 @@ int rope(const char* call, spin_stream_t stream, int dtype, void* out, const voi
                                                static_cast<int>(shared_bytes)));
         }
         SPIN_LAUNCH(rope_kernel<T>, static_cast<unsigned int>(rows), ROPE_BLOCK, shared_bytes, spin::to_cuda(stream),
-                    static_cast<T*>(out), static_cast<const T*>(in), H, H2 > 0 ? static_cast<T*>(out2) : nullptr,
-                    static_cast<const T*>(in2), H2, positions, D, theta, direction);
+                    typed<T>(first), typed<T>(second), typed<T>(copied), positions, D, theta, direction);
         SPIN_LAUNCH_CHECK(rope_kernel);
         return SPIN_OK;
     });
+}
+
+// The rows of a [B,T,heads,D] tensor, rotated from in into out.
+RowsArg dense(void* out, const void* in, int heads, int D) {
+    const int64_t row = static_cast<int64_t>(heads) * D;
+    return {out, 0, in, 0, heads, row, row};
+}
+
+constexpr RowsArg NONE = {nullptr, 0, nullptr, 0, 0, 0, 0};
+
+// Stacked rows qkv [B,T,(H+2KVH)*D] (H query heads, KVH key heads, KVH value heads per row) against
+// q [B,T,H,D], k and v [B,T,KVH,D]. Forward: stacked -> q, k, v; backward: dq, dk, dv -> stacked.
+struct QkvRows {
+    RowsArg q, k, v;
+};
+
+QkvRows split_rows(void* q, void* k, void* v, const void* qkv, int H, int KVH, int D) {
+    const int64_t width = (static_cast<int64_t>(H) + 2 * static_cast<int64_t>(KVH)) * D;
+    const int64_t q_row = static_cast<int64_t>(H) * D, kv_row = static_cast<int64_t>(KVH) * D;
+    return {{q, 0, qkv, 0, H, q_row, width}, {k, 0, qkv, q_row, KVH, kv_row, width},
+            {v, 0, qkv, q_row + kv_row, KVH, kv_row, width}};
+}
+
+QkvRows merge_rows(void* dqkv, const void* dq, const void* dk, const void* dv, int H, int KVH, int D) {
+    const int64_t width = (static_cast<int64_t>(H) + 2 * static_cast<int64_t>(KVH)) * D;
+    const int64_t q_row = static_cast<int64_t>(H) * D, kv_row = static_cast<int64_t>(KVH) * D;
+    return {{dqkv, 0, dq, 0, H, width, q_row}, {dqkv, q_row, dk, 0, KVH, width, kv_row},
+            {dqkv, q_row + kv_row, dv, 0, KVH, width, kv_row}};
 }
 
 }  // namespace
@@ -109,24 +189,32 @@ extern "C" {
 
 int spin_rope_forward(spin_stream_t stream, int dtype, void* out, const void* in, const int32_t* positions, int B,
                       int T, int H, int D, float theta) {
-    return rope("spin_rope_forward", stream, dtype, out, in, H, nullptr, nullptr, 0, positions, B, T, D, theta, 1.0f);
+    return rope("spin_rope_forward", stream, dtype, dense(out, in, H, D), NONE, NONE, positions, B, T, D, theta, 1.0f);
 }
 
 int spin_rope_backward(spin_stream_t stream, int dtype, void* dIn, const void* dOut, const int32_t* positions, int B,
                        int T, int H, int D, float theta) {
-    return rope("spin_rope_backward", stream, dtype, dIn, dOut, H, nullptr, nullptr, 0, positions, B, T, D, theta, -1.0f);
+    return rope("spin_rope_backward", stream, dtype, dense(dIn, dOut, H, D), NONE, NONE, positions, B, T, D, theta,
+                -1.0f);
 }
 
-int spin_rope_qk_forward(spin_stream_t stream, int dtype, void* q, void* k, const int32_t* positions, int B, int T,
-                         int H, int KVH, int D, float theta) {
-    if (!k) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_rope_qk_forward: NULL tensor pointer");
-    return rope("spin_rope_qk_forward", stream, dtype, q, q, H, k, k, KVH, positions, B, T, D, theta, 1.0f);
+int spin_qkv_rope_forward(spin_stream_t stream, int dtype, void* q, void* k, void* v, const void* qkv,
+                          const int32_t* positions, int B, int T, int H, int KVH, int D, float theta) {
+    if (H < 0 || KVH < 0) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_qkv_rope_forward: need H, KVH >= 0, got H=%d KVH=%d", H, KVH);
+    }
+    const QkvRows rows = split_rows(q, k, v, qkv, H, KVH, D);
+    return rope("spin_qkv_rope_forward", stream, dtype, rows.q, rows.k, rows.v, positions, B, T, D, theta, 1.0f);
 }
 
-int spin_rope_qk_backward(spin_stream_t stream, int dtype, void* dq, void* dk, const int32_t* positions, int B, int T,
-                          int H, int KVH, int D, float theta) {
-    if (!dk) return spin::fail(SPIN_ERR_INVALID_ARG, "spin_rope_qk_backward: NULL tensor pointer");
-    return rope("spin_rope_qk_backward", stream, dtype, dq, dq, H, dk, dk, KVH, positions, B, T, D, theta, -1.0f);
+int spin_qkv_rope_backward(spin_stream_t stream, int dtype, void* dqkv, const void* dq, const void* dk,
+                           const void* dv, const int32_t* positions, int B, int T, int H, int KVH, int D,
+                           float theta) {
+    if (H < 0 || KVH < 0) {
+        return spin::fail(SPIN_ERR_INVALID_ARG, "spin_qkv_rope_backward: need H, KVH >= 0, got H=%d KVH=%d", H, KVH);
+    }
+    const QkvRows rows = merge_rows(dqkv, dq, dk, dv, H, KVH, D);
+    return rope("spin_qkv_rope_backward", stream, dtype, rows.q, rows.k, rows.v, positions, B, T, D, theta, -1.0f);
 }
 
 }  // extern "C"

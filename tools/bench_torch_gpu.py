@@ -133,8 +133,9 @@ def kernels(b, s):
     dt = "bf16" if a == torch.bfloat16 else "f32"
     esize = 2 if a == torch.bfloat16 else 4
     n, c, f, v = s["rows"], s["hidden"], s["ffn"], s["vocab"]
+    h, kvh, d = s["heads"], s["kv_heads"], s["head_dim"]
 
-    for label, i, o in (("qo", c, c), ("gate_up", c, f), ("down", f, c), ("lm_head", c, v)):
+    for label, i, o in (("qkv", c, (h + 2 * kvh) * d), ("qo", c, c), ("gate_up", c, f), ("down", f, c), ("lm_head", c, v)):
         shape = f"N={n} {i}x{o} {dt}"
 
         def fwd(i=i, o=o):
@@ -148,7 +149,7 @@ def kernels(b, s):
         b.peer(f"matmul.{label}.fwd", shape, fwd)
         b.peer(f"matmul.{label}.bwd", shape, bwd)
 
-    h, kvh, d, tokens, window = s["heads"], s["kv_heads"], s["head_dim"], s["attention_tokens"], s["window"]
+    tokens, window = s["attention_tokens"], s["window"]
     for kind in ("causal", "window"):
         for full_t, t in zip((512, 1024, 2048, 4096), s["seq_lens"]):
             batch = tokens // t
@@ -250,6 +251,28 @@ def kernels(b, s):
 
     b.peer("rope.fwd", rope_shape, rope_fwd)
     b.peer("rope.bwd", rope_shape, rope_bwd)
+
+    # The stacked q/k/v rows split and rotated (v made contiguous), as spin's qkv_rope rows run it.
+    stacked_bytes = 2.0 * n * (h + 2 * kvh) * d * esize + 4 * n
+
+    def split_rotate(qkv, cos, sin):
+        q, k, v = qkv.view(1, n, h + 2 * kvh, d).split((h, kvh, kvh), dim=2)
+        return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin, v.contiguous()
+
+    def qkv_rope_fwd():
+        cos, sin = rope_tables()
+        qkv = b.randn(n, (h + 2 * kvh) * d)
+        return b.median_ms(lambda: split_rotate(qkv, cos, sin)), {"bytes": stacked_bytes}
+
+    def qkv_rope_bwd():
+        cos, sin = rope_tables()
+        qkv = b.randn(n, (h + 2 * kvh) * d, grad=True)
+        out = split_rotate(qkv, cos, sin)
+        grads = (b.randn(1, n, h, d), b.randn(1, n, kvh, d), b.randn(1, n, kvh, d))
+        return b.median_ms(lambda: torch.autograd.grad(out, (qkv,), grads, retain_graph=True)), {"bytes": stacked_bytes}
+
+    b.peer("qkv_rope.fwd", rope_shape, qkv_rope_fwd)
+    b.peer("qkv_rope.bwd", rope_shape, qkv_rope_bwd)
 
     rows_ffn = f"N={n} F={f} {dt}"
 

@@ -23,7 +23,7 @@ extern "C" {
 #define SPIN_EXPORT __attribute__((visibility("default")))
 
 /* Bumped whenever an entry point or struct below changes, so Java refuses a stale library. */
-#define SPIN_ABI_VERSION 6
+#define SPIN_ABI_VERSION 7
 
 enum spin_status {
     SPIN_OK = 0,
@@ -194,13 +194,18 @@ SPIN_EXPORT int spin_rope_forward(spin_stream_t stream, int dtype, void* out, co
 /* dIn = dOut rotated by the negative angle; dIn may alias dOut; dtype covers both. */
 SPIN_EXPORT int spin_rope_backward(spin_stream_t stream, int dtype, void* dIn, const void* dOut,
                                    const int32_t* positions, int B, int T, int H, int D, float theta);
-/* q [B,T,H,D] and k [B,T,KVH,D] rotated in place in one launch, each cos/sin row computed once for
-   both: bit for bit spin_rope_forward(q, q) then spin_rope_forward(k, k) (the backward likewise of
-   spin_rope_backward). dtype covers q and k. */
-SPIN_EXPORT int spin_rope_qk_forward(spin_stream_t stream, int dtype, void* q, void* k, const int32_t* positions,
-                                     int B, int T, int H, int KVH, int D, float theta);
-SPIN_EXPORT int spin_rope_qk_backward(spin_stream_t stream, int dtype, void* dq, void* dk, const int32_t* positions,
-                                      int B, int T, int H, int KVH, int D, float theta);
+/* RoPE fused with the split of the stacked q/k/v projection (one product by the adjacent q, k and v
+   weights): qkv [B,T,(H+2KVH)*D] holds each row's H query heads, then its KVH key heads, then its KVH
+   value heads. q [B,T,H,D] and k [B,T,KVH,D] receive their heads rotated, bit for bit as
+   spin_rope_forward rotates them, and v [B,T,KVH,D] its heads as they are, all in one launch. No
+   tensor may overlap another. dtype covers every tensor, here and in the backward. */
+SPIN_EXPORT int spin_qkv_rope_forward(spin_stream_t stream, int dtype, void* q, void* k, void* v, const void* qkv,
+                                      const int32_t* positions, int B, int T, int H, int KVH, int D, float theta);
+/* Its backward: each dqkv row becomes [dq rotated back | dk rotated back | dv], the rotations bit for
+   bit those of spin_rope_backward. */
+SPIN_EXPORT int spin_qkv_rope_backward(spin_stream_t stream, int dtype, void* dqkv, const void* dq, const void* dk,
+                                       const void* dv, const int32_t* positions, int B, int T, int H, int KVH, int D,
+                                       float theta);
 
 /* ---- kernels: SwiGLU (kernels/swiglu.cu) -------------------------------------------------- */
 

@@ -1,5 +1,5 @@
-// spin_rope_forward/backward (kernels/rope.cu), two ways per shape and dtype (and the q-and-k entry
-// points bit for bit against them):
+// spin_rope_forward/backward (kernels/rope.cu), two ways per shape and dtype (and the fused q/k/v
+// split entry points bit for bit against them):
 //   - against an fp64 rotation (cos, sin and products in double): per element, by worst_ratio
 //     (in bf16 widened by the rounding of the result), and by DESIGN section 4's L2 rule;
 //   - bit for bit against the fp32 arithmetic of CpuBackend.rotateHead, which Java's CUDA and CPU
@@ -112,37 +112,70 @@ void check_rope(int dtype, const char* what, const Shape& s, const std::vector<i
     }
 }
 
-// spin_rope_qk_forward/backward (q and k in one launch) bit for bit against spin_rope_forward/backward
-// called on q and then on k, all in place as the model calls them.
-void check_rope_qk(int dtype, int B, int T, int H, int KVH, int D, const std::vector<int32_t>& positions, float theta) {
-    const size_t q_count = static_cast<size_t>(B) * T * H * D, k_count = static_cast<size_t>(B) * T * KVH * D;
-    const std::vector<float> q = representable(random_floats(q_count, 2.0f), dtype);
-    const std::vector<float> k = representable(random_floats(k_count, 2.0f), dtype);
+// Row r of the [rows, heads * D] tensor `dense` is columns [at, at + heads * D) of row r of the
+// [rows, width] tensor `stacked`: copies one way or the other.
+void split_part(const std::vector<float>& stacked, int width, int at, int heads, int D, std::vector<float>* dense) {
+    const size_t rows = stacked.size() / width, part = static_cast<size_t>(heads) * D;
+    dense->assign(rows * part, 0.0f);
+    for (size_t r = 0; r < rows; ++r) std::memcpy(&(*dense)[r * part], &stacked[r * width + at], part * sizeof(float));
+}
+
+void merge_part(const std::vector<float>& dense, int width, int at, int heads, int D, std::vector<float>* stacked) {
+    const size_t part = static_cast<size_t>(heads) * D, rows = stacked->size() / width;
+    for (size_t r = 0; r < rows; ++r) std::memcpy(&(*stacked)[r * width + at], &dense[r * part], part * sizeof(float));
+}
+
+// spin_qkv_rope_forward/backward (RoPE fused with the stacked q/k/v split) bit for bit against
+// their unfused twin: the parts split out (merged back) on the host and spin_rope_forward
+// (spin_rope_backward) on q and on k; v copied exactly. The outputs start poisoned, so an element
+// the fused launch skips fails.
+void check_qkv_rope(int dtype, int B, int T, int H, int KVH, int D, const std::vector<int32_t>& positions, float theta) {
+    const int width = (H + 2 * KVH) * D, rows = B * T;
+    const size_t q_count = static_cast<size_t>(rows) * H * D, kv_count = static_cast<size_t>(rows) * KVH * D;
+    const std::vector<float> qkv = representable(random_floats(static_cast<size_t>(rows) * width, 2.0f), dtype);
     int32_t* positions_d = device_copy(positions);
-    bool same = true;
-    for (float direction : {1.0f, -1.0f}) {
-        void* q_twin = device_typed(q, dtype);
-        void* k_twin = device_typed(k, dtype);
-        void* q_fused = device_typed(q, dtype);
-        void* k_fused = device_typed(k, dtype);
-        if (direction > 0) {
-            must(spin_rope_forward(nullptr, dtype, q_twin, q_twin, positions_d, B, T, H, D, theta), "spin_rope_forward");
-            must(spin_rope_forward(nullptr, dtype, k_twin, k_twin, positions_d, B, T, KVH, D, theta), "spin_rope_forward");
-            must(spin_rope_qk_forward(nullptr, dtype, q_fused, k_fused, positions_d, B, T, H, KVH, D, theta),
-                 "spin_rope_qk_forward");
-        } else {
-            must(spin_rope_backward(nullptr, dtype, q_twin, q_twin, positions_d, B, T, H, D, theta), "spin_rope_backward");
-            must(spin_rope_backward(nullptr, dtype, k_twin, k_twin, positions_d, B, T, KVH, D, theta),
-                 "spin_rope_backward");
-            must(spin_rope_qk_backward(nullptr, dtype, q_fused, k_fused, positions_d, B, T, H, KVH, D, theta),
-                 "spin_rope_qk_backward");
-        }
-        same = same && wrong_bits(host_typed(q_twin, q_count, dtype), host_typed(q_fused, q_count, dtype)) == 0 &&
-               wrong_bits(host_typed(k_twin, k_count, dtype), host_typed(k_fused, k_count, dtype)) == 0;
-        for (void* p : {q_twin, k_twin, q_fused, k_fused}) cudaFree(p);
-    }
-    report(same, "spin_rope_qk_forward/backward %s B=%d T=%d H=%d KVH=%d D=%d: bits of spin_rope_* on q then k %s",
-           dtype_name(dtype), B, T, H, KVH, D, same ? "same" : "DIFFER");
+    // Forward: fused against split-then-rotate.
+    std::vector<float> q, k, v;
+    split_part(qkv, width, 0, H, D, &q);
+    split_part(qkv, width, H * D, KVH, D, &k);
+    split_part(qkv, width, (H + KVH) * D, KVH, D, &v);
+    void* q_twin = device_typed(q, dtype);
+    void* k_twin = device_typed(k, dtype);
+    must(spin_rope_forward(nullptr, dtype, q_twin, q_twin, positions_d, B, T, H, D, theta), "spin_rope_forward");
+    must(spin_rope_forward(nullptr, dtype, k_twin, k_twin, positions_d, B, T, KVH, D, theta), "spin_rope_forward");
+    void* qkv_d = device_typed(qkv, dtype);
+    void* q_d = device_poisoned_typed(q_count, dtype);
+    void* k_d = device_poisoned_typed(kv_count, dtype);
+    void* v_d = device_poisoned_typed(kv_count, dtype);
+    must(spin_qkv_rope_forward(nullptr, dtype, q_d, k_d, v_d, qkv_d, positions_d, B, T, H, KVH, D, theta),
+         "spin_qkv_rope_forward");
+    const size_t forward_wrong = wrong_bits(host_typed(q_twin, q_count, dtype), host_typed(q_d, q_count, dtype)) +
+                                 wrong_bits(host_typed(k_twin, kv_count, dtype), host_typed(k_d, kv_count, dtype)) +
+                                 wrong_bits(v, host_typed(v_d, kv_count, dtype));
+    // Backward: fused against rotate-back-then-merge, from independent gradients.
+    const std::vector<float> dq = representable(random_floats(q_count, 2.0f), dtype);
+    const std::vector<float> dk = representable(random_floats(kv_count, 2.0f), dtype);
+    const std::vector<float> dv = representable(random_floats(kv_count, 2.0f), dtype);
+    void* dq_d = device_typed(dq, dtype);
+    void* dk_d = device_typed(dk, dtype);
+    void* dv_d = device_typed(dv, dtype);
+    void* dq_twin = device_poisoned_typed(q_count, dtype);
+    void* dk_twin = device_poisoned_typed(kv_count, dtype);
+    must(spin_rope_backward(nullptr, dtype, dq_twin, dq_d, positions_d, B, T, H, D, theta), "spin_rope_backward");
+    must(spin_rope_backward(nullptr, dtype, dk_twin, dk_d, positions_d, B, T, KVH, D, theta), "spin_rope_backward");
+    std::vector<float> expected(static_cast<size_t>(rows) * width, 0.0f);
+    merge_part(host_typed(dq_twin, q_count, dtype), width, 0, H, D, &expected);
+    merge_part(host_typed(dk_twin, kv_count, dtype), width, H * D, KVH, D, &expected);
+    merge_part(dv, width, (H + KVH) * D, KVH, D, &expected);
+    void* dqkv_d = device_poisoned_typed(expected.size(), dtype);
+    must(spin_qkv_rope_backward(nullptr, dtype, dqkv_d, dq_d, dk_d, dv_d, positions_d, B, T, H, KVH, D, theta),
+         "spin_qkv_rope_backward");
+    const size_t backward_wrong = wrong_bits(expected, host_typed(dqkv_d, expected.size(), dtype));
+    report(forward_wrong == 0 && backward_wrong == 0,
+           "spin_qkv_rope_forward/backward %s B=%d T=%d H=%d KVH=%d D=%d: bits unlike the split and spin_rope_* "
+           "forward %zu backward %zu",
+           dtype_name(dtype), B, T, H, KVH, D, forward_wrong, backward_wrong);
+    for (void* p : {q_twin, k_twin, qkv_d, q_d, k_d, v_d, dq_d, dk_d, dv_d, dq_twin, dk_twin, dqkv_d}) cudaFree(p);
     cudaFree(positions_d);
 }
 
@@ -155,8 +188,16 @@ void check_arguments() {
                     spin_rope_forward(nullptr, bf16, x_d, nullptr, p_d, 1, 1, 1, 2, 1e4f) == SPIN_ERR_INVALID_ARG &&
                     spin_rope_backward(nullptr, 2, x_d, x_d, p_d, 1, 1, 1, 2, 1e4f) == SPIN_ERR_INVALID_ARG &&
                     spin_rope_forward(nullptr, f32, nullptr, nullptr, nullptr, 0, 4, 4, 8, 1e4f) == SPIN_OK &&
-                    spin_rope_backward(nullptr, bf16, nullptr, nullptr, nullptr, 2, 4, 4, 0, 1e4f) == SPIN_OK;
-    report(ok, "spin_rope_* reject an odd D, negative sizes, NULL tensors and unknown dtypes; zero-sized calls do "
+                    spin_rope_backward(nullptr, bf16, nullptr, nullptr, nullptr, 2, 4, 4, 0, 1e4f) == SPIN_OK &&
+                    spin_qkv_rope_forward(nullptr, f32, x_d, x_d, nullptr, x_d, p_d, 1, 1, 1, 1, 2, 1e4f) ==
+                        SPIN_ERR_INVALID_ARG &&
+                    spin_qkv_rope_backward(nullptr, f32, x_d, x_d, x_d, x_d, p_d, 1, 1, 1, -1, 2, 1e4f) ==
+                        SPIN_ERR_INVALID_ARG &&
+                    spin_qkv_rope_backward(nullptr, f32, x_d, x_d, x_d, x_d, nullptr, 1, 1, 1, 1, 2, 1e4f) ==
+                        SPIN_ERR_INVALID_ARG &&
+                    spin_qkv_rope_forward(nullptr, bf16, nullptr, nullptr, nullptr, nullptr, nullptr, 3, 0, 4, 2, 8,
+                                          1e4f) == SPIN_OK;
+    report(ok, "spin_rope_* and spin_qkv_rope_* reject an odd D, negative sizes, NULL tensors and unknown dtypes; zero-sized calls do "
                "nothing");
     cudaFree(x_d);
     cudaFree(p_d);
@@ -183,8 +224,9 @@ SPIN_KERNEL_CHECKS(rope) {
         check_rope(dtype, "Mistral head", {1, 9, 4, 128}, mistral, 1e6f, false);
         check_rope(dtype, "aliased", {2, 5, 3, 64}, aliased, 1e6f, true);
         check_rope(dtype, "aliased odd half", {1, 3, 5, 130}, aliased_odd_half, 1e4f, true);
-        check_rope_qk(dtype, 2, 4, 8, 2, 16, gqa, 1e6f);
-        check_rope_qk(dtype, 1, 3, 5, 3, 130, aliased_odd_half, 1e4f);
+        check_qkv_rope(dtype, 2, 4, 8, 2, 16, gqa, 1e6f);
+        check_qkv_rope(dtype, 1, 3, 5, 3, 130, aliased_odd_half, 1e4f);
+        check_qkv_rope(dtype, 1, 3, 4, 0, 8, aliased_odd_half, 1e4f);
     }
     check_arguments();
 }

@@ -257,14 +257,22 @@ public interface Backend extends AutoCloseable {
     void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta);
 
     /**
-     * {@link #ropeForward} of q [B,T,H,D] and k [B,T,KVH,D] (same B, T, D), each in place, in one
-     * pass that computes each position's angles once for both: bit for bit
-     * {@code ropeForward(q, q, ...)} then {@code ropeForward(k, k, ...)}. Activations: q, k.
+     * RoPE fused with the split of the stacked q/k/v projection (one product by the adjacent q, k
+     * and v weights, {@link spin.model.ParameterView#stacked}). qkv [B*T, (H + 2 KVH) * D] (any
+     * shape of that size) holds each row's H query heads, then its KVH key heads, then its KVH value
+     * heads; q [B,T,H,D] and k [B,T,KVH,D] receive their heads rotated and v [B,T,KVH,D] its heads
+     * as they are, in one pass that computes each position's angles once. Bit for bit: the three
+     * parts copied out, then {@code ropeForward(q, q, ...)} and {@code ropeForward(k, k, ...)}. No
+     * tensor may overlap another. Activations: q, k, v, qkv.
      */
-    void ropeQkForward(Tensor q, Tensor k, Tensor positions, float theta);
+    void qkvRopeForward(Tensor q, Tensor k, Tensor v, Tensor qkv, Tensor positions, float theta);
 
-    /** {@link #ropeBackward} of dq and dk in place, likewise in one pass: bit for bit the two calls. */
-    void ropeQkBackward(Tensor dq, Tensor dk, Tensor positions, float theta);
+    /**
+     * Its backward: each dqkv row becomes [dq rotated back | dk rotated back | dv], bit for bit
+     * {@link #ropeBackward} of dq and of dk copied in beside dv. dq, dk and dv are only read; no
+     * tensor may overlap another. Activations: dqkv, dq, dk, dv.
+     */
+    void qkvRopeBackward(Tensor dqkv, Tensor dq, Tensor dk, Tensor dv, Tensor positions, float theta);
 
     // ---------------------------------------------------------------- attention
 

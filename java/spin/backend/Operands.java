@@ -1,5 +1,7 @@
 package spin.backend;
 
+import java.util.Arrays;
+
 /**
  * The operand checks every backend makes before an op touches memory, so that a wrong shape, dtype
  * or device is an {@link IllegalArgumentException} naming the tensor, never a crash or a silent
@@ -142,5 +144,27 @@ public final class Operands {
             throw new IllegalArgumentException("rope needs an even head dim, got " + in.dim(3));
         }
         return in.shape();
+    }
+
+    /**
+     * Checks the operands of {@link Backend#qkvRopeForward} / {@link Backend#qkvRopeBackward}: q
+     * [B,T,H,D], k and v [B,T,KVH,D], the stacked rows of B*T*(H + 2 KVH)*D elements, positions of
+     * B*T, none overlapping another; returns {B, T, H, KVH, D}.
+     */
+    public static int[] qkvShape(Tensor q, Tensor k, Tensor v, Tensor stacked, Tensor positions) {
+        int[] qShape = ropeShape(q), kShape = ropeShape(k);
+        int b = qShape[0], t = qShape[1], h = qShape[2], d = qShape[3], kvh = kShape[2];
+        if (kShape[0] != b || kShape[1] != t || kShape[3] != d) {
+            throw new IllegalArgumentException("q " + q + " and k " + k + " need the same B, T and D");
+        }
+        if (!Arrays.equals(v.shape(), kShape)) {
+            throw new IllegalArgumentException("v " + v + " needs k's shape " + k);
+        }
+        requireLength(stacked, (long) b * t * (h + 2L * kvh) * d);
+        requireLength(positions, (long) b * t);
+        requireDisjoint(stacked, "the stacked q/k/v rows", q, k, v);
+        requireDisjoint(q, "q", k, v);
+        requireDisjoint(k, "k", v);
+        return new int[] {b, t, h, kvh, d};
     }
 }

@@ -41,7 +41,10 @@ public final class KernelCases {
         int a = activations.byteSize();
         long n = s.rows();
         String rows = "N=" + s.rows() + " ";
-        for (Linear l : List.of(new Linear("qo", s.hidden(), s.hidden()), new Linear("gate_up", s.hidden(), s.ffn()),
+        int qkvRows = (s.heads() + 2 * s.kvHeads()) * s.headDim();
+        // qkv: the stacked q/k/v product the model runs; qo: the o projection (and q alone).
+        for (Linear l : List.of(new Linear("qkv", s.hidden(), qkvRows), new Linear("qo", s.hidden(), s.hidden()),
+                new Linear("gate_up", s.hidden(), s.ffn()),
                 new Linear("down", s.ffn(), s.hidden()), new Linear("lm_head", s.hidden(), s.vocab()))) {
             String shape = rows + l.in() + "x" + l.out() + " " + activations.name().toLowerCase();
             double flops = 2.0 * n * l.in() * l.out();
@@ -118,21 +121,26 @@ public final class KernelCases {
                 });
             }));
         }
-        // RoPE rotates q and k in place, as the model does, over one sequence of N positions.
-        long qk = n * (s.heads() + s.kvHeads()) * s.headDim();
+        // RoPE over one sequence of N positions: rotating q and k in place (the unfused twin), and
+        // fused with the split of the stacked q/k/v rows, which reads every row once and writes q,
+        // k rotated and v copied (what the model runs: its product then needs no separate q, k, v).
+        long qk = n * (s.heads() + s.kvHeads()) * s.headDim(), qkv = n * qkvRows;
         String ropeShape = rows + "H=" + s.heads() + " KVH=" + s.kvHeads() + " D=" + s.headDim() + " " + activations.name().toLowerCase();
-        // rope_qk: the same rotations in one launch (each position's angles computed once for q and k).
         for (boolean fused : new boolean[] {false, true}) {
             for (boolean backward : new boolean[] {false, true}) {
-                String name = (fused ? "rope_qk" : "rope") + (backward ? ".bwd" : ".fwd");
-                cases.add(new KernelCase(name, ropeShape, KernelCase.Work.bytes(2.0 * qk * a + 8 * n), b -> {
+                String name = (fused ? "qkv_rope" : "rope") + (backward ? ".bwd" : ".fwd");
+                // Positions: read once by the fused launch, once per launch by the twin's two.
+                double bytes = fused ? 2.0 * qkv * a + 4 * n : 2.0 * qk * a + 8 * n;
+                cases.add(new KernelCase(name, ropeShape, KernelCase.Work.bytes(bytes), b -> {
                     Operands o = new Operands(b);
                     Tensor q = o.filled(activations, 0.5f, 1, s.rows(), s.heads(), s.headDim());
                     Tensor k = o.filled(activations, 0.5f, 1, s.rows(), s.kvHeads(), s.headDim());
                     Tensor positions = o.held(b.fromHost(iota(s.rows()), 1, s.rows()));
                     if (fused) {
-                        return o.body(backward ? () -> b.ropeQkBackward(q, k, positions, 1e6f)
-                                : () -> b.ropeQkForward(q, k, positions, 1e6f));
+                        Tensor v = o.filled(activations, 0.5f, 1, s.rows(), s.kvHeads(), s.headDim());
+                        Tensor stacked = o.filled(activations, 0.5f, s.rows(), qkvRows);
+                        return o.body(backward ? () -> b.qkvRopeBackward(stacked, q, k, v, positions, 1e6f)
+                                : () -> b.qkvRopeForward(q, k, v, stacked, positions, 1e6f));
                     }
                     return o.body(backward ? () -> {
                         b.ropeBackward(q, q, positions, 1e6f);

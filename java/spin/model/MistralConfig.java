@@ -86,6 +86,11 @@ public record MistralConfig(
         return numKeyValueHeads * headDim;
     }
 
+    /** Rows of the stacked q, k and v weights (one product gives all three): (H + 2 KVH) * D. */
+    public int stackedQkvDim() {
+        return queryDim() + 2 * keyValueDim();
+    }
+
     // ---------------------------------------------------------------- presets
 
     /** A randomly initialised model small enough for tests and the CPU demo. */

@@ -273,6 +273,16 @@ public final class MistralModel implements AutoCloseable {
         return logProbChunkRows;
     }
 
+    /** Layer {@code l}'s q, k and v weights (or gradients) as one [(H + 2 KVH) * D, C] matrix. */
+    private static Tensor stackedQkv(ParameterView view, int l) {
+        return view.stacked(Names.q(l), Names.k(l), Names.v(l));
+    }
+
+    /** Elements per row of a layer's scratch: the stacked q/k/v product's, or the residual width where wider. */
+    static int scratchWidth(MistralConfig config) {
+        return Math.max(config.hiddenSize(), config.stackedQkvDim());
+    }
+
     private Tensor lmHead(ParameterView buffer) {
         return buffer.get(config.tieWordEmbeddings() ? Names.EMBED : Names.LM_HEAD);
     }
@@ -340,7 +350,7 @@ public final class MistralModel implements AutoCloseable {
                     config, computeType, b, t);
             int unit = ParameterUnits.layer(l);
             ParameterView w = unitWeights(unit, l + 1 < layers ? ParameterUnits.layer(l + 1) : headUnit());
-            layerForward(l, w, s.residual.get(l), acts, s.scratchC, s.residual.get(l + 1), s.positions, batchAttention(s));
+            layerForward(l, w, s.residual.get(l), acts, s.scratch, s.residual.get(l + 1), s.positions, batchAttention(s));
             releaseUnit(unit);
             if (activationRecompute) {
                 acts.close();
@@ -379,25 +389,26 @@ public final class MistralModel implements AutoCloseable {
 
     /**
      * One decoder layer over n = B*T rows: {@code out = middle + mlp(middle)}, {@code middle = in +
-     * attention(in)}; {@code scratch} [n, C] takes the projections back to the residual width.
+     * attention(in)}; {@code scratch}, n * {@link #scratchWidth} elements, takes the stacked q/k/v
+     * product and then the projections back to the residual width.
      */
     private void layerForward(int l, ParameterView w, Tensor in, LayerActivations a, Tensor scratch, Tensor out,
             Tensor positions, AttentionStep attention) {
         int n = Math.toIntExact(in.size() / config.hiddenSize());
         float eps = config.rmsNormEps(), theta = config.ropeTheta();
         backend.rmsnormForward(a.normed1, a.rstd1, in, w.get(Names.inputNorm(l)), eps);
-        backend.matmulForward(a.q.reshape(n, config.queryDim()), a.normed1, w.get(Names.q(l)));
-        backend.matmulForward(a.k.reshape(n, config.keyValueDim()), a.normed1, w.get(Names.k(l)));
-        backend.matmulForward(a.v.reshape(n, config.keyValueDim()), a.normed1, w.get(Names.v(l)));
-        backend.ropeQkForward(a.q, a.k, positions, theta);
+        // One product by the stacked q/k/v weights, then RoPE fused with the split into q, k, v.
+        Tensor qkv = scratch.view(0, n, config.stackedQkvDim()), projected = scratch.view(0, n, config.hiddenSize());
+        backend.matmulForward(qkv, a.normed1, stackedQkv(w, l));
+        backend.qkvRopeForward(a.q, a.k, a.v, qkv, positions, theta);
         attention.run(l, a);
-        backend.matmulForward(scratch, a.attention.reshape(n, config.queryDim()), w.get(Names.o(l)));
-        backend.addRmsnormForward(a.middle, a.normed2, a.rstd2, in, scratch, w.get(Names.postAttentionNorm(l)), eps);
+        backend.matmulForward(projected, a.attention.reshape(n, config.queryDim()), w.get(Names.o(l)));
+        backend.addRmsnormForward(a.middle, a.normed2, a.rstd2, in, projected, w.get(Names.postAttentionNorm(l)), eps);
         backend.matmulForward(a.gate, a.normed2, w.get(Names.gate(l)));
         backend.matmulForward(a.up, a.normed2, w.get(Names.up(l)));
         backend.swigluForward(a.activated, a.gate, a.up);
-        backend.matmulForward(scratch, a.activated, w.get(Names.down(l)));
-        backend.add(out, a.middle, scratch);
+        backend.matmulForward(projected, a.activated, w.get(Names.down(l)));
+        backend.add(out, a.middle, projected);
     }
 
     // ---------------------------------------------------------------- backward
@@ -446,7 +457,7 @@ public final class MistralModel implements AutoCloseable {
                 boolean recomputed = acts == null;
                 if (recomputed) {
                     acts = new LayerActivations(s.buffers, "recompute.", config, computeType, s.batch, s.time);
-                    layerForward(l, lw, s.residual.get(l), acts, s.scratchC, d.scratchC, s.positions, batchAttention(s));
+                    layerForward(l, lw, s.residual.get(l), acts, s.scratch, d.scratchC, s.positions, batchAttention(s));
                 }
                 layerBackward(l, lw, s, s.residual.get(l), acts, d, lg, n);
                 if (recomputed) {
@@ -479,15 +490,10 @@ public final class MistralModel implements AutoCloseable {
                 a.attention.reshape(n, config.queryDim()), w.get(Names.o(l)));
         backend.attentionBackward(d.q, d.k, d.v, d.attention, a.q, a.k, a.v, s.keyMask, a.attention, a.attentionLse,
                 config.slidingWindow());
-        backend.ropeQkBackward(d.q, d.k, s.positions, config.ropeTheta());
-        backend.matmulBackward(d.normedC, g.get(Names.q(l)), d.q.reshape(n, config.queryDim()), a.normed1,
-                w.get(Names.q(l)));
-        backend.matmulBackward(d.scratchC, g.get(Names.k(l)), d.k.reshape(n, config.keyValueDim()), a.normed1,
-                w.get(Names.k(l)));
-        backend.accumulate(d.normedC, d.scratchC);
-        backend.matmulBackward(d.scratchC, g.get(Names.v(l)), d.v.reshape(n, config.keyValueDim()), a.normed1,
-                w.get(Names.v(l)));
-        backend.accumulate(d.normedC, d.scratchC);
+        // The forward's scratch is free here (a recomputed layer is done with it): it takes d qkv.
+        Tensor dQkv = s.scratch.view(0, n, config.stackedQkvDim());
+        backend.qkvRopeBackward(dQkv, d.q, d.k, d.v, s.positions, config.ropeTheta());
+        backend.matmulBackward(d.normedC, stackedQkv(g, l), dQkv, a.normed1, stackedQkv(w, l));
         backend.rmsnormBackward(d.scratchC, g.get(Names.inputNorm(l)), d.normedC, in, w.get(Names.inputNorm(l)),
                 a.rstd1);
         backend.accumulate(d.residual, d.scratchC);
@@ -509,8 +515,8 @@ public final class MistralModel implements AutoCloseable {
         ParameterBuffer w = weights();
         List<Tensor> weights = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
-            for (String name : new String[] {Names.q(l), Names.k(l), Names.v(l), Names.o(l), Names.gate(l), Names.up(l),
-                    Names.down(l)}) {
+            weights.add(stackedQkv(w, l));
+            for (String name : new String[] {Names.o(l), Names.gate(l), Names.up(l), Names.down(l)}) {
                 weights.add(w.get(name));
             }
         }
@@ -589,7 +595,7 @@ public final class MistralModel implements AutoCloseable {
                     tableT = index.view(tableAt, sequences, maxBlocks);
             LayerActivations a = new LayerActivations(w, "layer.", config, computeType, 1, m);
             Tensor x = w.take("x", computeType, m, c), next = w.take("next", computeType, m, c),
-                    scratch = w.take("scratch", computeType, m, c);
+                    scratch = w.take("scratch", computeType, m, scratchWidth(config));
             int rows = m;
             AttentionStep cached = (l, acts) -> {
                 Tensor keys = cache.keys(l), values = cache.values(l);
@@ -686,7 +692,7 @@ public final class MistralModel implements AutoCloseable {
         final Tensor ids, keyMask, targets, positions;
         final List<Tensor> residual = new ArrayList<>();
         final List<LayerActivations> layers = new ArrayList<>();
-        final Tensor finalNormed, finalRstd, logits, tokenLogps, vocabLse, logitRowSums, scratchC;
+        final Tensor finalNormed, finalRstd, logits, tokenLogps, vocabLse, logitRowSums, scratch;
 
         ForwardState(Backend backend, Workspace.Buffers buffers, MistralConfig c, DType act, int b, int t, Tensor ids,
                 Tensor keyMask, Tensor targets, int logProbChunkRows) {
@@ -715,7 +721,7 @@ public final class MistralModel implements AutoCloseable {
             tokenLogps = taken[at++];
             vocabLse = taken[at++];
             logitRowSums = taken[at++];
-            scratchC = taken[at];
+            scratch = taken[at];
         }
 
         /**
@@ -737,7 +743,7 @@ public final class MistralModel implements AutoCloseable {
             all.add(new PassBuffer("tokenLogps", DType.F32, b, t));
             all.add(new PassBuffer("vocabLse", DType.F32, n));
             all.add(new PassBuffer("logitRowSums", DType.F32, n));
-            all.add(new PassBuffer("scratchC", act, n, c.hiddenSize()));
+            all.add(new PassBuffer("scratch", act, n, scratchWidth(c)));
             return all;
         }
 
@@ -796,7 +802,7 @@ public final class MistralModel implements AutoCloseable {
             tokenLogps.close();
             vocabLse.close();
             logitRowSums.close();
-            scratchC.close();
+            scratch.close();
             buffers.close();
         }
     }

@@ -1,7 +1,5 @@
 package spin.model;
 
-import java.util.LinkedHashMap;
-import java.util.Map;
 import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.Tensor;
@@ -10,7 +8,7 @@ import spin.backend.Tensor;
 public final class ParameterBuffer implements ParameterView, AutoCloseable {
     private final ParameterLayout layout;
     private final Tensor flat;
-    private final Map<String, Tensor> views = new LinkedHashMap<>();
+    private final SlotViews views;
 
     /** Row width of the flat buffer: its shape is [rows, ROW] so 7B-parameter buffers fit int dimensions. */
     private static final int ROW = 4096;
@@ -24,9 +22,7 @@ public final class ParameterBuffer implements ParameterView, AutoCloseable {
     public ParameterBuffer(Backend backend, ParameterLayout layout, DType dtype) {
         this.layout = layout;
         this.flat = backend.allocate(dtype, Math.toIntExact(allocatedElements(layout.totalSize()) / ROW), ROW);
-        for (ParameterLayout.Slot s : layout.slots()) {
-            views.put(s.name(), flat.view(s.offset(), s.shape()));
-        }
+        this.views = new SlotViews(flat, 0, layout.slots(), "the parameter buffer");
     }
 
     /** Elements the flat buffer of a layout of {@code size} elements holds: whole rows of {@link #ROW} (what {@link MemoryPlan} counts). */
@@ -45,11 +41,12 @@ public final class ParameterBuffer implements ParameterView, AutoCloseable {
 
     @Override
     public Tensor get(String name) {
-        Tensor t = views.get(name);
-        if (t == null) {
-            throw new IllegalArgumentException("no parameter named " + name);
-        }
-        return t;
+        return views.get(name);
+    }
+
+    @Override
+    public Tensor stacked(String... names) {
+        return views.stacked(names);
     }
 
     @Override

@@ -9,7 +9,6 @@ import spin.backend.Backend;
 import spin.backend.DType;
 import spin.backend.Tensor;
 import spin.dist.Communicator;
-import spin.model.ParameterLayout.Slot;
 
 /**
  * One rank's ZeRO-3 state: its fp32 shard of the master weights and of the gradients
@@ -271,17 +270,7 @@ public final class ZeroShards implements AutoCloseable {
 
     /** Views of {@code unit}'s weights, of their full shapes, in a buffer holding the unit from its element 0. */
     private static ParameterView views(ParameterUnits.Unit unit, Tensor buffer) {
-        Map<String, Tensor> views = new HashMap<>();
-        for (Slot s : unit.slots()) {
-            views.put(s.name(), buffer.view(s.offset() - unit.start(), s.shape()));
-        }
-        return name -> {
-            Tensor t = views.get(name);
-            if (t == null) {
-                throw new IllegalArgumentException("unit " + unit.name() + " holds no weight named " + name);
-            }
-            return t;
-        };
+        return new SlotViews(buffer, unit.start(), unit.slots(), "unit " + unit.name());
     }
 
     @Override

@@ -34,7 +34,7 @@ public final class NativeLibrary {
     /** Written beside the emulated library by native/emu/emu.cmake. */
     static final String EMULATED_BUILD_RECORD = "spin-emu-build.properties";
     /** Must equal SPIN_ABI_VERSION in native/include/spin_native.h. */
-    static final int ABI_VERSION = 6;
+    static final int ABI_VERSION = 7;
 
     /** The outcome of looking for the library. */
     public sealed interface Status permits Loaded, Absent {

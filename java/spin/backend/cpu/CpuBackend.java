@@ -488,53 +488,75 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void ropeForward(Tensor out, Tensor in, Tensor positions, float theta) {
-        rotate(out, in, null, positions, theta, 1f);
+        rotate(out, in, positions, theta, 1f);
     }
 
     @Override
     public void ropeBackward(Tensor dIn, Tensor dOut, Tensor positions, float theta) {
-        rotate(dIn, dOut, null, positions, theta, -1f);
+        rotate(dIn, dOut, positions, theta, -1f);
     }
 
-    @Override
-    public void ropeQkForward(Tensor q, Tensor k, Tensor positions, float theta) {
-        rotate(q, q, k, positions, theta, 1f);
-    }
-
-    @Override
-    public void ropeQkBackward(Tensor dq, Tensor dk, Tensor positions, float theta) {
-        rotate(dq, dq, dk, positions, theta, -1f);
-    }
-
-    /**
-     * Rotates pairs (i, i + D/2) of every head of in into out by angle * direction and, where
-     * {@code second} is given (q and k together), every head of second in place by the same angles.
-     */
-    private void rotate(Tensor out, Tensor in, Tensor second, Tensor positions, float theta, float direction) {
+    private void rotate(Tensor out, Tensor in, Tensor positions, float theta, float direction) {
         requireF32(out, in);
         requireDtype(positions, DType.I32, "positions");
         requireSameSize(out, in, "in");
         int[] shape = Operands.ropeShape(in);
-        int b = shape[0], t = shape[1], heads = shape[2], d = shape[3];
-        int secondHeads = 0;
-        if (second != null) {
-            requireF32(second);
-            int[] secondShape = Operands.ropeShape(second);
-            if (secondShape[0] != b || secondShape[1] != t || secondShape[3] != d) {
-                throw new IllegalArgumentException("q " + in + " and k " + second + " need the same B, T and D");
-            }
-            secondHeads = secondShape[2];
-        }
+        int b = shape[0], t = shape[1], heads = shape[2], d = shape[3], row = heads * d;
         requireLength(positions, (long) b * t);
-        int half = d / 2, kHeads = secondHeads;
-        MemorySegment o = out.memory(), x = in.memory(), pos = positions.memory(), k = second == null ? null : second.memory();
+        rotateRows(b * t, d, positions, theta, direction,
+                new RopePart(out.memory(), 0, row, in.memory(), 0, row, heads, true));
+    }
+
+    @Override
+    public void qkvRopeForward(Tensor q, Tensor k, Tensor v, Tensor qkv, Tensor positions, float theta) {
+        requireF32(q, k, v, qkv);
+        requireDtype(positions, DType.I32, "positions");
+        int[] s = Operands.qkvShape(q, k, v, qkv, positions);
+        int h = s[2], kvh = s[3], d = s[4], width = (h + 2 * kvh) * d;
+        MemorySegment stacked = qkv.memory();
+        rotateRows(s[0] * s[1], d, positions, theta, 1f,
+                new RopePart(q.memory(), 0, h * d, stacked, 0, width, h, true),
+                new RopePart(k.memory(), 0, kvh * d, stacked, h * d, width, kvh, true),
+                new RopePart(v.memory(), 0, kvh * d, stacked, (h + kvh) * d, width, kvh, false));
+    }
+
+    @Override
+    public void qkvRopeBackward(Tensor dqkv, Tensor dq, Tensor dk, Tensor dv, Tensor positions, float theta) {
+        requireF32(dqkv, dq, dk, dv);
+        requireDtype(positions, DType.I32, "positions");
+        int[] s = Operands.qkvShape(dq, dk, dv, dqkv, positions);
+        int h = s[2], kvh = s[3], d = s[4], width = (h + 2 * kvh) * d;
+        MemorySegment stacked = dqkv.memory();
+        rotateRows(s[0] * s[1], d, positions, theta, -1f,
+                new RopePart(stacked, 0, width, dq.memory(), 0, h * d, h, true),
+                new RopePart(stacked, h * d, width, dk.memory(), 0, kvh * d, kvh, true),
+                new RopePart(stacked, (h + kvh) * d, width, dv.memory(), 0, kvh * d, kvh, false));
+    }
+
+    /**
+     * The heads of one tensor in every (b, t) row: row r's heads start at element {@code outAt + r *
+     * outRow} of out and {@code inAt + r * inRow} of in; rotated, or copied as they are.
+     */
+    private record RopePart(MemorySegment out, long outAt, int outRow, MemorySegment in, long inAt, int inRow, int heads,
+            boolean rotated) {}
+
+    /**
+     * Rotates (or copies) the parts' heads in each of {@code rows} rows, pairs (i, i + D/2) by the
+     * row's angle * direction; each row's angles are looked up or computed once for all parts.
+     */
+    private void rotateRows(int rows, int d, Tensor positions, float theta, float direction, RopePart... parts) {
+        int half = d / 2, rowElements = 0;
+        for (RopePart p : parts) {
+            rowElements += p.heads() * d;
+        }
+        MemorySegment pos = positions.memory();
         int maxPosition = 0;
-        for (int bt = 0; bt < b * t; bt++) {
+        for (int bt = 0; bt < rows; bt++) {
             maxPosition = Math.max(maxPosition, i32(pos, bt));
         }
         Rope.Table table = ropeTable(d, theta, maxPosition);
         float[] invFreq = table == null ? Rope.inverseFrequencies(d, theta) : null;
-        pool.forRange(b * t, Math.max(1, 4096 / ((heads + kHeads) * d)), (start, end) -> {
+        pool.forRange(rows, Math.max(1, 4096 / Math.max(1, rowElements)), (start, end) -> {
             float[] cos = new float[half];
             float[] sin = new float[half];
             for (int bt = start; bt < end; bt++) {
@@ -548,11 +570,17 @@ public final class CpuBackend implements Backend {
                 } else {
                     Rope.angles(position, invFreq != null ? invFreq : Rope.inverseFrequencies(d, theta), cos, sin);
                 }
-                for (int h = 0; h < heads; h++) {
-                    rotateHead(o, x, ((long) bt * heads + h) * d, half, c, s, row, direction);
-                }
-                for (int h = 0; h < kHeads; h++) {
-                    rotateHead(k, k, ((long) bt * kHeads + h) * d, half, c, s, row, direction);
+                for (RopePart p : parts) {
+                    long outBase = p.outAt() + (long) bt * p.outRow(), inBase = p.inAt() + (long) bt * p.inRow();
+                    if (!p.rotated()) {
+                        MemorySegment.copy(p.in(), inBase * Float.BYTES, p.out(), outBase * Float.BYTES,
+                                (long) p.heads() * d * Float.BYTES);
+                        continue;
+                    }
+                    for (int h = 0; h < p.heads(); h++) {
+                        rotateHead(p.out(), outBase + (long) h * d, p.in(), inBase + (long) h * d, half, c, s, row,
+                                direction);
+                    }
                 }
             }
         });
@@ -560,23 +588,24 @@ public final class CpuBackend implements Backend {
 
     /**
      * (x1, x2) = (x[i], x[i + half]) becomes (x1 cos - x2 sin', x2 cos + x1 sin'), sin' = direction *
-     * sin, for i < half: each product rounded, then the sum (no FMA), in vectors or one by one alike.
+     * sin, for i < half, from x at {@code xBase} into o at {@code oBase}: each product rounded, then
+     * the sum (no FMA), in vectors or one by one alike.
      */
-    private static void rotateHead(MemorySegment o, MemorySegment x, long base, int half, float[] cos, float[] sin, int row,
-            float direction) {
+    private static void rotateHead(MemorySegment o, long oBase, MemorySegment x, long xBase, int half, float[] cos,
+            float[] sin, int row, float direction) {
         int i = 0;
         for (int bound = F.loopBound(half); i < bound; i += F.length()) {
-            FloatVector x1 = load(x, base + i), x2 = load(x, base + i + half);
+            FloatVector x1 = load(x, xBase + i), x2 = load(x, xBase + i + half);
             FloatVector c = FloatVector.fromArray(F, cos, row + i);
             FloatVector s = FloatVector.fromArray(F, sin, row + i).mul(direction);
-            store(x1.mul(c).sub(x2.mul(s)), o, base + i);
-            store(x2.mul(c).add(x1.mul(s)), o, base + i + half);
+            store(x1.mul(c).sub(x2.mul(s)), o, oBase + i);
+            store(x2.mul(c).add(x1.mul(s)), o, oBase + i + half);
         }
         for (; i < half; i++) {
-            float x1 = f(x, base + i), x2 = f(x, base + i + half);
+            float x1 = f(x, xBase + i), x2 = f(x, xBase + i + half);
             float s = direction * sin[row + i];
-            f(o, base + i, x1 * cos[row + i] - x2 * s);
-            f(o, base + i + half, x2 * cos[row + i] + x1 * s);
+            f(o, oBase + i, x1 * cos[row + i] - x2 * s);
+            f(o, oBase + i + half, x2 * cos[row + i] + x1 * s);
         }
     }
 

@@ -408,13 +408,13 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void ropeQkForward(Tensor q, Tensor k, Tensor positions, float theta) {
-        rope.qkForward(q, k, positions, theta);
+    public void qkvRopeForward(Tensor q, Tensor k, Tensor v, Tensor qkv, Tensor positions, float theta) {
+        rope.qkvForward(q, k, v, qkv, positions, theta);
     }
 
     @Override
-    public void ropeQkBackward(Tensor dq, Tensor dk, Tensor positions, float theta) {
-        rope.qkBackward(dq, dk, positions, theta);
+    public void qkvRopeBackward(Tensor dqkv, Tensor dq, Tensor dk, Tensor dv, Tensor positions, float theta) {
+        rope.qkvBackward(dqkv, dq, dk, dv, positions, theta);
     }
 
     // ---------------------------------------------------------------- attention

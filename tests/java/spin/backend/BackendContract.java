@@ -338,14 +338,8 @@ abstract class BackendContract {
                 Tensor[] fused = addThenNorm(be, act, a, b, w, n, c, eps, true, inPlace);
                 String[] names = {"sum", "normed", "rstd"};
                 for (int k = 0; k < names.length; k++) {
-                    float[] expected = be.read(unfused[k]), actual = be.read(fused[k]);
-                    for (int i = 0; i < expected.length; i++) {
-                        if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
-                            fail("addRmsnormForward " + names[k] + (inPlace ? " (sum == a)" : "") + " " + act + ": element "
-                                    + i + " is " + actual[i] + " on " + be.name() + ", " + expected[i]
-                                    + " from add + rmsnormForward (seed " + seed + ")");
-                        }
-                    }
+                    assertSameBits(be.read(unfused[k]), be.read(fused[k]), "addRmsnormForward " + names[k]
+                            + (inPlace ? " (sum == a)" : "") + " " + act + " on " + be.name(), "add + rmsnormForward");
                 }
             }
             checked++;
@@ -373,15 +367,20 @@ abstract class BackendContract {
     }
 
     /**
-     * RoPE of q and k in one pass against the two in-place calls it replaces, bit for bit, forward and
-     * backward, on the CPU and on the device in each dtype it computes in (GQA: k has fewer heads; a
-     * negative position takes the CPU's path outside its angle table).
+     * RoPE fused with the stacked q/k/v split against its unfused twin, bit for bit, on the CPU and
+     * on the device in each dtype it computes in: forward, the parts copied out and then
+     * {@code ropeForward} on q and on k (v exact); backward, {@code ropeBackward} of dq and of dk
+     * merged beside dv, dq/dk/dv left as they were. Outputs start as NaN, so a skipped element
+     * fails (GQA: k and v have fewer heads; a negative position takes the CPU's path outside its
+     * angle table).
      */
     @ParameterizedTest
     @CsvSource({"1,1,1,1,2,F32", "2,5,4,2,8,F32", "2,7,3,3,130,F32", "2,5,4,2,8,BF16", "2,7,3,1,130,BF16"})
-    void ropeQkIsBitForBitRopeOfQThenOfK(int b, int t, int h, int kvh, int d, DType act) {
-        float[] q = bf16Floats(b * t * h * d, 1f), k = bf16Floats(b * t * kvh * d, 1f);
-        int[] positions = random.ints(b * t, 0, 5000).toArray();
+    void qkvRopeIsBitForBitTheSplitThenRope(int b, int t, int h, int kvh, int d, DType act) {
+        int rows = b * t, width = (h + 2 * kvh) * d, qRow = h * d, kvRow = kvh * d;
+        float[] qkv = bf16Floats(rows * width, 1f);
+        float[] dq = bf16Floats(rows * qRow, 1f), dk = bf16Floats(rows * kvRow, 1f), dv = bf16Floats(rows * kvRow, 1f);
+        int[] positions = random.ints(rows, 0, 5000).toArray();
         positions[positions.length - 1] = -3;
         float theta = 10000f;
         for (Backend be : List.of(cpu, device)) {
@@ -389,28 +388,67 @@ abstract class BackendContract {
                 continue;
             }
             Tensor pos = track(be.fromHost(positions, b, t));
-            for (boolean forward : new boolean[] {true, false}) {
-                Tensor q1 = track(input(be, act, q, b, t, h, d)), k1 = track(input(be, act, k, b, t, kvh, d));
-                Tensor q2 = track(input(be, act, q, b, t, h, d)), k2 = track(input(be, act, k, b, t, kvh, d));
-                if (forward) {
-                    be.ropeForward(q1, q1, pos, theta);
-                    be.ropeForward(k1, k1, pos, theta);
-                    be.ropeQkForward(q2, k2, pos, theta);
-                } else {
-                    be.ropeBackward(q1, q1, pos, theta);
-                    be.ropeBackward(k1, k1, pos, theta);
-                    be.ropeQkBackward(q2, k2, pos, theta);
-                }
-                for (Tensor[] pair : new Tensor[][] {{q1, q2}, {k1, k2}}) {
-                    float[] expected = be.read(pair[0]), actual = be.read(pair[1]);
-                    for (int i = 0; i < expected.length; i++) {
-                        if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
-                            fail("ropeQk" + (forward ? "Forward " : "Backward ") + (pair[0] == q1 ? "q" : "k") + " " + act
-                                    + ": element " + i + " is " + actual[i] + " on " + be.name() + ", " + expected[i]
-                                    + " from the two rope calls (seed " + seed + ")");
-                        }
-                    }
-                }
+            // Forward.
+            Tensor stacked = track(input(be, act, qkv, rows, width));
+            Tensor q = track(be.allocate(act, b, t, h, d)), k = track(be.allocate(act, b, t, kvh, d)),
+                    v = track(be.allocate(act, b, t, kvh, d));
+            for (Tensor out : List.of(q, k, v)) {
+                poison(be, out);
+            }
+            be.qkvRopeForward(q, k, v, stacked, pos, theta);
+            Tensor qTwin = track(input(be, act, columns(qkv, width, 0, qRow), b, t, h, d));
+            Tensor kTwin = track(input(be, act, columns(qkv, width, qRow, kvRow), b, t, kvh, d));
+            be.ropeForward(qTwin, qTwin, pos, theta);
+            be.ropeForward(kTwin, kTwin, pos, theta);
+            String fwd = "qkvRopeForward " + act + " on " + be.name();
+            assertSameBits(be.read(qTwin), be.read(q), fwd + ", q", "the split, then ropeForward");
+            assertSameBits(be.read(kTwin), be.read(k), fwd + ", k", "the split, then ropeForward");
+            assertSameBits(columns(qkv, width, qRow + kvRow, kvRow), be.read(v), fwd + ", v", "the split, then ropeForward");
+            // Backward.
+            Tensor dqT = track(input(be, act, dq, b, t, h, d)), dkT = track(input(be, act, dk, b, t, kvh, d)),
+                    dvT = track(input(be, act, dv, b, t, kvh, d));
+            Tensor dStacked = track(be.allocate(act, rows, width));
+            poison(be, dStacked);
+            be.qkvRopeBackward(dStacked, dqT, dkT, dvT, pos, theta);
+            Tensor dqTwin = track(be.allocate(act, b, t, h, d)), dkTwin = track(be.allocate(act, b, t, kvh, d));
+            be.ropeBackward(dqTwin, dqT, pos, theta);
+            be.ropeBackward(dkTwin, dkT, pos, theta);
+            float[] expected = new float[rows * width];
+            putColumns(expected, width, 0, qRow, be.read(dqTwin));
+            putColumns(expected, width, qRow, kvRow, be.read(dkTwin));
+            putColumns(expected, width, qRow + kvRow, kvRow, dv);
+            String bwd = "qkvRopeBackward " + act + " on " + be.name();
+            assertSameBits(expected, be.read(dStacked), bwd, "ropeBackward, then the merge");
+            assertSameBits(dq, be.read(dqT), bwd + ", dq afterwards", "its input");
+            assertSameBits(dk, be.read(dkT), bwd + ", dk afterwards", "its input");
+            assertSameBits(dv, be.read(dvT), bwd + ", dv afterwards", "its input");
+        }
+    }
+
+    /** Columns [at, at + count) of each row of the [rows, width] {@code matrix}, as a [rows, count] array. */
+    private static float[] columns(float[] matrix, int width, int at, int count) {
+        int rows = matrix.length / width;
+        float[] out = new float[rows * count];
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(matrix, r * width + at, out, r * count, count);
+        }
+        return out;
+    }
+
+    /** Writes the [rows, count] {@code part} into columns [at, at + count) of the [rows, width] {@code matrix}. */
+    private static void putColumns(float[] matrix, int width, int at, int count, float[] part) {
+        for (int r = 0; r < part.length / count; r++) {
+            System.arraycopy(part, r * count, matrix, r * width + at, count);
+        }
+    }
+
+    /** Fails naming the first element whose bits differ: {@code what} is the result, {@code from} where the expected bits come from. */
+    private void assertSameBits(float[] expected, float[] actual, String what, String from) {
+        assertEquals(expected.length, actual.length, what + ": element count");
+        for (int i = 0; i < expected.length; i++) {
+            if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
+                fail(what + ": element " + i + " is " + actual[i] + ", " + expected[i] + " from " + from + " (seed " + seed
+                        + ")");
             }
         }
     }
@@ -829,13 +867,8 @@ abstract class BackendContract {
             }
             String[] names = {"param", "state", "state2", "computeCopy"};
             for (int k = 0; k < names.length; k++) {
-                float[] expected = be.read(results[0][k]), actual = be.read(results[1][k]);
-                for (int i = 0; i < n; i++) {
-                    if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
-                        fail(optimizer + " step with computeCopy: " + names[k] + " element " + i + " is " + actual[i] + " on "
-                                + be.name() + ", " + expected[i] + " from the step then cast (seed " + seed + ")");
-                    }
-                }
+                assertSameBits(be.read(results[0][k]), be.read(results[1][k]), optimizer + " step with computeCopy: "
+                        + names[k] + " on " + be.name(), "the step then cast");
             }
             Tensor p = track(be.fromHost(param, n)), f32Copy = track(be.allocate(DType.F32, n));
             assertThrows(IllegalArgumentException.class, () -> be.rmspropStep(p, p, p, f32Copy, StepGradient.AS_IS, 1e-3f,
@@ -1186,13 +1219,7 @@ abstract class BackendContract {
     }
 
     private void exact(String name, int size, Op op) {
-        float[] expected = run(cpu, size, op), actual = run(device, size, op);
-        for (int i = 0; i < size; i++) {
-            if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
-                fail(name + ": element " + i + " is " + actual[i] + " on " + device.name() + ", " + expected[i]
-                        + " on the CPU (seed " + seed + ")");
-            }
-        }
+        assertSameBits(run(cpu, size, op), run(device, size, op), name + " on " + device.name(), "the CPU");
     }
 
     private float[] run(Backend be, int size, Op op) {

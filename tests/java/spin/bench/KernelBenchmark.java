@@ -59,7 +59,7 @@ public class KernelBenchmark {
 
     /** Must equal {@link KernelCases#names()} (JMH needs the values as constants; the test checks them). */
     @Param({
-        "matmul.qo.fwd", "matmul.qo.bwd", "matmul.gate_up.fwd", "matmul.gate_up.bwd",
+        "matmul.qkv.fwd", "matmul.qkv.bwd", "matmul.qo.fwd", "matmul.qo.bwd", "matmul.gate_up.fwd", "matmul.gate_up.bwd",
         "matmul.down.fwd", "matmul.down.bwd", "matmul.lm_head.fwd", "matmul.lm_head.bwd",
         "attention.causal.t512.fwd", "attention.causal.t512.fwdbwd", "attention.causal.t1024.fwd",
         "attention.causal.t1024.fwdbwd", "attention.causal.t2048.fwd", "attention.causal.t2048.fwdbwd",
@@ -68,7 +68,7 @@ public class KernelBenchmark {
         "attention.window.t1024.fwdbwd", "attention.window.t2048.fwd", "attention.window.t2048.fwdbwd",
         "attention.window.t4096.fwd", "attention.window.t4096.fwdbwd",
         "rmsnorm.fwd", "rmsnorm.bwd", "add_then_rmsnorm.fwd", "add_rmsnorm.fwd", "rope.fwd", "rope.bwd",
-        "rope_qk.fwd", "rope_qk.bwd", "swiglu.fwd", "swiglu.bwd", "logprob.fwd", "logprob.bwd", "row_sum.fwd",
+        "qkv_rope.fwd", "qkv_rope.bwd", "swiglu.fwd", "swiglu.bwd", "logprob.fwd", "logprob.bwd", "row_sum.fwd",
         "adamw.step", "adamw.step_then_cast", "adamw.step_bf16", "adamw.step_clip_then_zero", "adamw.step_clip_zero",
         "cast.f32_to_bf16", "cast.bf16_to_f32",
     })
