@@ -509,28 +509,32 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void qkvRopeForward(Tensor q, Tensor k, Tensor v, Tensor qkv, Tensor positions, float theta) {
-        requireF32(q, k, v, qkv);
-        requireDtype(positions, DType.I32, "positions");
-        int[] s = Operands.qkvShape(q, k, v, qkv, positions);
-        int h = s[2], kvh = s[3], d = s[4], width = (h + 2 * kvh) * d;
-        MemorySegment stacked = qkv.memory();
-        rotateRows(s[0] * s[1], d, positions, theta, 1f,
-                new RopePart(q.memory(), 0, h * d, stacked, 0, width, h, true),
-                new RopePart(k.memory(), 0, kvh * d, stacked, h * d, width, kvh, true),
-                new RopePart(v.memory(), 0, kvh * d, stacked, (h + kvh) * d, width, kvh, false));
+        splitRotate(qkv, q, k, v, positions, theta, true);
     }
 
     @Override
     public void qkvRopeBackward(Tensor dqkv, Tensor dq, Tensor dk, Tensor dv, Tensor positions, float theta) {
-        requireF32(dqkv, dq, dk, dv);
+        splitRotate(dqkv, dq, dk, dv, positions, theta, false);
+    }
+
+    /** The fused split: from the stacked rows into q, k, v (forward), or from them back into the stacked rows. */
+    private void splitRotate(Tensor stacked, Tensor q, Tensor k, Tensor v, Tensor positions, float theta, boolean forward) {
+        requireF32(stacked, q, k, v);
         requireDtype(positions, DType.I32, "positions");
-        int[] s = Operands.qkvShape(dq, dk, dv, dqkv, positions);
+        int[] s = Operands.qkvShape(q, k, v, stacked, positions);
         int h = s[2], kvh = s[3], d = s[4], width = (h + 2 * kvh) * d;
-        MemorySegment stacked = dqkv.memory();
-        rotateRows(s[0] * s[1], d, positions, theta, -1f,
-                new RopePart(stacked, 0, width, dq.memory(), 0, h * d, h, true),
-                new RopePart(stacked, h * d, width, dk.memory(), 0, kvh * d, kvh, true),
-                new RopePart(stacked, (h + kvh) * d, width, dv.memory(), 0, kvh * d, kvh, false));
+        MemorySegment rows = stacked.memory();
+        RopePart[] parts = new RopePart[3];
+        Tensor[] dense = {q, k, v};
+        int[] heads = {h, kvh, kvh}, at = {0, h * d, (h + kvh) * d};
+        for (int i = 0; i < 3; i++) {
+            MemorySegment m = dense[i].memory();
+            int row = heads[i] * d;
+            boolean rotated = i < 2;
+            parts[i] = forward ? new RopePart(m, 0, row, rows, at[i], width, heads[i], rotated)
+                    : new RopePart(rows, at[i], width, m, 0, row, heads[i], rotated);
+        }
+        rotateRows(s[0] * s[1], d, positions, theta, forward ? 1f : -1f, parts);
     }
 
     /**
