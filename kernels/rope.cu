@@ -14,8 +14,12 @@
 // them into an FMA), so the two backends agree bit for bit up to the last-ulp differences of the
 // device's double pow/cos/sin. A bf16 element is widened to fp32 and its rotation, computed as
 // above, rounded once to bf16.
+#include <cstdint>
+#include <initializer_list>
+
 #include "dtype.cuh"
 #include "internal.h"
+#include "ptx.cuh"
 
 namespace {
 
@@ -57,20 +61,63 @@ __device__ void rope_row(const RopeRows<T>& rows, int D, const float* cos_table,
     }
 }
 
-// Copies the heads of one (b, t) row unrotated (the v part of the split).
+// 16 bytes of T, moved as one load or store where aligned.
 template <typename T>
+struct alignas(16) Lanes {
+    static constexpr int COUNT = 16 / sizeof(T);
+    T e[COUNT];
+};
+
+// rope_row in 16-byte pieces: thread t rotates the Lanes::COUNT pairs of chunk t, t + BLOCK, ... (the
+// same arithmetic per element, so the same bits). Needs D/2, both row strides and both pointers in
+// whole 16-byte pieces (rope_vectorizable).
+template <typename T>
+__device__ void rope_row_lanes(const RopeRows<T>& rows, int D, const float* cos_table, const float* sin_table) {
+    constexpr int LANES = Lanes<T>::COUNT;
+    const int half = D / 2, chunks_per_head = half / LANES;
+    T* const out = rows.out + static_cast<size_t>(blockIdx.x) * rows.out_row;
+    const T* const in = rows.in + static_cast<size_t>(blockIdx.x) * rows.in_row;
+    const int chunks = rows.heads * chunks_per_head;
+    for (int c = threadIdx.x; c < chunks; c += ROPE_BLOCK) {
+        const int head = c / chunks_per_head;
+        const int i = (c - head * chunks_per_head) * LANES;
+        const int first = head * D + i;
+        const Lanes<T> a = *reinterpret_cast<const Lanes<T>*>(in + first);
+        const Lanes<T> b = *reinterpret_cast<const Lanes<T>*>(in + first + half);
+        Lanes<T> ra, rb;
+        SPIN_UNROLL
+        for (int e = 0; e < LANES; ++e) {
+            const float x1 = to_f32(a.e[e]), x2 = to_f32(b.e[e]);
+            const float cs = cos_table[i + e], sn = sin_table[i + e];
+            ra.e[e] = from_f32<T>(__fsub_rn(__fmul_rn(x1, cs), __fmul_rn(x2, sn)));
+            rb.e[e] = from_f32<T>(__fadd_rn(__fmul_rn(x2, cs), __fmul_rn(x1, sn)));
+        }
+        *reinterpret_cast<Lanes<T>*>(out + first) = ra;
+        *reinterpret_cast<Lanes<T>*>(out + first + half) = rb;
+    }
+}
+
+// Copies the heads of one (b, t) row unrotated (the v part of the split); LANES: in 16-byte
+// pieces (rope_vectorizable), else element by element.
+template <bool LANES, typename T>
 __device__ void copy_row(const RopeRows<T>& rows, int D) {
     T* const out = rows.out + static_cast<size_t>(blockIdx.x) * rows.out_row;
     const T* const in = rows.in + static_cast<size_t>(blockIdx.x) * rows.in_row;
     const int count = rows.heads * D;
-    for (int e = threadIdx.x; e < count; e += ROPE_BLOCK) out[e] = in[e];
+    if constexpr (LANES) {
+        for (int c = threadIdx.x; c < count / Lanes<T>::COUNT; c += ROPE_BLOCK) {
+            reinterpret_cast<Lanes<T>*>(out)[c] = reinterpret_cast<const Lanes<T>*>(in)[c];
+        }
+    } else {
+        for (int e = threadIdx.x; e < count; e += ROPE_BLOCK) out[e] = in[e];
+    }
 }
 
 // One block per (b, t): the D/2 cos and sin of its position are computed once into shared memory
 // and serve the heads of `first` and then of `second` (k beside q; none when second.heads is 0);
 // `copied` (v beside q and k; none when its heads is 0) is copied as it is. direction: 1 forward,
-// -1 backward.
-template <typename T>
+// -1 backward. LANES: every part moves in 16-byte pieces (rope_vectorizable).
+template <typename T, bool LANES>
 __global__ void __launch_bounds__(ROPE_BLOCK)
 rope_kernel(RopeRows<T> first, RopeRows<T> second, RopeRows<T> copied, const int32_t* positions, int D, float theta,
             float direction) {
@@ -90,9 +137,14 @@ rope_kernel(RopeRows<T> first, RopeRows<T> second, RopeRows<T> copied, const int
         sin_table[i] = direction * static_cast<float>(sin(static_cast<double>(angle)));
     }
     __syncthreads();
-    rope_row(first, D, cos_table, sin_table);
-    if (second.heads > 0) rope_row(second, D, cos_table, sin_table);
-    if (copied.heads > 0) copy_row(copied, D);
+    if constexpr (LANES) {
+        rope_row_lanes(first, D, cos_table, sin_table);
+        if (second.heads > 0) rope_row_lanes(second, D, cos_table, sin_table);
+    } else {
+        rope_row(first, D, cos_table, sin_table);
+        if (second.heads > 0) rope_row(second, D, cos_table, sin_table);
+    }
+    if (copied.heads > 0) copy_row<LANES>(copied, D);
 }
 
 // Untyped pointers of one RopeRows, each with an element offset (where a part of a stacked row
@@ -112,6 +164,35 @@ RopeRows<T> typed(const RowsArg& a) {
     return {a.out ? static_cast<T*>(a.out) + a.out_at : nullptr,
             a.in ? static_cast<const T*>(a.in) + a.in_at : nullptr, a.heads, static_cast<int>(a.out_row),
             static_cast<int>(a.in_row)};
+}
+
+// Whether every part with heads can move in 16-byte pieces: D/2 and both row strides whole pieces,
+// and both pointers 16-byte aligned.
+bool rope_vectorizable(size_t element_bytes, int D, std::initializer_list<const RowsArg*> parts) {
+    const int64_t lanes = static_cast<int64_t>(16 / element_bytes);
+    if ((D / 2) % lanes != 0) return false;
+    for (const RowsArg* r : parts) {
+        if (r->heads == 0) continue;
+        const auto out = reinterpret_cast<uintptr_t>(r->out) + static_cast<uintptr_t>(r->out_at) * element_bytes;
+        const auto in = reinterpret_cast<uintptr_t>(r->in) + static_cast<uintptr_t>(r->in_at) * element_bytes;
+        if (r->out_row % lanes != 0 || r->in_row % lanes != 0 || out % 16 != 0 || in % 16 != 0) return false;
+    }
+    return true;
+}
+
+template <typename T, bool LANES>
+int launch_rope(int64_t rows, size_t shared_bytes, spin_stream_t stream, const RowsArg& first, const RowsArg& second,
+                const RowsArg& copied, const int32_t* positions, int D, float theta, float direction) {
+    auto* const kernel = rope_kernel<T, LANES>;  // a macro argument cannot hold the comma
+    if (shared_bytes > DEFAULT_SHARED_LIMIT) {
+        SPIN_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(shared_bytes)));
+    }
+    SPIN_LAUNCH(kernel, static_cast<unsigned int>(rows), ROPE_BLOCK, shared_bytes,
+                spin::to_cuda(stream), typed<T>(first), typed<T>(second), typed<T>(copied), positions, D, theta,
+                direction);
+    SPIN_LAUNCH_CHECK(rope_kernel);
+    return SPIN_OK;
 }
 
 // B*T rows of `first` rotated and, when their heads are not 0, of `second` rotated by the same
@@ -144,14 +225,12 @@ int rope(const char* call, spin_stream_t stream, int dtype, RowsArg first, RowsA
     const size_t shared_bytes = static_cast<size_t>(D) * sizeof(float);
     return spin::with_dtype(call, dtype, [&](auto element) -> int {
         using T = decltype(element);
-        if (shared_bytes > DEFAULT_SHARED_LIMIT) {
-            SPIN_CUDA_TRY(cudaFuncSetAttribute(rope_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               static_cast<int>(shared_bytes)));
+        if (rope_vectorizable(sizeof(T), D, {&first, &second, &copied})) {
+            return launch_rope<T, true>(rows, shared_bytes, stream, first, second, copied, positions, D, theta,
+                                        direction);
         }
-        SPIN_LAUNCH(rope_kernel<T>, static_cast<unsigned int>(rows), ROPE_BLOCK, shared_bytes, spin::to_cuda(stream),
-                    typed<T>(first), typed<T>(second), typed<T>(copied), positions, D, theta, direction);
-        SPIN_LAUNCH_CHECK(rope_kernel);
-        return SPIN_OK;
+        return launch_rope<T, false>(rows, shared_bytes, stream, first, second, copied, positions, D, theta,
+                                     direction);
     });
 }
 
